@@ -1,0 +1,77 @@
+"""The core's plain-text message renderer. It runs last: a templating plugin (HTML email) wins."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from ..hookspecs import hookimpl
+from ..transports import Message, Transport
+
+EMAIL_TEMPLATES: dict[str, tuple[str, str]] = {
+    "code": (
+        "{site_name}: your verification code",
+        "Hello {member_name},\n\n"
+        "Your {site_name} verification code is:\n\n    {payload}\n\n"
+        "It expires in {expiry_minutes} minutes. If you did not try to sign in, "
+        "someone may know your password: change it and write to {support_email}.\n",
+    ),
+    "magic_link": (
+        "{site_name}: your sign-in link",
+        "Hello {member_name},\n\n"
+        "Open this link to finish signing in to {site_name}:\n\n    {payload}\n\n"
+        "It works once and expires in {expiry_minutes} minutes. If you did not try to sign in, "
+        "ignore this message and write to {support_email}.\n",
+    ),
+    "notification": (
+        "{site_name}: security change on your account",
+        "Hello {member_name},\n\n{notice}\n\n"
+        "If this was not you, write to {support_email} at once.\n",
+    ),
+    "test": (
+        "{site_name}: provider test",
+        "This is a test message from {site_name} through {channel}. Test code: {payload}\n",
+    ),
+}
+
+TEXT_TEMPLATES: dict[str, str] = {
+    "code": "{payload} is your {site_name} verification code. It expires in {expiry_minutes} min.",
+    "magic_link": "Sign in to {site_name}: {payload} (expires in {expiry_minutes} min)",
+    "notification": "{site_name}: {notice}",
+    "test": "{site_name} provider test: {payload}",
+}
+
+
+class _Vars(dict):  # type: ignore[type-arg]
+    """Unknown placeholders render as empty text instead of failing at send time."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def format_template(template: str, variables: Mapping[str, Any]) -> str:
+    """Fill ``{name}`` placeholders; unknown names give empty text, ``{{`` gives ``{``."""
+    return string.Formatter().vformat(template, (), _Vars({k: ("" if v is None else v) for k, v in variables.items()}))
+
+
+def template_key(kind: str, variables: Mapping[str, Any]) -> str:
+    if kind in ("notification", "test"):
+        return kind
+    return "magic_link" if variables.get("payload_kind") == "magic_link" else "code"
+
+
+@hookimpl(trylast=True)
+def otp_pro_render_message(transport: Transport, channel: str, kind: str, variables: Mapping[str, Any]) -> Message:
+    key = template_key(kind, variables)
+    if transport.message_format == "email":
+        subject, text = EMAIL_TEMPLATES[key]
+        return Message(
+            recipient=str(variables.get("recipient", "")),
+            subject=format_template(subject, variables),
+            text=format_template(text, variables),
+            channel=channel,
+            kind=kind,
+        )
+    text = format_template(TEXT_TEMPLATES[key], variables)
+    return Message(recipient=str(variables.get("recipient", "")), subject="", text=text, channel=channel, kind=kind)

@@ -1,0 +1,1091 @@
+"""``OtpPro``: the public entry point. One instance per application (and per settings)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, case, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import audit, policy, totp
+from .audit import AuditEvent
+from .crypto import KeyRing, backup_kdf, constant_time_in, new_backup_code, new_token
+from .errors import (
+    ChannelUnavailable,
+    ConfigurationError,
+    DeliveryError,
+    InvalidCode,
+    LockedOut,
+    NotEnrolled,
+    NotFound,
+    PluginError,
+    PolicyError,
+    RecipientUnavailable,
+    SetupError,
+    ThrottledError,
+    TransientDeliveryError,
+    UnknownMember,
+)
+from .member import Member
+from .plugins import PluginHost
+from .results import Challenge, ChannelInfo, MemberStatus, PluginInfo, SetupInfo, TrustedDevice, VerifyResult
+from .settings import NIST_MAX_ATTEMPTS, Settings, _Problems, validate_section
+from .storage import migrate
+from .storage.db import Database
+from .storage.schema import backup_codes, challenges, members, trusted_devices
+from .transports import Message, Payload, PayloadContext, ProviderConfig, ProviderTestResult, Transport
+
+log = logging.getLogger("otp_pro")
+
+TOTP = "totp"
+PURPOSE_VERIFY = "verify"
+PURPOSE_SETUP = "setup"
+#: ``locked_until`` reported for the hard lock after NIST's 100 consecutive failures.
+HARD_LOCK = datetime(9999, 12, 31, tzinfo=timezone.utc)
+_MAX_INPUT = 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ChannelDef:
+    """A channel: a transport with a payload, or ``totp``."""
+
+    name: str
+    label: str
+    transport: Transport | None
+    payload: Payload | None
+
+
+def normalize_code(code: object) -> str | None:
+    """Canonical form of what a member typed, or None when it cannot be a code.
+
+    Full-width and other compatibility digits become ASCII (NFKC); spaces and
+    dashes are dropped; letters are lower-cased (backup codes). Anything left
+    that is not an ASCII letter or digit makes the input malformed.
+    """
+    if isinstance(code, bytes):
+        try:
+            code = code.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = str(code)
+    if not isinstance(code, str) or len(code) > _MAX_INPUT:
+        return None
+    text = unicodedata.normalize("NFKC", code)
+    text = "".join(ch for ch in text if not ch.isspace() and ch not in "-\u2010\u2011\u2012\u2013\u2014")
+    text = text.lower()
+    if not text or not text.isascii() or not text.isalnum():
+        return None
+    return text
+
+
+def _mask(recipient: str) -> str:
+    """A hint of a recipient for audit records and messages: ``a***@example.com``, ``+44*******123``."""
+    if "@" in recipient:
+        local, _, domain = recipient.partition("@")
+        return f"{local[:1]}***@{domain}"
+    if len(recipient) > 5:
+        return recipient[:3] + "*" * (len(recipient) - 6) + recipient[-3:]
+    return "***"
+
+
+class OtpPro:
+    """Multi-factor authentication for one application.
+
+    ``settings`` is a mapping (or :class:`~otp_pro.settings.Settings`); invalid
+    settings raise :class:`~otp_pro.errors.ConfigurationError` naming every bad key.
+    ``plugins`` are extra plugin objects (modules or instances with hookimpls)
+    registered beside the discovered ones; ``clock`` returns the current aware
+    UTC time (tests move it); ``entry_points=False`` skips discovery.
+    """
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any] | Settings,
+        *,
+        plugins: Iterable[object] = (),
+        clock: Callable[[], datetime] | None = None,
+        entry_points: bool = True,
+        migrate_database: bool | None = None,
+    ) -> None:
+        self.settings = settings if isinstance(settings, Settings) else Settings.from_mapping(settings)
+        self.clock = clock or utcnow
+        self.keys = KeyRing(self.settings.all_secret_keys)
+        self.host = PluginHost(disabled=self.settings.disable_plugins, extra=plugins, entry_points=entry_points)
+        self.hook = self.host.pm.hook
+        self.transports: dict[str, Transport] = {}
+        self.payloads: dict[str, Payload] = {}
+        self._register_providers()
+        self.channels: dict[str, ChannelDef] = self._build_channels()
+        self._validate_channels()
+        self.db = Database(self.settings.database_url)
+        self._prepare_database(migrate_database)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _register_providers(self) -> None:
+        problems = _Problems()
+        found: dict[str, tuple[str, type]] = {}
+
+        def collect(kind: str, base: type) -> Callable[[object], None]:
+            def register(cls: object) -> None:
+                record = current[0]
+                owner = record.name if record else "?"
+                if not isinstance(cls, type) or not issubclass(cls, base) or not getattr(cls, "name", ""):
+                    raise PluginError(f"plugin {owner} registered {cls!r}, which is not a named {base.__name__} subclass", plugin=owner)
+                name = cls.name  # type: ignore[attr-defined]
+                if name in found:
+                    raise PluginError(
+                        f"plugin {owner} registered {kind} {name!r}, already registered by {found[name][0]}", plugin=owner
+                    )
+                if ":" in name or name == TOTP:
+                    raise PluginError(f"plugin {owner} registered the reserved name {name!r}", plugin=owner)
+                found[name] = (owner, cls)
+                if record is not None:
+                    (record.transports if kind == "transport" else record.payloads).append(name)
+
+            return register
+
+        current: list[Any] = [None]
+        for hook_name, kind, base in (
+            ("otp_pro_register_transports", "transport", Transport),
+            ("otp_pro_register_payloads", "payload", Payload),
+        ):
+            register = collect(kind, base)
+            hook = getattr(self.host.pm.hook, hook_name)
+            for impl in hook.get_hookimpls():
+                current[0] = self.host.record_for(impl.plugin)
+                try:
+                    impl.function(register=register)
+                except Exception as exc:  # noqa: BLE001 - reported by name, others go on
+                    name = current[0].name if current[0] else impl.plugin_name
+                    if current[0] is not None:
+                        current[0].error = f"{type(exc).__name__}: {exc}"
+                    log.warning("otp-pro plugin %s failed to register: %s", name, exc)
+        providers = dict(self.settings.providers)
+        for name, (owner, cls) in found.items():
+            raw = providers.pop(name, {})
+            values = validate_section(cls.settings, raw, f"providers.{name}.", problems)
+            config = ProviderConfig(name, values, cls.settings)
+            try:
+                instance = cls(config, self)
+            except Exception as exc:  # noqa: BLE001
+                problems.add(f"providers.{name}", f"plugin {owner} failed to start: {type(exc).__name__}: {exc}")
+                continue
+            if isinstance(instance, Transport):
+                self.transports[name] = instance
+            else:
+                self.payloads[name] = instance  # type: ignore[assignment]
+        for name in providers:
+            known = ", ".join(sorted(found)) or "none"
+            problems.add(f"providers.{name}", f"no installed transport or payload is called {name!r} (installed: {known})")
+        for provider in [*self.transports.values(), *self.payloads.values()]:
+            for problem in provider.check():
+                key, _, message = problem.partition(": ")
+                problems.add(key if message else f"providers.{provider.name}", message or problem)
+        problems.raise_if_any("invalid provider settings")
+
+    def _build_channels(self) -> dict[str, ChannelDef]:
+        channels: dict[str, ChannelDef] = {}
+        for transport in self.transports.values():
+            for payload in self.payloads.values():
+                if payload.supports(transport):
+                    name = f"{transport.name}:{payload.name}"
+                    label = transport.label if payload.name == "code" else f"{transport.label} ({payload.label})"
+                    channels[name] = ChannelDef(name, label, transport, payload)
+        channels[TOTP] = ChannelDef(TOTP, "Authenticator app", None, None)
+        return channels
+
+    @property
+    def registered_channels(self) -> tuple[str, ...]:
+        """Channels offered site-wide when ``channels`` is not set: all but those of dev-only transports."""
+        return tuple(
+            name for name, c in self.channels.items() if c.transport is None or getattr(c.transport, "offered_by_default", True)
+        )
+
+    def _validate_channels(self) -> None:
+        problems = _Problems()
+        known = ", ".join(self.channels)
+
+        def check(key: str, name: str | None) -> None:
+            if name is not None and name not in self.channels:
+                problems.add(key, f"unknown channel {name!r} (available: {known})")
+
+        s = self.settings
+        site = s.channels if s.channels is not None else self.registered_channels
+        if s.channels is not None:
+            for name in s.channels:
+                check("channels", name)
+        if s.mode != "hidden" and s.default_channel not in self.channels:
+            check("default_channel", s.default_channel)
+        for role in s.roles.values():
+            for name in role.channels or ():
+                check(f"roles.{role.name}.channels", name)
+            check(f"roles.{role.name}.default_channel", role.default_channel)
+        if s.channels is not None and not site:
+            problems.add("channels", "must list at least one channel")
+        problems.raise_if_any()
+
+    def _prepare_database(self, migrate_database: bool | None) -> None:
+        if migrate_database is False:
+            return
+        has_tables = self.db.has_tables()
+        if migrate_database or (self.db.is_sqlite and not has_tables):
+            migrate.upgrade(self.db.engine)
+            return
+        if self.db.is_sqlite:
+            if migrate.current_revision(self.db.engine) != migrate.head_revision():
+                migrate.upgrade(self.db.engine)
+            return
+        if not has_tables:
+            raise ConfigurationError(
+                "the database has no otp-pro tables yet: run `otp-pro db upgrade`", key="database_url"
+            )
+
+    @classmethod
+    def from_file(cls, path: str, **kwargs: Any) -> OtpPro:
+        """Build from a TOML settings file (see :meth:`Settings.from_file`)."""
+        return cls(Settings.from_file(path), **kwargs)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()
+
+    def __enter__(self) -> OtpPro:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<OtpPro site={self.settings.site_name!r} db={self.db!r} channels={list(self.channels)}>"
+
+    # ---------------------------------------------------------------- plugins
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every built-in and discovered plugin: where it came from, enabled or not, its error if any."""
+        return self.host.infos()
+
+    def redacted_settings(self) -> dict[str, Any]:
+        """The effective settings with secrets shown as ``'********'``, providers as validated."""
+        out = self.settings.redacted()
+        out["providers"] = {name: p.config.redacted() for name, p in {**self.transports, **self.payloads}.items()}
+        return out
+
+    def member(self, member_id: str) -> Member:
+        """Load a member through the ``otp_pro_member_lookup`` hook; :class:`UnknownMember` if nobody knows it."""
+        found = self.hook.otp_pro_member_lookup(otp=self, member_id=str(member_id))
+        if found is None:
+            raise UnknownMember(f"no member with id {member_id!r} (is a member_lookup plugin installed?)")
+        return found
+
+    # ----------------------------------------------------------- transactions
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[Connection, list[AuditEvent]]]:
+        """A write transaction; audit events collected in it are passed to listeners after commit."""
+        events: list[AuditEvent] = []
+        with self.db.write() as conn:
+            yield conn, events
+        self._emit(events)
+
+    def _audit(
+        self, conn: Connection, events: list[AuditEvent], kind: str, member_id: str | None, *,
+        outcome: str = audit.INFO, channel: str | None = None, ip: str | None = None,
+        user_agent: str | None = None, actor: str | None = None, **details: Any,
+    ) -> None:
+        event = AuditEvent(kind=kind, at=self.clock(), outcome=outcome, member_id=member_id, channel=channel, ip=ip,
+                           user_agent=user_agent, actor=actor, details=details)
+        events.append(audit.write(conn, event))
+
+    def _emit(self, events: Sequence[AuditEvent]) -> None:
+        for event in events:
+            for impl in self.hook.otp_pro_event.get_hookimpls():
+                try:
+                    impl.function(**{k: v for k, v in {"otp": self, "event": event}.items() if k in impl.argnames})
+                except Exception as exc:  # noqa: BLE001 - a listener must not undo a committed change
+                    log.warning("otp-pro event listener %s failed on %s: %s", impl.plugin_name, event.kind, type(exc).__name__)
+
+    def _state(self, conn: Connection, member_id: str, *, for_update: bool = False) -> Any:
+        query = select(members).where(members.c.member_id == member_id)
+        if for_update and self.db.is_postgresql:
+            query = query.with_for_update()
+        return conn.execute(query).first()
+
+    def _ensure_member(self, conn: Connection, member_id: str) -> None:
+        now = self.clock()
+        values = {"member_id": member_id, "created_at": now, "updated_at": now, "failures": 0, "consecutive_failures": 0}
+        name = conn.dialect.name
+        if name in ("sqlite", "postgresql"):
+            if name == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            conn.execute(dialect_insert(members).values(**values).on_conflict_do_nothing(index_elements=["member_id"]))
+            return
+        if self._state(conn, member_id) is None:  # pragma: no cover - other databases
+            try:
+                with conn.begin_nested():
+                    conn.execute(members.insert().values(**values))
+            except IntegrityError:
+                pass
+
+    # ----------------------------------------------------------------- policy
+
+    def requirement(self, member: Member) -> policy.Requirement:
+        """The policy's answer for ``member`` (no database access)."""
+        return policy.resolve(self.settings, member.roles, self.registered_channels)
+
+    def _unavailable_reason(self, member: Member, channel: str) -> str | None:
+        definition = self.channels.get(channel)
+        if definition is None:
+            return "this channel is not installed"
+        if definition.payload is not None:
+            reason = definition.payload.available(member)
+            if reason:
+                return reason
+        if definition.transport is not None:
+            try:
+                definition.transport.recipient(member)
+            except RecipientUnavailable as exc:
+                return exc.reason
+        for record, answer in self.host.call_each("otp_pro_channel_available", otp=self, member=member, channel=channel):
+            if answer is False:
+                return f"hidden by plugin {record.name if record else '?'}"
+            if isinstance(answer, str) and answer:
+                return answer
+        return None
+
+    def available_channels(self, member: Member) -> list[ChannelInfo]:
+        """The channels the policy allows for ``member``, each with its availability."""
+        req = self.requirement(member)
+        out = []
+        for name in req.channels:
+            reason = self._unavailable_reason(member, name)
+            label = self.channels[name].label if name in self.channels else name
+            out.append(ChannelInfo(name, label, reason is None, reason))
+        return out
+
+    def status(self, member: Member) -> MemberStatus:
+        """Where ``member`` stands: requirement, enrolment, channels, grace period, lockout.
+
+        The first time a member is seen under a required policy the grace period starts.
+        """
+        req = self.requirement(member)
+        now = self.clock()
+        with self.db.read() as conn:
+            state = self._state(conn, member.id)
+            remaining = 0
+            if state is not None and state.channel is not None:
+                remaining = conn.execute(
+                    select(func.count()).select_from(backup_codes).where(
+                        backup_codes.c.member_id == member.id, backup_codes.c.used_at.is_(None)
+                    )
+                ).scalar_one()
+        required_since = state.required_since if state is not None else None
+        if req.is_required and required_since is None:
+            required_since = self._start_grace(member.id, now)
+        infos = [ChannelInfo(n, self.channels[n].label, True) for n in req.channels]
+        available: list[str] = []
+        unavailable: dict[str, str] = {}
+        for info in infos:
+            reason = self._unavailable_reason(member, info.name)
+            if reason is None:
+                available.append(info.name)
+            else:
+                unavailable[info.name] = reason
+        enrolled = state is not None and state.channel is not None
+        grace_ends_at = required_since + timedelta(days=req.grace_days) if req.is_required and required_since else None
+        in_grace = bool(req.is_required and not enrolled and grace_ends_at is not None and now < grace_ends_at)
+        default = req.default_channel if req.default_channel in available else (available[0] if available else None)
+        return MemberStatus(
+            member_id=member.id,
+            requirement=req.requirement,
+            enrolled=enrolled,
+            channel=state.channel if enrolled else None,
+            channels=tuple(available),
+            default_channel=default,
+            unavailable=unavailable,
+            grace_ends_at=grace_ends_at,
+            must_setup=bool(req.is_required and not enrolled and not in_grace),
+            in_grace=in_grace,
+            locked_until=self._locked_until(state, now),
+            backup_codes_remaining=remaining,
+            can_disable=enrolled and not req.is_required,
+            disabled=state is not None and state.disabled_at is not None and not enrolled,
+        )
+
+    def _start_grace(self, member_id: str, now: datetime) -> datetime:
+        with self.db.write() as conn:
+            self._ensure_member(conn, member_id)
+            conn.execute(
+                update(members)
+                .where(members.c.member_id == member_id, members.c.required_since.is_(None))
+                .values(required_since=now, updated_at=now)
+            )
+            value = conn.execute(select(members.c.required_since).where(members.c.member_id == member_id)).scalar_one()
+        return value or now
+
+    def _locked_until(self, state: Any, now: datetime) -> datetime | None:
+        if state is None:
+            return None
+        if state.consecutive_failures >= NIST_MAX_ATTEMPTS:
+            return HARD_LOCK
+        if state.locked_until is not None and state.locked_until > now:
+            return state.locked_until
+        return None
+
+    def _check_channel(self, member: Member, req: policy.Requirement, channel: str) -> None:
+        if req.requirement == policy.NOT_REQUIRED:
+            raise PolicyError("two-factor authentication is not offered to this member")
+        if channel not in self.channels:
+            raise ChannelUnavailable(f"unknown channel {channel!r}", channel=channel, reason="unknown")
+        if channel not in req.channels:
+            allowed = ", ".join(req.channels) or "none"
+            raise ChannelUnavailable(
+                f"channel {channel!r} is not allowed for this member (allowed: {allowed})", channel=channel, reason="not allowed"
+            )
+        reason = self._unavailable_reason(member, channel)
+        if reason:
+            raise ChannelUnavailable(f"channel {channel!r} is not available: {reason}", channel=channel, reason=reason)
+
+    # ------------------------------------------------------------------ setup
+
+    def begin_setup(
+        self, member: Member, channel: str, *, ip: str | None = None, user_agent: str | None = None
+    ) -> SetupInfo:
+        """Start setting up ``channel`` for ``member``.
+
+        For ``totp`` a fresh seed is kept (encrypted) as pending and returned as a
+        provisioning URI and QR code; for a delivered channel a confirmation code is
+        sent. Finish with :meth:`complete_setup`.
+        """
+        req = self.requirement(member)
+        self._check_channel(member, req, channel)
+        now = self.clock()
+        expires = now + timedelta(seconds=self.settings.setup_ttl_seconds)
+        with self.db.read() as conn:
+            locked = self._locked_until(self._state(conn, member.id), now)
+        if locked:
+            raise LockedOut("too many failed attempts; try again later", locked_until=locked)
+        if channel == TOTP:
+            seed = totp.new_seed()
+            cfg = self.settings.totp
+            issuer = cfg.issuer or self.settings.site_name
+            uri = totp.provisioning_uri(seed, member.email or member.display_name, issuer, cfg)
+            with self._write() as (conn, events):
+                self._ensure_member(conn, member.id)
+                conn.execute(
+                    update(members).where(members.c.member_id == member.id).values(
+                        pending_channel=TOTP, pending_totp_seed=self.keys.encrypt(seed), pending_expires_at=expires,
+                        updated_at=now,
+                    )
+                )
+                self._audit(conn, events, audit.SETUP_STARTED, member.id, channel=TOTP, ip=ip, user_agent=user_agent)
+            return SetupInfo(channel=TOTP, expires_at=expires, provisioning_uri=uri, qr_svg=totp.qr_svg(uri), secret=seed)
+        with self._write() as (conn, events):
+            self._ensure_member(conn, member.id)
+            conn.execute(
+                update(members).where(members.c.member_id == member.id).values(
+                    pending_channel=channel, pending_totp_seed=None, pending_expires_at=expires, updated_at=now
+                )
+            )
+            self._audit(conn, events, audit.SETUP_STARTED, member.id, channel=channel, ip=ip, user_agent=user_agent)
+        challenge = self._deliver(member, channel, PURPOSE_SETUP, ip=ip, user_agent=user_agent)
+        return SetupInfo(channel=channel, expires_at=expires, challenge=challenge)
+
+    def complete_setup(
+        self, member: Member, code: str, *, ip: str | None = None, user_agent: str | None = None
+    ) -> list[str]:
+        """Confirm the pending setup with ``code``; return the new backup codes (show them once).
+
+        A wrong code counts as a failed attempt and raises :class:`InvalidCode`.
+        """
+        now = self.clock()
+        normalized = normalize_code(code)
+        with self.db.read() as conn:
+            state = self._state(conn, member.id)
+        if state is None or state.pending_channel is None:
+            raise SetupError("no setup in progress: call begin_setup first")
+        if state.pending_expires_at is None or state.pending_expires_at <= now:
+            raise SetupError("the setup expired: start it again")
+        locked = self._locked_until(state, now)
+        if locked:
+            raise LockedOut("too many failed attempts; try again later", locked_until=locked)
+        channel = state.pending_channel
+        if normalized is None:
+            raise InvalidCode("the code is not in a valid format", result=VerifyResult(False, reason="malformed"))
+        with self._write() as (conn, events):
+            ok = False
+            totp_step = None
+            if channel == TOTP:
+                seed = self.keys.decrypt(state.pending_totp_seed)
+                totp_step = totp.match(seed, normalized, now, self.settings.totp, after_step=None)
+                if totp_step is not None:
+                    ok = conn.execute(
+                        update(members).where(
+                            members.c.member_id == member.id,
+                            members.c.pending_channel == TOTP,
+                            members.c.pending_totp_seed == state.pending_totp_seed,
+                        ).values(
+                            totp_seed=self.keys.rotate(state.pending_totp_seed), totp_last_step=totp_step
+                        )
+                    ).rowcount == 1
+            else:
+                ok = self._consume_challenge(conn, member.id, normalized, PURPOSE_SETUP, now, channel=channel) is not None
+            if not ok:
+                result = self._record_failure(conn, events, member.id, now, channel=channel, ip=ip, user_agent=user_agent,
+                                              reason="invalid", setup=True)
+            else:
+                values: dict[str, Any] = dict(
+                    channel=channel, enrolled_at=now, disabled_at=None, pending_channel=None, pending_totp_seed=None,
+                    pending_expires_at=None, failures=0, consecutive_failures=0, locked_until=None, updated_at=now,
+                )
+                if channel != TOTP:
+                    values.update(totp_seed=None, totp_last_step=None)
+                conn.execute(update(members).where(members.c.member_id == member.id).values(**values))
+                codes = self._new_backup_codes(conn, member.id, now)
+                self._audit(conn, events, audit.SETUP_COMPLETED, member.id, channel=channel, ip=ip, user_agent=user_agent,
+                            outcome=audit.OK)
+                self._audit(conn, events, audit.BACKUP_CODES_GENERATED, member.id, channel=channel, ip=ip,
+                            user_agent=user_agent, count=len(codes))
+        if not ok:
+            raise InvalidCode("the code is not correct", result=result)
+        return codes
+
+    def _new_backup_codes(self, conn: Connection, member_id: str, now: datetime) -> list[str]:
+        codes = [new_backup_code() for _ in range(self.settings.backup_code_count)]
+        salt = secrets.token_bytes(16)
+        key_id = self.keys.key_ids[0]
+        pepper = self.keys.pepper(key_id)
+        assert pepper is not None
+        conn.execute(delete(backup_codes).where(backup_codes.c.member_id == member_id))
+        conn.execute(
+            backup_codes.insert(),
+            [
+                {"member_id": member_id, "code_hash": backup_kdf(normalize_code(c) or "", salt, pepper).hex(), "created_at": now}
+                for c in codes
+            ],
+        )
+        conn.execute(
+            update(members).where(members.c.member_id == member_id).values(backup_salt=salt.hex(), backup_key_id=key_id)
+        )
+        return codes
+
+    def regenerate_backup_codes(
+        self, member: Member, *, actor: str | None = None, ip: str | None = None, user_agent: str | None = None
+    ) -> list[str]:
+        """Replace the member's backup codes with a fresh set; the old ones stop working. Show them once."""
+        now = self.clock()
+        with self._write() as (conn, events):
+            state = self._state(conn, member.id, for_update=True)
+            if state is None or state.channel is None:
+                raise NotEnrolled("backup codes need a configured second factor")
+            codes = self._new_backup_codes(conn, member.id, now)
+            self._audit(conn, events, audit.BACKUP_CODES_GENERATED, member.id, channel=state.channel, ip=ip,
+                        user_agent=user_agent, actor=actor, count=len(codes))
+        return codes
+
+    # --------------------------------------------------------------- delivery
+
+    def send_challenge(
+        self, member: Member, *, channel: str | None = None, ip: str | None = None, user_agent: str | None = None
+    ) -> Challenge:
+        """Send a one-time code (or link) to ``member`` on their channel, or on ``channel``.
+
+        Raises :class:`ThrottledError` inside the cooldown or over an hourly cap,
+        :class:`ChannelUnavailable` for a channel the member cannot use, and a
+        :class:`DeliveryError` when the transport failed (the challenge is then
+        void and does not count against the cooldown).
+        """
+        req = self.requirement(member)
+        with self.db.read() as conn:
+            state = self._state(conn, member.id)
+        if state is None or state.channel is None:
+            raise NotEnrolled("the member has no second factor set up")
+        chosen = channel or (state.channel if state.channel != TOTP else None) or req.default_channel
+        if chosen is None or chosen == TOTP:
+            raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
+                                     reason="nothing to send")
+        self._check_channel(member, req, chosen)
+        locked = self._locked_until(state, self.clock())
+        if locked:
+            raise LockedOut("too many failed attempts; try again later", locked_until=locked)
+        return self._deliver(member, chosen, PURPOSE_VERIFY, ip=ip, user_agent=user_agent)
+
+    def _deliver(self, member: Member, channel: str, purpose: str, *, ip: str | None, user_agent: str | None,
+                 binding: str | None = None) -> Challenge:
+        definition = self.channels[channel]
+        transport, payload = definition.transport, definition.payload
+        assert transport is not None and payload is not None
+        try:
+            recipient = transport.recipient(member)
+        except RecipientUnavailable as exc:
+            raise ChannelUnavailable(f"channel {channel!r} is not available: {exc.reason}", channel=channel,
+                                     reason=exc.reason) from None
+        recipient_hash = self.keys.hash("recipient", recipient.strip().lower())
+        now = self.clock()
+        ttl = payload.ttl_seconds or self.settings.code_ttl_seconds
+        expires = now + timedelta(seconds=ttl)
+        context = PayloadContext(member, channel, transport.name, purpose, now, expires, binding)
+        value = payload.create(context)
+        with self._write() as (conn, events):
+            self._ensure_member(conn, member.id)
+            self._state(conn, member.id, for_update=True)  # one send at a time per member (PostgreSQL)
+            refusal = self._throttle(conn, member.id, recipient_hash, now)
+            if refusal is not None:
+                self._audit(conn, events, audit.SEND_THROTTLED, member.id, outcome=audit.FAILED, channel=channel, ip=ip,
+                            user_agent=user_agent, limit=refusal.limit, retry_after=refusal.retry_after)
+            else:
+                challenge_id = conn.execute(
+                    challenges.insert().values(
+                        member_id=member.id, channel=channel, payload=payload.name, purpose=purpose,
+                        secret_hash=self.keys.hash("challenge", value.secret), recipient_hash=recipient_hash,
+                        binding_hash=self.keys.hash("binding", binding) if binding else None, status="pending",
+                        created_at=now, expires_at=expires,
+                    )
+                ).inserted_primary_key[0]
+        if refusal is not None:
+            raise refusal
+        message = self.render_message(
+            transport, member, channel, "challenge",
+            {"payload": value.display, "payload_kind": payload.name, "purpose": purpose, "recipient": recipient,
+             "issued_at": now, "expires_at": expires, **value.variables},
+        )
+        message.sensitive = (value.secret, value.display)
+        try:
+            receipt = transport.send(message)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded; non-delivery errors are wrapped
+            error = exc if isinstance(exc, DeliveryError) else TransientDeliveryError(
+                f"transport {transport.name} failed: {type(exc).__name__}", transport=transport.name,
+                provider_code=type(exc).__name__,
+            )
+            with self._write() as (conn, events):
+                conn.execute(update(challenges).where(challenges.c.id == challenge_id).values(
+                    status="failed", error_code=(error.provider_code or "")[:64] or None))
+                self._audit(conn, events, audit.DELIVERY_FAILED, member.id, outcome=audit.FAILED, channel=channel, ip=ip,
+                            user_agent=user_agent, purpose=purpose, challenge_id=challenge_id, error=type(error).__name__,
+                            provider_code=error.provider_code, permanent=error.permanent, transport=transport.name)
+            if error is not exc:
+                log.warning("otp-pro transport %s raised %s", transport.name, type(exc).__name__)
+            raise error from None
+        with self._write() as (conn, events):
+            conn.execute(update(challenges).where(challenges.c.id == challenge_id).values(
+                status="sent", sent_at=self.clock(), provider_message_id=(receipt.provider_message_id or "")[:128] or None))
+            # A new challenge voids the member's earlier unused ones (of either purpose).
+            conn.execute(update(challenges).where(
+                challenges.c.member_id == member.id, challenges.c.id != challenge_id,
+                challenges.c.consumed_at.is_(None), challenges.c.invalidated_at.is_(None),
+            ).values(invalidated_at=now))
+            self._audit(conn, events, audit.CHALLENGE_SENT, member.id, outcome=audit.OK, channel=channel, ip=ip,
+                        user_agent=user_agent, purpose=purpose, challenge_id=challenge_id, transport=transport.name,
+                        recipient=_mask(recipient), provider_message_id=receipt.provider_message_id)
+        return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose, created_at=now,
+                         expires_at=expires, recipient_hint=_mask(recipient), provider_message_id=receipt.provider_message_id)
+
+    def _throttle(self, conn: Connection, member_id: str, recipient_hash: str, now: datetime) -> ThrottledError | None:
+        s = self.settings
+        live = challenges.c.status.in_(("pending", "sent"))
+        hour_ago = now - timedelta(hours=1)
+        if s.resend_cooldown_seconds:
+            last = conn.execute(
+                select(func.max(challenges.c.created_at)).where(challenges.c.member_id == member_id, live)
+            ).scalar()
+            if last is not None and last > now - timedelta(seconds=s.resend_cooldown_seconds):
+                wait = int((last + timedelta(seconds=s.resend_cooldown_seconds) - now).total_seconds()) + 1
+                return ThrottledError(f"please wait {wait} s before asking for another code", retry_after=wait,
+                                      limit="cooldown")
+        rows = conn.execute(
+            select(challenges.c.created_at).where(challenges.c.member_id == member_id, live,
+                                                  challenges.c.created_at > hour_ago).order_by(challenges.c.created_at)
+        ).scalars().all()
+        if len(rows) >= s.max_sends_per_hour:
+            wait = int((rows[0] + timedelta(hours=1) - now).total_seconds()) + 1
+            return ThrottledError(f"too many codes sent in the last hour; try again in {wait // 60 + 1} min",
+                                  retry_after=wait, limit="member_hourly")
+        rows = conn.execute(
+            select(challenges.c.created_at).where(challenges.c.recipient_hash == recipient_hash, live,
+                                                  challenges.c.created_at > hour_ago).order_by(challenges.c.created_at)
+        ).scalars().all()
+        if len(rows) >= s.max_sends_per_hour_per_recipient:
+            wait = int((rows[0] + timedelta(hours=1) - now).total_seconds()) + 1
+            return ThrottledError(f"too many codes sent to this address in the last hour; try again in {wait // 60 + 1} min",
+                                  retry_after=wait, limit="recipient_hourly")
+        return None
+
+    def message_variables(self, member: Member, channel: str, kind: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """The template variables of a message: the core's, then every plugin's additions."""
+        s = self.settings
+        issued = extra.get("issued_at") or self.clock()
+        expires = extra.get("expires_at")
+        variables: dict[str, Any] = {
+            "site_name": s.site_name,
+            "member_name": member.display_name,
+            "support_email": s.support_email or f"the {s.site_name} team",
+            "channel": channel,
+            "issued_at": issued,
+            "expires_at": expires,
+            "expiry_minutes": max(1, round((expires - issued).total_seconds() / 60)) if expires else None,
+            "payload": None,
+            "payload_kind": None,
+            "purpose": None,
+        }
+        variables.update(extra)
+        for _record, added in self.host.call_each("otp_pro_message_variables", otp=self, member=member, channel=channel,
+                                                   kind=kind, variables=dict(variables)):
+            if isinstance(added, Mapping):
+                variables.update(added)
+        return variables
+
+    def render_message(self, transport: Transport, member: Member, channel: str, kind: str,
+                       extra: Mapping[str, Any]) -> Message:
+        """Build the message for ``transport`` through the variables and rendering hooks."""
+        variables = self.message_variables(member, channel, kind, extra)
+        message = self.hook.otp_pro_render_message(otp=self, transport=transport, member=member, channel=channel,
+                                                   kind=kind, variables=variables)
+        if not isinstance(message, Message):
+            raise PluginError(f"no plugin rendered a {kind} message for {channel}")
+        if not message.recipient:
+            message.recipient = str(variables.get("recipient", ""))
+        message.member_id = member.id
+        message.channel = channel
+        return message
+
+    def provider_test(self, transport_name: str, to: str, *, dry_run: bool = True, actor: str | None = None) -> ProviderTestResult:
+        """Send (or with ``dry_run`` only render) a test message through ``transport_name`` to ``to``.
+
+        The test code in it is random and is not stored: it cannot be used to sign in.
+        """
+        transport = self.transports.get(transport_name)
+        if transport is None:
+            raise ConfigurationError(f"no transport called {transport_name!r} (installed: {', '.join(self.transports)})",
+                                     key="transport")
+        recipient = transport.normalize_recipient(to)
+        probe = Member(id="provider-test", email=recipient if "@" in recipient else None, name="Provider test")
+        now = self.clock()
+        message = self.render_message(
+            transport, probe, f"{transport_name}:code", "test",
+            {"payload": f"{secrets.randbelow(10**6):06d}", "payload_kind": "code", "recipient": recipient,
+             "issued_at": now, "expires_at": now + timedelta(seconds=self.settings.code_ttl_seconds)},
+        )
+        params = transport.dry_run_parameters(message)
+        result_id: str | None = None
+        error: str | None = None
+        if not dry_run:
+            try:
+                result_id = transport.send(message).provider_message_id
+            except DeliveryError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        with self._write() as (conn, events):
+            self._audit(conn, events, audit.PROVIDER_TEST, None, outcome=audit.FAILED if error else audit.OK,
+                        channel=f"{transport_name}:code", actor=actor, transport=transport_name, dry_run=dry_run,
+                        recipient=_mask(recipient), provider_message_id=result_id, error=error)
+        return ProviderTestResult(transport=transport_name, recipient=recipient, dry_run=dry_run, ok=error is None,
+                                  subject=message.subject, text=message.text, parameters=params,
+                                  provider_message_id=result_id, error=error)
+
+    # ----------------------------------------------------------- verification
+
+    def _consume_challenge(self, conn: Connection, member_id: str, secret: str, purpose: str, now: datetime, *,
+                           channel: str | None = None, payloads: Sequence[str] | None = None) -> str | None:
+        """Consume a live challenge matching ``secret``: one conditional UPDATE; its row count decides."""
+        conditions = [
+            challenges.c.member_id == member_id,
+            challenges.c.purpose == purpose,
+            challenges.c.secret_hash.in_(self.keys.hashes("challenge", secret)),
+            challenges.c.status == "sent",
+            challenges.c.consumed_at.is_(None),
+            challenges.c.invalidated_at.is_(None),
+            challenges.c.expires_at > now,
+        ]
+        if channel is not None:
+            conditions.append(challenges.c.channel == channel)
+        if payloads is not None:
+            conditions.append(challenges.c.payload.in_(payloads))
+        row = conn.execute(
+            update(challenges).where(*conditions).values(consumed_at=now).returning(challenges.c.channel)
+        ).first()
+        return row[0] if row is not None else None
+
+    def _record_failure(self, conn: Connection, events: list[AuditEvent], member_id: str, now: datetime, *,
+                        channel: str | None, ip: str | None, user_agent: str | None, reason: str,
+                        setup: bool = False) -> VerifyResult:
+        """Count a failure atomically; lock the member when the maximum is reached."""
+        s = self.settings
+        reached = members.c.failures + 1 >= s.max_attempts
+        row = conn.execute(
+            update(members).where(members.c.member_id == member_id).values(
+                failures=case((reached, 0), else_=members.c.failures + 1),
+                consecutive_failures=members.c.consecutive_failures + 1,
+                locked_until=case((reached, now + timedelta(seconds=s.lockout_seconds)), else_=members.c.locked_until),
+                updated_at=now,
+            ).returning(members.c.failures, members.c.consecutive_failures, members.c.locked_until)
+        ).first()
+        failures, consecutive, locked_until = (row[0], row[1], row[2]) if row is not None else (1, 1, None)
+        locked = None
+        if consecutive >= NIST_MAX_ATTEMPTS:
+            locked = HARD_LOCK
+        elif failures == 0 and locked_until is not None and locked_until > now:
+            locked = locked_until
+        self._audit(conn, events, audit.VERIFY_FAILED, member_id, outcome=audit.FAILED, channel=channel, ip=ip,
+                    user_agent=user_agent, reason=reason, setup=setup, failures=consecutive)
+        if locked is not None:
+            self._audit(conn, events, audit.LOCKED_OUT, member_id, outcome=audit.FAILED, channel=channel, ip=ip,
+                        user_agent=user_agent, until=locked.isoformat(), consecutive_failures=consecutive)
+            return VerifyResult(False, reason="locked", attempts_remaining=0, locked_until=locked, channel=channel)
+        return VerifyResult(False, reason=reason, attempts_remaining=s.max_attempts - failures, channel=channel)
+
+    def verify(self, member: Member, code: object, *, ip: str | None = None, user_agent: str | None = None) -> VerifyResult:
+        """Check what the member typed: a one-time code, an authenticator code or a backup code.
+
+        Never raises for a wrong or malformed code: ``.ok`` is False and ``.reason``
+        says why. Each failure counts toward the lockout, across all methods.
+        """
+        normalized = normalize_code(code)
+        if normalized is None:
+            return VerifyResult(False, reason="malformed")
+        now = self.clock()
+        with self.db.read() as conn:
+            state = self._state(conn, member.id)
+        if state is None or state.channel is None:
+            return VerifyResult(False, reason="not_enrolled")
+        locked = self._locked_until(state, now)
+        if locked is not None:
+            return VerifyResult(False, reason="locked", attempts_remaining=0, locked_until=locked)
+        code_payloads = [name for name, p in self.payloads.items() if p.entered_as_code]
+        cfg = self.settings.totp
+        with self._write() as (conn, events):
+            method: str | None = None
+            channel: str | None = None
+            remaining: int | None = None
+            if normalized.isdigit():
+                if len(normalized) == self.settings.code_length:
+                    channel = self._consume_challenge(conn, member.id, normalized, PURPOSE_VERIFY, now,
+                                                      payloads=code_payloads)
+                    if channel is not None:
+                        method = "code"
+                if method is None and state.totp_seed is not None and len(normalized) == cfg.digits:
+                    step = totp.match(self.keys.decrypt(state.totp_seed), normalized, now, cfg,
+                                      after_step=state.totp_last_step)
+                    if step is not None and conn.execute(
+                        update(members).where(
+                            members.c.member_id == member.id,
+                            or_(members.c.totp_last_step.is_(None), members.c.totp_last_step < step),
+                        ).values(totp_last_step=step)
+                    ).rowcount == 1:
+                        method, channel = "totp", TOTP
+            elif state.backup_salt is not None:
+                remaining = self._use_backup_code(conn, state, normalized, now)
+                if remaining is not None:
+                    method, channel = "backup_code", None
+            if method is None:
+                reason = "invalid"
+                if normalized.isdigit() and self._expired_match(conn, member.id, normalized, now):
+                    reason = "expired"
+                result = self._record_failure(conn, events, member.id, now, channel=state.channel, ip=ip,
+                                              user_agent=user_agent, reason=reason)
+            else:
+                conn.execute(update(members).where(members.c.member_id == member.id).values(
+                    failures=0, consecutive_failures=0, locked_until=None))
+                if method == "backup_code":
+                    self._audit(conn, events, audit.BACKUP_CODE_USED, member.id, outcome=audit.OK, ip=ip,
+                                user_agent=user_agent, remaining=remaining)
+                self._audit(conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK, channel=channel or state.channel,
+                            ip=ip, user_agent=user_agent, method=method)
+                result = VerifyResult(True, method=method, channel=channel or state.channel,
+                                      attempts_remaining=self.settings.max_attempts, backup_codes_remaining=remaining)
+        return result
+
+    def _expired_match(self, conn: Connection, member_id: str, code: str, now: datetime) -> bool:
+        return conn.execute(
+            select(challenges.c.id).where(
+                challenges.c.member_id == member_id,
+                challenges.c.secret_hash.in_(self.keys.hashes("challenge", code)),
+                challenges.c.consumed_at.is_(None),
+                challenges.c.expires_at <= now,
+            ).limit(1)
+        ).first() is not None
+
+    def _use_backup_code(self, conn: Connection, state: Any, code: str, now: datetime) -> int | None:
+        """Try a backup code with one KDF evaluation; return the codes left, or None."""
+        from .crypto import BACKUP_CODE_LENGTH
+
+        if len(code) != BACKUP_CODE_LENGTH:
+            return None
+        pepper = self.keys.pepper(state.backup_key_id or "")
+        if pepper is None:
+            log.warning("otp-pro: backup codes of a member were made with a key no longer configured")
+            return None
+        rows = conn.execute(
+            select(backup_codes.c.id, backup_codes.c.code_hash).where(
+                backup_codes.c.member_id == state.member_id, backup_codes.c.used_at.is_(None))
+        ).all()
+        if not rows:
+            return None
+        candidate = backup_kdf(code, bytes.fromhex(state.backup_salt), pepper)
+        index = constant_time_in(candidate, [bytes.fromhex(r.code_hash) for r in rows])
+        if index < 0:
+            return None
+        won = conn.execute(update(backup_codes).where(
+            backup_codes.c.id == rows[index].id, backup_codes.c.used_at.is_(None)).values(used_at=now)).rowcount == 1
+        return len(rows) - 1 if won else None
+
+    # ------------------------------------------------------ disable and reset
+
+    def disable(self, member: Member, *, actor: str | None = None, force: bool = False, ip: str | None = None,
+                user_agent: str | None = None) -> None:
+        """Switch the member's second factor off: factor, backup codes and trusted devices are removed.
+
+        A member whose policy requires a second factor cannot disable it
+        (:class:`PolicyError`); ``force=True`` lets an administrator do it anyway
+        (the member will be asked to set up again).
+        """
+        req = self.requirement(member)
+        if req.is_required and not force:
+            raise PolicyError("two-factor authentication is required for this member and cannot be disabled")
+        self._clear(member, audit.DISABLED, actor=actor, ip=ip, user_agent=user_agent, disabled=True)
+
+    def reset(self, member: Member, *, actor: str | None = None, ip: str | None = None, user_agent: str | None = None) -> None:
+        """Force the member to set up again: factor, backup codes, trusted devices and lockout are cleared."""
+        self._clear(member, audit.RESET, actor=actor, ip=ip, user_agent=user_agent, disabled=False)
+
+    def _clear(self, member: Member, kind: str, *, actor: str | None, ip: str | None, user_agent: str | None,
+               disabled: bool) -> None:
+        now = self.clock()
+        with self._write() as (conn, events):
+            self._ensure_member(conn, member.id)
+            state = self._state(conn, member.id, for_update=True)
+            conn.execute(update(members).where(members.c.member_id == member.id).values(
+                channel=None, enrolled_at=None, totp_seed=None, totp_last_step=None, pending_channel=None,
+                pending_totp_seed=None, pending_expires_at=None, backup_salt=None, backup_key_id=None,
+                failures=0, consecutive_failures=0, locked_until=None, disabled_at=now if disabled else None,
+                updated_at=now,
+            ))
+            conn.execute(delete(backup_codes).where(backup_codes.c.member_id == member.id))
+            revoked = conn.execute(update(trusted_devices).where(
+                trusted_devices.c.member_id == member.id, trusted_devices.c.revoked_at.is_(None)).values(revoked_at=now)
+            ).rowcount
+            conn.execute(update(challenges).where(
+                challenges.c.member_id == member.id, challenges.c.consumed_at.is_(None),
+                challenges.c.invalidated_at.is_(None)).values(invalidated_at=now))
+            self._audit(conn, events, kind, member.id, channel=state.channel if state else None, actor=actor, ip=ip,
+                        user_agent=user_agent, devices_revoked=revoked)
+
+    def unlock(self, member: Member, *, actor: str | None = None) -> None:
+        """Lift a lockout (including the hard lock after 100 consecutive failures)."""
+        with self._write() as (conn, events):
+            conn.execute(update(members).where(members.c.member_id == member.id).values(
+                failures=0, consecutive_failures=0, locked_until=None, updated_at=self.clock()))
+            self._audit(conn, events, audit.UNLOCKED, member.id, actor=actor)
+
+    # -------------------------------------------------------- trusted devices
+
+    def trust_device(self, member: Member, *, label: str = "", ip: str | None = None,
+                     user_agent: str | None = None) -> str:
+        """Remember this device for ``trusted_device_days``; return the token to keep in a cookie (only its hash is stored)."""
+        days = self.settings.trusted_device_days
+        if days <= 0:
+            raise PolicyError("trusted devices are switched off (trusted_device_days = 0)")
+        if not isinstance(label, str):
+            raise TypeError("label must be a string")
+        label = "".join(ch for ch in label if ch.isprintable())[:200] or "Unnamed device"
+        token = new_token(32)
+        now = self.clock()
+        with self._write() as (conn, events):
+            device_id = conn.execute(trusted_devices.insert().values(
+                member_id=member.id, token_hash=self.keys.hash("device", token), label=label, created_at=now,
+                expires_at=now + timedelta(days=days))).inserted_primary_key[0]
+            self._audit(conn, events, audit.DEVICE_TRUSTED, member.id, ip=ip, user_agent=user_agent,
+                        device_id=device_id, label=label)
+        return token
+
+    def is_trusted(self, member: Member, token: object) -> bool:
+        """Whether ``token`` is a live trusted-device token of ``member``."""
+        if not isinstance(token, str) or not token or len(token) > 200:
+            return False
+        now = self.clock()
+        with self.db.read() as conn:
+            row = conn.execute(select(trusted_devices.c.id, trusted_devices.c.last_used_at).where(
+                trusted_devices.c.member_id == member.id,
+                trusted_devices.c.token_hash.in_(self.keys.hashes("device", token)),
+                trusted_devices.c.revoked_at.is_(None),
+                trusted_devices.c.expires_at > now,
+            )).first()
+        if row is None:
+            return False
+        if row.last_used_at is None or row.last_used_at < now - timedelta(hours=1):
+            with self.db.write() as conn:  # at most one write an hour per device
+                conn.execute(update(trusted_devices).where(trusted_devices.c.id == row.id).values(last_used_at=now))
+        return True
+
+    def trusted_devices(self, member: Member) -> list[TrustedDevice]:
+        """The member's live trusted devices, newest first."""
+        now = self.clock()
+        with self.db.read() as conn:
+            rows = conn.execute(select(trusted_devices).where(
+                trusted_devices.c.member_id == member.id, trusted_devices.c.revoked_at.is_(None),
+                trusted_devices.c.expires_at > now).order_by(trusted_devices.c.id.desc())).all()
+        return [TrustedDevice(r.id, r.label, r.created_at, r.expires_at, r.last_used_at) for r in rows]
+
+    def revoke_device(self, member: Member, device_id: int, *, actor: str | None = None, ip: str | None = None,
+                      user_agent: str | None = None) -> None:
+        """Revoke one trusted device; :class:`NotFound` when it is not a live device of this member."""
+        try:
+            device_id = int(device_id)
+        except (TypeError, ValueError):
+            raise NotFound(f"no trusted device {device_id!r}") from None
+        with self._write() as (conn, events):
+            count = conn.execute(update(trusted_devices).where(
+                trusted_devices.c.id == device_id, trusted_devices.c.member_id == member.id,
+                trusted_devices.c.revoked_at.is_(None)).values(revoked_at=self.clock())).rowcount
+            if count != 1:
+                raise NotFound(f"no trusted device {device_id} for this member")
+            self._audit(conn, events, audit.DEVICE_REVOKED, member.id, actor=actor, ip=ip, user_agent=user_agent,
+                        device_id=device_id)
+
+    # ------------------------------------------------------------ operations
+
+    def events(self, member: Member | str | None = None, *, kinds: Iterable[str] | None = None,
+               limit: int = 100) -> list[AuditEvent]:
+        """Audit events, newest first, optionally for one member and some kinds."""
+        from .storage.schema import audit_events
+
+        query = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        if member is not None:
+            query = query.where(audit_events.c.member_id == (member.id if isinstance(member, Member) else str(member)))
+        if kinds is not None:
+            query = query.where(audit_events.c.kind.in_(list(kinds)))
+        with self.db.read() as conn:
+            return [audit.from_row(r) for r in conn.execute(query)]
+
+    def rotate_keys(self, *, actor: str | None = None) -> int:
+        """Re-encrypt every TOTP seed with the current ``secret_key``; return how many were rewritten.
+
+        Run after moving the old key to ``previous_secret_keys``; once done, the old
+        key is only needed for trusted devices and backup codes made before the rotation.
+        """
+        count = 0
+        with self._write() as (conn, events):
+            rows = conn.execute(select(members.c.member_id, members.c.totp_seed, members.c.pending_totp_seed).where(
+                or_(members.c.totp_seed.is_not(None), members.c.pending_totp_seed.is_not(None)))).all()
+            for row in rows:
+                conn.execute(update(members).where(members.c.member_id == row.member_id).values(
+                    totp_seed=self.keys.rotate(row.totp_seed) if row.totp_seed else None,
+                    pending_totp_seed=self.keys.rotate(row.pending_totp_seed) if row.pending_totp_seed else None))
+                count += 1
+            self._audit(conn, events, audit.KEYS_ROTATED, None, actor=actor, seeds=count)
+        return count
+
+
+__all__ = ["OtpPro", "ChannelDef", "normalize_code", "HARD_LOCK"]

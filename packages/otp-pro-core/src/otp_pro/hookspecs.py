@@ -1,0 +1,124 @@
+"""The hooks a plugin can implement (pluggy project name ``otp_pro``).
+
+Implement a hook in a module or class with :data:`hookimpl`, publish it through
+the entry-point group ``otp_pro`` (or pass it to ``OtpPro(plugins=[...])``), and
+it is called by every :class:`~otp_pro.OtpPro` instance that loads it::
+
+    from otp_pro import hookimpl
+
+    @hookimpl
+    def otp_pro_register_transports(register):
+        register(MyTransport)
+
+Every hook receives keyword arguments; implement only the ones you use (pluggy
+passes a hook just the parameters its implementation names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .audit import AuditEvent
+    from .core import OtpPro
+    from .member import Member
+    from .transports import Message, Payload, Transport
+
+PROJECT_NAME = "otp_pro"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def otp_pro_register_transports(register: Callable[[type[Transport]], None]) -> None:
+    """Register delivery transports.
+
+    Called once when an :class:`~otp_pro.OtpPro` instance starts. Call
+    ``register(TransportClass)`` for each :class:`~otp_pro.transports.Transport`
+    subclass the plugin provides. The class's ``name`` becomes the transport id
+    and the prefix of its channels (``sms_twilio`` gives ``sms_twilio:code``);
+    its ``settings`` are read from ``providers.<name>``. Registering a name that
+    is already taken is reported as a plugin error naming both plugins.
+
+    Return nothing.
+    """
+
+
+@hookspec
+def otp_pro_register_payloads(register: Callable[[type[Payload]], None]) -> None:
+    """Register payloads: what a transport delivers (``code``, ``magic_link``).
+
+    Called once at start-up, like :func:`otp_pro_register_transports`. Call
+    ``register(PayloadClass)`` for each :class:`~otp_pro.transports.Payload`
+    subclass. Every transport whose ``Payload.supports(transport)`` is true
+    then offers the channel ``<transport>:<payload>``.
+
+    Return nothing.
+    """
+
+
+@hookspec
+def otp_pro_channel_available(otp: OtpPro, member: Member, channel: str) -> bool | str | None:
+    """Say whether ``channel`` may be offered to ``member`` now.
+
+    Called for every channel the policy allows, each time the member's status
+    is computed (so keep it fast and free of network calls). ``channel`` is the
+    channel name (``email:code``, ``totp``). Return ``None`` (or ``True``) for no
+    objection; return ``False`` or a short reason string (``"no mobile number on
+    file"``) to hide the channel. Every implementation is called and any
+    objection hides the channel; the first reason is shown in ``status``.
+    """
+
+
+@hookspec
+def otp_pro_message_variables(
+    otp: OtpPro, member: Member, channel: str, kind: str, variables: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """Add template variables to a message before it is rendered.
+
+    Called for every message: ``kind`` is ``"challenge"`` (a code or a link), or
+    ``"notification"``. ``variables`` holds what the core provides: ``payload``,
+    ``payload_kind``, ``site_name``, ``member_name``, ``support_email``,
+    ``issued_at``, ``expires_at``, ``expiry_minutes``, ``channel``, ``purpose``.
+    Return a mapping of extra names (they are merged in plugin order, later
+    plugins winning), or ``None``. Never return secrets other than the payload.
+    """
+
+
+@hookspec(firstresult=True)
+def otp_pro_render_message(
+    otp: OtpPro, transport: Transport, member: Member, channel: str, kind: str, variables: Mapping[str, Any]
+) -> Message | None:
+    """Render the message for ``transport``.
+
+    The first implementation that returns a :class:`~otp_pro.transports.Message`
+    wins; return ``None`` to leave the message to others (the core's plain-text
+    renderer runs last). ``transport.message_format`` says whether it wants an
+    email (subject, text, optional HTML) or one short text (SMS). The recipient
+    is in ``variables["recipient"]``.
+    """
+
+
+@hookspec
+def otp_pro_event(otp: OtpPro, event: AuditEvent) -> None:
+    """Receive every audit event once it has been committed.
+
+    Use it for notifications (tell the member their factors changed), webhooks
+    and metrics. ``event.kind`` names the event (``challenge_sent``,
+    ``verify_failed``, ``setup_completed``, ``device_trusted``, ...) and
+    ``event.factor_change`` is true for changes a member should hear about.
+    An exception raised here is logged and does not undo the change.
+    """
+
+
+@hookspec(firstresult=True)
+def otp_pro_member_lookup(otp: OtpPro, member_id: str) -> Member | None:
+    """Load the site's member with id ``member_id``, for the CLI and the web layer.
+
+    Return a :class:`~otp_pro.Member`, or ``None`` when this plugin does not know
+    the id (the next implementation is asked). The first ``Member`` wins.
+    """

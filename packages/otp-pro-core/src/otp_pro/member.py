@@ -1,0 +1,70 @@
+"""The member: the site's user as the integrator passes it in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import OtpProError
+
+
+class InvalidMember(OtpProError, ValueError):
+    """A :class:`Member` was built with an id, role or field of the wrong shape."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member of the site.
+
+    otp-pro does not own accounts: the site builds a ``Member`` from its own user
+    record for every call. ``id`` is the site's stable user id (a string of at most
+    255 characters); ``roles`` drive the policy; ``email`` and ``fields`` (for
+    example ``fields["phone"]``) let transports find the recipient.
+    """
+
+    id: str
+    roles: tuple[str, ...] = ()
+    email: str | None = None
+    name: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        id: str | int,
+        roles: Iterable[str] = (),
+        email: str | None = None,
+        name: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(id, bool) or not isinstance(id, (str, int)):
+            raise InvalidMember(f"member id must be a string or an integer, not {type(id).__name__}")
+        sid = str(id)
+        if not sid or len(sid) > 255 or not sid.isprintable():
+            raise InvalidMember("member id must be 1 to 255 printable characters")
+        if isinstance(roles, str):
+            roles = (roles,)
+        role_tuple = tuple(roles)
+        for role in role_tuple:
+            if not isinstance(role, str) or not role:
+                raise InvalidMember(f"member roles must be non-empty strings, got {role!r}")
+        if email is not None and not isinstance(email, str):
+            raise InvalidMember("member email must be a string or None")
+        if name is not None and not isinstance(name, str):
+            raise InvalidMember("member name must be a string or None")
+        if fields is not None and not isinstance(fields, Mapping):
+            raise InvalidMember("member fields must be a mapping")
+        object.__setattr__(self, "id", sid)
+        object.__setattr__(self, "roles", role_tuple)
+        object.__setattr__(self, "email", email or None)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "fields", dict(fields or {}))
+
+    @property
+    def display_name(self) -> str:
+        """The name to greet the member with: ``name``, else the email's local part, else the id."""
+        if self.name:
+            return self.name
+        if self.email:
+            return self.email.split("@", 1)[0]
+        return self.id

@@ -1,0 +1,1 @@
+"""Alembic migrations shipped with otp-pro-core (``script_location = otp_pro:migrations``)."""

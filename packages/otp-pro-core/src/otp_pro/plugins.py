@@ -1,0 +1,176 @@
+"""Plugin discovery and registration: one path for built-ins and entry points.
+
+Built-ins come from :data:`DEFAULT_PLUGINS`, external plugins from the
+entry-point group ``otp_pro``; both go through the same guarded registration.
+A plugin that fails to import, validate or register is reported by name (in
+:meth:`OtpPro.plugins` and the log) and skipped; the others carry on.
+``OTP_PRO_DISABLE_PLUGINS`` (comma-separated names) and the ``disable_plugins``
+setting leave named plugins unloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .results import PluginInfo
+
+log = logging.getLogger("otp_pro.plugins")
+
+ENTRY_POINT_GROUP = "otp_pro"
+DISABLE_ENV = "OTP_PRO_DISABLE_PLUGINS"
+
+#: Built-in plugins, registered through the same manager as external ones.
+DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("otp_pro_email", "otp_pro.builtins.email"),
+    ("otp_pro_code", "otp_pro.builtins.code"),
+    ("otp_pro_outbox", "otp_pro.builtins.outbox"),
+    ("otp_pro_rendering", "otp_pro.builtins.rendering"),
+)
+
+
+def disabled_from_env() -> set[str]:
+    raw = os.environ.get(DISABLE_ENV, "")
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+@dataclass
+class _Record:
+    name: str
+    module: str | None
+    distribution: str | None
+    version: str | None
+    builtin: bool
+    enabled: bool = True
+    error: str | None = None
+    plugin: Any = None
+    transports: list[str] = field(default_factory=list)
+    payloads: list[str] = field(default_factory=list)
+
+    def info(self) -> PluginInfo:
+        return PluginInfo(
+            name=self.name,
+            module=self.module,
+            distribution=self.distribution,
+            version=self.version,
+            builtin=self.builtin,
+            enabled=self.enabled,
+            error=self.error,
+            transports=tuple(self.transports),
+            payloads=tuple(self.payloads),
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class PluginHost:
+    """Owns one pluggy manager and what is known about each plugin."""
+
+    def __init__(self, *, disabled: Iterable[str] = (), extra: Iterable[object] = (), entry_points: bool = True):
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.disabled = set(disabled) | disabled_from_env()
+        self.records: list[_Record] = []
+        for name, module_name in DEFAULT_PLUGINS:
+            self._add(_Record(name, module_name, "otp-pro-core", _version("otp-pro-core"), True), lambda m=module_name: importlib.import_module(m))
+        if entry_points:
+            for ep in _entry_points():
+                dist = getattr(ep, "dist", None)
+                record = _Record(
+                    ep.name,
+                    ep.value,
+                    dist.name if dist is not None else None,
+                    dist.version if dist is not None else None,
+                    False,
+                )
+                self._add(record, ep.load)
+        for i, plugin in enumerate(extra):
+            name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{i}"
+            self._add(_Record(name, getattr(plugin, "__module__", None), None, None, False), lambda p=plugin: p)
+        self._check_pending()
+
+    def _add(self, record: _Record, load: Callable[[], Any]) -> None:
+        self.records.append(record)
+        if record.name in self.disabled:
+            record.enabled = False
+            return
+        if any(r.name == record.name and r is not record and r.plugin is not None for r in self.records):
+            record.error = f"another plugin is already registered as {record.name!r}"
+            log.warning("otp-pro plugin %s skipped: %s", record.name, record.error)
+            return
+        try:
+            plugin = load()
+            self.pm.register(plugin, name=record.name)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
+            record.error = _describe(exc)
+            log.warning("otp-pro plugin %s could not be loaded: %s", record.name, record.error)
+            return
+        record.plugin = plugin
+
+    def _check_pending(self) -> None:
+        # A hookimpl with a misspelt name would be silently ignored: report it by plugin.
+        for _ in range(len(self.records)):
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                culprit = exc.plugin
+                for record in self.records:
+                    if record.plugin is culprit:
+                        record.error = _describe(exc)
+                        record.plugin = None
+                        log.warning("otp-pro plugin %s skipped: %s", record.name, record.error)
+                self.pm.unregister(culprit)
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[_Record, Any]]:
+        """Call one hook's implementations one by one, attributing any error to its plugin."""
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in hook.get_hookimpls():  # registration order: built-ins first
+            record = self.record_for(impl.plugin)
+            args = {name: kwargs[name] for name in impl.argnames}
+            try:
+                yield record, impl.function(**args)
+            except Exception as exc:  # noqa: BLE001
+                if record is not None:
+                    record.error = _describe(exc)
+                log.warning("otp-pro plugin %s failed in %s: %s", record.name if record else impl.plugin_name, hook_name, _describe(exc))
+
+    def record_for(self, plugin: object) -> _Record | None:
+        for record in self.records:
+            if record.plugin is plugin:
+                return record
+        return None
+
+    def infos(self) -> list[PluginInfo]:
+        return [r.info() for r in self.records]
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    seen: set[str] = set()
+    out = []
+    for ep in sorted(eps, key=lambda e: e.name):
+        # Several copies of one distribution on sys.path list the same entry point twice.
+        if ep.name in seen:
+            continue
+        seen.add(ep.name)
+        out.append(ep)
+    return out
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,132 @@
+"""What the public API returns. Plain frozen dataclasses; none holds a secret except where said."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """A channel as offered to one member: allowed by policy, maybe unavailable (``reason`` says why)."""
+
+    name: str
+    label: str
+    available: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """Where a member stands.
+
+    ``requirement`` is ``not_required``, ``optional`` or ``required``; ``enrolled``
+    says a second factor is set up on ``channel``; ``channels`` are the channels the
+    member may use now (policy and availability); ``unavailable`` maps the other
+    allowed channels to the reason they are hidden. ``must_setup`` is true for a
+    required member without a factor whose grace period is over; ``in_grace``
+    while it runs. ``locked_until`` is set during a lockout (``datetime.max`` style
+    far future for the hard lock after 100 consecutive failures).
+    """
+
+    member_id: str
+    requirement: str
+    enrolled: bool
+    channel: str | None
+    channels: tuple[str, ...]
+    default_channel: str | None
+    unavailable: Mapping[str, str]
+    grace_ends_at: datetime | None
+    must_setup: bool
+    in_grace: bool
+    locked_until: datetime | None
+    backup_codes_remaining: int
+    can_disable: bool
+    disabled: bool = False
+
+    @property
+    def verification_needed(self) -> bool:
+        """Whether the member must pass the second step at sign-in."""
+        return self.enrolled and self.requirement != "not_required"
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A code or link that was sent. ``id`` identifies it; the secret itself is never kept."""
+
+    id: int
+    member_id: str
+    channel: str
+    purpose: str
+    created_at: datetime
+    expires_at: datetime
+    recipient_hint: str | None = None
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SetupInfo:
+    """Returned by ``begin_setup``.
+
+    For ``totp``: ``provisioning_uri`` (an ``otpauth://`` URI holding the seed: show it
+    only to the member, once) and ``qr_svg`` (the same as a QR code). For a delivered
+    channel: ``challenge`` is the confirmation code that was sent.
+    """
+
+    channel: str
+    expires_at: datetime
+    provisioning_uri: str | None = None
+    qr_svg: str | None = None
+    secret: str | None = None
+    challenge: Challenge | None = None
+
+    def __repr__(self) -> str:
+        return f"SetupInfo(channel={self.channel!r}, expires_at={self.expires_at!r})"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The answer to ``verify``. ``ok`` alone decides; ``reason`` explains a refusal.
+
+    ``method`` is ``code``, ``totp``, ``backup_code`` or ``magic_link``.
+    ``reason`` is one of ``invalid``, ``expired``, ``malformed``, ``locked``,
+    ``not_enrolled``. ``attempts_remaining`` counts failures left before a lockout.
+    """
+
+    ok: bool
+    method: str | None = None
+    reason: str | None = None
+    attempts_remaining: int | None = None
+    locked_until: datetime | None = None
+    channel: str | None = None
+    backup_codes_remaining: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass(frozen=True)
+class TrustedDevice:
+    """A device that skips the second step until ``expires_at``."""
+
+    id: int
+    label: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A plugin the instance knows: built-in or from the ``otp_pro`` entry-point group."""
+
+    name: str
+    module: str | None
+    distribution: str | None
+    version: str | None
+    builtin: bool
+    enabled: bool
+    error: str | None = None
+    transports: tuple[str, ...] = field(default=())
+    payloads: tuple[str, ...] = field(default=())

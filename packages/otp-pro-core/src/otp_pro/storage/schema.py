@@ -1,0 +1,140 @@
+"""The tables. SQLAlchemy Core (not the ORM): the hot paths are single statements.
+
+Times are stored as naive UTC and returned as aware UTC datetimes. Nothing
+secret is stored in clear: codes, backup codes, device and link tokens are keyed
+hashes; TOTP seeds are encrypted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, naive UTC in the column, aware UTC out."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("otp-pro stores aware datetimes only")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+members = Table(
+    "otp_members",
+    metadata,
+    Column("member_id", String(255), primary_key=True),
+    Column("channel", String(100), nullable=True),
+    Column("enrolled_at", UTCDateTime(), nullable=True),
+    Column("disabled_at", UTCDateTime(), nullable=True),
+    Column("required_since", UTCDateTime(), nullable=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("locked_until", UTCDateTime(), nullable=True),
+    Column("totp_seed", Text, nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
+    Column("pending_channel", String(100), nullable=True),
+    Column("pending_totp_seed", Text, nullable=True),
+    Column("pending_expires_at", UTCDateTime(), nullable=True),
+    Column("backup_salt", String(64), nullable=True),
+    Column("backup_key_id", String(32), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+challenges = Table(
+    "otp_challenges",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("member_id", String(255), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("payload", String(50), nullable=False),
+    Column("purpose", String(20), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("recipient_hash", String(64), nullable=True),
+    Column("binding_hash", String(64), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    Column("consumed_at", UTCDateTime(), nullable=True),
+    Column("invalidated_at", UTCDateTime(), nullable=True),
+    Column("provider_message_id", String(128), nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Index("ix_otp_challenges_member_created", "member_id", "created_at"),
+    Index("ix_otp_challenges_secret_hash", "secret_hash"),
+    Index("ix_otp_challenges_recipient_created", "recipient_hash", "created_at"),
+)
+
+backup_codes = Table(
+    "otp_backup_codes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("member_id", String(255), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+)
+
+trusted_devices = Table(
+    "otp_trusted_devices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("member_id", String(255), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("label", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+audit_events = Table(
+    "otp_audit_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("kind", String(50), nullable=False, index=True),
+    Column("member_id", String(255), nullable=True, index=True),
+    Column("channel", String(100), nullable=True),
+    Column("outcome", String(20), nullable=False),
+    Column("ip", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("actor", String(255), nullable=True),
+    Column("details", Text, nullable=False, server_default="{}"),
+)
+
+__all__ = ["metadata", "members", "challenges", "backup_codes", "trusted_devices", "audit_events"]

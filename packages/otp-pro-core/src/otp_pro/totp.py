@@ -1,0 +1,64 @@
+"""TOTP (RFC 6238) with pyotp: seeds, matching with the step that matched, provisioning URI and QR."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+
+import pyotp
+import segno
+
+from .settings import TotpSettings
+
+_DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
+# RFC 4226 recommends at least 128 bits; 160 (32 base32 chars) matches SHA1's block.
+SEED_BASE32_LENGTH = 32
+
+
+def new_seed() -> str:
+    """A fresh base32 seed (160 bits from :mod:`secrets`)."""
+    return pyotp.random_base32(SEED_BASE32_LENGTH)
+
+
+def _totp(seed: str, cfg: TotpSettings) -> pyotp.TOTP:
+    return pyotp.TOTP(seed, digits=cfg.digits, digest=_DIGESTS[cfg.algorithm], interval=cfg.period)
+
+
+def step_at(when: datetime, cfg: TotpSettings) -> int:
+    """The time-step counter at ``when``."""
+    return int(when.timestamp()) // cfg.period
+
+
+def code_at_step(seed: str, step: int, cfg: TotpSettings) -> str:
+    """The code for counter ``step``."""
+    return _totp(seed, cfg).generate_otp(step)
+
+
+def match(seed: str, code: str, when: datetime, cfg: TotpSettings, *, after_step: int | None) -> int | None:
+    """The time step ``code`` is valid for within ``valid_window`` of ``when``, or None.
+
+    Steps at or before ``after_step`` (already used) never match, so a code cannot
+    be replayed. Every candidate is compared in constant time.
+    """
+    if len(code) != cfg.digits or not code.isdigit():
+        return None
+    now_step = step_at(when, cfg)
+    totp = _totp(seed, cfg)
+    found: int | None = None
+    for step in range(now_step - cfg.valid_window, now_step + cfg.valid_window + 1):
+        if after_step is not None and step <= after_step:
+            continue
+        if hmac.compare_digest(totp.generate_otp(step).encode(), code.encode()) and found is None:
+            found = step
+    return found
+
+
+def provisioning_uri(seed: str, account: str, issuer: str, cfg: TotpSettings) -> str:
+    """The ``otpauth://totp/...`` URI an authenticator app scans."""
+    return _totp(seed, cfg).provisioning_uri(name=account, issuer_name=issuer)
+
+
+def qr_svg(uri: str) -> str:
+    """The URI as an SVG QR code (segno), sized for a settings page."""
+    return segno.make(uri, error="m").svg_inline(scale=5, title="Authenticator app QR code")
