@@ -463,13 +463,15 @@ class OtpPro:
     # ------------------------------------------------------------------ setup
 
     def begin_setup(
-        self, member: Member, channel: str, *, ip: str | None = None, user_agent: str | None = None
+        self, member: Member, channel: str, *, seed: str | None = None, ip: str | None = None,
+        user_agent: str | None = None,
     ) -> SetupInfo:
         """Start setting up ``channel`` for ``member``.
 
         For ``totp`` a fresh seed is kept (encrypted) as pending and returned as a
-        provisioning URI and QR code; for a delivered channel a confirmation code is
-        sent. Finish with :meth:`complete_setup`.
+        provisioning URI and QR code; ``seed`` (base32, at least 128 bits) imports an
+        existing one instead, for members moving from another system. For a delivered
+        channel a confirmation code is sent. Finish with :meth:`complete_setup`.
         """
         req = self.requirement(member)
         self._check_channel(member, req, channel)
@@ -479,8 +481,10 @@ class OtpPro:
             locked = self._locked_until(self._state(conn, member.id), now)
         if locked:
             raise LockedOut("too many failed attempts; try again later", locked_until=locked)
+        if seed is not None and channel != TOTP:
+            raise SetupError("a seed can only be imported for the totp channel")
         if channel == TOTP:
-            seed = totp.new_seed()
+            seed = totp.new_seed() if seed is None else totp.check_seed(seed)
             cfg = self.settings.totp
             issuer = cfg.issuer or self.settings.site_name
             uri = totp.provisioning_uri(seed, member.email or member.display_name, issuer, cfg)
@@ -614,8 +618,10 @@ class OtpPro:
             state = self._state(conn, member.id)
         if state is None or state.channel is None:
             raise NotEnrolled("the member has no second factor set up")
-        chosen = channel or (state.channel if state.channel != TOTP else None) or req.default_channel
-        if chosen is None or chosen == TOTP:
+        # Without an explicit channel the member's own is used; a TOTP member gets
+        # nothing sent unless a fallback channel is asked for by name.
+        chosen = channel or state.channel
+        if chosen == TOTP:
             raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
                                      reason="nothing to send")
         self._check_channel(member, req, chosen)

@@ -21,6 +21,25 @@ def new_seed() -> str:
     return pyotp.random_base32(SEED_BASE32_LENGTH)
 
 
+def check_seed(seed: str) -> str:
+    """Validate an imported base32 seed (at least 128 bits); return it normalised."""
+    import base64
+    import binascii
+
+    from .errors import SetupError
+
+    if not isinstance(seed, str):
+        raise SetupError("a TOTP seed must be a base32 string")
+    cleaned = seed.replace(" ", "").replace("-", "").upper().rstrip("=")
+    try:
+        raw = base64.b32decode(cleaned + "=" * (-len(cleaned) % 8))
+    except (binascii.Error, ValueError):
+        raise SetupError("the TOTP seed is not valid base32") from None
+    if len(raw) < 16:
+        raise SetupError(f"the TOTP seed has {len(raw) * 8} bits; at least 128 are needed")
+    return cleaned
+
+
 def _totp(seed: str, cfg: TotpSettings) -> pyotp.TOTP:
     return pyotp.TOTP(seed, digits=cfg.digits, digest=_DIGESTS[cfg.algorithm], interval=cfg.period)
 

@@ -1,0 +1,432 @@
+"""Codes, lockout, throttling, backup codes, trusted devices, disable and reset: every rule, on each database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import enroll, last_code
+
+from otp_pro import (
+    HARD_LOCK,
+    ChannelUnavailable,
+    DeliveryError,
+    InvalidCode,
+    LockedOut,
+    Member,
+    NotEnrolled,
+    NotFound,
+    PolicyError,
+    SetupError,
+    ThrottledError,
+    TransientDeliveryError,
+    Transport,
+    hookimpl,
+)
+from otp_pro import crypto as crypto_module
+from otp_pro.storage.schema import challenges
+
+
+def test_code_is_accepted_once(otp, member):
+    enroll(otp, member)
+    challenge = otp.send_challenge(member, ip="203.0.113.5", user_agent="pytest")
+    code = last_code(otp)
+    first = otp.verify(member, code, ip="203.0.113.5", user_agent="pytest")
+    assert first.ok and first.method == "code" and first.channel == "outbox:code"
+    second = otp.verify(member, code)
+    assert not second.ok and second.reason == "invalid"
+    assert challenge.purpose == "verify" and challenge.recipient_hint == "a***@example.com"
+
+
+def test_code_length_setting_is_used(make_otp, member):
+    otp = make_otp(code_length=8)
+    enroll(otp, member)
+    otp.send_challenge(member)
+    code = last_code(otp)
+    assert len(code) == 8
+    assert otp.verify(member, code).ok
+
+
+def test_code_expires(make_otp, member, clock):
+    otp = make_otp(code_ttl_seconds=900)
+    enroll(otp, member)
+    clock.advance(60)
+    otp.send_challenge(member)
+    code = last_code(otp)
+    clock.advance(899)
+    clock.advance(1)
+    result = otp.verify(member, code)
+    assert not result.ok and result.reason == "expired"
+
+
+def test_code_is_valid_until_just_before_expiry(make_otp, member, clock):
+    otp = make_otp(code_ttl_seconds=900)
+    enroll(otp, member)
+    clock.advance(60)
+    otp.send_challenge(member)
+    code = last_code(otp)
+    clock.advance(899)
+    assert otp.verify(member, code).ok
+
+
+def test_new_challenge_invalidates_earlier_ones(otp, member, clock):
+    enroll(otp, member)
+    clock.advance(31)
+    otp.send_challenge(member)
+    old = last_code(otp)
+    clock.advance(31)
+    otp.send_challenge(member)
+    new = last_code(otp)
+    if old != new:
+        assert not otp.verify(member, old).ok
+    assert otp.verify(member, new).ok
+
+
+def test_setup_code_cannot_sign_in_and_sign_in_code_cannot_complete_setup(otp, member, clock):
+    otp.begin_setup(member, "outbox:code")
+    setup_code = last_code(otp)
+    assert otp.verify(member, setup_code).reason == "not_enrolled"
+    otp.complete_setup(member, setup_code)
+    clock.advance(31)
+    otp.begin_setup(member, "email:code")
+    clock.advance(31)
+    otp.send_challenge(member, channel="outbox:code")  # voids the setup code
+    sign_in = last_code(otp)
+    with pytest.raises(InvalidCode):
+        otp.complete_setup(member, sign_in)
+
+
+def test_wrong_codes_lock_the_member(make_otp, member, clock):
+    otp = make_otp(max_attempts=3, lockout_seconds=600, code_ttl_seconds=1800)
+    enroll(otp, member)
+    clock.advance(31)
+    otp.send_challenge(member)
+    good = last_code(otp)
+    wrong = "000000" if good != "000000" else "111111"
+    assert otp.verify(member, wrong).attempts_remaining == 2
+    assert otp.verify(member, wrong).attempts_remaining == 1
+    locked = otp.verify(member, wrong)
+    assert locked.reason == "locked" and locked.locked_until == clock() + __import__("datetime").timedelta(seconds=600)
+    # Even the right code is refused during the lockout, and does not count.
+    refused = otp.verify(member, good)
+    assert not refused.ok and refused.reason == "locked"
+    assert otp.status(member).locked_until == locked.locked_until
+    with pytest.raises(LockedOut):
+        otp.send_challenge(member)
+    kinds = [e.kind for e in otp.events(member, limit=5)]
+    assert "locked_out" in kinds
+    clock.advance(601)
+    assert otp.status(member).locked_until is None
+    assert otp.verify(member, good).ok
+
+
+def test_failures_count_across_methods(make_otp, member):
+    otp = make_otp(max_attempts=3)
+    enroll(otp, member, "totp")
+    otp.verify(member, "000000")  # a TOTP-shaped or code-shaped guess
+    otp.verify(member, "aaaaa-bbbbb")  # a backup-code-shaped guess
+    result = otp.verify(member, "99999999")  # wrong length for both
+    assert result.reason == "locked"
+
+
+def test_success_resets_the_failure_count(make_otp, member, clock):
+    otp = make_otp(max_attempts=3)
+    enroll(otp, member)
+    clock.advance(31)
+    otp.send_challenge(member)
+    good = last_code(otp)
+    wrong = "000000" if good != "000000" else "111111"
+    otp.verify(member, wrong)
+    otp.verify(member, wrong)
+    assert otp.verify(member, good).ok
+    assert otp.verify(member, wrong).attempts_remaining == 2
+
+
+def test_nist_ceiling_hard_locks_after_100_consecutive_failures(make_otp, member, clock):
+    otp = make_otp(max_attempts=10, lockout_seconds=60)
+    enroll(otp, member)
+    for i in range(100):
+        result = otp.verify(member, "000000" if i % 2 else "111111")
+        if result.reason == "locked" and i < 99:
+            clock.advance(61)  # sit out each temporary lockout
+    assert result.reason == "locked" and result.locked_until == HARD_LOCK
+    clock.advance(days=365)
+    assert otp.status(member).locked_until == HARD_LOCK
+    assert otp.verify(member, "000000").reason == "locked"
+    otp.unlock(member, actor="support")
+    assert otp.status(member).locked_until is None
+    assert [e.actor for e in otp.events(member, kinds=["unlocked"])] == ["support"]
+
+
+@pytest.mark.parametrize("code", [None, "", "   ", "12 34", "١٢٣٤٥٦", "12345678901234567890" * 5, b"\xff\xfe", "abc$%", 3.5, []])
+def test_malformed_input_is_refused_without_state_change(otp, member, code):
+    enroll(otp, member)
+    before = len(otp.events(member, limit=1000))
+    result = otp.verify(member, code)
+    assert not result.ok
+    if result.reason == "malformed":
+        assert len(otp.events(member, limit=1000)) == before
+
+
+def test_full_width_digits_spaces_and_dashes_are_accepted(otp, member, clock):
+    enroll(otp, member)
+    clock.advance(31)
+    otp.send_challenge(member)
+    code = last_code(otp)
+    typed = " " + "".join(chr(0xFF10 + int(d)) for d in code[:3]) + "-" + code[3:] + " "
+    assert otp.verify(member, typed).ok
+
+
+def test_cooldown_between_sends(make_otp, member, clock):
+    otp = make_otp(resend_cooldown_seconds=30)
+    enroll(otp, member)
+    clock.advance(30)
+    otp.send_challenge(member)
+    clock.advance(10)
+    with pytest.raises(ThrottledError) as info:
+        otp.send_challenge(member)
+    assert info.value.limit == "cooldown" and 1 <= info.value.retry_after <= 21
+    clock.advance(20)
+    otp.send_challenge(member)
+    assert otp.events(member, kinds=["send_throttled"])[0].details["limit"] == "cooldown"
+
+
+def test_cooldown_zero_switches_it_off(make_otp, member):
+    otp = make_otp(resend_cooldown_seconds=0, max_sends_per_hour=50)
+    enroll(otp, member)
+    for _ in range(3):
+        otp.send_challenge(member)
+
+
+def test_hourly_cap_per_member(make_otp, member, clock):
+    otp = make_otp(resend_cooldown_seconds=0, max_sends_per_hour=3)
+    enroll(otp, member)  # the setup code is the first send
+    otp.send_challenge(member)
+    otp.send_challenge(member)
+    with pytest.raises(ThrottledError) as info:
+        otp.send_challenge(member)
+    assert info.value.limit == "member_hourly"
+    clock.advance(3601)
+    otp.send_challenge(member)
+
+
+def test_hourly_cap_per_recipient_across_members(make_otp, clock):
+    otp = make_otp(resend_cooldown_seconds=0, max_sends_per_hour=10, max_sends_per_hour_per_recipient=2)
+    shared = "Shared@Example.com"
+    a = Member(id="a", email=shared)
+    b = Member(id="b", email=shared.lower())
+    otp.begin_setup(a, "outbox:code")
+    otp.begin_setup(b, "outbox:code")
+    with pytest.raises(ThrottledError) as info:
+        otp.begin_setup(Member(id="c", email=shared), "outbox:code")
+    assert info.value.limit == "recipient_hourly"
+
+
+class FailingTransport(Transport):
+    """A transport whose provider is down: the fault a real provider cannot be made to show on demand."""
+
+    name = "flaky"
+    label = "Flaky"
+    message_format = "text"
+    fail = True
+    sent: list[Any] = []
+
+    def recipient(self, member):
+        return member.fields.get("phone") or "+15550000000"
+
+    def send(self, message):
+        if FailingTransport.fail:
+            raise TransientDeliveryError("provider timed out", transport=self.name, provider_code="timeout")
+        FailingTransport.sent.append(message)
+        from otp_pro import Receipt
+
+        return Receipt(provider_message_id="SM123")
+
+
+class FlakyPlugin:
+    @hookimpl
+    def otp_pro_register_transports(self, register):
+        register(FailingTransport)
+
+
+def test_failed_delivery_is_void_and_does_not_count_against_cooldown(make_otp, member, clock):
+    otp = make_otp(plugins=[FlakyPlugin()], channels=["outbox:code", "flaky:code"], resend_cooldown_seconds=30)
+    enroll(otp, member)
+    clock.advance(31)
+    FailingTransport.fail = True
+    with pytest.raises(DeliveryError) as info:
+        otp.send_challenge(member, channel="flaky:code")
+    assert not info.value.permanent and info.value.provider_code == "timeout"
+    event = otp.events(member, kinds=["delivery_failed"])[0]
+    assert event.details["provider_code"] == "timeout" and event.outcome == "failed"
+    with otp.db.read() as conn:
+        statuses = [r.status for r in conn.execute(challenges.select().where(challenges.c.channel == "flaky:code"))]
+    assert statuses == ["failed"]
+    # The failed send neither starts the cooldown nor voids earlier codes.
+    FailingTransport.fail = False
+    FailingTransport.sent.clear()
+    try:
+        otp.send_challenge(member, channel="flaky:code")
+    finally:
+        FailingTransport.fail = True
+    code = FailingTransport.sent[-1].text.split()[0]
+    assert otp.verify(member, code).ok
+
+
+def test_plain_exception_from_a_transport_becomes_a_delivery_error(make_otp, member):
+    class Broken(FailingTransport):
+        name = "broken"
+
+        def send(self, message):
+            raise RuntimeError(f"boom with {message.text}")
+
+    class Plugin:
+        @hookimpl
+        def otp_pro_register_transports(self, register):
+            register(Broken)
+
+    otp = make_otp(plugins=[Plugin()], channels=["outbox:code", "broken:code"])
+    enroll(otp, member)
+    with pytest.raises(TransientDeliveryError) as info:
+        otp.send_challenge(member, channel="broken:code")
+    assert "boom" not in str(info.value) and info.value.provider_code == "RuntimeError"
+
+
+def test_send_challenge_refuses_unenrolled_totp_and_unknown_channels(otp, member):
+    with pytest.raises(NotEnrolled):
+        otp.send_challenge(member)
+    enroll(otp, member, "totp")
+    with pytest.raises(ChannelUnavailable):
+        otp.send_challenge(member)
+    with pytest.raises(ChannelUnavailable):
+        otp.send_challenge(member, channel="carrier-pigeon:code")
+
+
+def test_backup_codes_single_use_and_one_kdf_per_check(otp, member, monkeypatch):
+    codes = enroll(otp, member)
+    assert len(codes) == 10 and len(set(codes)) == 10
+    calls = []
+    real = crypto_module.backup_kdf
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    import otp_pro.core as core_module
+
+    monkeypatch.setattr(core_module, "backup_kdf", counting)
+    result = otp.verify(member, codes[7].upper().replace("-", " "))
+    assert result.ok and result.method == "backup_code" and result.backup_codes_remaining == 9
+    assert len(calls) == 1
+    calls.clear()
+    assert not otp.verify(member, codes[7]).ok
+    assert len(calls) == 1
+    assert otp.status(member).backup_codes_remaining == 9
+    assert otp.events(member, kinds=["backup_code_used"])[0].details == {"remaining": 9}
+
+
+def test_regenerated_backup_codes_replace_the_old_ones(make_otp, member):
+    otp = make_otp(backup_code_count=12)
+    old = enroll(otp, member)
+    new = otp.regenerate_backup_codes(member, actor="ann")
+    assert len(new) == 12 and not set(old) & set(new)
+    assert not otp.verify(member, old[0]).ok
+    assert otp.verify(member, new[0]).ok
+    with pytest.raises(NotEnrolled):
+        otp.regenerate_backup_codes(Member(id="nobody", email="n@example.com"))
+
+
+def test_trusted_devices(make_otp, member, clock):
+    otp = make_otp(trusted_device_days=30)
+    enroll(otp, member)
+    token = otp.trust_device(member, label="Firefox on Linux\x00")
+    assert otp.is_trusted(member, token)
+    assert not otp.is_trusted(member, token + "x")
+    assert not otp.is_trusted(Member(id="someone-else"), token)
+    assert not otp.is_trusted(member, None)
+    devices = otp.trusted_devices(member)
+    assert [d.label for d in devices] == ["Firefox on Linux"]
+    clock.advance(days=30, seconds=1)
+    assert not otp.is_trusted(member, token)
+    clock.advance(days=-30, seconds=-1)
+    otp.revoke_device(member, devices[0].id, actor="ann")
+    assert not otp.is_trusted(member, token)
+    with pytest.raises(NotFound):
+        otp.revoke_device(member, devices[0].id)
+    with pytest.raises(NotFound):
+        otp.revoke_device(member, "not-a-number")
+
+
+def test_trusted_devices_switched_off(make_otp, member):
+    otp = make_otp(trusted_device_days=0)
+    with pytest.raises(PolicyError):
+        otp.trust_device(member)
+
+
+def test_reset_forces_setup_and_revokes_everything(make_otp, clock):
+    otp = make_otp(mode="required")
+    member = Member(id="7", email="r@example.com")
+    codes = enroll(otp, member)
+    token = otp.trust_device(member, label="phone")
+    otp.reset(member, actor="support")
+    status = otp.status(member)
+    assert not status.enrolled and status.must_setup and status.backup_codes_remaining == 0
+    assert not otp.is_trusted(member, token)
+    assert otp.verify(member, codes[0]).reason == "not_enrolled"
+    event = otp.events(member, kinds=["reset"])[0]
+    assert event.actor == "support" and event.details["devices_revoked"] == 1
+
+
+def test_disable_optional_member(otp, member):
+    enroll(otp, member)
+    assert otp.status(member).can_disable
+    otp.disable(member, actor="ann")
+    status = otp.status(member)
+    assert not status.enrolled and status.disabled and not status.verification_needed
+
+
+def test_complete_setup_errors(otp, member, clock):
+    with pytest.raises(SetupError):
+        otp.complete_setup(member, "123456")
+    otp.begin_setup(member, "outbox:code")
+    with pytest.raises(InvalidCode) as info:
+        otp.complete_setup(member, "000000" if last_code(otp) != "000000" else "111111")
+    assert info.value.result.attempts_remaining == 4
+    clock.advance(seconds=otp.settings.setup_ttl_seconds + 1)
+    with pytest.raises(SetupError):
+        otp.complete_setup(member, last_code(otp))
+
+
+def test_every_step_is_audited_with_ip_and_user_agent(otp, member, clock):
+    otp.begin_setup(member, "outbox:code", ip="198.51.100.7", user_agent="UA/1")
+    code = last_code(otp)
+    otp.complete_setup(member, code, ip="198.51.100.7", user_agent="UA/1")
+    clock.advance(31)
+    otp.send_challenge(member, ip="198.51.100.7", user_agent="UA/1")
+    otp.verify(member, last_code(otp), ip="198.51.100.7", user_agent="UA/1")
+    events = otp.events(member)
+    kinds = [e.kind for e in reversed(events)]
+    assert kinds == ["setup_started", "challenge_sent", "setup_completed", "backup_codes_generated",
+                     "challenge_sent", "verify_ok"]
+    for event in events:
+        assert event.ip == "198.51.100.7" and event.user_agent == "UA/1" and event.member_id == "42"
+        assert code not in str(event.details)
+
+
+def test_event_listeners_get_committed_events_and_cannot_undo_them(make_otp, member):
+    seen = []
+
+    class Listener:
+        @hookimpl
+        def otp_pro_event(self, otp, event):
+            with otp.db.read() as conn:  # the event is already committed
+                from otp_pro.storage.schema import audit_events
+
+                count = conn.execute(audit_events.select().where(audit_events.c.id == event.id)).all()
+            seen.append((event.kind, event.factor_change, len(count)))
+            raise RuntimeError("listener bug")
+
+    otp = make_otp(plugins=[Listener()])
+    enroll(otp, member)
+    assert ("setup_completed", True, 1) in seen and ("challenge_sent", False, 1) in seen
+    assert otp.status(member).enrolled
