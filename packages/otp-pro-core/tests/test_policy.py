@@ -17,11 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
+from conftest import SECRET_KEY, Clock, enroll
 from otp_pro import ChannelUnavailable, Member, OtpPro, PolicyError, policy
 from otp_pro.settings import Settings
-
-from conftest import SECRET_KEY, Clock, enroll
 
 NR, OPT, REQ = "not_required", "optional", "required"
 EMAIL, SMS, TOTP = "email:code", "sms:code", "totp"

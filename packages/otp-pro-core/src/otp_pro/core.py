@@ -126,16 +126,17 @@ class OtpPro:
         self.hook = self.host.pm.hook
         self.transports: dict[str, Transport] = {}
         self.payloads: dict[str, Payload] = {}
-        self._register_providers()
+        problems = _Problems()
+        self._register_providers(problems)
         self.channels: dict[str, ChannelDef] = self._build_channels()
-        self._validate_channels()
+        self._validate_channels(problems)
+        problems.raise_if_any()
         self.db = Database(self.settings.database_url)
         self._prepare_database(migrate_database)
 
     # ------------------------------------------------------------------ set-up
 
-    def _register_providers(self) -> None:
-        problems = _Problems()
+    def _register_providers(self, problems: _Problems) -> None:
         found: dict[str, tuple[str, type]] = {}
 
         def collect(kind: str, base: type) -> Callable[[object], None]:
@@ -194,7 +195,6 @@ class OtpPro:
             for problem in provider.check():
                 key, _, message = problem.partition(": ")
                 problems.add(key if message else f"providers.{provider.name}", message or problem)
-        problems.raise_if_any("invalid provider settings")
 
     def _build_channels(self) -> dict[str, ChannelDef]:
         channels: dict[str, ChannelDef] = {}
@@ -214,8 +214,7 @@ class OtpPro:
             name for name, c in self.channels.items() if c.transport is None or getattr(c.transport, "offered_by_default", True)
         )
 
-    def _validate_channels(self) -> None:
-        problems = _Problems()
+    def _validate_channels(self, problems: _Problems) -> None:
         known = ", ".join(self.channels)
 
         def check(key: str, name: str | None) -> None:
@@ -235,7 +234,6 @@ class OtpPro:
             check(f"roles.{role.name}.default_channel", role.default_channel)
         if s.channels is not None and not site:
             problems.add("channels", "must list at least one channel")
-        problems.raise_if_any()
 
     def _prepare_database(self, migrate_database: bool | None) -> None:
         if migrate_database is False:
@@ -285,7 +283,16 @@ class OtpPro:
 
     def member(self, member_id: str) -> Member:
         """Load a member through the ``otp_pro_member_lookup`` hook; :class:`UnknownMember` if nobody knows it."""
-        found = self.hook.otp_pro_member_lookup(otp=self, member_id=str(member_id))
+        found = None
+        for impl in reversed(self.hook.otp_pro_member_lookup.get_hookimpls()):
+            args = {"otp": self, "member_id": str(member_id)}
+            try:
+                found = impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
+            except Exception as exc:  # noqa: BLE001
+                raise PluginError(f"plugin {impl.plugin_name} failed to look up member {member_id!r}: "
+                                  f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name) from None
+            if found is not None:
+                break
         if found is None:
             raise UnknownMember(f"no member with id {member_id!r} (is a member_lookup plugin installed?)")
         return found
@@ -396,6 +403,10 @@ class OtpPro:
         required_since = state.required_since if state is not None else None
         if req.is_required and required_since is None:
             required_since = self._start_grace(member.id, now)
+        elif not req.is_required and required_since is not None:
+            # No longer required: a later requirement starts a fresh grace period.
+            with self.db.write() as conn:
+                conn.execute(update(members).where(members.c.member_id == member.id).values(required_since=None))
         infos = [ChannelInfo(n, self.channels[n].label, True) for n in req.channels]
         available: list[str] = []
         unavailable: dict[str, str] = {}
@@ -646,6 +657,13 @@ class OtpPro:
         expires = now + timedelta(seconds=ttl)
         context = PayloadContext(member, channel, transport.name, purpose, now, expires, binding)
         value = payload.create(context)
+        # Rendered before the challenge row exists: a broken template plugin leaves nothing pending.
+        message = self.render_message(
+            transport, member, channel, "challenge",
+            {"payload": value.display, "payload_kind": payload.name, "purpose": purpose, "recipient": recipient,
+             "issued_at": now, "expires_at": expires, **value.variables},
+        )
+        message.sensitive = (value.secret, value.display)
         with self._write() as (conn, events):
             self._ensure_member(conn, member.id)
             self._state(conn, member.id, for_update=True)  # one send at a time per member (PostgreSQL)
@@ -664,12 +682,6 @@ class OtpPro:
                 ).inserted_primary_key[0]
         if refusal is not None:
             raise refusal
-        message = self.render_message(
-            transport, member, channel, "challenge",
-            {"payload": value.display, "payload_kind": payload.name, "purpose": purpose, "recipient": recipient,
-             "issued_at": now, "expires_at": expires, **value.variables},
-        )
-        message.sensitive = (value.secret, value.display)
         try:
             receipt = transport.send(message)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded; non-delivery errors are wrapped
@@ -758,8 +770,20 @@ class OtpPro:
                        extra: Mapping[str, Any]) -> Message:
         """Build the message for ``transport`` through the variables and rendering hooks."""
         variables = self.message_variables(member, channel, kind, extra)
-        message = self.hook.otp_pro_render_message(otp=self, transport=transport, member=member, channel=channel,
-                                                   kind=kind, variables=variables)
+        message = None
+        for impl in reversed(self.hook.otp_pro_render_message.get_hookimpls()):  # pluggy's call order
+            args = {"otp": self, "transport": transport, "member": member, "channel": channel, "kind": kind,
+                    "variables": variables}
+            try:
+                message = impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
+            except Exception as exc:  # noqa: BLE001 - named, never with the message text
+                record = self.host.record_for(impl.plugin)
+                if record is not None:
+                    record.error = f"{type(exc).__name__} while rendering"
+                raise PluginError(f"plugin {impl.plugin_name} failed to render a {kind} message for {channel}: "
+                                  f"{type(exc).__name__}", plugin=impl.plugin_name) from None
+            if message is not None:
+                break
         if not isinstance(message, Message):
             raise PluginError(f"no plugin rendered a {kind} message for {channel}")
         if not message.recipient:
@@ -871,33 +895,41 @@ class OtpPro:
             return VerifyResult(False, reason="locked", attempts_remaining=0, locked_until=locked)
         code_payloads = [name for name, p in self.payloads.items() if p.entered_as_code]
         cfg = self.settings.totp
+        # The costly parts (the backup-code KDF, TOTP matching) run before the write
+        # transaction so that it stays short: on SQLite it holds the database's write lock.
+        totp_step: int | None = None
+        backup_id: int | None = None
+        backup_unused = 0
+        is_code = normalized.isdigit() and len(normalized) == self.settings.code_length
+        if normalized.isdigit() and state.totp_seed is not None and len(normalized) == cfg.digits:
+            totp_step = totp.match(self.keys.decrypt(state.totp_seed), normalized, now, cfg,
+                                   after_step=state.totp_last_step)
+        elif not normalized.isdigit() and state.backup_salt is not None:
+            backup_id, backup_unused = self._match_backup_code(state, normalized)
         with self._write() as (conn, events):
             method: str | None = None
             channel: str | None = None
             remaining: int | None = None
-            if normalized.isdigit():
-                if len(normalized) == self.settings.code_length:
-                    channel = self._consume_challenge(conn, member.id, normalized, PURPOSE_VERIFY, now,
-                                                      payloads=code_payloads)
-                    if channel is not None:
-                        method = "code"
-                if method is None and state.totp_seed is not None and len(normalized) == cfg.digits:
-                    step = totp.match(self.keys.decrypt(state.totp_seed), normalized, now, cfg,
-                                      after_step=state.totp_last_step)
-                    if step is not None and conn.execute(
-                        update(members).where(
-                            members.c.member_id == member.id,
-                            or_(members.c.totp_last_step.is_(None), members.c.totp_last_step < step),
-                        ).values(totp_last_step=step)
-                    ).rowcount == 1:
-                        method, channel = "totp", TOTP
-            elif state.backup_salt is not None:
-                remaining = self._use_backup_code(conn, state, normalized, now)
-                if remaining is not None:
-                    method, channel = "backup_code", None
+            if is_code:
+                channel = self._consume_challenge(conn, member.id, normalized, PURPOSE_VERIFY, now,
+                                                  payloads=code_payloads)
+                if channel is not None:
+                    method = "code"
+            if method is None and totp_step is not None and conn.execute(
+                update(members).where(
+                    members.c.member_id == member.id,
+                    or_(members.c.totp_last_step.is_(None), members.c.totp_last_step < totp_step),
+                ).values(totp_last_step=totp_step)
+            ).rowcount == 1:
+                method, channel = "totp", TOTP
+            if method is None and backup_id is not None and conn.execute(
+                update(backup_codes).where(backup_codes.c.id == backup_id, backup_codes.c.used_at.is_(None))
+                .values(used_at=now)
+            ).rowcount == 1:
+                method, remaining = "backup_code", backup_unused - 1
             if method is None:
                 reason = "invalid"
-                if normalized.isdigit() and self._expired_match(conn, member.id, normalized, now):
+                if is_code and self._expired_match(conn, member.id, normalized, now):
                     reason = "expired"
                 result = self._record_failure(conn, events, member.id, now, channel=state.channel, ip=ip,
                                               user_agent=user_agent, reason=reason)
@@ -923,29 +955,26 @@ class OtpPro:
             ).limit(1)
         ).first() is not None
 
-    def _use_backup_code(self, conn: Connection, state: Any, code: str, now: datetime) -> int | None:
-        """Try a backup code with one KDF evaluation; return the codes left, or None."""
+    def _match_backup_code(self, state: Any, code: str) -> tuple[int | None, int]:
+        """Find which unused backup code ``code`` is, with one KDF evaluation: (row id or None, unused count)."""
         from .crypto import BACKUP_CODE_LENGTH
 
         if len(code) != BACKUP_CODE_LENGTH:
-            return None
+            return None, 0
         pepper = self.keys.pepper(state.backup_key_id or "")
         if pepper is None:
             log.warning("otp-pro: backup codes of a member were made with a key no longer configured")
-            return None
-        rows = conn.execute(
-            select(backup_codes.c.id, backup_codes.c.code_hash).where(
-                backup_codes.c.member_id == state.member_id, backup_codes.c.used_at.is_(None))
-        ).all()
+            return None, 0
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(backup_codes.c.id, backup_codes.c.code_hash).where(
+                    backup_codes.c.member_id == state.member_id, backup_codes.c.used_at.is_(None))
+            ).all()
         if not rows:
-            return None
+            return None, 0
         candidate = backup_kdf(code, bytes.fromhex(state.backup_salt), pepper)
         index = constant_time_in(candidate, [bytes.fromhex(r.code_hash) for r in rows])
-        if index < 0:
-            return None
-        won = conn.execute(update(backup_codes).where(
-            backup_codes.c.id == rows[index].id, backup_codes.c.used_at.is_(None)).values(used_at=now)).rowcount == 1
-        return len(rows) - 1 if won else None
+        return (rows[index].id if index >= 0 else None), len(rows)
 
     # ------------------------------------------------------ disable and reset
 

@@ -80,8 +80,8 @@ def otp_pro_message_variables(
 ) -> Mapping[str, Any] | None:
     """Add template variables to a message before it is rendered.
 
-    Called for every message: ``kind`` is ``"challenge"`` (a code or a link), or
-    ``"notification"``. ``variables`` holds what the core provides: ``payload``,
+    Called for every message: ``kind`` is ``"challenge"`` (a code or a link),
+    ``"notification"`` or ``"test"`` (a provider test). ``variables`` holds what the core provides: ``payload``,
     ``payload_kind``, ``site_name``, ``member_name``, ``support_email``,
     ``issued_at``, ``expires_at``, ``expiry_minutes``, ``channel``, ``purpose``.
     Return a mapping of extra names (they are merged in plugin order, later

@@ -70,7 +70,9 @@ class _Record:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -158,13 +160,16 @@ class PluginHost:
 
 def _entry_points() -> list[metadata.EntryPoint]:
     eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    seen: set[str] = set()
+    seen: set[tuple[str, str, str | None]] = set()
     out = []
     for ep in sorted(eps, key=lambda e: e.name):
-        # Several copies of one distribution on sys.path list the same entry point twice.
-        if ep.name in seen:
+        # Several copies of one distribution on sys.path list the same entry point twice;
+        # two distributions claiming one name are both kept so the clash is reported.
+        dist = getattr(ep, "dist", None)
+        key = (ep.name, ep.value, dist.name if dist is not None else None)
+        if key in seen:
             continue
-        seen.add(ep.name)
+        seen.add(key)
         out.append(ep)
     return out
 

@@ -8,6 +8,7 @@ also falls back to ``OTP_PRO_SECRET_KEY``.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -91,12 +92,16 @@ def _describe(spec: Setting) -> str:
         spec.type
     ]
     if spec.minimum is not None and spec.maximum is not None:
-        return f"{kind} from {spec.minimum:g} to {spec.maximum:g}"
+        return f"{kind} from {_num(spec.minimum)} to {_num(spec.maximum)}"
     if spec.minimum is not None:
-        return f"{kind} of at least {spec.minimum:g}"
+        return f"{kind} of at least {_num(spec.minimum)}"
     if spec.maximum is not None:
-        return f"{kind} of at most {spec.maximum:g}"
+        return f"{kind} of at most {_num(spec.maximum)}"
     return kind
+
+
+def _num(n: float) -> str:
+    return str(int(n)) if float(n).is_integer() else f"{n:g}"
 
 
 def convert(spec: Setting, key: str, raw: Any, problems: _Problems) -> Any:
@@ -105,8 +110,8 @@ def convert(spec: Setting, key: str, raw: Any, problems: _Problems) -> Any:
     if raw is _MISSING:
         return _MISSING
     if raw is None:
-        if spec.required:
-            problems.add(key, f"is required ({_describe(spec)})")
+        if spec.required or spec.default is not None:
+            problems.add(key, f"must be {_describe(spec)}, got None")
             return _MISSING
         return None
     value: Any
@@ -120,7 +125,10 @@ def convert(spec: Setting, key: str, raw: Any, problems: _Problems) -> Any:
     elif t is int:
         value = raw
         if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-            value = int(raw.strip())
+            try:
+                value = int(raw.strip())
+            except ValueError:  # "--5", "²", or more digits than int() takes
+                value = raw
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif t is float:
         value = raw
@@ -132,6 +140,7 @@ def convert(spec: Setting, key: str, raw: Any, problems: _Problems) -> Any:
         ok = ok and isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok:
             value = float(value)
+            ok = math.isfinite(value)
     elif t is list:
         value = raw
         if isinstance(raw, str):
@@ -170,7 +179,8 @@ def convert(spec: Setting, key: str, raw: Any, problems: _Problems) -> Any:
 
 
 def validate_section(
-    specs: Iterable[Setting], raw: Mapping[str, Any], prefix: str, problems: _Problems
+    specs: Iterable[Setting], raw: Mapping[str, Any], prefix: str, problems: _Problems,
+    *, also_allowed: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Validate a flat section of settings against ``specs``; unknown keys are problems."""
     specs = list(specs)
@@ -178,7 +188,7 @@ def validate_section(
     out: dict[str, Any] = {}
     for key in raw:
         if key not in by_name:
-            allowed = ", ".join(sorted(by_name)) or "none"
+            allowed = ", ".join(sorted([*by_name, *also_allowed])) or "none"
             problems.add(f"{prefix}{key}", f"unknown setting (allowed here: {allowed})")
     for spec in specs:
         key = f"{prefix}{spec.name}"
@@ -313,7 +323,7 @@ class Settings:
             raise ConfigurationError(f"settings must be a mapping, not {type(raw).__name__}")
         problems = _Problems()
         flat = {k: v for k, v in raw.items() if k not in ("totp", "roles", "providers")}
-        core = validate_section(CORE_SETTINGS, flat, "", problems)
+        core = validate_section(CORE_SETTINGS, flat, "", problems, also_allowed=("totp", "roles", "providers"))
 
         totp_raw = raw.get("totp", {})
         totp: dict[str, Any] = {}

@@ -1,0 +1,145 @@
+"""16 workers race to verify the same secret, 50 rounds each for a code, a backup code and a TOTP step.
+
+Each worker is its own OtpPro instance with its own connection pool, as 16
+application instances behind a load balancer would be. Exactly one worker wins
+each round, and the failure counter equals the number of failures.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pyotp
+import pytest
+from conftest import base_settings, last_code
+from sqlalchemy import func, select
+
+from otp_pro import Member, OtpPro
+from otp_pro.storage.schema import audit_events, members
+
+WORKERS = 16
+ROUNDS = 50
+
+
+def _race(instances: list[OtpPro], member: Member, secret: str) -> list[Any]:
+    barrier = threading.Barrier(len(instances))
+    results: list[Any] = [None] * len(instances)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = instances[i].verify(member, secret, ip=f"10.0.0.{i}")
+        except Exception as exc:  # noqa: BLE001 - any exception fails the test below
+            results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(instances))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
+
+
+def _counters(otp: OtpPro, member: Member) -> tuple[int, int, int]:
+    with otp.db.read() as conn:
+        row = conn.execute(select(members.c.failures, members.c.consecutive_failures).where(
+            members.c.member_id == member.id)).one()
+        failed = conn.execute(select(func.count()).select_from(audit_events).where(
+            audit_events.c.member_id == member.id, audit_events.c.kind == "verify_failed")).scalar_one()
+    return row[0], row[1], failed
+
+
+@pytest.fixture
+def fleet(backend: str, clock: Any) -> Any:
+    settings = base_settings(backend, max_attempts=100, max_sends_per_hour=1000,
+                             max_sends_per_hour_per_recipient=1000, code_ttl_seconds=3600)
+    instances = [OtpPro(settings, clock=clock) for _ in range(WORKERS)]
+    yield instances
+    for otp in instances:
+        otp.close()
+
+
+def _check_rounds(fleet: list[OtpPro], member: Member, next_secret: Callable[[int], str]) -> None:
+    total_failures_seen = 0
+    for round_no in range(ROUNDS):
+        secret = next_secret(round_no)
+        results = _race(fleet, member, secret)
+        errors = [r for r in results if isinstance(r, Exception)]
+        assert not errors, errors[:3]
+        wins = [r for r in results if r.ok]
+        losses = [r for r in results if not r.ok]
+        assert len(wins) == 1, f"round {round_no}: {len(wins)} winners"
+        assert all(r.reason == "invalid" for r in losses)
+        total_failures_seen += len(losses)
+        failures, consecutive, audited = _counters(fleet[0], member)
+        # Losers can only fail after the winner committed (they wait on its row lock),
+        # so the winner's reset comes first and the counter holds exactly this round's failures.
+        assert failures == consecutive == len(losses) == WORKERS - 1, f"round {round_no}"
+        assert audited == total_failures_seen
+
+
+def test_same_code_raced_by_16_workers(fleet, clock):
+    member = Member(id="race-code", email="race@example.com")
+    setup = fleet[0]
+    setup.begin_setup(member, "outbox:code")
+    setup.complete_setup(member, last_code(setup))
+
+    def next_code(_round: int) -> str:
+        clock.advance(1)
+        setup.send_challenge(member)
+        return last_code(setup)
+
+    _check_rounds(fleet, member, next_code)
+
+
+def test_same_backup_code_raced_by_16_workers(fleet, clock):
+    member = Member(id="race-backup", email="race-b@example.com")
+    setup = fleet[0]
+    setup.begin_setup(member, "outbox:code")
+    codes = setup.complete_setup(member, last_code(setup))
+    pool: list[str] = []
+
+    def next_backup(_round: int) -> str:
+        nonlocal codes
+        if not codes:
+            codes = setup.regenerate_backup_codes(member)
+        return codes.pop()
+
+    _check_rounds(fleet, member, next_backup)
+    del pool
+
+
+def test_same_totp_step_raced_by_16_workers(fleet, clock):
+    member = Member(id="race-totp", email="race-t@example.com")
+    setup = fleet[0]
+    info = setup.begin_setup(member, "totp")
+    app = pyotp.TOTP(info.secret)
+    setup.complete_setup(member, app.at(clock()))
+
+    def next_step(_round: int) -> str:
+        clock.advance(30)
+        return app.at(clock())
+
+    _check_rounds(fleet, member, next_step)
+
+
+def test_wrong_codes_from_16_workers_are_all_counted(backend, clock):
+    """No lost update: 16 concurrent failures raise the counter by exactly 16."""
+    settings = base_settings(backend, max_attempts=100)
+    fleet = [OtpPro(settings, clock=clock) for _ in range(WORKERS)]
+    try:
+        member = Member(id="race-wrong", email="race-w@example.com")
+        fleet[0].begin_setup(member, "outbox:code")
+        fleet[0].complete_setup(member, last_code(fleet[0]))
+        for round_no in range(1, 6):
+            results = _race(fleet, member, "00000000")
+            assert all(not r.ok for r in results)
+            failures, consecutive, _ = _counters(fleet[0], member)
+            assert consecutive == failures == round_no * WORKERS
+            remaining = sorted(r.attempts_remaining for r in results)
+            assert remaining == list(range(100 - round_no * WORKERS, 100 - (round_no - 1) * WORKERS))
+    finally:
+        for otp in fleet:
+            otp.close()
