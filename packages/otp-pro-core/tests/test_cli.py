@@ -1,0 +1,103 @@
+"""The ``otp-pro`` command line: real processes for the entry point, click's runner for the rest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from otp_pro.cli import cli, main
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("OTP_PRO_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "otp_pro", *args], cwd=cwd, capture_output=True, text=True,
+                          env=full_env, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_init_then_config_check_show_and_db(tmp_path):
+    result = run(["init", "--site-name", "Acme"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "otp-pro.toml"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "otp-pro.sqlite3").exists()
+    secret = next(line for line in config.read_text().splitlines() if line.startswith("secret_key")).split('"')[1]
+    check = run(["config", "check"], tmp_path)
+    assert check.returncode == 0 and "settings OK" in check.stdout
+    show = run(["config", "show"], tmp_path)
+    assert show.returncode == 0 and secret not in show.stdout
+    assert json.loads(show.stdout)["secret_key"] == "********"
+    current = run(["db", "current"], tmp_path)
+    assert "up to date" in current.stdout
+    again = run(["init"], tmp_path)
+    assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    missing = run(["config", "check"], tmp_path)
+    assert missing.returncode == 2 and "no settings file" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "otp-pro.toml").write_text('secret_key = "short"\ncode_length = "six"\nmode = "sometimes"\n')
+    bad = run(["config", "check"], tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    for key in ("secret_key", "code_length", "mode"):
+        assert key in bad.stderr
+    (tmp_path / "otp-pro.toml").write_text("secret_key = [unclosed\n")
+    broken = run(["config", "show"], tmp_path)
+    assert broken.returncode == 2 and "not valid TOML" in broken.stderr
+    usage = run(["providers", "test"], tmp_path)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_providers_list_and_test(tmp_path):
+    assert run(["init"], tmp_path).returncode == 0
+    listed = run(["providers", "list", "--format", "json"], tmp_path)
+    rows = {r["plugin"]: r for r in json.loads(listed.stdout)}
+    assert rows["otp_pro_email"]["transports"] == ["email"] and rows["otp_pro_email"]["builtin"]
+    dry = run(["providers", "test", "email", "--to", "ops@example.com", "--actor", "ops"], tmp_path)
+    assert dry.returncode == 0 and "dry run via email to ops@example.com" in dry.stdout
+    bad = run(["providers", "test", "email", "--to", "not-an-address"], tmp_path)
+    assert bad.returncode == 1 and "not an email address" in bad.stderr
+    unknown = run(["providers", "test", "fax", "--to", "x"], tmp_path)
+    assert unknown.returncode == 2 and "no transport called 'fax'" in unknown.stderr
+
+
+def test_demo_runs_on_an_embedded_sqlite_file(tmp_path):
+    result = run(["demo", "--database", str(tmp_path / "demo.sqlite3")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "right code  -> ok via code" in out
+    assert "same again  -> refused" in out
+    assert "app code    -> ok via totp" in out
+    assert "replayed    -> refused" in out
+    assert "5th failure -> refused (locked" in out
+    assert (tmp_path / "demo.sqlite3").exists()
+
+
+def test_unexpected_error_is_reported_without_traceback(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OTP_PRO_DEBUG", raising=False)
+
+    def explode(*_a, **_k):
+        raise RuntimeError("internal detail")
+
+    import otp_pro.demo
+
+    monkeypatch.setattr(otp_pro.demo, "run_demo", explode)
+    with pytest.raises(SystemExit) as info:
+        main(["demo"])
+    assert info.value.code == 70
+    err = capsys.readouterr().err
+    assert "unexpected RuntimeError" in err and "Traceback" not in err
+
+
+def test_help_lists_commands():
+    result = CliRunner().invoke(cli, ["--help"])
+    for command in ("init", "db", "config", "providers", "demo"):
+        assert command in result.output

@@ -1,0 +1,70 @@
+"""Alembic migrations: shipped, applied automatically to a new SQLite file, explicitly elsewhere, and match the models."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from conftest import PG_ENV, base_settings
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+
+from otp_pro import ConfigurationError, OtpPro
+from otp_pro.storage import migrate
+from otp_pro.storage.schema import metadata
+
+
+def test_new_sqlite_file_is_migrated_and_in_wal_mode(tmp_path):
+    otp = OtpPro(base_settings(f"sqlite:///{tmp_path}/new.sqlite3"))
+    assert migrate.current_revision(otp.db.engine) == migrate.head_revision()
+    with otp.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+    otp.close()
+
+
+def test_models_match_the_migrations(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path}/m.sqlite3")
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE}), metadata)
+    assert diff == []
+
+
+def test_postgresql_needs_an_explicit_upgrade(pg_url):
+    if pg_url is None:
+        pytest.skip(f"PostgreSQL tests skipped: set {PG_ENV} (CI sets it) to run them")
+    import secrets
+
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    name = f"otp_pro_mig_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        with pytest.raises(ConfigurationError, match="otp-pro db upgrade"):
+            OtpPro(base_settings(url))
+        engine = create_engine(url)
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        assert {"otp_members", "otp_challenges", "otp_audit_events"} <= set(inspect(engine).get_table_names())
+        engine.dispose()
+        OtpPro(base_settings(url)).close()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            ), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def test_bad_database_urls_are_configuration_errors(tmp_path):
+    with pytest.raises(ConfigurationError, match="database_url"):
+        OtpPro(base_settings("not a url"))
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        OtpPro(base_settings(f"sqlite:///{tmp_path}/missing/dir/x.sqlite3"))
+    with pytest.raises(ConfigurationError, match="driver"):
+        OtpPro(base_settings("mssql+nosuchdriver://h/db"))
+    with pytest.raises(ConfigurationError, match="cannot connect"):
+        OtpPro(base_settings("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2"))
