@@ -90,6 +90,15 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Run ruff over every package (not part of the default sessions)."""
-    session.install("ruff")
+    """Run ruff over every package and mypy over the core (not part of the default sessions).
+
+    Each package's ``[tool.ruff]`` / ``[tool.mypy]`` in its own pyproject applies.
+    The core is installed (with its test extra, for ``otp_pro.testing``) so mypy
+    checks it against the installed dependencies' types.
+    """
+    install_packages(session)
+    session.install("ruff", "mypy")
     session.run("ruff", "check", "packages", *session.posargs)
+    # From the core's folder, so mypy reads its pyproject (``files = ["src"]``).
+    session.chdir(f"packages/{CORE}")
+    session.run("mypy")

@@ -208,7 +208,7 @@ def last_code(otp: OtpPro, recipient: str | None = None) -> str:
     """The code in the newest outbox message."""
     message = otp.transports["outbox"].last(recipient)  # type: ignore[attr-defined]
     assert message is not None, "no message in the outbox"
-    match = re.search(r"\b(\d{%d})\b" % otp.settings.code_length, message.text)
+    match = re.search(rf"\b(\d{{{otp.settings.code_length}}})\b", message.text)
     assert match, "no code in the message"
     return match.group(1)
 

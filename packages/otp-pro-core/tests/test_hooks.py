@@ -150,7 +150,9 @@ def test_hook_otp_pro_register_transports(build: Callable[..., OtpPro], clock: C
     assert challenge.channel == "pigeon:code"
     assert challenge.provider_message_id == "bird-2"
     message = transport.sent[-1]
-    assert (message.recipient, message.member_id, message.channel, message.kind) == ("Loft 9", "7", "pigeon:code", "challenge")
+    assert (message.recipient, message.member_id, message.channel, message.kind) == (
+        "Loft 9", "7", "pigeon:code", "challenge"
+    )
     assert "Example verification code" in message.text  # rendered in the short text format
     assert otp.verify(ann, code_in(message.text)).ok
 
@@ -162,7 +164,9 @@ def test_hook_otp_pro_register_transports(build: Callable[..., OtpPro], clock: C
 
 def test_register_transports_validates_transport_settings(sqlite_url: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        OtpPro(base_settings(sqlite_url, providers={"pigeon": {"lofts": "x"}}), plugins=[Pigeons("p")], entry_points=False)
+        OtpPro(
+            base_settings(sqlite_url, providers={"pigeon": {"lofts": "x"}}), plugins=[Pigeons("p")], entry_points=False
+        )
     problems = "\n".join(caught.value.problems)
     assert "providers.pigeon.lofts" in problems  # unknown key
     assert "providers.pigeon.loft" in problems  # required key missing

@@ -1,4 +1,5 @@
-"""Alembic migrations: shipped, applied automatically to a new SQLite file, explicitly elsewhere, and match the models."""
+"""Alembic migrations: shipped, applied automatically to a new SQLite file, explicitly
+elsewhere, and match the models."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_models_match_the_migrations(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path}/m.sqlite3")
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE}), metadata)
+        context = MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE})
+        diff = compare_metadata(context, metadata)
     assert diff == []
 
 

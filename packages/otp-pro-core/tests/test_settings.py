@@ -18,6 +18,7 @@ from conftest import SECRET_KEY
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+
 from otp_pro import ConfigurationError, OtpPro, Secret
 from otp_pro.settings import CORE_SETTINGS, ROLE_SETTINGS, TOTP_SETTINGS, Settings
 
@@ -499,7 +500,9 @@ def test_relative_sqlite_path_is_taken_from_the_file_folder(tmp_path: Path, monk
     assert build(database_url=url).database_url == url
 
 
-def test_otppro_from_file_creates_the_database_next_to_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_otppro_from_file_creates_the_database_next_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conf = tmp_path / "conf"
     conf.mkdir()
     elsewhere = tmp_path / "elsewhere"
@@ -669,7 +672,9 @@ _json = st.recursive(
     _leaves,
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(_keys, children, max_size=5)
-    | st.fixed_dictionaries({"env": st.text(max_size=6) | st.integers() | st.none() | st.sampled_from(["PATH", "HOME"])}),
+    | st.fixed_dictionaries(
+        {"env": st.text(max_size=6) | st.integers() | st.none() | st.sampled_from(["PATH", "HOME"])}
+    ),
     max_leaves=25,
 )
 _top = st.dictionaries(_keys, _json, max_size=8)
@@ -678,7 +683,9 @@ _flat = st.dictionaries(st.sampled_from([s.name for s in CORE_SETTINGS]), _leave
 #: a valid mapping with one value replaced: the converters see every kind of value with nothing else wrong
 _one_value = _leaves | _numberish | _json
 _one_bad = st.one_of(
-    st.builds(lambda k, v: {"secret_key": SECRET_KEY, k: v}, st.sampled_from([s.name for s in CORE_SETTINGS]), _one_value),
+    st.builds(
+        lambda k, v: {"secret_key": SECRET_KEY, k: v}, st.sampled_from([s.name for s in CORE_SETTINGS]), _one_value
+    ),
     st.builds(lambda k, v: {"secret_key": SECRET_KEY, "totp": {k: v}}, st.sampled_from([s.name for s in TOTP_SETTINGS]),
               _one_value),
     st.builds(lambda k, v: {"secret_key": SECRET_KEY, "roles": {"editor": {"requirement": "required", k: v}}},

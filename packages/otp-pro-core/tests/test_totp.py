@@ -1,4 +1,5 @@
-"""TOTP through the public API: RFC 6238 Appendix B vectors, replay, window, algorithms, seed encryption and key rotation."""
+"""TOTP through the public API: RFC 6238 Appendix B vectors, replay, window, algorithms,
+seed encryption and key rotation."""
 
 from __future__ import annotations
 

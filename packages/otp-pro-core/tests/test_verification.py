@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from conftest import enroll, last_code
@@ -158,7 +158,9 @@ def test_nist_ceiling_hard_locks_after_100_consecutive_failures(make_otp, member
     assert [e.actor for e in otp.events(member, kinds=["unlocked"])] == ["support"]
 
 
-@pytest.mark.parametrize("code", [None, "", "   ", "12 34", "١٢٣٤٥٦", "12345678901234567890" * 5, b"\xff\xfe", "abc$%", 3.5, []])
+@pytest.mark.parametrize(
+    "code", [None, "", "   ", "12 34", "١٢٣٤٥٦", "12345678901234567890" * 5, b"\xff\xfe", "abc$%", 3.5, []]
+)
 def test_malformed_input_is_refused_without_state_change(otp, member, code):
     enroll(otp, member)
     before = len(otp.events(member, limit=1000))
@@ -229,7 +231,7 @@ class FailingTransport(Transport):
     label = "Flaky"
     message_format = "text"
     fail = True
-    sent: list[Any] = []
+    sent: ClassVar[list[Any]] = []
 
     def recipient(self, member):
         return member.fields.get("phone") or "+15550000000"

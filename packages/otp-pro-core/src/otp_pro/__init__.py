@@ -33,7 +33,16 @@ from .member import InvalidMember, Member
 from .results import Challenge, ChannelInfo, MemberStatus, PluginInfo, SetupInfo, TrustedDevice, VerifyResult
 from .secret import Secret
 from .settings import Setting, Settings
-from .transports import Message, Payload, PayloadContext, PayloadValue, ProviderConfig, ProviderTestResult, Receipt, Transport
+from .transports import (
+    Message,
+    Payload,
+    PayloadContext,
+    PayloadValue,
+    ProviderConfig,
+    ProviderTestResult,
+    Receipt,
+    Transport,
+)
 
 try:
     __version__ = _metadata.version("otp-pro-core")
@@ -41,11 +50,11 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0.0.0"
 
 __all__ = [
-    "AuditEvent", "Challenge", "ChannelInfo", "ChannelUnavailable", "ConfigurationError", "DeliveryError",
-    "HARD_LOCK", "InvalidCode", "InvalidMember", "LockedOut", "Member", "MemberStatus", "Message", "NotEnrolled",
+    "HARD_LOCK", "AuditEvent", "Challenge", "ChannelInfo", "ChannelUnavailable", "ConfigurationError",
+    "DeliveryError", "InvalidCode", "InvalidMember", "LockedOut", "Member", "MemberStatus", "Message", "NotEnrolled",
     "NotFound", "OtpPro", "OtpProError", "Payload", "PayloadContext", "PayloadValue", "PermanentDeliveryError",
     "PluginError", "PluginInfo", "PolicyError", "ProviderConfig", "ProviderTestResult", "Receipt",
     "RecipientUnavailable", "Secret", "Setting", "Settings", "SetupError", "SetupInfo", "ThrottledError",
-    "TransientDeliveryError", "Transport", "TrustedDevice", "UnknownMember", "VerifyResult", "hookimpl",
-    "normalize_code", "__version__",
+    "TransientDeliveryError", "Transport", "TrustedDevice", "UnknownMember", "VerifyResult", "__version__",
+    "hookimpl", "normalize_code",
 ]

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, case, delete, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, policy, totp
@@ -90,6 +90,13 @@ def normalize_code(code: object) -> str | None:
     return text
 
 
+def _inserted_id(result: CursorResult[Any]) -> Any:
+    """The primary key of the one row an ``INSERT ... VALUES`` added."""
+    # Typed Optional because a multi-row or INSERT-FROM-SELECT has none; a one-row
+    # INSERT always has it.
+    return cast("Sequence[Any]", result.inserted_primary_key)[0]
+
+
 def _mask(recipient: str) -> str:
     """A hint of a recipient for audit records and messages: ``a***@example.com``, ``+44*******123``."""
     if "@" in recipient:
@@ -137,18 +144,22 @@ class OtpPro:
     # ------------------------------------------------------------------ set-up
 
     def _register_providers(self, problems: _Problems) -> None:
-        found: dict[str, tuple[str, type]] = {}
+        found: dict[str, tuple[str, type[Transport] | type[Payload]]] = {}
 
-        def collect(kind: str, base: type) -> Callable[[object], None]:
+        def collect(kind: str, base: type[Transport] | type[Payload]) -> Callable[[object], None]:
             def register(cls: object) -> None:
                 record = current[0]
                 owner = record.name if record else "?"
                 if not isinstance(cls, type) or not issubclass(cls, base) or not getattr(cls, "name", ""):
-                    raise PluginError(f"plugin {owner} registered {cls!r}, which is not a named {base.__name__} subclass", plugin=owner)
-                name = cls.name  # type: ignore[attr-defined]
+                    raise PluginError(
+                        f"plugin {owner} registered {cls!r}, which is not a named {base.__name__} subclass",
+                        plugin=owner,
+                    )
+                name = cls.name
                 if name in found:
                     raise PluginError(
-                        f"plugin {owner} registered {kind} {name!r}, already registered by {found[name][0]}", plugin=owner
+                        f"plugin {owner} registered {kind} {name!r}, already registered by {found[name][0]}",
+                        plugin=owner,
                     )
                 if ":" in name or name == TOTP:
                     raise PluginError(f"plugin {owner} registered the reserved name {name!r}", plugin=owner)
@@ -159,10 +170,11 @@ class OtpPro:
             return register
 
         current: list[Any] = [None]
-        for hook_name, kind, base in (
+        kinds: tuple[tuple[str, str, type[Transport] | type[Payload]], ...] = (
             ("otp_pro_register_transports", "transport", Transport),
             ("otp_pro_register_payloads", "payload", Payload),
-        ):
+        )
+        for hook_name, kind, base in kinds:
             register = collect(kind, base)
             hook = getattr(self.host.pm.hook, hook_name)
             for impl in hook.get_hookimpls():
@@ -187,11 +199,14 @@ class OtpPro:
             if isinstance(instance, Transport):
                 self.transports[name] = instance
             else:
-                self.payloads[name] = instance  # type: ignore[assignment]
+                self.payloads[name] = instance
         for name in providers:
             known = ", ".join(sorted(found)) or "none"
-            problems.add(f"providers.{name}", f"no installed transport or payload is called {name!r} (installed: {known})")
-        for provider in [*self.transports.values(), *self.payloads.values()]:
+            problems.add(
+                f"providers.{name}", f"no installed transport or payload is called {name!r} (installed: {known})"
+            )
+        started: list[Transport | Payload] = [*self.transports.values(), *self.payloads.values()]
+        for provider in started:
             for problem in provider.check():
                 key, _, message = problem.partition(": ")
                 problems.add(key if message else f"providers.{provider.name}", message or problem)
@@ -211,7 +226,9 @@ class OtpPro:
     def registered_channels(self) -> tuple[str, ...]:
         """Channels offered site-wide when ``channels`` is not set: all but those of dev-only transports."""
         return tuple(
-            name for name, c in self.channels.items() if c.transport is None or getattr(c.transport, "offered_by_default", True)
+            name
+            for name, c in self.channels.items()
+            if c.transport is None or getattr(c.transport, "offered_by_default", True)
         )
 
     def _validate_channels(self, problems: _Problems) -> None:
@@ -278,16 +295,18 @@ class OtpPro:
     def redacted_settings(self) -> dict[str, Any]:
         """The effective settings with secrets shown as ``'********'``, providers as validated."""
         out = self.settings.redacted()
-        out["providers"] = {name: p.config.redacted() for name, p in {**self.transports, **self.payloads}.items()}
+        started: dict[str, Transport | Payload] = {**self.transports, **self.payloads}
+        out["providers"] = {name: p.config.redacted() for name, p in started.items()}
         return out
 
     def member(self, member_id: str) -> Member:
         """Load a member through the ``otp_pro_member_lookup`` hook; :class:`UnknownMember` if nobody knows it."""
-        found = None
+        found: Member | None = None
         for impl in reversed(self.hook.otp_pro_member_lookup.get_hookimpls()):
             args = {"otp": self, "member_id": str(member_id)}
             try:
-                found = impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
+                # pluggy types every implementation as returning object; the hookspec promises Member or None.
+                found = cast("Member | None", impl.function(**{k: v for k, v in args.items() if k in impl.argnames}))
             except Exception as exc:  # noqa: BLE001
                 raise PluginError(f"plugin {impl.plugin_name} failed to look up member {member_id!r}: "
                                   f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name) from None
@@ -322,7 +341,9 @@ class OtpPro:
                 try:
                     impl.function(**{k: v for k, v in {"otp": self, "event": event}.items() if k in impl.argnames})
                 except Exception as exc:  # noqa: BLE001 - a listener must not undo a committed change
-                    log.warning("otp-pro event listener %s failed on %s: %s", impl.plugin_name, event.kind, type(exc).__name__)
+                    log.warning(
+                        "otp-pro event listener %s failed on %s: %s", impl.plugin_name, event.kind, type(exc).__name__
+                    )
 
     def _state(self, conn: Connection, member_id: str, *, for_update: bool = False) -> Any:
         query = select(members).where(members.c.member_id == member_id)
@@ -332,9 +353,13 @@ class OtpPro:
 
     def _ensure_member(self, conn: Connection, member_id: str) -> None:
         now = self.clock()
-        values = {"member_id": member_id, "created_at": now, "updated_at": now, "failures": 0, "consecutive_failures": 0}
+        values = {
+            "member_id": member_id, "created_at": now, "updated_at": now, "failures": 0, "consecutive_failures": 0
+        }
         name = conn.dialect.name
         if name in ("sqlite", "postgresql"):
+            # The two dialects' insert() return different classes with the same on_conflict_do_nothing().
+            dialect_insert: Any
             if name == "sqlite":
                 from sqlalchemy.dialects.sqlite import insert as dialect_insert
             else:
@@ -367,7 +392,8 @@ class OtpPro:
                 definition.transport.recipient(member)
             except RecipientUnavailable as exc:
                 return exc.reason
-        for record, answer in self.host.call_each("otp_pro_channel_available", otp=self, member=member, channel=channel):
+        answers = self.host.call_each("otp_pro_channel_available", otp=self, member=member, channel=channel)
+        for record, answer in answers:
             if answer is False:
                 return f"hidden by plugin {record.name if record else '?'}"
             if isinstance(answer, str) and answer:
@@ -465,7 +491,9 @@ class OtpPro:
         if channel not in req.channels:
             allowed = ", ".join(req.channels) or "none"
             raise ChannelUnavailable(
-                f"channel {channel!r} is not allowed for this member (allowed: {allowed})", channel=channel, reason="not allowed"
+                f"channel {channel!r} is not allowed for this member (allowed: {allowed})",
+                channel=channel,
+                reason="not allowed",
             )
         reason = self._unavailable_reason(member, channel)
         if reason:
@@ -508,7 +536,9 @@ class OtpPro:
                     )
                 )
                 self._audit(conn, events, audit.SETUP_STARTED, member.id, channel=TOTP, ip=ip, user_agent=user_agent)
-            return SetupInfo(channel=TOTP, expires_at=expires, provisioning_uri=uri, qr_svg=totp.qr_svg(uri), secret=seed)
+            return SetupInfo(
+                channel=TOTP, expires_at=expires, provisioning_uri=uri, qr_svg=totp.qr_svg(uri), secret=seed
+            )
         with self._write() as (conn, events):
             self._ensure_member(conn, member.id)
             conn.execute(
@@ -558,10 +588,11 @@ class OtpPro:
                         )
                     ).rowcount == 1
             else:
-                ok = self._consume_challenge(conn, member.id, normalized, PURPOSE_SETUP, now, channel=channel) is not None
+                consumed = self._consume_challenge(conn, member.id, normalized, PURPOSE_SETUP, now, channel=channel)
+                ok = consumed is not None
             if not ok:
-                result = self._record_failure(conn, events, member.id, now, channel=channel, ip=ip, user_agent=user_agent,
-                                              reason="invalid", setup=True)
+                result = self._record_failure(conn, events, member.id, now, channel=channel, ip=ip,
+                                              user_agent=user_agent, reason="invalid", setup=True)
             else:
                 values: dict[str, Any] = dict(
                     channel=channel, enrolled_at=now, disabled_at=None, pending_channel=None, pending_totp_seed=None,
@@ -571,8 +602,8 @@ class OtpPro:
                     values.update(totp_seed=None, totp_last_step=None)
                 conn.execute(update(members).where(members.c.member_id == member.id).values(**values))
                 codes = self._new_backup_codes(conn, member.id, now)
-                self._audit(conn, events, audit.SETUP_COMPLETED, member.id, channel=channel, ip=ip, user_agent=user_agent,
-                            outcome=audit.OK)
+                self._audit(conn, events, audit.SETUP_COMPLETED, member.id, channel=channel, ip=ip,
+                            user_agent=user_agent, outcome=audit.OK)
                 self._audit(conn, events, audit.BACKUP_CODES_GENERATED, member.id, channel=channel, ip=ip,
                             user_agent=user_agent, count=len(codes))
         if not ok:
@@ -589,7 +620,11 @@ class OtpPro:
         conn.execute(
             backup_codes.insert(),
             [
-                {"member_id": member_id, "code_hash": backup_kdf(normalize_code(c) or "", salt, pepper).hex(), "created_at": now}
+                {
+                    "member_id": member_id,
+                    "code_hash": backup_kdf(normalize_code(c) or "", salt, pepper).hex(),
+                    "created_at": now,
+                }
                 for c in codes
             ],
         )
@@ -672,14 +707,14 @@ class OtpPro:
                 self._audit(conn, events, audit.SEND_THROTTLED, member.id, outcome=audit.FAILED, channel=channel, ip=ip,
                             user_agent=user_agent, limit=refusal.limit, retry_after=refusal.retry_after)
             else:
-                challenge_id = conn.execute(
+                challenge_id = _inserted_id(conn.execute(
                     challenges.insert().values(
                         member_id=member.id, channel=channel, payload=payload.name, purpose=purpose,
                         secret_hash=self.keys.hash("challenge", value.secret), recipient_hash=recipient_hash,
                         binding_hash=self.keys.hash("binding", binding) if binding else None, status="pending",
                         created_at=now, expires_at=expires,
                     )
-                ).inserted_primary_key[0]
+                ))
         if refusal is not None:
             raise refusal
         try:
@@ -692,15 +727,17 @@ class OtpPro:
             with self._write() as (conn, events):
                 conn.execute(update(challenges).where(challenges.c.id == challenge_id).values(
                     status="failed", error_code=(error.provider_code or "")[:64] or None))
-                self._audit(conn, events, audit.DELIVERY_FAILED, member.id, outcome=audit.FAILED, channel=channel, ip=ip,
-                            user_agent=user_agent, purpose=purpose, challenge_id=challenge_id, error=type(error).__name__,
-                            provider_code=error.provider_code, permanent=error.permanent, transport=transport.name)
+                self._audit(conn, events, audit.DELIVERY_FAILED, member.id, outcome=audit.FAILED, channel=channel,
+                            ip=ip, user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
+                            error=type(error).__name__, provider_code=error.provider_code, permanent=error.permanent,
+                            transport=transport.name)
             if error is not exc:
                 log.warning("otp-pro transport %s raised %s", transport.name, type(exc).__name__)
             raise error from None
         with self._write() as (conn, events):
             conn.execute(update(challenges).where(challenges.c.id == challenge_id).values(
-                status="sent", sent_at=self.clock(), provider_message_id=(receipt.provider_message_id or "")[:128] or None))
+                status="sent", sent_at=self.clock(),
+                provider_message_id=(receipt.provider_message_id or "")[:128] or None))
             # A new challenge voids the member's earlier unused ones (of either purpose).
             conn.execute(update(challenges).where(
                 challenges.c.member_id == member.id, challenges.c.id != challenge_id,
@@ -710,7 +747,8 @@ class OtpPro:
                         user_agent=user_agent, purpose=purpose, challenge_id=challenge_id, transport=transport.name,
                         recipient=_mask(recipient), provider_message_id=receipt.provider_message_id)
         return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose, created_at=now,
-                         expires_at=expires, recipient_hint=_mask(recipient), provider_message_id=receipt.provider_message_id)
+                         expires_at=expires, recipient_hint=_mask(recipient),
+                         provider_message_id=receipt.provider_message_id)
 
     def _throttle(self, conn: Connection, member_id: str, recipient_hash: str, now: datetime) -> ThrottledError | None:
         s = self.settings
@@ -738,8 +776,8 @@ class OtpPro:
         ).scalars().all()
         if len(rows) >= s.max_sends_per_hour_per_recipient:
             wait = int((rows[0] + timedelta(hours=1) - now).total_seconds()) + 1
-            return ThrottledError(f"too many codes sent to this address in the last hour; try again in {wait // 60 + 1} min",
-                                  retry_after=wait, limit="recipient_hourly")
+            return ThrottledError("too many codes sent to this address in the last hour; "
+                                  f"try again in {wait // 60 + 1} min", retry_after=wait, limit="recipient_hourly")
         return None
 
     def message_variables(self, member: Member, channel: str, kind: str, extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -792,15 +830,19 @@ class OtpPro:
         message.channel = channel
         return message
 
-    def provider_test(self, transport_name: str, to: str, *, dry_run: bool = True, actor: str | None = None) -> ProviderTestResult:
+    def provider_test(
+        self, transport_name: str, to: str, *, dry_run: bool = True, actor: str | None = None
+    ) -> ProviderTestResult:
         """Send (or with ``dry_run`` only render) a test message through ``transport_name`` to ``to``.
 
         The test code in it is random and is not stored: it cannot be used to sign in.
         """
         transport = self.transports.get(transport_name)
         if transport is None:
-            raise ConfigurationError(f"no transport called {transport_name!r} (installed: {', '.join(self.transports)})",
-                                     key="transport")
+            installed = ", ".join(self.transports)
+            raise ConfigurationError(
+                f"no transport called {transport_name!r} (installed: {installed})", key="transport"
+            )
         recipient = transport.normalize_recipient(to)
         probe = Member(id="provider-test", email=recipient if "@" in recipient else None, name="Provider test")
         now = self.clock()
@@ -876,7 +918,9 @@ class OtpPro:
             return VerifyResult(False, reason="locked", attempts_remaining=0, locked_until=locked, channel=channel)
         return VerifyResult(False, reason=reason, attempts_remaining=s.max_attempts - failures, channel=channel)
 
-    def verify(self, member: Member, code: object, *, ip: str | None = None, user_agent: str | None = None) -> VerifyResult:
+    def verify(
+        self, member: Member, code: object, *, ip: str | None = None, user_agent: str | None = None
+    ) -> VerifyResult:
         """Check what the member typed: a one-time code, an authenticator code or a backup code.
 
         Never raises for a wrong or malformed code: ``.ok`` is False and ``.reason``
@@ -939,8 +983,8 @@ class OtpPro:
                 if method == "backup_code":
                     self._audit(conn, events, audit.BACKUP_CODE_USED, member.id, outcome=audit.OK, ip=ip,
                                 user_agent=user_agent, remaining=remaining)
-                self._audit(conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK, channel=channel or state.channel,
-                            ip=ip, user_agent=user_agent, method=method)
+                self._audit(conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK,
+                            channel=channel or state.channel, ip=ip, user_agent=user_agent, method=method)
                 result = VerifyResult(True, method=method, channel=channel or state.channel,
                                       attempts_remaining=self.settings.max_attempts, backup_codes_remaining=remaining)
         return result
@@ -991,7 +1035,9 @@ class OtpPro:
             raise PolicyError("two-factor authentication is required for this member and cannot be disabled")
         self._clear(member, audit.DISABLED, actor=actor, ip=ip, user_agent=user_agent, disabled=True)
 
-    def reset(self, member: Member, *, actor: str | None = None, ip: str | None = None, user_agent: str | None = None) -> None:
+    def reset(
+        self, member: Member, *, actor: str | None = None, ip: str | None = None, user_agent: str | None = None
+    ) -> None:
         """Force the member to set up again: factor, backup codes, trusted devices and lockout are cleared."""
         self._clear(member, audit.RESET, actor=actor, ip=ip, user_agent=user_agent, disabled=False)
 
@@ -1028,7 +1074,10 @@ class OtpPro:
 
     def trust_device(self, member: Member, *, label: str = "", ip: str | None = None,
                      user_agent: str | None = None) -> str:
-        """Remember this device for ``trusted_device_days``; return the token to keep in a cookie (only its hash is stored)."""
+        """Remember this device for ``trusted_device_days``; return the token to keep in a cookie.
+
+        Only the token's hash is stored.
+        """
         days = self.settings.trusted_device_days
         if days <= 0:
             raise PolicyError("trusted devices are switched off (trusted_device_days = 0)")
@@ -1038,9 +1087,9 @@ class OtpPro:
         token = new_token(32)
         now = self.clock()
         with self._write() as (conn, events):
-            device_id = conn.execute(trusted_devices.insert().values(
+            device_id = _inserted_id(conn.execute(trusted_devices.insert().values(
                 member_id=member.id, token_hash=self.keys.hash("device", token), label=label, created_at=now,
-                expires_at=now + timedelta(days=days))).inserted_primary_key[0]
+                expires_at=now + timedelta(days=days))))
             self._audit(conn, events, audit.DEVICE_TRUSTED, member.id, ip=ip, user_agent=user_agent,
                         device_id=device_id, label=label)
         return token
@@ -1123,4 +1172,4 @@ class OtpPro:
         return count
 
 
-__all__ = ["OtpPro", "ChannelDef", "normalize_code", "HARD_LOCK"]
+__all__ = ["HARD_LOCK", "ChannelDef", "OtpPro", "normalize_code"]

@@ -10,6 +10,7 @@ setting leave named plugins unloaded.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -85,7 +86,8 @@ class PluginHost:
         self.disabled = set(disabled) | disabled_from_env()
         self.records: list[_Record] = []
         for name, module_name in DEFAULT_PLUGINS:
-            self._add(_Record(name, module_name, "otp-pro-core", _version("otp-pro-core"), True), lambda m=module_name: importlib.import_module(m))
+            builtin = _Record(name, module_name, "otp-pro-core", _version("otp-pro-core"), True)
+            self._add(builtin, functools.partial(importlib.import_module, module_name))
         if entry_points:
             for ep in _entry_points():
                 dist = getattr(ep, "dist", None)
@@ -99,7 +101,8 @@ class PluginHost:
                 self._add(record, ep.load)
         for i, plugin in enumerate(extra):
             name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{i}"
-            self._add(_Record(name, getattr(plugin, "__module__", None), None, None, False), lambda p=plugin: p)
+            given = _Record(name, getattr(plugin, "__module__", None), None, None, False)
+            self._add(given, functools.partial(_given, plugin))
         self._check_pending()
 
     def _add(self, record: _Record, load: Callable[[], Any]) -> None:
@@ -135,8 +138,11 @@ class PluginHost:
                         log.warning("otp-pro plugin %s skipped: %s", record.name, record.error)
                 self.pm.unregister(culprit)
 
-    def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[_Record, Any]]:
-        """Call one hook's implementations one by one, attributing any error to its plugin."""
+    def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[_Record | None, Any]]:
+        """Call one hook's implementations one by one, attributing any error to its plugin.
+
+        The record is None for an implementation registered on the manager directly, not through this host.
+        """
         hook = getattr(self.pm.hook, hook_name)
         for impl in hook.get_hookimpls():  # registration order: built-ins first
             record = self.record_for(impl.plugin)
@@ -146,7 +152,8 @@ class PluginHost:
             except Exception as exc:  # noqa: BLE001
                 if record is not None:
                     record.error = _describe(exc)
-                log.warning("otp-pro plugin %s failed in %s: %s", record.name if record else impl.plugin_name, hook_name, _describe(exc))
+                owner = record.name if record else impl.plugin_name
+                log.warning("otp-pro plugin %s failed in %s: %s", owner, hook_name, _describe(exc))
 
     def record_for(self, plugin: object) -> _Record | None:
         for record in self.records:
@@ -156,6 +163,11 @@ class PluginHost:
 
     def infos(self) -> list[PluginInfo]:
         return [r.info() for r in self.records]
+
+
+def _given(plugin: object) -> object:
+    """The loader of a plugin object passed in by the application: the object itself."""
+    return plugin
 
 
 def _entry_points() -> list[metadata.EntryPoint]:

@@ -134,7 +134,8 @@ def resolve(settings: Settings, roles: Iterable[str], registered: Sequence[str])
     if top == _RANK[REQUIRED]:
         channels = _intersection(groups) or _union(groups)
         grace = min(e.grace_days for e in deciding)
-        return Requirement(REQUIRED, channels, _pick_default(deciding, channels, settings.default_channel), grace, decided_by)
+        default = _pick_default(deciding, channels, settings.default_channel)
+        return Requirement(REQUIRED, channels, default, grace, decided_by)
     channels = _union(groups)
     return Requirement(OPTIONAL, channels, _pick_default(deciding, channels, settings.default_channel), 0, decided_by)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 
 class Secret:
     """Wraps a secret value (password, auth token, key).
@@ -42,7 +44,7 @@ class Secret:
     def __str__(self) -> str:
         return "********"
 
-    def __reduce__(self) -> object:  # pragma: no cover - pickling a secret is a mistake
+    def __reduce__(self) -> NoReturn:  # pragma: no cover - pickling a secret is a mistake
         raise TypeError("Secret values cannot be pickled")
 
 

@@ -88,9 +88,10 @@ def _resolve_env(key: str, value: Any, problems: _Problems) -> Any:
 def _describe(spec: Setting) -> str:
     if spec.choices is not None:
         return "one of " + ", ".join(repr(c) for c in spec.choices)
-    kind = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "a list of strings"}[
-        spec.type
-    ]
+    kinds = {
+        str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "a list of strings"
+    }
+    kind = kinds[spec.type]
     if spec.minimum is not None and spec.maximum is not None:
         return f"{kind} from {_num(spec.minimum)} to {_num(spec.maximum)}"
     if spec.minimum is not None:
@@ -211,7 +212,10 @@ def validate_section(
 
 def _check_secret_key(value: str) -> None:
     if len(value) < 32:
-        raise ValueError("must be at least 32 characters (generate one with: python -c \"import secrets; print(secrets.token_urlsafe(48))\")")
+        raise ValueError(
+            "must be at least 32 characters "
+            "(generate one with: python -c \"import secrets; print(secrets.token_urlsafe(48))\")"
+        )
 
 
 def _check_previous_keys(values: list[str]) -> None:
@@ -230,7 +234,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("mode", str, "visible", "site-wide mode", choices=MODES),
     Setting("default_channel", str, "email:code", "channel used when a member has not chosen one"),
     Setting("channels", list, None, "channels offered site-wide (default: every registered channel)"),
-    Setting("grace_days", int, 0, "days a newly required member may wait before setup is forced", minimum=0, maximum=3650),
+    Setting(
+        "grace_days", int, 0, "days a newly required member may wait before setup is forced", minimum=0, maximum=3650
+    ),
     Setting("code_length", int, 6, "digits of a one-time code", minimum=6, maximum=10),
     Setting("code_ttl_seconds", int, 600, "lifetime of a one-time code", minimum=30, maximum=86400),
     Setting("setup_ttl_seconds", int, 900, "lifetime of a pending setup", minimum=60, maximum=86400),
@@ -315,7 +321,9 @@ class Settings:
     source: str | None = None
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str | None = None) -> Settings:
+    def from_mapping(
+        cls, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str | None = None
+    ) -> Settings:
         """Validate a mapping (for example parsed TOML). Raises :class:`ConfigurationError` listing every problem."""
         if isinstance(raw, Settings):
             return raw
@@ -339,7 +347,9 @@ class Settings:
         else:
             for role_name, role_raw in roles_raw.items():
                 if not isinstance(role_raw, Mapping):
-                    problems.add(f"roles.{role_name}", "must be a table with requirement, grace_days, channels, default_channel")
+                    problems.add(
+                        f"roles.{role_name}", "must be a table with requirement, grace_days, channels, default_channel"
+                    )
                     continue
                 values = validate_section(ROLE_SETTINGS, role_raw, f"roles.{role_name}.", problems)
                 if "requirement" in values:

@@ -8,7 +8,7 @@ instances with different settings never share state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,7 +35,7 @@ class ProviderConfig(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:
@@ -84,7 +84,10 @@ class Message:
     sensitive: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        return f"Message(recipient={self.recipient!r}, subject={self.subject!r}, channel={self.channel!r}, kind={self.kind!r})"
+        return (
+            f"Message(recipient={self.recipient!r}, subject={self.subject!r}, channel={self.channel!r}, "
+            f"kind={self.kind!r})"
+        )
 
 
 @dataclass(frozen=True)

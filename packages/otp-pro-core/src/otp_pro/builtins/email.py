@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from typing import Any
@@ -120,29 +119,40 @@ class EmailTransport(Transport):
             ) from None
         except smtplib.SMTPRecipientsRefused as exc:
             codes = sorted({str(code) for code, _ in exc.recipients.values()})
-            raise _by_code(codes[0] if codes else "550", f"SMTP server {host}:{port} refused the recipient", self.name) from None
+            code = codes[0] if codes else "550"
+            raise _by_code(code, f"SMTP server {host}:{port} refused the recipient", self.name) from None
         except smtplib.SMTPSenderRefused as exc:
             raise _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} refused the sender", self.name) from None
         except smtplib.SMTPResponseException as exc:
-            raise _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} answered {exc.smtp_code}", self.name) from None
+            raise _by_code(
+                str(exc.smtp_code), f"SMTP server {host}:{port} answered {exc.smtp_code}", self.name
+            ) from None
         except smtplib.SMTPServerDisconnected:
             raise TransientDeliveryError(
                 f"SMTP server {host}:{port} closed the connection", transport=self.name, provider_code="disconnected"
             ) from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise TransientDeliveryError(
-                f"SMTP server {host}:{port} did not answer within {timeout:g} s", transport=self.name, provider_code="timeout"
+                f"SMTP server {host}:{port} did not answer within {timeout:g} s",
+                transport=self.name,
+                provider_code="timeout",
             ) from None
         except ConnectionRefusedError:
             raise TransientDeliveryError(
-                f"SMTP server {host}:{port} refused the connection", transport=self.name, provider_code="connection_refused"
+                f"SMTP server {host}:{port} refused the connection",
+                transport=self.name,
+                provider_code="connection_refused",
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise TransientDeliveryError(
-                f"SMTP delivery to {host}:{port} failed: {type(exc).__name__}", transport=self.name, provider_code="error"
+                f"SMTP delivery to {host}:{port} failed: {type(exc).__name__}",
+                transport=self.name,
+                provider_code="error",
             ) from None
         if refused:
-            raise PermanentDeliveryError("SMTP server refused the recipient", transport=self.name, provider_code="refused")
+            raise PermanentDeliveryError(
+                "SMTP server refused the recipient", transport=self.name, provider_code="refused"
+            )
         return Receipt(provider_message_id=mail["Message-ID"])
 
     def dry_run_parameters(self, message: Message) -> dict[str, Any]:

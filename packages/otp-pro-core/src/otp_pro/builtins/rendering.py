@@ -43,7 +43,7 @@ TEXT_TEMPLATES: dict[str, str] = {
 }
 
 
-class _Vars(dict):  # type: ignore[type-arg]
+class _Vars(dict[str, Any]):
     """Unknown placeholders render as empty text instead of failing at send time."""
 
     def __missing__(self, key: str) -> str:

@@ -137,4 +137,4 @@ audit_events = Table(
     Column("details", Text, nullable=False, server_default="{}"),
 )
 
-__all__ = ["metadata", "members", "challenges", "backup_codes", "trusted_devices", "audit_events"]
+__all__ = ["audit_events", "backup_codes", "challenges", "members", "metadata", "trusted_devices"]

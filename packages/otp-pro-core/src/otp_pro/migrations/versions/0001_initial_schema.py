@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -18,7 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('otp_audit_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('at', sa.DateTime(), nullable=False),
@@ -107,11 +106,11 @@ def upgrade() -> None:
     with op.batch_alter_table('otp_trusted_devices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_otp_trusted_devices_member_id'), ['member_id'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('otp_trusted_devices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_otp_trusted_devices_member_id'))
 
@@ -133,4 +132,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_otp_audit_events_at'))
 
     op.drop_table('otp_audit_events')
-    
+
