@@ -414,6 +414,72 @@ def test_hook_otp_pro_event(make_otp: Callable[..., OtpPro], member: Member) -> 
     assert listener.events[-1].factor_change is False
 
 
+class Branding(Plugin):
+    """A non-transport plugin with its own settings section, checked at start-up."""
+
+    @hookimpl
+    def otp_pro_register_settings(self, register: Callable[[str, list[Setting]], None]) -> None:
+        register("branding", [
+            Setting("colour", str, "#0055aa", "brand colour"),
+            Setting("api_key", str, None, "a secret", secret=True),
+            Setting("logo_width", int, 120, "pixels", minimum=10, maximum=600),
+        ])
+
+
+def test_hook_otp_pro_register_settings(build: Callable[..., OtpPro]) -> None:
+    otp = build(Branding("branding"), providers={"branding": {"colour": "#ff0000", "api_key": "s3cret-value"}})
+    config = otp.plugin_settings["branding"]
+    assert config["colour"] == "#ff0000" and config["logo_width"] == 120
+    assert config.secret("api_key") == "s3cret-value"
+    assert "s3cret-value" not in repr(config) and "s3cret-value" not in str(otp.redacted_settings())
+    assert otp.redacted_settings()["providers"]["branding"]["api_key"] == "********"
+    with pytest.raises(ConfigurationError) as bad:
+        build(Branding("branding"), providers={"branding": {"logo_width": 5, "colour_typo": "x"}})
+    assert {p.split(":")[0] for p in bad.value.problems} == {
+        "providers.branding.logo_width", "providers.branding.colour_typo"}
+    # Without the plugin the section is an unknown provider.
+    with pytest.raises(ConfigurationError, match=r"providers\.branding"):
+        build(providers={"branding": {"colour": "#ff0000"}})
+
+
+class Clash(Plugin):
+    @hookimpl
+    def otp_pro_register_settings(self, register: Callable[[str, list[Setting]], None]) -> None:
+        register("email", [Setting("x", str, "y")])
+
+
+def test_register_settings_name_clash_is_reported_by_plugin(build: Callable[..., OtpPro]) -> None:
+    otp = build(Clash("clashing"))
+    assert "email" in (info(otp, "clashing").error or "")
+    assert "email" in otp.transports
+
+
+class Checks(Plugin):
+    def __init__(self, name: str, answer: Any) -> None:
+        super().__init__(name)
+        self.answer = answer
+        self.seen: list[OtpPro] = []
+
+    @hookimpl
+    def otp_pro_startup(self, otp: OtpPro) -> Any:
+        self.seen.append(otp)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_hook_otp_pro_startup(build: Callable[..., OtpPro]) -> None:
+    fine = Checks("fine", None)
+    otp = build(fine)
+    assert fine.seen == [otp] and otp.db.has_tables()  # called once, with the database ready
+    with pytest.raises(ConfigurationError) as failed:
+        build(Checks("templates", ["providers.html_email.template_dir: code.html line 3: unexpected '}'"]),
+              Checks("crashes", RuntimeError("no template folder")))
+    problems = failed.value.problems
+    assert "providers.html_email.template_dir: code.html line 3: unexpected '}'" in problems
+    assert any(p.startswith("plugin crashes: failed at start-up: RuntimeError") for p in problems)
+
+
 class Directory(Plugin):
     def __init__(self, name: str, people: Mapping[str, Member]) -> None:
         super().__init__(name)

@@ -36,7 +36,7 @@ from .errors import (
 from .member import Member
 from .plugins import PluginHost
 from .results import Challenge, ChannelInfo, MemberStatus, PluginInfo, SetupInfo, TrustedDevice, VerifyResult
-from .settings import NIST_MAX_ATTEMPTS, Settings, _Problems, validate_section
+from .settings import NIST_MAX_ATTEMPTS, Setting, Settings, _Problems, validate_section
 from .storage import migrate
 from .storage.db import Database
 from .storage.schema import backup_codes, challenges, members, trusted_devices
@@ -133,6 +133,8 @@ class OtpPro:
         self.hook = self.host.pm.hook
         self.transports: dict[str, Transport] = {}
         self.payloads: dict[str, Payload] = {}
+        #: Validated ``providers.<name>`` sections declared through ``otp_pro_register_settings``.
+        self.plugin_settings: dict[str, ProviderConfig] = {}
         problems = _Problems()
         self._register_providers(problems)
         self.channels: dict[str, ChannelDef] = self._build_channels()
@@ -140,6 +142,27 @@ class OtpPro:
         problems.raise_if_any()
         self.db = Database(self.settings.database_url)
         self._prepare_database(migrate_database)
+        self._startup()
+
+    def _startup(self) -> None:
+        """Call every ``otp_pro_startup`` hook; their problems fail start-up together."""
+        problems = _Problems()
+        for impl in self.hook.otp_pro_startup.get_hookimpls():
+            try:
+                answer = impl.function(**({"otp": self} if "otp" in impl.argnames else {}))
+            except Exception as exc:  # noqa: BLE001 - a crash at start-up is a problem to report, by plugin
+                problems.add(f"plugin {impl.plugin_name}", f"failed at start-up: {type(exc).__name__}: {exc}")
+                continue
+            if answer is None:
+                continue
+            if isinstance(answer, str) or not isinstance(answer, Iterable):
+                answer = [str(answer)]
+            for problem in answer:
+                key, _, message = str(problem).partition(": ")
+                problems.add(key if message else f"plugin {impl.plugin_name}", message or str(problem))
+        if problems.items:
+            self.db.dispose()
+        problems.raise_if_any("start-up checks failed")
 
     # ------------------------------------------------------------------ set-up
 
@@ -186,7 +209,34 @@ class OtpPro:
                     if current[0] is not None:
                         current[0].error = f"{type(exc).__name__}: {exc}"
                     log.warning("otp-pro plugin %s failed to register: %s", name, exc)
+        # Settings sections of plugins that are neither transports nor payloads (templating, webhooks).
+        sections: dict[str, tuple[str, tuple[Setting, ...]]] = {}
+        for impl in self.hook.otp_pro_register_settings.get_hookimpls():
+            record = self.host.record_for(impl.plugin)
+            owner = record.name if record else impl.plugin_name
+
+            def register_section(name: str, specs: Sequence[Setting], _owner: str = owner) -> None:
+                if not isinstance(name, str) or not name or name in found or name in sections:
+                    taken = found.get(name, sections.get(name, ("?",)))[0] if isinstance(name, str) else "?"
+                    raise PluginError(f"plugin {_owner} registered settings {name!r}, already taken by {taken}",
+                                      plugin=_owner)
+                if not all(isinstance(spec, Setting) for spec in specs):
+                    raise PluginError(f"plugin {_owner} registered settings {name!r} that are not Setting objects",
+                                      plugin=_owner)
+                sections[name] = (_owner, tuple(specs))
+
+            try:
+                impl.function(register=register_section)
+            except Exception as exc:  # noqa: BLE001 - reported by name, others go on
+                if record is not None:
+                    record.error = f"{type(exc).__name__}: {exc}"
+                log.warning("otp-pro plugin %s failed to register settings: %s", owner, exc)
         providers = dict(self.settings.providers)
+        for name, (_owner, specs) in sections.items():
+            raw = providers.pop(name, {})
+            self.plugin_settings[name] = ProviderConfig(
+                name, validate_section(specs, raw, f"providers.{name}.", problems), specs
+            )
         for name, (owner, cls) in found.items():
             raw = providers.pop(name, {})
             values = validate_section(cls.settings, raw, f"providers.{name}.", problems)
@@ -201,9 +251,9 @@ class OtpPro:
             else:
                 self.payloads[name] = instance
         for name in providers:
-            known = ", ".join(sorted(found)) or "none"
+            installed = ", ".join(sorted([*found, *sections])) or "none"
             problems.add(
-                f"providers.{name}", f"no installed transport or payload is called {name!r} (installed: {known})"
+                f"providers.{name}", f"no installed plugin has settings called {name!r} (installed: {installed})"
             )
         started: list[Transport | Payload] = [*self.transports.values(), *self.payloads.values()]
         for provider in started:
@@ -297,6 +347,7 @@ class OtpPro:
         out = self.settings.redacted()
         started: dict[str, Transport | Payload] = {**self.transports, **self.payloads}
         out["providers"] = {name: p.config.redacted() for name, p in started.items()}
+        out["providers"].update({name: config.redacted() for name, config in self.plugin_settings.items()})
         return out
 
     def member(self, member_id: str) -> Member:
@@ -650,14 +701,17 @@ class OtpPro:
     # --------------------------------------------------------------- delivery
 
     def send_challenge(
-        self, member: Member, *, channel: str | None = None, ip: str | None = None, user_agent: str | None = None
+        self, member: Member, *, channel: str | None = None, ip: str | None = None, user_agent: str | None = None,
+        binding: str | None = None,
     ) -> Challenge:
         """Send a one-time code (or link) to ``member`` on their channel, or on ``channel``.
 
         Raises :class:`ThrottledError` inside the cooldown or over an hourly cap,
         :class:`ChannelUnavailable` for a channel the member cannot use, and a
         :class:`DeliveryError` when the transport failed (the challenge is then
-        void and does not count against the cooldown).
+        void and does not count against the cooldown). ``binding`` (for example a
+        browser cookie value) is stored as a keyed hash; :meth:`verify_token` then
+        accepts the token only with the same binding.
         """
         req = self.requirement(member)
         with self.db.read() as conn:
@@ -674,7 +728,7 @@ class OtpPro:
         locked = self._locked_until(state, self.clock())
         if locked:
             raise LockedOut("too many failed attempts; try again later", locked_until=locked)
-        return self._deliver(member, chosen, PURPOSE_VERIFY, ip=ip, user_agent=user_agent)
+        return self._deliver(member, chosen, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding)
 
     def _deliver(self, member: Member, channel: str, purpose: str, *, ip: str | None, user_agent: str | None,
                  binding: str | None = None) -> Challenge:
@@ -695,7 +749,8 @@ class OtpPro:
         # Rendered before the challenge row exists: a broken template plugin leaves nothing pending.
         message = self.render_message(
             transport, member, channel, "challenge",
-            {"payload": value.display, "payload_kind": payload.name, "purpose": purpose, "recipient": recipient,
+            {"payload": value.display, "payload_kind": payload.name, "payload_is_link": not payload.entered_as_code,
+             "purpose": purpose, "recipient": recipient,
              "issued_at": now, "expires_at": expires, **value.variables},
         )
         message.sensitive = (value.secret, value.display)
@@ -795,6 +850,7 @@ class OtpPro:
             "expiry_minutes": max(1, round((expires - issued).total_seconds() / 60)) if expires else None,
             "payload": None,
             "payload_kind": None,
+            "payload_is_link": False,
             "purpose": None,
         }
         variables.update(extra)
@@ -987,6 +1043,81 @@ class OtpPro:
                             channel=channel or state.channel, ip=ip, user_agent=user_agent, method=method)
                 result = VerifyResult(True, method=method, channel=channel or state.channel,
                                       attempts_remaining=self.settings.max_attempts, backup_codes_remaining=remaining)
+        return result
+
+    def verify_token(
+        self, payload: str, token: object, *, binding: str | None = None, ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> VerifyResult:
+        """Verify a clicked token (a magic link) of ``payload``; the token itself names the member.
+
+        The token is consumed by the same conditional UPDATE as a code, so two
+        concurrent clicks cannot both win. A failure counts toward the member's
+        lockout; an unknown token is audited without a member. When the token
+        belongs to a pending setup, the setup is completed and the result carries
+        the new ``backup_codes``.
+        """
+        if not isinstance(token, str) or not token or len(token) > 512 or not token.isascii():
+            return VerifyResult(False, reason="malformed")
+        now = self.clock()
+        hashes = self.keys.hashes("challenge", token)
+        with self.db.read() as conn:
+            row = conn.execute(select(challenges).where(
+                challenges.c.secret_hash.in_(hashes), challenges.c.payload == payload,
+            ).order_by(challenges.c.id.desc()).limit(1)).first()
+            state = self._state(conn, row.member_id) if row is not None else None
+        if row is None:
+            with self._write() as (conn, events):
+                self._audit(conn, events, audit.VERIFY_FAILED, None, outcome=audit.FAILED, ip=ip,
+                            user_agent=user_agent, reason="unknown", payload=payload)
+            return VerifyResult(False, reason="unknown")
+        member_id = row.member_id
+        locked = self._locked_until(state, now)
+        if locked is not None:
+            return VerifyResult(False, reason="locked", attempts_remaining=0, locked_until=locked, member_id=member_id)
+        bound_ok = row.binding_hash is None or (
+            binding is not None and row.binding_hash in self.keys.hashes("binding", binding))
+        with self._write() as (conn, events):
+            won = bound_ok and conn.execute(update(challenges).where(
+                challenges.c.id == row.id, challenges.c.status == "sent", challenges.c.consumed_at.is_(None),
+                challenges.c.invalidated_at.is_(None), challenges.c.expires_at > now,
+            ).values(consumed_at=now)).rowcount == 1
+            if not won:
+                if not bound_ok:
+                    reason = "wrong_browser"
+                elif row.consumed_at is not None:
+                    reason = "used"
+                elif row.invalidated_at is not None:
+                    reason = "replaced"
+                elif row.expires_at <= now:
+                    reason = "expired"
+                else:
+                    reason = "used"  # consumed by a concurrent click a moment ago
+                failed = self._record_failure(conn, events, member_id, now, channel=row.channel, ip=ip,
+                                              user_agent=user_agent, reason=reason, setup=row.purpose == PURPOSE_SETUP)
+                result = VerifyResult(False, reason=failed.reason if failed.reason == "locked" else reason,
+                                      attempts_remaining=failed.attempts_remaining, locked_until=failed.locked_until,
+                                      channel=row.channel, member_id=member_id, purpose=row.purpose)
+            elif row.purpose == PURPOSE_SETUP:
+                conn.execute(update(members).where(members.c.member_id == member_id).values(
+                    channel=row.channel, enrolled_at=now, disabled_at=None, pending_channel=None,
+                    pending_totp_seed=None, pending_expires_at=None, totp_seed=None, totp_last_step=None,
+                    failures=0, consecutive_failures=0, locked_until=None, updated_at=now))
+                codes = self._new_backup_codes(conn, member_id, now)
+                self._audit(conn, events, audit.SETUP_COMPLETED, member_id, channel=row.channel, ip=ip,
+                            user_agent=user_agent, outcome=audit.OK)
+                self._audit(conn, events, audit.BACKUP_CODES_GENERATED, member_id, channel=row.channel, ip=ip,
+                            user_agent=user_agent, count=len(codes))
+                result = VerifyResult(True, method=payload, channel=row.channel, member_id=member_id,
+                                      purpose=PURPOSE_SETUP, backup_codes=tuple(codes),
+                                      attempts_remaining=self.settings.max_attempts)
+            else:
+                conn.execute(update(members).where(members.c.member_id == member_id).values(
+                    failures=0, consecutive_failures=0, locked_until=None))
+                self._audit(conn, events, audit.VERIFY_OK, member_id, outcome=audit.OK, channel=row.channel, ip=ip,
+                            user_agent=user_agent, method=payload)
+                result = VerifyResult(True, method=payload, channel=row.channel, member_id=member_id,
+                                      purpose=PURPOSE_VERIFY, attempts_remaining=self.settings.max_attempts)
         return result
 
     def _expired_match(self, conn: Connection, member_id: str, code: str, now: datetime) -> bool:

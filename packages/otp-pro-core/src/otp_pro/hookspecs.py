@@ -16,7 +16,7 @@ passes a hook just the parameters its implementation names).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .audit import AuditEvent
     from .core import OtpPro
     from .member import Member
+    from .settings import Setting
     from .transports import Message, Payload, Transport
 
 PROJECT_NAME = "otp_pro"
@@ -121,4 +122,35 @@ def otp_pro_member_lookup(otp: OtpPro, member_id: str) -> Member | None:
 
     Return a :class:`~otp_pro.Member`, or ``None`` when this plugin does not know
     the id (the next implementation is asked). The first ``Member`` wins.
+    """
+
+
+@hookspec
+def otp_pro_register_settings(register: Callable[[str, Sequence[Setting]], None]) -> None:
+    """Declare a settings section for a plugin that is not a transport or payload.
+
+    Called once when an :class:`~otp_pro.OtpPro` instance starts, before the
+    transports are built. Call ``register(name, [Setting(...), ...])``: the
+    section ``providers.<name>`` is then validated like a transport's (types,
+    ranges, secrets redacted, unknown keys refused) and available as
+    ``otp.plugin_settings[name]`` (a :class:`~otp_pro.transports.ProviderConfig`).
+    Use it for templating, notification or webhook plugins. A name already used
+    by a transport, payload or another plugin is reported as a plugin error.
+
+    Return nothing.
+    """
+
+
+@hookspec
+def otp_pro_startup(otp: OtpPro) -> Sequence[str] | None:
+    """Check the plugin's configuration once the instance is built.
+
+    Called at the end of ``OtpPro(...)``, after settings, transports, channels
+    and the database are ready. Load and compile what must not fail later (an
+    HTML email plugin compiles its templates here, so a syntax error surfaces
+    at start-up with its file and line instead of at send time). Return a list
+    of problems, each ``"<key>: <what is wrong>"``, or ``None``; every problem
+    of every plugin is raised together as one
+    :class:`~otp_pro.errors.ConfigurationError`. An exception raised here is
+    reported as a problem naming the plugin.
     """

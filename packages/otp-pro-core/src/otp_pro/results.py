@@ -89,9 +89,13 @@ class SetupInfo:
 class VerifyResult:
     """The answer to ``verify``. ``ok`` alone decides; ``reason`` explains a refusal.
 
-    ``method`` is ``code``, ``totp``, ``backup_code`` or ``magic_link``.
-    ``reason`` is one of ``invalid``, ``expired``, ``malformed``, ``locked``,
-    ``not_enrolled``. ``attempts_remaining`` counts failures left before a lockout.
+    ``method`` is ``code``, ``totp``, ``backup_code`` or a payload name such as
+    ``magic_link``. ``reason`` is one of ``invalid``, ``expired``, ``malformed``,
+    ``locked``, ``not_enrolled``, and for tokens also ``unknown``, ``used``,
+    ``replaced`` and ``wrong_browser``. ``attempts_remaining`` counts failures left
+    before a lockout. ``member_id`` is set by :meth:`OtpPro.verify_token` (the token
+    names the member). ``backup_codes`` is set when a token completed a setup: show
+    them once (they are left out of ``repr``).
     """
 
     ok: bool
@@ -101,6 +105,9 @@ class VerifyResult:
     locked_until: datetime | None = None
     channel: str | None = None
     backup_codes_remaining: int | None = None
+    member_id: str | None = None
+    purpose: str | None = None
+    backup_codes: tuple[str, ...] | None = field(default=None, repr=False)
 
     def __bool__(self) -> bool:
         return self.ok

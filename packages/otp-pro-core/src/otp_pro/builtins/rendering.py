@@ -58,7 +58,9 @@ def format_template(template: str, variables: Mapping[str, Any]) -> str:
 def template_key(kind: str, variables: Mapping[str, Any]) -> str:
     if kind in ("notification", "test"):
         return kind
-    return "magic_link" if variables.get("payload_kind") == "magic_link" else "code"
+    # Any payload the member clicks rather than types gets the link wording.
+    is_link = variables.get("payload_kind") == "magic_link" or variables.get("payload_is_link")
+    return "magic_link" if is_link else "code"
 
 
 @hookimpl(trylast=True)

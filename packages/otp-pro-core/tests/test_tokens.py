@@ -1,0 +1,129 @@
+"""``verify_token``: click-to-verify payloads (the core side of magic links), on each database."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any
+
+import pytest
+from conftest import enroll
+
+from otp_pro import Member, Payload, PayloadContext, PayloadValue, hookimpl
+
+
+class LinkPayload(Payload):
+    """A minimal link payload: a 256-bit token inside a URL; never typed as a code."""
+
+    name = "link"
+    label = "sign-in link"
+    entered_as_code = False
+
+    def create(self, context: PayloadContext) -> PayloadValue:
+        token = secrets.token_urlsafe(32)
+        return PayloadValue(secret=token, display=f"https://example.com/otp/magic?t={token}")
+
+
+class Links:
+    __name__ = "links"
+
+    @hookimpl
+    def otp_pro_register_payloads(self, register: Any) -> None:
+        register(LinkPayload)
+
+
+def token_in(otp: Any) -> str:
+    text = otp.transports["outbox"].last().text
+    return text.split("?t=")[1].split()[0]
+
+
+@pytest.fixture
+def link_otp(make_otp: Any) -> Any:
+    return make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link", "totp"], max_attempts=5)
+
+
+def test_link_verifies_once_and_names_the_member(link_otp, member):
+    enroll(link_otp, member)
+    link_otp.send_challenge(member, channel="outbox:link")
+    token = token_in(link_otp)
+    assert "sign-in link" in link_otp.transports["outbox"].last().subject
+    result = link_otp.verify_token("link", token, ip="192.0.2.1", user_agent="mail client")
+    assert result.ok and result.member_id == member.id and result.method == "link" and result.purpose == "verify"
+    again = link_otp.verify_token("link", token)
+    assert not again.ok and again.reason == "used" and again.attempts_remaining == 4
+    assert link_otp.events(member, kinds=["verify_ok"])[0].details["method"] == "link"
+
+
+def test_link_token_is_not_accepted_as_a_typed_code(link_otp, member):
+    enroll(link_otp, member)
+    link_otp.send_challenge(member, channel="outbox:link")
+    assert not link_otp.verify(member, token_in(link_otp)).ok
+
+
+def test_expired_replaced_unknown_and_malformed_tokens(link_otp, member, clock):
+    enroll(link_otp, member)
+    link_otp.send_challenge(member, channel="outbox:link")
+    first = token_in(link_otp)
+    link_otp.send_challenge(member, channel="outbox:link")
+    second = token_in(link_otp)
+    assert link_otp.verify_token("link", first).reason == "replaced"
+    clock.advance(seconds=link_otp.settings.code_ttl_seconds)
+    assert link_otp.verify_token("link", second).reason == "expired"
+    unknown = link_otp.verify_token("link", secrets.token_urlsafe(32))
+    assert unknown.reason == "unknown" and unknown.member_id is None
+    assert link_otp.events(kinds=["verify_failed"])[0].details == {"reason": "unknown", "payload": "link"}
+    for bad in (None, "", "x" * 600, "tökén", 42):
+        assert link_otp.verify_token("link", bad).reason == "malformed"
+
+
+def test_binding_ties_the_link_to_the_browser(link_otp, member):
+    enroll(link_otp, member)
+    link_otp.send_challenge(member, channel="outbox:link", binding="cookie-abc")
+    token = token_in(link_otp)
+    assert link_otp.verify_token("link", token).reason == "wrong_browser"
+    assert link_otp.verify_token("link", token, binding="cookie-xyz").reason == "wrong_browser"
+    assert link_otp.verify_token("link", token, binding="cookie-abc").ok
+
+
+def test_link_failures_share_the_lockout(link_otp, member):
+    enroll(link_otp, member)
+    link_otp.send_challenge(member, channel="outbox:link")
+    token = token_in(link_otp)
+    assert link_otp.verify_token("link", token).ok
+    for _ in range(3):
+        link_otp.verify_token("link", token)  # used: 3 failures
+    link_otp.verify(member, "000000")
+    locked = link_otp.verify(member, "111111")
+    assert locked.reason == "locked"
+    assert link_otp.verify_token("link", token).reason == "locked"
+
+
+def test_link_can_complete_a_setup(link_otp):
+    newcomer = Member(id="new", email="new@example.com")
+    link_otp.begin_setup(newcomer, "outbox:link")
+    result = link_otp.verify_token("link", token_in(link_otp))
+    assert result.ok and result.purpose == "setup" and len(result.backup_codes) == 10
+    assert not any(code in repr(result) for code in result.backup_codes)
+    status = link_otp.status(newcomer)
+    assert status.enrolled and status.channel == "outbox:link"
+
+
+def test_concurrent_clicks_have_one_winner(make_otp, member):
+    link_otp = make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link"], max_attempts=20)
+    enroll(link_otp, member)
+    link_otp.send_challenge(member, channel="outbox:link")
+    token = token_in(link_otp)
+    barrier = threading.Barrier(8)
+    results: list[Any] = []
+
+    def click() -> None:
+        barrier.wait()
+        results.append(link_otp.verify_token("link", token))
+
+    threads = [threading.Thread(target=click) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.ok for r in results) == 1
+    assert {r.reason for r in results if not r.ok} == {"used"}
