@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import PG_ENV, base_settings
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from conftest import PG_ENV, base_settings, temporary_pg_database
+from sqlalchemy import create_engine, inspect
 
 from otp_pro import ConfigurationError, OtpPro
 from otp_pro.storage import migrate
@@ -36,14 +35,7 @@ def test_models_match_the_migrations(tmp_path):
 def test_postgresql_needs_an_explicit_upgrade(pg_url):
     if pg_url is None:
         pytest.skip(f"PostgreSQL tests skipped: set {PG_ENV} (CI sets it) to run them")
-    import secrets
-
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    name = f"otp_pro_mig_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with temporary_pg_database(pg_url, "otp_pro_mig") as url:
         with pytest.raises(ConfigurationError, match="otp-pro db upgrade"):
             OtpPro(base_settings(url))
         engine = create_engine(url)
@@ -52,13 +44,6 @@ def test_postgresql_needs_an_explicit_upgrade(pg_url):
         assert {"otp_members", "otp_challenges", "otp_audit_events"} <= set(inspect(engine).get_table_names())
         engine.dispose()
         OtpPro(base_settings(url)).close()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-            ), {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def test_bad_database_urls_are_configuration_errors(tmp_path):

@@ -817,22 +817,20 @@ class OtpPro:
                 wait = int((last + timedelta(seconds=s.resend_cooldown_seconds) - now).total_seconds()) + 1
                 return ThrottledError(f"please wait {wait} s before asking for another code", retry_after=wait,
                                       limit="cooldown")
-        rows = conn.execute(
-            select(challenges.c.created_at).where(challenges.c.member_id == member_id, live,
-                                                  challenges.c.created_at > hour_ago).order_by(challenges.c.created_at)
-        ).scalars().all()
-        if len(rows) >= s.max_sends_per_hour:
-            wait = int((rows[0] + timedelta(hours=1) - now).total_seconds()) + 1
-            return ThrottledError(f"too many codes sent in the last hour; try again in {wait // 60 + 1} min",
-                                  retry_after=wait, limit="member_hourly")
-        rows = conn.execute(
-            select(challenges.c.created_at).where(challenges.c.recipient_hash == recipient_hash, live,
-                                                  challenges.c.created_at > hour_ago).order_by(challenges.c.created_at)
-        ).scalars().all()
-        if len(rows) >= s.max_sends_per_hour_per_recipient:
-            wait = int((rows[0] + timedelta(hours=1) - now).total_seconds()) + 1
-            return ThrottledError("too many codes sent to this address in the last hour; "
-                                  f"try again in {wait // 60 + 1} min", retry_after=wait, limit="recipient_hourly")
+        caps = (
+            (challenges.c.member_id == member_id, s.max_sends_per_hour, "member_hourly",
+             "too many codes sent in the last hour"),
+            (challenges.c.recipient_hash == recipient_hash, s.max_sends_per_hour_per_recipient, "recipient_hourly",
+             "too many codes sent to this address in the last hour"),
+        )
+        for whose, cap, limit, text in caps:
+            recent = challenges.c.created_at > hour_ago
+            count, oldest = conn.execute(
+                select(func.count(), func.min(challenges.c.created_at)).where(whose, live, recent)
+            ).one()
+            if count >= cap:
+                wait = int((oldest + timedelta(hours=1) - now).total_seconds()) + 1
+                return ThrottledError(f"{text}; try again in {wait // 60 + 1} min", retry_after=wait, limit=limit)
         return None
 
     def message_variables(self, member: Member, channel: str, kind: str, extra: Mapping[str, Any]) -> dict[str, Any]:
