@@ -1,0 +1,107 @@
+"""Single use under concurrency, the shared lockout, and where the token must never appear."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from conftest import WebServer, enroll
+from sqlalchemy import select
+
+from otp_pro.storage.schema import metadata
+from otp_pro_magic_links import consume, make_wsgi_app, parse
+
+
+def test_sixteen_concurrent_posts_have_one_winner(make_otp, web: WebServer, mailbox, member):
+    otp = make_otp(max_attempts=50)
+    web.mount(make_wsgi_app(otp, success_location="/home"))
+    enroll(otp, member, mailbox)
+    otp.send_challenge(member, channel="email:magic_link")
+    token = parse(mailbox.last_link(member.email))
+    barrier = threading.Barrier(16)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def click() -> None:
+        barrier.wait()
+        status = web.request("POST", f"{web.url}/otp/magic", {"token": token}).status
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=click) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(statuses) == [303] + [410] * 15
+    assert len(otp.events(member, kinds=["verify_ok"])) == 1
+
+
+def test_sixteen_concurrent_consume_calls_have_one_winner(make_otp, mailbox, member):
+    otp = make_otp(max_attempts=50)
+    enroll(otp, member, mailbox)
+    otp.send_challenge(member, channel="email:magic_link")
+    token = parse(mailbox.last_link(member.email))
+    barrier = threading.Barrier(16)
+    results: list[Any] = []
+
+    def click() -> None:
+        barrier.wait()
+        results.append(consume(otp, token))
+
+    threads = [threading.Thread(target=click) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(r.status == 303 for r in results) == 1
+    assert {r.result.reason for r in results if r.status != 303} == {"used"}
+
+
+def test_link_failures_count_toward_the_shared_lockout(make_otp, web, mailbox, member):
+    otp = make_otp(max_attempts=3)
+    web.mount(make_wsgi_app(otp))
+    enroll(otp, member, mailbox)
+    otp.send_challenge(member, channel="email:magic_link")
+    token = parse(mailbox.last_link(member.email))
+    url = f"{web.url}/otp/magic"
+    assert web.request("POST", url, {"token": token}).status == 303
+    assert web.request("POST", url, {"token": token}).status == 410  # used: failure 1
+    assert not otp.verify(member, "000000").ok  # a wrong code: failure 2
+    locked = web.request("POST", url, {"token": token})  # failure 3: locked
+    assert locked.status == 429 and "Too many attempts" in locked.body
+    assert int(locked.headers["Retry-After"]) > 0
+    assert otp.status(member).locked_until is not None
+    assert otp.verify(member, "123456").reason == "locked"
+    assert otp.events(member, kinds=["locked_out"])
+
+
+def test_token_is_nowhere_but_the_mail(make_otp, web, mailbox, member, caplog):
+    caplog.set_level(logging.DEBUG)
+    otp = make_otp(max_attempts=10)
+    web.mount(make_wsgi_app(otp))
+    enroll(otp, member, mailbox)
+    otp.send_challenge(member, channel="email:magic_link", ip="192.0.2.1", user_agent="test")
+    link = mailbox.last_link(member.email)
+    token = parse(link)
+    assert token is not None
+    url = f"{web.url}/otp/magic"
+    web.request("GET", link)
+    response = consume(otp, token, ip="192.0.2.1", user_agent="test")
+    assert response.status == 303 and token not in repr(response)
+    web.request("POST", url, {"token": token})  # used
+    web.request("POST", url, {"token": token[::-1]})  # unknown
+    # Every log line but the test SMTP server's own (aiosmtpd logs the DATA it receives at DEBUG).
+    ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("mail.log"))
+    assert token not in ours and token[::-1] not in ours
+    for event in otp.events():
+        assert token not in repr(event) and token not in str(event.details)
+    with otp.db.read() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                dumped = repr(tuple(row))
+                assert token not in dumped and link not in dumped, table.name
+        hashes = [r.secret_hash for r in conn.execute(select(metadata.tables["otp_challenges"]))
+                  if r.payload == "magic_link"]
+    assert hashes and all(h and h != token for h in hashes)
