@@ -108,6 +108,14 @@ def test_link_can_complete_a_setup(link_otp):
     assert status.enrolled and status.channel == "outbox:link"
 
 
+def test_setup_link_can_be_bound_to_the_browser(link_otp):
+    newcomer = Member(id="bound", email="bound@example.com")
+    link_otp.begin_setup(newcomer, "outbox:link", binding="cookie-1")
+    token = token_in(link_otp)
+    assert link_otp.verify_token("link", token, binding="cookie-2").reason == "wrong_browser"
+    assert link_otp.verify_token("link", token, binding="cookie-1").purpose == "setup"
+
+
 def test_concurrent_clicks_have_one_winner(make_otp, member):
     link_otp = make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link"], max_attempts=20)
     enroll(link_otp, member)

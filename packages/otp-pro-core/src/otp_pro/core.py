@@ -554,14 +554,16 @@ class OtpPro:
 
     def begin_setup(
         self, member: Member, channel: str, *, seed: str | None = None, ip: str | None = None,
-        user_agent: str | None = None,
+        user_agent: str | None = None, binding: str | None = None,
     ) -> SetupInfo:
         """Start setting up ``channel`` for ``member``.
 
         For ``totp`` a fresh seed is kept (encrypted) as pending and returned as a
         provisioning URI and QR code; ``seed`` (base32, at least 128 bits) imports an
         existing one instead, for members moving from another system. For a delivered
-        channel a confirmation code is sent. Finish with :meth:`complete_setup`.
+        channel a confirmation code (or link) is sent; ``binding`` ties a link to the
+        browser as in :meth:`send_challenge`. Finish with :meth:`complete_setup`, or
+        :meth:`verify_token` for a link.
         """
         req = self.requirement(member)
         self._check_channel(member, req, channel)
@@ -598,7 +600,7 @@ class OtpPro:
                 )
             )
             self._audit(conn, events, audit.SETUP_STARTED, member.id, channel=channel, ip=ip, user_agent=user_agent)
-        challenge = self._deliver(member, channel, PURPOSE_SETUP, ip=ip, user_agent=user_agent)
+        challenge = self._deliver(member, channel, PURPOSE_SETUP, ip=ip, user_agent=user_agent, binding=binding)
         return SetupInfo(channel=channel, expires_at=expires, challenge=challenge)
 
     def complete_setup(
