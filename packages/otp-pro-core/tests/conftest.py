@@ -6,148 +6,26 @@ created for this run (dropped at the end) and tables truncated between tests.
 
 from __future__ import annotations
 
-import email
-import email.policy
-import os
 import re
-import secrets
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from otp_pro import Member, OtpPro
-from otp_pro.storage import migrate
-from otp_pro.storage.schema import metadata
 
-PG_ENV = "OTP_PRO_TEST_POSTGRES_URL"
+# Fixtures clock, smtp_server, mailbox and pg_url come from the otp_pro.testing pytest plugin.
+from otp_pro.testing import (  # noqa: F401 - re-exported for the test modules
+    PG_ENV,
+    PG_SKIP_REASON,
+    Clock,
+    Mailbox,
+    free_port,
+    temporary_pg_database,
+    truncate_all,
+)
+
 SECRET_KEY = "test-secret-key-" + "x" * 32
-
-
-class Clock:
-    """A clock tests can move. Starts at a fixed instant in the middle of a TOTP step."""
-
-    def __init__(self, start: datetime | None = None):
-        self.now = start or datetime(2026, 11, 23, 12, 0, 10, tzinfo=timezone.utc)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float = 0, **kw: float) -> datetime:
-        with self._lock:
-            self.now = self.now + timedelta(seconds=seconds, **kw)
-            return self.now
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Mailbox:
-    """Messages received by the loopback SMTP server, parsed with the stdlib email package."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.reply: str | None = None  # set to e.g. "451 try later" to refuse the next DATA
-        self._lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self._lock:
-            if self.reply is not None:
-                reply, self.reply = self.reply, None
-                return reply
-            self.messages.append(
-                email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[arg-type]
-            )
-            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        with self._lock:
-            return [m for m in self.messages if address in str(m["To"])]
-
-    def clear(self) -> None:
-        with self._lock:
-            self.messages.clear()
-            self.envelopes.clear()
-
-
-@pytest.fixture(scope="session")
-def smtp_server() -> Iterator[tuple[str, int, Mailbox]]:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 for the whole run."""
-    from aiosmtpd.controller import Controller
-
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller.hostname, controller.port, mailbox
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def mailbox(smtp_server: tuple[str, int, Mailbox]) -> Mailbox:
-    smtp_server[2].clear()
-    return smtp_server[2]
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str | None]:
-    base = os.environ.get(PG_ENV)
-    if not base:
-        yield None
-        return
-    with temporary_pg_database(base, "otp_pro_test") as url:
-        engine = create_engine(url)
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield url
-
-
-@contextmanager
-def temporary_pg_database(base_url: str, prefix: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database next to ``base_url``'s, dropped afterwards; yields its URL."""
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-            ), {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
-def _truncate(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
-    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -156,8 +34,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Any, pg_url: str | None) -
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/otp.sqlite3"
     if pg_url is None:
-        pytest.skip(f"PostgreSQL tests skipped: set {PG_ENV} (CI sets it) to run them")
-    _truncate(pg_url)
+        pytest.skip(PG_SKIP_REASON)
+    truncate_all(pg_url)
     return pg_url
 
 

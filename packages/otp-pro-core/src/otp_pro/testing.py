@@ -1,4 +1,14 @@
-"""Helpers for testing otp-pro plugins (the start of the third-party authoring kit).
+"""Helpers for testing otp-pro and its plugins (the start of the third-party authoring kit).
+
+Installed with otp-pro-core, this module is a pytest plugin (entry point
+``pytest11``; it needs the ``testing`` extra, i.e. pytest, and aiosmtpd for the
+SMTP fixture). Its fixtures:
+
+* ``clock``: a :class:`Clock` tests can move;
+* ``smtp_server`` / ``mailbox``: a real SMTP server (aiosmtpd) on 127.0.0.1 and
+  what it received, parsed with the standard library's ``email`` package;
+* ``pg_url``: a PostgreSQL database made for the run, migrated, dropped at the
+  end, or None when ``OTP_PRO_TEST_POSTGRES_URL`` is not set.
 
 ``DiscoveryContract`` checks that an installed distribution is found through
 the ``otp_pro`` entry-point group and loaded by the core's plugin manager, and
@@ -13,8 +23,18 @@ it off. Subclass it in a test module and set the three class attributes::
 
 from __future__ import annotations
 
+import email
+import email.policy
 import importlib
 import importlib.metadata
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +42,144 @@ import pytest
 
 from .core import OtpPro
 from .plugins import DISABLE_ENV, ENTRY_POINT_GROUP
+
+PG_ENV = "OTP_PRO_TEST_POSTGRES_URL"
+PG_SKIP_REASON = f"PostgreSQL tests skipped: set {PG_ENV} (CI sets it) to run them"
+
+
+class Clock:
+    """A clock tests can move. Starts at a fixed instant 10 s into a TOTP step."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime(2026, 11, 23, 12, 0, 10, tzinfo=timezone.utc)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float = 0, **kw: float) -> datetime:
+        """Move forward by ``seconds`` (and any ``timedelta`` keywords: ``days=1``)."""
+        with self._lock:
+            self.now = self.now + timedelta(seconds=seconds, **kw)
+            return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A fresh :class:`Clock` for each test."""
+    return Clock()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Mailbox:
+    """Messages received by the loopback SMTP server, parsed with the standard library's ``email``."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        #: Set to an SMTP reply ("451 try later") to refuse the next DATA with it.
+        self.reply: str | None = None
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            if self.reply is not None:
+                reply, self.reply = self.reply, None
+                return reply
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            self.messages.append(message)
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """Messages whose To header contains ``address``, oldest first."""
+        with self._lock:
+            return [m for m in self.messages if address in str(m["To"])]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+            self.envelopes.clear()
+            self.reply = None
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[str, int, Mailbox]]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 for the whole run: ``(host, port, mailbox)``."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.hostname, controller.port, mailbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: tuple[str, int, Mailbox]) -> Mailbox:
+    """The loopback server's mailbox, emptied for this test."""
+    smtp_server[2].clear()
+    return smtp_server[2]
+
+
+@contextmanager
+def temporary_pg_database(base_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database beside ``base_url``'s, dropped afterwards; yields its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            ), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str | None]:
+    """A migrated PostgreSQL database for the run, or None without ``OTP_PRO_TEST_POSTGRES_URL``."""
+    from sqlalchemy import create_engine
+
+    from .storage import migrate
+
+    base = os.environ.get(PG_ENV)
+    if not base:
+        yield None
+        return
+    with temporary_pg_database(base, "otp_pro_test") as url:
+        engine = create_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+
+
+def truncate_all(url: str) -> None:
+    """Empty every otp-pro table (between PostgreSQL tests that share the run's database)."""
+    from sqlalchemy import create_engine, text
+
+    from .storage.schema import metadata
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)} RESTART IDENTITY"))
+    engine.dispose()
 
 
 class DiscoveryContract:
