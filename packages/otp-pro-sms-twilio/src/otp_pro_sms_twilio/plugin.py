@@ -1,7 +1,42 @@
-"""Twilio SMS transport for otp-pro (``sms_twilio``, channel ``sms_twilio:code``).
+"""The ``otp_pro`` plugin of otp-pro-sms-twilio: the ``sms_twilio`` transport and its message wording.
 
-Skeleton: the issue that adds the Twilio transport will fill this module in
-(transport registration, E.164 recipient resolution, the availability check
-and the dry-run provider test). Nothing is registered yet: the module exists
-so that the ``otp_pro`` entry point resolves and discovery can be tested.
+Loaded through the entry point ``otp_pro_sms_twilio``; installing the
+distribution is enough. The transport stays idle (no channel offered) until
+``providers.sms_twilio`` has credentials.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from otp_pro import Message, Transport, hookimpl
+from otp_pro.builtins.rendering import format_template
+
+from .transport import TwilioSmsTransport
+
+
+@hookimpl
+def otp_pro_register_transports(register: Callable[[type[Transport]], None]) -> None:
+    """Register :class:`~otp_pro_sms_twilio.transport.TwilioSmsTransport` (``sms_twilio``)."""
+    register(TwilioSmsTransport)
+
+
+@hookimpl
+def otp_pro_render_message(
+    transport: Transport, channel: str, kind: str, variables: Mapping[str, Any]
+) -> Message | None:
+    """Render codes (and provider tests) for ``sms_twilio`` with ``message_template``.
+
+    Provider tests use the same template so that the administrator sees (and
+    receives) what members will. Other transports, notifications and payloads
+    other than codes are left to the next renderer (the core's plain text). A
+    plugin registered later (``OtpPro(plugins=[...])``) is asked first and can
+    word SMS differently.
+    """
+    if not isinstance(transport, TwilioSmsTransport) or kind not in ("challenge", "test"):
+        return None
+    if variables.get("payload_kind") not in (None, "code"):
+        return None
+    text = format_template(transport.config["message_template"], variables)
+    return Message(recipient=str(variables.get("recipient", "")), subject="", text=text, channel=channel, kind=kind)

@@ -1,0 +1,95 @@
+"""Phone numbers: parsed, checked and normalised to E.164 with ``phonenumbers``.
+
+The reasons raised here are shown to the member in ``status().unavailable``,
+so they are short, say what is wrong and never repeat the number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+
+from otp_pro import RecipientUnavailable
+
+#: Types that can receive a text message. Several countries (the US and Canada
+#: among them) do not tell mobile from fixed-line numbers by their digits, so
+#: phonenumbers reports FIXED_LINE_OR_MOBILE for every number there.
+SMS_CAPABLE = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+NO_NUMBER = "no mobile number on file"
+INVALID = "the phone number on file is not valid"
+NO_COUNTRY = "the phone number on file has no country code (write it with + and the country code)"
+NOT_MOBILE = "the phone number on file is not a mobile number"
+
+# Longer than any real number written with spaces and punctuation; a longer value is
+# rejected before it reaches the parser.
+_MAX_LENGTH = 64
+
+
+def region_code(value: str) -> str:
+    """Check an ISO 3166-1 alpha-2 region code phonenumbers knows; return it upper-cased."""
+    code = value.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"must be an ISO 3166-1 alpha-2 country code such as GB or US, got {value!r}")
+    return code
+
+
+def is_e164(value: str) -> bool:
+    """Whether ``value`` is a valid number written exactly in E.164 (``+`` and digits only)."""
+    if not value.startswith("+") or not value[1:].isdigit() or not value.isascii():
+        return False
+    try:
+        number = phonenumbers.parse(value, None)
+    except NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number) and phonenumbers.format_number(number, PhoneNumberFormat.E164) == value
+
+
+def parse_number(raw: object, default_region: str | None) -> phonenumbers.PhoneNumber:
+    """Parse ``raw`` (``+`` and country code, or national with ``default_region``) into a valid number.
+
+    Raises :class:`~otp_pro.RecipientUnavailable` with a member-safe reason.
+    """
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str) or not raw.strip():
+        raise RecipientUnavailable(NO_NUMBER)
+    text = raw.strip()
+    if len(text) > _MAX_LENGTH:
+        raise RecipientUnavailable(INVALID)
+    try:
+        # "00" is the international prefix in most of the world; phonenumbers only
+        # understands it relative to a region, so it is rewritten to "+".
+        number = phonenumbers.parse("+" + text[2:] if text.startswith("00") else text, default_region)
+    except NumberParseException as exc:
+        # A national number with no region to read it in: say what is missing.
+        no_country = exc.error_type == NumberParseException.INVALID_COUNTRY_CODE and not text.startswith(("+", "00"))
+        raise RecipientUnavailable(NO_COUNTRY if no_country else INVALID) from None
+    if not phonenumbers.is_valid_number(number):
+        raise RecipientUnavailable(INVALID)
+    return number
+
+
+def sms_recipient(raw: object, *, default_region: str | None, allowed_countries: Collection[str]) -> str:
+    """The E.164 form of a member's number, or :class:`~otp_pro.RecipientUnavailable` saying why not.
+
+    The number must be valid, able to receive SMS (mobile, or a country where
+    mobile and fixed-line numbers look alike) and, when ``allowed_countries`` is
+    not empty, registered in one of those countries.
+    """
+    number = parse_number(raw, default_region)
+    if phonenumbers.number_type(number) not in SMS_CAPABLE:
+        raise RecipientUnavailable(NOT_MOBILE)
+    check_country(number, allowed_countries)
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def check_country(number: phonenumbers.PhoneNumber, allowed_countries: Collection[str]) -> None:
+    """Raise :class:`~otp_pro.RecipientUnavailable` when ``number`` is outside ``allowed_countries`` (if any)."""
+    if not allowed_countries:
+        return
+    region = phonenumbers.region_code_for_number(number)
+    if region not in allowed_countries:
+        raise RecipientUnavailable(f"text messages are not sent to numbers in this country ({region or 'unknown'})")

@@ -1,0 +1,112 @@
+"""Who can get SMS: the member's number parsed to E.164; invalid, non-mobile or disallowed numbers hide the channel."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import LANDLINE_GB, MOBILE_FR, MOBILE_GB, MOBILE_GG
+
+from otp_pro import ChannelUnavailable, Member, RecipientUnavailable
+
+CHANNEL = "sms_twilio:code"
+
+
+def phone(value, **kw) -> Member:
+    return Member(id="m", email="m@example.com", fields={"phone": value} if value is not None else {}, **kw)
+
+
+@pytest.mark.parametrize(("value", "e164"), [
+    (MOBILE_GB, MOBILE_GB),
+    ("+44 7400 123456", MOBILE_GB),
+    ("+44 (0)7400-123456", MOBILE_GB),
+    ("0044 7400 123456", MOBILE_GB),  # the international prefix most of the world dials
+    (MOBILE_FR, MOBILE_FR),
+    ("+1 (415) 555-2671", "+14155552671"),  # US numbers are FIXED_LINE_OR_MOBILE: accepted
+    ("  +61 412 345 678 ", "+61412345678"),
+])
+def test_valid_mobile_numbers_are_normalised_to_e164(otp, value, e164):
+    assert otp.transports["sms_twilio"].recipient(phone(value)) == e164
+    assert CHANNEL in otp.status(phone(value)).channels
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (None, "no mobile number on file"),
+    ("", "no mobile number on file"),
+    ("   ", "no mobile number on file"),
+    (["+447400123456"], "no mobile number on file"),  # not a string
+    ("call me maybe", "the phone number on file is not valid"),
+    ("+44 7911", "the phone number on file is not valid"),
+    ("+15551234567", "the phone number on file is not valid"),
+    ("+" + "1" * 70, "the phone number on file is not valid"),
+    ("07400 123456", "the phone number on file has no country code (write it with + and the country code)"),
+    (7400123456, "the phone number on file has no country code (write it with + and the country code)"),
+    (LANDLINE_GB, "the phone number on file is not a mobile number"),
+    ("+44 800 123 4567", "the phone number on file is not a mobile number"),  # toll free
+])
+def test_members_who_cannot_get_sms_are_not_offered_it_and_told_why(otp, value, reason):
+    member = phone(value)
+    status = otp.status(member)
+    assert CHANNEL not in status.channels
+    assert status.unavailable[CHANNEL] == reason
+    assert reason.find("7400") == -1  # the reason never repeats the number
+    with pytest.raises(ChannelUnavailable) as info:
+        otp.begin_setup(member, CHANNEL)
+    assert info.value.reason == reason
+
+
+def test_default_region_reads_national_numbers(make_otp):
+    otp = make_otp(sms={"default_region": "GB"})
+    assert otp.transports["sms_twilio"].recipient(phone("07400 123456")) == MOBILE_GB
+    assert otp.transports["sms_twilio"].recipient(phone(7400123456)) == MOBILE_GB
+    # A number written with + keeps its own country.
+    assert otp.transports["sms_twilio"].recipient(phone("+33 6 12 34 56 78")) == MOBILE_FR
+
+
+def test_allowed_countries(make_otp):
+    otp = make_otp(sms={"allowed_countries": ["GB", "IE"]})
+    assert CHANNEL in otp.status(phone(MOBILE_GB)).channels
+    status = otp.status(phone(MOBILE_FR))
+    assert CHANNEL not in status.channels
+    assert status.unavailable[CHANNEL] == "text messages are not sent to numbers in this country (FR)"
+    # Guernsey, Jersey and the Isle of Man share +44 but are not GB.
+    assert otp.status(phone(MOBILE_GG)).unavailable[CHANNEL].endswith("(GG)")
+
+
+def test_phone_field_names_the_member_field(make_otp):
+    otp = make_otp(sms={"phone_field": "mobile"})
+    assert otp.status(phone(MOBILE_GB)).unavailable[CHANNEL] == "no mobile number on file"
+    member = Member(id="m", fields={"mobile": MOBILE_GB})
+    assert otp.transports["sms_twilio"].recipient(member) == MOBILE_GB
+
+
+def test_a_number_that_stops_being_valid_stops_sends(otp, twilio):
+    member = phone(MOBILE_GB)
+    otp.begin_setup(member, CHANNEL)
+    otp.complete_setup(member, twilio.last_code())
+    sent = len(twilio.requests)
+    with pytest.raises(ChannelUnavailable) as info:
+        otp.send_challenge(phone(LANDLINE_GB))  # the site's record changed to a landline
+    assert info.value.reason == "the phone number on file is not a mobile number"
+    assert len(twilio.requests) == sent
+
+
+@pytest.mark.parametrize(("typed", "e164"), [
+    ("+44 7400 123456", MOBILE_GB),
+    ("+1 415-555-2671", "+14155552671"),
+    (LANDLINE_GB, LANDLINE_GB),  # a provider test may try any valid number; Twilio answers 21614 if need be
+])
+def test_provider_test_numbers_are_normalised(otp, typed, e164):
+    assert otp.transports["sms_twilio"].normalize_recipient(typed) == e164
+
+
+@pytest.mark.parametrize("typed", ["07400 123456", "hello", "", "+1555"])
+def test_provider_test_numbers_must_be_valid(otp, typed):
+    with pytest.raises(RecipientUnavailable) as info:
+        otp.transports["sms_twilio"].normalize_recipient(typed)
+    assert "is not a valid phone number" in info.value.reason and "default_region" in info.value.reason
+    with pytest.raises(RecipientUnavailable):
+        otp.provider_test("sms_twilio", typed, dry_run=True)
+
+
+def test_provider_test_accepts_national_numbers_with_default_region(make_otp):
+    otp = make_otp(sms={"default_region": "GB"})
+    assert otp.transports["sms_twilio"].normalize_recipient("07400 123456") == MOBILE_GB
