@@ -88,7 +88,7 @@ def otp(make_otp: Callable[..., OtpPro]) -> OtpPro:
 
 @pytest.fixture
 def member() -> Member:
-    return Member(id="42", roles=["editor"], email="ann@example.com", name="Ann", fields={"phone": "+447700900123"})
+    return Member(id="42", roles=["editor"], email="ann@example.com", name="Ann", fields={"phone": "+447911123456"})
 
 
 def last_code(otp: OtpPro, recipient: str | None = None) -> str:

@@ -432,3 +432,32 @@ def test_event_listeners_get_committed_events_and_cannot_undo_them(make_otp, mem
     enroll(otp, member)
     assert ("setup_completed", True, 1) in seen and ("challenge_sent", False, 1) in seen
     assert otp.status(member).enrolled
+
+
+def test_unconfigured_transport_is_left_out_and_close_reaches_transports(sqlite_url):
+    closed: list[str] = []
+
+    class Idle(FailingTransport):
+        name = "idle"
+
+        @property
+        def configured(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    class Plugin:
+        @hookimpl
+        def otp_pro_register_transports(self, register):
+            register(Idle)
+
+    from conftest import base_settings
+
+    from otp_pro import OtpPro
+
+    otp = OtpPro({**base_settings(sqlite_url), "channels": None}, plugins=[Plugin()])
+    assert "idle:code" in otp.channels and "idle:code" not in otp.registered_channels
+    assert "email:code" in otp.registered_channels and "outbox:code" not in otp.registered_channels
+    otp.close()
+    assert closed == ["idle"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 
 from .audit import AuditEvent
+from .builtins.rendering import format_template
 from .core import HARD_LOCK, OtpPro, normalize_code
 from .errors import (
     ChannelUnavailable,
@@ -31,7 +32,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .member import InvalidMember, Member
 from .results import Challenge, ChannelInfo, MemberStatus, PluginInfo, SetupInfo, TrustedDevice, VerifyResult
-from .secret import Secret
+from .secret import REDACTED, Secret
 from .settings import Setting, Settings
 from .transports import (
     Message,
@@ -50,11 +51,48 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0.0.0"
 
 __all__ = [
-    "HARD_LOCK", "AuditEvent", "Challenge", "ChannelInfo", "ChannelUnavailable", "ConfigurationError",
-    "DeliveryError", "InvalidCode", "InvalidMember", "LockedOut", "Member", "MemberStatus", "Message", "NotEnrolled",
-    "NotFound", "OtpPro", "OtpProError", "Payload", "PayloadContext", "PayloadValue", "PermanentDeliveryError",
-    "PluginError", "PluginInfo", "PolicyError", "ProviderConfig", "ProviderTestResult", "Receipt",
-    "RecipientUnavailable", "Secret", "Setting", "Settings", "SetupError", "SetupInfo", "ThrottledError",
-    "TransientDeliveryError", "Transport", "TrustedDevice", "UnknownMember", "VerifyResult", "__version__",
-    "hookimpl", "normalize_code",
+    "HARD_LOCK",
+    "REDACTED",
+    "AuditEvent",
+    "Challenge",
+    "ChannelInfo",
+    "ChannelUnavailable",
+    "ConfigurationError",
+    "DeliveryError",
+    "InvalidCode",
+    "InvalidMember",
+    "LockedOut",
+    "Member",
+    "MemberStatus",
+    "Message",
+    "NotEnrolled",
+    "NotFound",
+    "OtpPro",
+    "OtpProError",
+    "Payload",
+    "PayloadContext",
+    "PayloadValue",
+    "PermanentDeliveryError",
+    "PluginError",
+    "PluginInfo",
+    "PolicyError",
+    "ProviderConfig",
+    "ProviderTestResult",
+    "Receipt",
+    "RecipientUnavailable",
+    "Secret",
+    "Setting",
+    "Settings",
+    "SetupError",
+    "SetupInfo",
+    "ThrottledError",
+    "TransientDeliveryError",
+    "Transport",
+    "TrustedDevice",
+    "UnknownMember",
+    "VerifyResult",
+    "__version__",
+    "format_template",
+    "hookimpl",
+    "normalize_code",
 ]

@@ -239,12 +239,16 @@ def providers_list(ctx: click.Context, fmt: str) -> None:
 @providers.command("test")
 @click.argument("transport")
 @click.option("--to", "to", required=True, help="recipient (address or number)")
-@click.option("--dry-run/--send", default=True, show_default=True, help="only render, or really send")
+@click.option("--dry-run/--send", default=None,
+              help="only render, or really send (default: the transport's dry_run_in_provider_test, else dry run)")
 @click.option("--actor", default=None, help="operator named in the audit log (default: OS user)")
 @click.pass_context
-def providers_test(ctx: click.Context, transport: str, to: str, dry_run: bool, actor: str | None) -> None:
+def providers_test(ctx: click.Context, transport: str, to: str, dry_run: bool | None, actor: str | None) -> None:
     """Provider test: send (or render) a test message through TRANSPORT."""
     otp = _load_otp(ctx)
+    if dry_run is None:
+        chosen = otp.transports.get(transport)
+        dry_run = bool(chosen.config.get("dry_run_in_provider_test", True)) if chosen is not None else True
     result = otp.provider_test(transport, to, dry_run=dry_run, actor=actor or _os_user())
     click.echo(f"{'dry run' if result.dry_run else 'sent'} via {result.transport} to {result.recipient}")
     click.echo(json.dumps(dict(result.parameters), indent=2, default=str))

@@ -274,11 +274,15 @@ class OtpPro:
 
     @property
     def registered_channels(self) -> tuple[str, ...]:
-        """Channels offered site-wide when ``channels`` is not set: all but those of dev-only transports."""
+        """Channels offered site-wide when ``channels`` is not set.
+
+        Leaves out dev-only transports (``offered_by_default = False``) and transports that
+        are installed but not configured (``configured`` is false).
+        """
         return tuple(
             name
             for name, c in self.channels.items()
-            if c.transport is None or getattr(c.transport, "offered_by_default", True)
+            if c.transport is None or (c.transport.offered_by_default and c.transport.configured)
         )
 
     def _validate_channels(self, problems: _Problems) -> None:
@@ -324,7 +328,12 @@ class OtpPro:
         return cls(Settings.from_file(path), **kwargs)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and whatever the transports hold."""
+        for transport in self.transports.values():
+            try:
+                transport.close()
+            except Exception as exc:  # noqa: BLE001 - closing must go on for the others
+                log.warning("otp-pro transport %s failed to close: %s", transport.name, type(exc).__name__)
         self.db.dispose()
 
     def __enter__(self) -> OtpPro:

@@ -160,9 +160,23 @@ class Transport:
         """What :meth:`send` would pass to the provider, secrets redacted (shown by a dry-run provider test)."""
         return {"to": message.recipient}
 
+    @property
+    def configured(self) -> bool:
+        """Whether the transport has what it needs to send. An unconfigured one stays out of the
+        site's default channel set (it is offered only when listed in ``channels``)."""
+        return True
+
     def check(self) -> list[str]:
-        """Problems with this transport's configuration that settings types cannot catch (empty when fine)."""
+        """Problems with this transport's configuration that settings types cannot catch (empty when fine).
+
+        Return ``"<key>: <problem>"`` strings. ``check`` also runs when some values failed
+        validation; those keys are then missing from ``self.config``, so read with
+        ``self.config.get(key)``, not ``self.config[key]``.
+        """
         return []
+
+    def close(self) -> None:
+        """Release what the transport holds (HTTP sessions, connections). Called by ``OtpPro.close``."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.config.redacted()!r}>"

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from otp_pro import Message, Transport, hookimpl
-from otp_pro.builtins.rendering import format_template
+from otp_pro import Message, Transport, format_template, hookimpl
 
 from .transport import TwilioSmsTransport
 

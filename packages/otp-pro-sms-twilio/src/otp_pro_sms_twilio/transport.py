@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from otp_pro import (
+    REDACTED,
     DeliveryError,
     Member,
     Message,
@@ -21,9 +22,8 @@ from otp_pro import (
     Setting,
     TransientDeliveryError,
     Transport,
+    format_template,
 )
-from otp_pro.builtins.rendering import format_template
-from otp_pro.secret import REDACTED
 
 from . import checks, errors
 from .phone import parse_number, sms_recipient
@@ -100,16 +100,9 @@ class TwilioSmsTransport(Transport):
 
     @property
     def configured(self) -> bool:
-        """Whether any credential or sender is set (an idle, unconfigured transport offers nothing)."""
+        """Whether any credential or sender is set. The core leaves an unconfigured transport
+        out of the site's default channel set instead of showing it to every member as unavailable."""
         return any(self.config.get(key) for key in CREDENTIAL_KEYS)
-
-    # The core reads this per instance when it builds the site's default channel set:
-    # an installed but unconfigured transport stays out of it instead of being shown
-    # to every member as unavailable. The base class declares a plain class attribute.
-    @property
-    def offered_by_default(self) -> bool:  # type: ignore[override]
-        """Offered in the default channel set only once configured."""
-        return self.configured
 
     @property
     def base_url(self) -> str:
