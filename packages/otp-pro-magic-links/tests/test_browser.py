@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import Mailbox, WebServer, enroll
+from conftest import Mailbox, WebServer, enroll, last_link
 from sqlalchemy import select
 
 from otp_pro import Member, OtpPro
@@ -178,7 +178,7 @@ def link_from_mail(mailbox: Mailbox, address: str) -> str:
     assert messages, f"no mail to {address}"
     mail = messages[-1]
     assert "sign-in link" in str(mail["Subject"])
-    link = mailbox.last_link(address)
+    link = last_link(mailbox, address)
     assert parse(link) is not None, "the mail's link holds no well-formed token"
     return link
 

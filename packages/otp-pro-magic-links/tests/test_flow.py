@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Mailbox, WebServer, enroll
+from conftest import Mailbox, WebServer, enroll, last_link, last_text
 from sqlalchemy import select
 
 from otp_pro import Member
@@ -52,7 +52,7 @@ def test_get_twice_then_post_once_then_refused_as_used(site, web, mailbox: Mailb
     otp = site()
     enroll(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
-    link = mailbox.last_link(member.email)
+    link = last_link(mailbox, member.email)
     assert link.startswith(f"{web.url}/otp/magic?token=")
     token = parse(link)
     assert token is not None and len(token) >= 43  # 32 bytes of secrets: 256 bits
@@ -89,10 +89,10 @@ def test_expired_link(site, web, mailbox, member, clock):
     otp = site(magic_links={"ttl_seconds": 300})
     enroll(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
-    token = parse(mailbox.last_link(member.email))
-    assert "expires in 5 minutes" in mailbox.last_text(member.email)
+    token = parse(last_link(mailbox, member.email))
+    assert "expires in 5 minutes" in last_text(mailbox, member.email)
     clock.advance(seconds=301)
-    assert web.request("GET", mailbox.last_link(member.email)).status == 200  # GET still never decides
+    assert web.request("GET", last_link(mailbox, member.email)).status == 200  # GET still never decides
     reply = web.request("POST", f"{web.url}/otp/magic", {"token": token})
     assert reply.status == 410 and "expired" in reply.body and "5 minutes" in reply.body
     assert otp.events(member, kinds=["verify_failed"])[0].details["reason"] == "expired"
@@ -102,9 +102,9 @@ def test_a_new_link_replaces_the_older_one(site, web, mailbox, member, signed_in
     otp = site()
     enroll(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
-    first = parse(mailbox.last_link(member.email))
+    first = parse(last_link(mailbox, member.email))
     otp.send_challenge(member, channel="email:magic_link")
-    second = parse(mailbox.last_link(member.email))
+    second = parse(last_link(mailbox, member.email))
     assert first != second
     old = web.request("POST", f"{web.url}/otp/magic", {"token": first})
     assert old.status == 410 and "newer sign-in link" in old.body
@@ -124,7 +124,7 @@ def test_same_browser_on(site, web, mailbox, member, signed_in):
     assert {"HttpOnly", "Secure", "SameSite=Lax", "Path=/"} <= {p.strip() for p in set_cookie.split(";")}
     assert ensure_binding(f"other=1; {set_cookie.split(';')[0]}") == (value, None)  # reused, not replaced
     send_link(otp, member, binding=value)
-    token = parse(mailbox.last_link(member.email))
+    token = parse(last_link(mailbox, member.email))
     url = f"{web.url}/otp/magic"
     missing = web.request("POST", url, {"token": token})
     assert missing.status == 403 and "browser" in missing.body
@@ -142,7 +142,7 @@ def test_same_browser_off(site, web, mailbox, member, signed_in):
     enroll(otp, member, mailbox)
     value, _ = ensure_binding(None)
     send_link(otp, member, binding=value)  # ignored: the setting is off
-    token = parse(mailbox.last_link(member.email))
+    token = parse(last_link(mailbox, member.email))
     assert [r.binding_hash for r in challenge_rows(otp) if r.payload == "magic_link"] == [None]
     assert web.request("POST", f"{web.url}/otp/magic", {"token": token}).status == 303  # another browser is fine
 
@@ -151,15 +151,15 @@ def test_setup_by_clicking_the_link(site, web, mailbox, signed_in):
     otp = site()
     newcomer = Member(id="new", email="new@example.com", name="Newcomer")
     otp.begin_setup(newcomer, "email:magic_link")
-    assert "Open this link" in mailbox.last_text(newcomer.email)
-    token = parse(mailbox.last_link(newcomer.email))
+    assert "Open this link" in last_text(mailbox, newcomer.email)
+    token = parse(last_link(mailbox, newcomer.email))
     assert web.request("POST", f"{web.url}/otp/magic", {"token": token}).status == 303
     assert signed_in[0].purpose == "setup" and len(signed_in[0].backup_codes) == 10
     status = otp.status(newcomer)
     assert status.enrolled and status.channel == "email:magic_link"
     # Enrolled on the link channel, the member's own channel sends links.
     otp.send_challenge(newcomer)
-    token = parse(mailbox.last_link(newcomer.email))
+    token = parse(last_link(mailbox, newcomer.email))
     assert web.request("POST", f"{web.url}/otp/magic", {"token": token}).status == 303
 
 
@@ -170,9 +170,9 @@ def test_plain_text_mail_without_the_html_companion(site, mailbox, member, web):
     (mail,) = mailbox.to(member.email)
     assert mail.get_content_type() == "text/plain"
     assert "sign-in link" in str(mail["Subject"])
-    text = mailbox.last_text(member.email)
+    text = last_text(mailbox, member.email)
     assert "Open this link to finish signing in to Example" in text and "works once" in text
-    assert urlsplit(mailbox.last_link(member.email)).netloc == urlsplit(web.url).netloc
+    assert urlsplit(last_link(mailbox, member.email)).netloc == urlsplit(web.url).netloc
 
 
 def test_unknown_and_malformed_tokens(site, web, mailbox, member):
@@ -203,7 +203,7 @@ def test_cross_site_post_is_refused_without_touching_the_link(site, web, mailbox
     otp = site()
     enroll(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
-    token = parse(mailbox.last_link(member.email))
+    token = parse(last_link(mailbox, member.email))
     url = f"{web.url}/otp/magic"
     assert web.request("POST", url, {"token": token}, {"Sec-Fetch-Site": "cross-site"}).status == 403
     assert web.request("POST", url, {"token": token}, {"Origin": "https://evil.example"}).status == 403

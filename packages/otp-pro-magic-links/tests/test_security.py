@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Any
 
-from conftest import WebServer, enroll
+from conftest import WebServer, enroll, last_link
 from sqlalchemy import select
 
 from otp_pro.storage.schema import metadata
@@ -18,7 +18,7 @@ def test_sixteen_concurrent_posts_have_one_winner(make_otp, web: WebServer, mail
     web.mount(make_wsgi_app(otp, success_location="/home"))
     enroll(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
-    token = parse(mailbox.last_link(member.email))
+    token = parse(last_link(mailbox, member.email))
     barrier = threading.Barrier(16)
     statuses: list[int] = []
     lock = threading.Lock()
@@ -42,7 +42,7 @@ def test_sixteen_concurrent_consume_calls_have_one_winner(make_otp, mailbox, mem
     otp = make_otp(max_attempts=50)
     enroll(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
-    token = parse(mailbox.last_link(member.email))
+    token = parse(last_link(mailbox, member.email))
     barrier = threading.Barrier(16)
     results: list[Any] = []
 
@@ -64,7 +64,7 @@ def test_link_failures_count_toward_the_shared_lockout(make_otp, web, mailbox, m
     web.mount(make_wsgi_app(otp))
     enroll(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
-    token = parse(mailbox.last_link(member.email))
+    token = parse(last_link(mailbox, member.email))
     url = f"{web.url}/otp/magic"
     assert web.request("POST", url, {"token": token}).status == 303
     assert web.request("POST", url, {"token": token}).status == 410  # used: failure 1
@@ -83,7 +83,7 @@ def test_token_is_nowhere_but_the_mail(make_otp, web, mailbox, member, caplog):
     web.mount(make_wsgi_app(otp))
     enroll(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link", ip="192.0.2.1", user_agent="test")
-    link = mailbox.last_link(member.email)
+    link = last_link(mailbox, member.email)
     token = parse(link)
     assert token is not None
     url = f"{web.url}/otp/magic"

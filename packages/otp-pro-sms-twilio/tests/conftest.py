@@ -3,7 +3,8 @@
 The official ``twilio`` client talks to :class:`FakeTwilio` over a real socket
 (``api_base_url`` points at it). Each test scripts the answers it needs with
 :meth:`FakeTwilio.reply` and reads back what the client sent in
-:attr:`FakeTwilio.requests`.
+:attr:`FakeTwilio.requests`. The ``clock`` fixture comes from the core's
+``otp_pro.testing`` pytest plugin.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ import base64
 import json
 import re
 import secrets
-import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,6 +24,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from otp_pro import Member, OtpPro
+
+# The clock fixture comes from the otp_pro.testing pytest plugin.
+from otp_pro.testing import Clock, free_port  # noqa: F401 - free_port re-exported for the test modules
 
 SECRET_KEY = "sms-twilio-test-secret-key-" + "x" * 32
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -38,30 +40,6 @@ MOBILE_FR = "+33612345678"
 LANDLINE_GB = "+442079460000"
 
 MESSAGES_PATH = re.compile(r"^(?P<prefix>(/[^/]+)*?)/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
-
-
-class Clock:
-    """A clock tests can move. Starts at a fixed instant in the middle of a TOTP step."""
-
-    def __init__(self, start: datetime | None = None):
-        self.now = start or datetime(2026, 11, 23, 12, 0, 10, tzinfo=timezone.utc)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float = 0, **kw: float) -> datetime:
-        with self._lock:
-            self.now = self.now + timedelta(seconds=seconds, **kw)
-            return self.now
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -239,11 +217,6 @@ def twilio() -> Iterator[FakeTwilio]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 def sms_settings(twilio: FakeTwilio | None = None, **overrides: Any) -> dict[str, Any]:
