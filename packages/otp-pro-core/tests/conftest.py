@@ -28,22 +28,6 @@ from otp_pro.testing import (  # noqa: F401 - re-exported for the test modules
 SECRET_KEY = "test-secret-key-" + "x" * 32
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Any, pg_url: str | None) -> str:
-    """A database URL: a fresh SQLite file, or the run's PostgreSQL database emptied."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/otp.sqlite3"
-    if pg_url is None:
-        pytest.skip(PG_SKIP_REASON)
-    truncate_all(pg_url)
-    return pg_url
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Any) -> str:
-    return f"sqlite:///{tmp_path}/otp.sqlite3"
-
-
 def base_settings(database_url: str, **overrides: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "secret_key": SECRET_KEY,

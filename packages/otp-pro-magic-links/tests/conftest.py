@@ -23,7 +23,7 @@ import pytest
 from otp_pro import Member, OtpPro
 
 # Fixtures clock, smtp_server, mailbox and pg_url come from the otp_pro.testing pytest plugin.
-from otp_pro.testing import PG_SKIP_REASON, Clock, Mailbox, truncate_all
+from otp_pro.testing import Clock, Mailbox
 
 SECRET_KEY = "test-secret-key-" + "x" * 32
 LINK = re.compile(r"https?://\S+")
@@ -127,22 +127,6 @@ def web() -> Iterator[WebServer]:
 
 
 # -------------------------------------------------------------- databases
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Any, pg_url: str | None) -> str:
-    """A database URL: a fresh SQLite file, or the run's PostgreSQL database emptied."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/otp.sqlite3"
-    if pg_url is None:
-        pytest.skip(PG_SKIP_REASON)
-    truncate_all(pg_url)
-    return pg_url
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Any) -> str:
-    return f"sqlite:///{tmp_path}/otp.sqlite3"
 
 
 # ------------------------------------------------------------------ OtpPro

@@ -8,7 +8,9 @@ SMTP fixture). Its fixtures:
 * ``smtp_server`` / ``mailbox``: a real SMTP server (aiosmtpd) on 127.0.0.1 and
   what it received, parsed with the standard library's ``email`` package;
 * ``pg_url``: a PostgreSQL database made for the run, migrated, dropped at the
-  end, or None when ``OTP_PRO_TEST_POSTGRES_URL`` is not set.
+  end, or None when ``OTP_PRO_TEST_POSTGRES_URL`` is not set;
+* ``backend``: a database URL, once on SQLite and once on PostgreSQL (skipped,
+  saying why, without ``OTP_PRO_TEST_POSTGRES_URL``); ``sqlite_url``: SQLite only.
 
 ``DiscoveryContract`` checks that an installed distribution is found through
 the ``otp_pro`` entry-point group and loaded by the core's plugin manager, and
@@ -168,6 +170,26 @@ def pg_url() -> Iterator[str | None]:
         migrate.upgrade(engine)
         engine.dispose()
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str | None) -> str:
+    """A database URL, once per database: a fresh SQLite file, then the run's PostgreSQL database emptied.
+
+    The PostgreSQL variant is skipped, with :data:`PG_SKIP_REASON`, when ``OTP_PRO_TEST_POSTGRES_URL`` is not set.
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/otp.sqlite3"
+    if pg_url is None:
+        pytest.skip(PG_SKIP_REASON)
+    truncate_all(pg_url)
+    return pg_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file for this test."""
+    return f"sqlite:///{tmp_path}/otp.sqlite3"
 
 
 def truncate_all(url: str) -> None:
