@@ -471,3 +471,13 @@ def test_invalid_email_address_is_unavailable_too(make_otp: MakeOtp) -> None:
     status = otp.status(person(email="not-an-address"))
     assert EMAIL not in status.channels
     assert EMAIL in status.unavailable
+
+
+def test_status_can_look_without_starting_the_grace_period(make_otp, clock):
+    otp = make_otp(mode="required", grace_days=7)
+    member = Member(id="looked-at", email="l@example.com")
+    first = otp.status(member, start_grace=False)
+    assert first.in_grace and first.grace_ends_at == clock() + timedelta(days=7)
+    clock.advance(days=3)
+    # Nothing was written: the real start is the first ordinary status().
+    assert otp.status(member).grace_ends_at == clock() + timedelta(days=7)

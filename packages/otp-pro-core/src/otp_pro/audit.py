@@ -30,6 +30,7 @@ DEVICE_REVOKED = "device_revoked"
 PROVIDER_TEST = "provider_test"
 SEND_THROTTLED = "send_throttled"
 KEYS_ROTATED = "keys_rotated"
+AUDIT_PRUNED = "audit_pruned"
 
 #: Changes of a member's factors; a notification plugin tells the member about these.
 FACTOR_CHANGES = frozenset(

@@ -70,6 +70,11 @@ from_address = "no-reply@example.com"
 class CliError(click.ClickException):
     exit_code = 2
 
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
     def show(self, file: Any = None) -> None:
         click.echo(f"otp-pro: {self.format_message()}", err=True)
 
@@ -266,6 +271,304 @@ def _os_user() -> str:
         return "unknown"
 
 
+# ------------------------------------------------------------------ members
+
+
+def _member_arg(otp: Any, member_id: str, strict: bool) -> tuple[Any, bool]:
+    """The member from the ``member_lookup`` hook, else a bare ``Member(id)`` (with a warning) unless ``strict``.
+
+    Returns ``(member, roles_known)``.
+    """
+    from .errors import UnknownMember
+    from .member import InvalidMember, Member
+
+    try:
+        bare = Member(member_id)
+    except InvalidMember as exc:
+        raise CliError(f"bad member id {member_id[:40]!r}: {exc}") from None
+    try:
+        return otp.member(bare.id), True
+    except UnknownMember:
+        if strict:
+            raise CliError(f"no member_lookup plugin knows member {bare.id!r} (--strict)") from None
+    click.echo(f"warning: no member_lookup plugin knows {bare.id!r}; roles unknown, so the policy shown is "
+               "the site default", err=True)
+    return bare, False
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+_strict_option = click.option("--strict", is_flag=True,
+                              help="fail when no member_lookup plugin knows the id (default: warn, assume no roles)")
+_actor_option = click.option("--actor", default=None, help="operator named in the audit log (default: OS user)")
+
+
+@cli.group()
+def members() -> None:
+    """Support actions on one member: show, disable, reset, unlock."""
+
+
+@members.command("show")
+@click.argument("member_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@_strict_option
+@click.pass_context
+def members_show(ctx: click.Context, member_id: str, as_json: bool, strict: bool) -> None:
+    """Requirement, enrolled channel, backup codes left, trusted devices, lockout and the last 20 events."""
+    otp = _load_otp(ctx)
+    member, roles_known = _member_arg(otp, member_id, strict)
+    status = otp.status(member, start_grace=False)  # looking must not start a grace period
+    devices = otp.trusted_devices(member)
+    events = otp.events(member, limit=20)
+    data = {
+        "member": {"id": member.id, "roles": list(member.roles), "roles_known": roles_known, "email": member.email,
+                   "name": member.name},
+        "requirement": status.requirement,
+        "enrolled": status.enrolled,
+        "channel": status.channel,
+        "disabled": status.disabled,
+        "channels": list(status.channels),
+        "unavailable": dict(status.unavailable),
+        "in_grace": status.in_grace,
+        "grace_ends_at": _iso(status.grace_ends_at),
+        "must_setup": status.must_setup,
+        "locked_until": _iso(status.locked_until),
+        "backup_codes_remaining": status.backup_codes_remaining,
+        "trusted_devices": [
+            {"id": d.id, "label": d.label, "created_at": _iso(d.created_at), "expires_at": _iso(d.expires_at),
+             "last_used_at": _iso(d.last_used_at)} for d in devices
+        ],
+        "events": [_event_dict(e) for e in events],
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    roles = ", ".join(member.roles) if roles_known else "unknown"
+    click.echo(f"member        {member.id}  ({member.display_name}; roles: {roles or '-'})")
+    grace = f", grace until {data['grace_ends_at']}" if status.in_grace else ""
+    click.echo(f"requirement   {status.requirement}{grace}{'  MUST SET UP' if status.must_setup else ''}")
+    enrolled = status.channel if status.enrolled else ("disabled" if status.disabled else "not enrolled")
+    click.echo(f"enrolled      {enrolled}")
+    click.echo(f"backup codes  {status.backup_codes_remaining} left")
+    click.echo(f"lockout       {'locked until ' + str(data['locked_until']) if status.locked_until else 'none'}")
+    click.echo(f"devices       {len(devices)} trusted")
+    for d in data["trusted_devices"]:
+        click.echo(f"  #{d['id']} {d['label']}  until {d['expires_at']}  last used {d['last_used_at'] or 'never'}")
+    click.echo(f"events        last {len(events)}")
+    for e in events:
+        click.echo("  " + _event_line(e))
+
+
+def _event_dict(e: Any) -> dict[str, Any]:
+    return {"id": e.id, "at": _iso(e.at), "kind": e.kind, "outcome": e.outcome, "member_id": e.member_id,
+            "channel": e.channel, "ip": e.ip, "user_agent": e.user_agent, "actor": e.actor, "details": dict(e.details)}
+
+
+def _event_line(e: Any) -> str:
+    details = " ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
+    at = e.at.strftime("%Y-%m-%d %H:%M:%S")
+    return (f"{at}  {e.kind:<22} {e.outcome:<6} {e.member_id or '-':<16} {e.channel or '-':<14} "
+            f"{('by ' + e.actor) if e.actor else ''} {details}").rstrip()
+
+
+@members.command("disable")
+@click.argument("member_id", metavar="ID")
+@click.option("--force", is_flag=True, help="disable even when the policy requires a second factor")
+@_actor_option
+@_strict_option
+@click.pass_context
+def members_disable(ctx: click.Context, member_id: str, force: bool, actor: str | None, strict: bool) -> None:
+    """Switch the member's second factor off (factor, backup codes and trusted devices removed)."""
+    from .errors import PolicyError
+
+    otp = _load_otp(ctx)
+    member, roles_known = _member_arg(otp, member_id, strict)
+    if not roles_known and not force:
+        raise CliError("cannot check the member's policy without their roles; pass --force to disable anyway")
+    try:
+        otp.disable(member, actor=actor or _os_user(), force=force)
+    except PolicyError as exc:
+        raise CliError(f"{exc}; pass --force to disable it anyway") from None
+    click.echo(f"disabled two-factor authentication for {member.id}")
+
+
+@members.command("reset")
+@click.argument("member_id", metavar="ID")
+@_actor_option
+@_strict_option
+@click.pass_context
+def members_reset(ctx: click.Context, member_id: str, actor: str | None, strict: bool) -> None:
+    """Force the member to set up again: factor, backup codes, trusted devices and lockout cleared."""
+    otp = _load_otp(ctx)
+    member, _ = _member_arg(otp, member_id, strict)
+    otp.reset(member, actor=actor or _os_user())
+    click.echo(f"reset {member.id}: factor, backup codes and trusted devices removed; they will set up again")
+
+
+@members.command("unlock")
+@click.argument("member_id", metavar="ID")
+@_actor_option
+@_strict_option
+@click.pass_context
+def members_unlock(ctx: click.Context, member_id: str, actor: str | None, strict: bool) -> None:
+    """Lift a lockout (including the hard lock after 100 consecutive failures)."""
+    otp = _load_otp(ctx)
+    member, _ = _member_arg(otp, member_id, strict)
+    otp.unlock(member, actor=actor or _os_user())
+    click.echo(f"unlocked {member.id}")
+
+
+# -------------------------------------------------------------------- audit
+
+
+class _When(click.ParamType):
+    """An ISO date / date-time or an age before now (``30d``, ``12h``)."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from datetime import datetime, timezone
+
+        from .auditlog import parse_when
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_when(str(value), datetime.now(timezone.utc))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class _Age(click.ParamType):
+    name = "AGE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from datetime import timedelta
+
+        from .auditlog import parse_age
+
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_age(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _audit_filters(func: Any) -> Any:
+    for option in reversed([
+        click.option("--member", "member_id", default=None, metavar="ID", help="only this member"),
+        click.option("--kind", "kinds", multiple=True, metavar="KIND", help="only this event kind (repeatable)"),
+        click.option("--channel", default=None, help="only this channel (email:code, totp, ...)"),
+        click.option("--outcome", type=click.Choice(["ok", "failed", "info"]), default=None),
+        click.option("--since", type=_When(), default=None, help="from (ISO date or age: 2026-01-01, 30d, 12h)"),
+        click.option("--until", type=_When(), default=None, help="before (ISO date or age)"),
+    ]):
+        func = option(func)
+    return func
+
+
+def _filter(member_id: str | None, kinds: tuple[str, ...], channel: str | None, outcome: str | None,
+            since: Any, until: Any) -> Any:
+    from .auditlog import AuditFilter
+
+    return AuditFilter(member_id=member_id, kinds=kinds, channel=channel, outcome=outcome, since=since, until=until)
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """The audit log: list, export, prune."""
+
+
+@audit_group.command("list")
+@_audit_filters
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def audit_list(ctx: click.Context, limit: int, as_json: bool, **filters: Any) -> None:
+    """The newest matching events, newest first."""
+    from .auditlog import list_events
+
+    otp = _load_otp(ctx)
+    events = list_events(otp.db, _filter(**filters), limit=limit)
+    if as_json:
+        click.echo(json.dumps([_event_dict(e) for e in events], indent=2))
+        return
+    for e in events:
+        click.echo(_event_line(e))
+    if not events:
+        click.echo("no matching events", err=True)
+
+
+@audit_group.command("export")
+@_audit_filters
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "json"]), default="jsonl", show_default=True)
+@click.option("--output", "-o", required=True, metavar="FILE", help="file to write ('-' for standard output)")
+@click.pass_context
+def audit_export(ctx: click.Context, fmt: str, output: str, **filters: Any) -> None:
+    """Stream matching events, oldest first, to FILE (constant memory; a progress bar on a terminal)."""
+    from .auditlog import count_events, export
+
+    otp = _load_otp(ctx)
+    where = _filter(**filters)
+    if output == "-":
+        count = export(otp.db, sys.stdout, fmt, where)
+        click.echo(f"exported {count} events", err=True)
+        return
+    target = Path(output)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        handle = partial.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror}") from None
+    try:
+        with handle:
+            if sys.stderr.isatty():
+                total = count_events(otp.db, where)
+                with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
+                    count = export(otp.db, handle, fmt, where, progress=bar.update)
+            else:
+                count = export(otp.db, handle, fmt, where)
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    click.echo(f"exported {count} events to {target}", err=True)
+
+
+@audit_group.command("prune")
+@click.option("--older-than", "older_than", type=_Age(), required=True, metavar="AGE",
+              help="delete events older than this (365d, 12w, ...)")
+@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+@_actor_option
+@click.pass_context
+def audit_prune(ctx: click.Context, older_than: Any, yes: bool, actor: str | None) -> None:
+    """Delete events older than AGE (retention). Asks first unless --yes."""
+    from datetime import timedelta
+
+    from .auditlog import AuditFilter, count_events, prune
+
+    if older_than < timedelta(days=1):
+        raise CliError("--older-than must be at least 1d")
+    otp = _load_otp(ctx)
+    cutoff = otp.clock() - older_than
+    pending = count_events(otp.db, AuditFilter(until=cutoff))
+    if pending == 0:
+        click.echo(f"no events older than {cutoff.isoformat()}")
+        return
+    if not yes:
+        try:
+            confirmed = click.confirm(f"delete {pending} audit events older than {cutoff.isoformat()}?")
+        except click.exceptions.Abort:
+            confirmed = False
+        if not confirmed:
+            raise CliError("not confirmed, nothing deleted (pass --yes to prune without asking)", exit_code=1)
+    deleted = prune(otp, older_than, actor=actor or _os_user())
+    click.echo(f"deleted {deleted} audit events older than {cutoff.isoformat()}")
+
+
 @cli.command()
 @click.option("--database", metavar="FILE", default=None, help="SQLite file to use (default: a temporary one)")
 def demo(database: str | None) -> None:
@@ -290,6 +593,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
+    except click.UsageError as exc:
+        # One line: the problem and where to look, not click's usage block.
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"otp-pro: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

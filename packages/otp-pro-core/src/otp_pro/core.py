@@ -470,10 +470,12 @@ class OtpPro:
             out.append(ChannelInfo(name, label, reason is None, reason))
         return out
 
-    def status(self, member: Member) -> MemberStatus:
+    def status(self, member: Member, *, start_grace: bool = True) -> MemberStatus:
         """Where ``member`` stands: requirement, enrolment, channels, grace period, lockout.
 
         The first time a member is seen under a required policy the grace period starts.
+        ``start_grace=False`` only looks (support tools): nothing is written, and a grace
+        period that has not started is shown as if it started now.
         """
         req = self.requirement(member)
         now = self.clock()
@@ -488,8 +490,8 @@ class OtpPro:
                 ).scalar_one()
         required_since = state.required_since if state is not None else None
         if req.is_required and required_since is None:
-            required_since = self._start_grace(member.id, now)
-        elif not req.is_required and required_since is not None:
+            required_since = self._start_grace(member.id, now) if start_grace else now
+        elif not req.is_required and required_since is not None and start_grace:
             # No longer required: a later requirement starts a fresh grace period.
             with self.db.write() as conn:
                 conn.execute(update(members).where(members.c.member_id == member.id).values(required_since=None))

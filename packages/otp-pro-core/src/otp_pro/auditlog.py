@@ -1,0 +1,192 @@
+"""Reading the audit log for operators: filters, listing, streaming export and retention.
+
+The ``otp-pro audit`` commands are thin wrappers around these functions, so a
+site can call them from its own admin tooling too. Exports stream: rows are
+fetched in batches (a server-side cursor on PostgreSQL, SQLite's stepping
+cursor) and written as they come, so memory stays flat on millions of rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sqlalchemy import Select, delete, func, select
+
+from . import audit
+from .audit import AuditEvent
+from .storage.schema import audit_events
+
+if TYPE_CHECKING:
+    from .core import OtpPro
+    from .storage.db import Database
+
+#: Export formats: ``csv`` (one header row), ``jsonl`` (one object a line), ``json`` (one array).
+FORMATS = ("csv", "jsonl", "json")
+COLUMNS = ("id", "at", "kind", "outcome", "member_id", "channel", "ip", "user_agent", "actor", "details")
+BATCH_SIZE = 5_000
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_AGE = re.compile(r"^\s*(\d{1,7})\s*([smhdw])\s*$")
+# Cells a spreadsheet would run as a formula (CSV injection); user agents come from anyone.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def parse_age(text: str) -> timedelta:
+    """``"30d"``, ``"12h"``, ``"15m"``, ``"90s"``, ``"2w"`` as a :class:`timedelta`; :class:`ValueError` otherwise."""
+    match = _AGE.match(text or "")
+    if not match:
+        raise ValueError(f"{text!r} is not an age like 30d, 12h, 15m, 90s or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """An instant from an ISO date or date-time (UTC unless it says otherwise) or an age before ``now`` (``30d``).
+
+    Raises :class:`ValueError` with a message fit for an operator.
+    """
+    value = (text or "").strip()
+    if _AGE.match(value):
+        return now - parse_age(value)
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither an ISO date (2026-01-31, 2026-01-31T08:00) nor an age (30d, 12h)"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which events: every given criterion must hold (``kinds`` is any-of; ``since`` inclusive, ``until`` not)."""
+
+    member_id: str | None = None
+    kinds: Sequence[str] = ()
+    channel: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        c = audit_events.c
+        if self.member_id is not None:
+            query = query.where(c.member_id == self.member_id)
+        if self.kinds:
+            query = query.where(c.kind.in_(list(self.kinds)))
+        if self.channel is not None:
+            query = query.where(c.channel == self.channel)
+        if self.outcome is not None:
+            query = query.where(c.outcome == self.outcome)
+        if self.since is not None:
+            query = query.where(c.at >= self.since)
+        if self.until is not None:
+            query = query.where(c.at < self.until)
+        return query
+
+
+def list_events(db: Database, where: AuditFilter = AuditFilter(), *, limit: int = 50) -> list[AuditEvent]:
+    """The newest ``limit`` events matching ``where``, newest first."""
+    query = where.apply(select(audit_events)).order_by(audit_events.c.id.desc()).limit(limit)
+    with db.read() as conn:
+        return [audit.from_row(r) for r in conn.execute(query)]
+
+
+def count_events(db: Database, where: AuditFilter = AuditFilter()) -> int:
+    """How many events match ``where``."""
+    with db.read() as conn:
+        return int(conn.execute(where.apply(select(func.count()).select_from(audit_events))).scalar_one())
+
+
+def iter_rows(db: Database, where: AuditFilter = AuditFilter(), *,
+              batch_size: int = BATCH_SIZE) -> Iterator[dict[str, Any]]:
+    """Matching events oldest first as plain dicts (``at`` ISO 8601, ``details`` a dict), fetched in batches."""
+    query = where.apply(select(audit_events)).order_by(audit_events.c.id)
+    with db.read() as conn:
+        # yield_per turns on stream_results: a named (server-side) cursor on PostgreSQL.
+        result = conn.execution_options(yield_per=batch_size).execute(query)
+        for partition in result.partitions():
+            for row in partition:
+                m = row._mapping
+                yield {
+                    "id": m["id"], "at": m["at"].isoformat(), "kind": m["kind"], "outcome": m["outcome"],
+                    "member_id": m["member_id"], "channel": m["channel"], "ip": m["ip"],
+                    "user_agent": m["user_agent"], "actor": m["actor"], "details": json.loads(m["details"] or "{}"),
+                }
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def write_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO,
+               progress: Callable[[int], None] | None = None) -> int:
+    """Write ``rows`` to ``out`` as ``csv``, ``jsonl`` or ``json``; return how many. Streams: nothing is kept."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    count = 0
+    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(COLUMNS)
+    elif fmt == "json":
+        out.write("[")
+    for row in rows:
+        if writer is not None:
+            row["details"] = json.dumps(row["details"], sort_keys=True)
+            writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
+        elif fmt == "jsonl":
+            out.write(json.dumps(row, default=str) + "\n")
+        else:
+            out.write(("\n" if count == 0 else ",\n") + json.dumps(row, default=str))
+        count += 1
+        if progress is not None and count % 1000 == 0:
+            progress(1000)
+    if fmt == "json":
+        out.write("\n]\n" if count else "]\n")
+    if progress is not None and count % 1000:
+        progress(count % 1000)
+    return count
+
+
+def export(db: Database, out: TextIO, fmt: str, where: AuditFilter = AuditFilter(), *,
+           batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None) -> int:
+    """Stream the events matching ``where`` to ``out`` in ``fmt``, oldest first; return how many were written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    return write_rows(iter_rows(db, where, batch_size=batch_size), fmt, out, progress)
+
+
+def prune(otp: OtpPro, older_than: timedelta, *, actor: str | None = None, batch_size: int = 10_000) -> int:
+    """Delete events older than ``older_than`` in short batches; record one ``audit_pruned`` event; return the count."""
+    if older_than <= timedelta(0):
+        raise ValueError("the age to prune must be positive")
+    cutoff = otp.clock() - older_than
+    deleted = 0
+    while True:
+        with otp.db.write() as conn:
+            ids = select(audit_events.c.id).where(audit_events.c.at < cutoff).order_by(audit_events.c.id).limit(
+                batch_size).scalar_subquery()
+            count = conn.execute(delete(audit_events).where(audit_events.c.id.in_(ids))).rowcount
+        deleted += count
+        if count < batch_size:
+            break
+    with otp._write() as (conn, events):
+        otp._audit(conn, events, audit.AUDIT_PRUNED, None, actor=actor, deleted=deleted,
+                   cutoff=cutoff.isoformat(), older_than_days=round(older_than.total_seconds() / 86400, 3))
+    return deleted
+
+
+__all__ = [
+    "FORMATS", "AuditFilter", "count_events", "export", "iter_rows", "list_events", "parse_age", "parse_when",
+    "prune", "write_rows",
+]
