@@ -13,6 +13,7 @@ import secrets
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -423,38 +424,39 @@ def members_unlock(ctx: click.Context, member_id: str, actor: str | None, strict
 # -------------------------------------------------------------------- audit
 
 
-class _When(click.ParamType):
+class _Parsed(click.ParamType):
+    """A value read by one of ``auditlog``'s parsers; its ``ValueError`` becomes click's usage error."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any], kind: type) -> None:
+        self.name = name
+        self._parse = parse
+        self._kind = kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, self._kind):
+            return value
+        try:
+            return self._parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _when() -> _Parsed:
     """An ISO date / date-time or an age before now (``30d``, ``12h``)."""
+    from datetime import datetime, timezone
 
-    name = "WHEN"
+    from .auditlog import parse_when
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from datetime import datetime, timezone
-
-        from .auditlog import parse_when
-
-        if isinstance(value, datetime):
-            return value
-        try:
-            return parse_when(str(value), datetime.now(timezone.utc))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+    return _Parsed("WHEN", lambda text: parse_when(text, datetime.now(timezone.utc)), datetime)
 
 
-class _Age(click.ParamType):
-    name = "AGE"
+def _age() -> _Parsed:
+    """An age (``365d``, ``12h``)."""
+    from datetime import timedelta
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from datetime import timedelta
+    from .auditlog import parse_age
 
-        from .auditlog import parse_age
-
-        if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_age(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+    return _Parsed("AGE", parse_age, timedelta)
 
 
 def _audit_filters(func: Any) -> Any:
@@ -463,8 +465,8 @@ def _audit_filters(func: Any) -> Any:
         click.option("--kind", "kinds", multiple=True, metavar="KIND", help="only this event kind (repeatable)"),
         click.option("--channel", default=None, help="only this channel (email:code, totp, ...)"),
         click.option("--outcome", type=click.Choice(["ok", "failed", "info"]), default=None),
-        click.option("--since", type=_When(), default=None, help="from (ISO date or age: 2026-01-01, 30d, 12h)"),
-        click.option("--until", type=_When(), default=None, help="before (ISO date or age)"),
+        click.option("--since", type=_when(), default=None, help="from (ISO date or age: 2026-01-01, 30d, 12h)"),
+        click.option("--until", type=_when(), default=None, help="before (ISO date or age)"),
     ]):
         func = option(func)
     return func
@@ -539,7 +541,7 @@ def audit_export(ctx: click.Context, fmt: str, output: str, **filters: Any) -> N
 
 
 @audit_group.command("prune")
-@click.option("--older-than", "older_than", type=_Age(), required=True, metavar="AGE",
+@click.option("--older-than", "older_than", type=_age(), required=True, metavar="AGE",
               help="delete events older than this (365d, 12w, ...)")
 @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
 @_actor_option

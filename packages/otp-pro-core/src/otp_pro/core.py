@@ -149,7 +149,7 @@ class OtpPro:
         problems = _Problems()
         for impl in self.hook.otp_pro_startup.get_hookimpls():
             try:
-                answer = impl.function(**({"otp": self} if "otp" in impl.argnames else {}))
+                answer = self.host.call(impl, otp=self)
             except Exception as exc:  # noqa: BLE001 - a crash at start-up is a problem to report, by plugin
                 problems.add(f"plugin {impl.plugin_name}", f"failed at start-up: {type(exc).__name__}: {exc}")
                 continue
@@ -363,10 +363,9 @@ class OtpPro:
         """Load a member through the ``otp_pro_member_lookup`` hook; :class:`UnknownMember` if nobody knows it."""
         found: Member | None = None
         for impl in reversed(self.hook.otp_pro_member_lookup.get_hookimpls()):
-            args = {"otp": self, "member_id": str(member_id)}
             try:
-                # pluggy types every implementation as returning object; the hookspec promises Member or None.
-                found = cast("Member | None", impl.function(**{k: v for k, v in args.items() if k in impl.argnames}))
+                # The hookspec promises a Member or None.
+                found = cast("Member | None", self.host.call(impl, otp=self, member_id=str(member_id)))
             except Exception as exc:  # noqa: BLE001
                 raise PluginError(f"plugin {impl.plugin_name} failed to look up member {member_id!r}: "
                                   f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name) from None
@@ -399,7 +398,7 @@ class OtpPro:
         for event in events:
             for impl in self.hook.otp_pro_event.get_hookimpls():
                 try:
-                    impl.function(**{k: v for k, v in {"otp": self, "event": event}.items() if k in impl.argnames})
+                    self.host.call(impl, otp=self, event=event)
                 except Exception as exc:  # noqa: BLE001 - a listener must not undo a committed change
                     log.warning(
                         "otp-pro event listener %s failed on %s: %s", impl.plugin_name, event.kind, type(exc).__name__
@@ -877,10 +876,9 @@ class OtpPro:
         variables = self.message_variables(member, channel, kind, extra)
         message = None
         for impl in reversed(self.hook.otp_pro_render_message.get_hookimpls()):  # pluggy's call order
-            args = {"otp": self, "transport": transport, "member": member, "channel": channel, "kind": kind,
-                    "variables": variables}
             try:
-                message = impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
+                message = self.host.call(impl, otp=self, transport=transport, member=member, channel=channel,
+                                         kind=kind, variables=variables)
             except Exception as exc:  # noqa: BLE001 - named, never with the message text
                 record = self.host.record_for(impl.plugin)
                 if record is not None:

@@ -20,6 +20,7 @@ from importlib import metadata
 from typing import Any
 
 import pluggy
+from pluggy import HookImpl
 
 from . import hookspecs
 from .results import PluginInfo
@@ -138,6 +139,11 @@ class PluginHost:
                         log.warning("otp-pro plugin %s skipped: %s", record.name, record.error)
                 self.pm.unregister(culprit)
 
+    @staticmethod
+    def call(impl: HookImpl, **kwargs: Any) -> Any:
+        """Call one implementation with just the arguments it names (pluggy's own rule)."""
+        return impl.function(**{name: kwargs[name] for name in impl.argnames})
+
     def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[_Record | None, Any]]:
         """Call one hook's implementations one by one, attributing any error to its plugin.
 
@@ -146,9 +152,8 @@ class PluginHost:
         hook = getattr(self.pm.hook, hook_name)
         for impl in hook.get_hookimpls():  # registration order: built-ins first
             record = self.record_for(impl.plugin)
-            args = {name: kwargs[name] for name in impl.argnames}
             try:
-                yield record, impl.function(**args)
+                yield record, self.call(impl, **kwargs)
             except Exception as exc:  # noqa: BLE001
                 if record is not None:
                     record.error = _describe(exc)
