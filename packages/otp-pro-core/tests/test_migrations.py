@@ -52,6 +52,9 @@ def test_bad_database_urls_are_configuration_errors(tmp_path):
     with pytest.raises(ConfigurationError, match="does not exist"):
         OtpPro(base_settings(f"sqlite:///{tmp_path}/missing/dir/x.sqlite3"))
     with pytest.raises(ConfigurationError, match="driver"):
-        OtpPro(base_settings("mssql+nosuchdriver://h/db"))
+        OtpPro(base_settings("postgresql+nosuchdriver://h/db"))
+    for url in ("mssql+pyodbc://h/db", "mysql+pymysql://root@127.0.0.1/test"):
+        with pytest.raises(ConfigurationError, match="SQLite or PostgreSQL"):
+            OtpPro(base_settings(url))
     with pytest.raises(ConfigurationError, match="cannot connect"):
         OtpPro(base_settings("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2"))

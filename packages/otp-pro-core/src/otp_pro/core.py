@@ -12,7 +12,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, case, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from . import audit, policy, totp
 from .audit import AuditEvent
@@ -415,22 +414,13 @@ class OtpPro:
         values = {
             "member_id": member_id, "created_at": now, "updated_at": now, "failures": 0, "consecutive_failures": 0
         }
-        name = conn.dialect.name
-        if name in ("sqlite", "postgresql"):
-            # The two dialects' insert() return different classes with the same on_conflict_do_nothing().
-            dialect_insert: Any
-            if name == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            conn.execute(dialect_insert(members).values(**values).on_conflict_do_nothing(index_elements=["member_id"]))
-            return
-        if self._state(conn, member_id) is None:  # pragma: no cover - other databases
-            try:
-                with conn.begin_nested():
-                    conn.execute(members.insert().values(**values))
-            except IntegrityError:
-                pass
+        # The two supported dialects' insert() return different classes with the same on_conflict_do_nothing().
+        dialect_insert: Any
+        if conn.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        conn.execute(dialect_insert(members).values(**values).on_conflict_do_nothing(index_elements=["member_id"]))
 
     # ----------------------------------------------------------------- policy
 

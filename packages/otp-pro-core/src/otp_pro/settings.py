@@ -224,7 +224,7 @@ def _check_previous_keys(values: list[str]) -> None:
 
 
 CORE_SETTINGS: tuple[Setting, ...] = (
-    Setting("database_url", str, DEFAULT_DATABASE_URL, "SQLAlchemy URL of the database"),
+    Setting("database_url", str, DEFAULT_DATABASE_URL, "SQLAlchemy URL of the database (SQLite or PostgreSQL)"),
     Setting("secret_key", str, None, "key for keyed hashes and seed encryption", secret=True, required=True,
             check=_check_secret_key, env="OTP_PRO_SECRET_KEY"),
     Setting("previous_secret_keys", list, [], "older keys still accepted after a rotation", secret=True,

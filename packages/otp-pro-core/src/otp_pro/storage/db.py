@@ -21,6 +21,7 @@ from sqlalchemy.pool import StaticPool
 from ..errors import ConfigurationError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
 
 def make_engine(url: str) -> Engine:
@@ -33,6 +34,12 @@ def make_engine(url: str) -> Engine:
             "or postgresql+psycopg://user@host/db)",
             key="database_url",
         ) from None
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        # Single use and failure counting rely on UPDATE ... RETURNING and ON CONFLICT.
+        raise ConfigurationError(
+            f"database_url: otp-pro runs on SQLite or PostgreSQL, not {parsed.get_backend_name()}",
+            key="database_url",
+        )
     kwargs: dict[str, Any] = {}
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite:
