@@ -40,6 +40,20 @@ def test_init_then_config_check_show_and_db(tmp_path):
     assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
 
 
+def test_db_upgrade_creates_the_schema_of_an_empty_database(tmp_path):
+    (tmp_path / "otp-pro.toml").write_text(
+        'secret_key = "' + "k" * 40 + '"\ndatabase_url = "sqlite:///fresh.sqlite3"\n'
+    )
+    before = run(["db", "current"], tmp_path)
+    assert before.returncode == 0 and "current: empty" in before.stdout
+    upgraded = run(["db", "upgrade"], tmp_path)
+    assert upgraded.returncode == 0 and "(was empty)" in upgraded.stdout
+    after = run(["db", "current"], tmp_path)
+    assert "up to date" in after.stdout
+    again = run(["db", "upgrade"], tmp_path)
+    assert again.returncode == 0 and "was empty" not in again.stdout
+
+
 def test_errors_are_one_line_without_traceback(tmp_path):
     missing = run(["config", "check"], tmp_path)
     assert missing.returncode == 2 and "no settings file" in missing.stderr and "Traceback" not in missing.stderr

@@ -143,3 +143,37 @@ def test_wrong_codes_from_16_workers_are_all_counted(backend, clock):
     finally:
         for otp in fleet:
             otp.close()
+
+
+def test_concurrent_sends_to_one_member_respect_the_cooldown(backend, clock):
+    """Sends for one member are serialised (FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite):
+    eight simultaneous requests inside the cooldown deliver exactly one message."""
+    settings = base_settings(backend, resend_cooldown_seconds=30)
+    fleet = [OtpPro(settings, clock=clock) for _ in range(8)]
+    try:
+        member = Member(id="race-send", email="race-s@example.com")
+        fleet[0].begin_setup(member, "outbox:code")
+        fleet[0].complete_setup(member, last_code(fleet[0]))
+        clock.advance(31)
+        barrier = threading.Barrier(len(fleet))
+        outcomes: list[str] = []
+
+        def send(otp: OtpPro) -> None:
+            barrier.wait()
+            try:
+                otp.send_challenge(member)
+                outcomes.append("sent")
+            except Exception as exc:  # noqa: BLE001 - the kinds are asserted below
+                outcomes.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=send, args=(otp,)) for otp in fleet]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(outcomes) == ["ThrottledError"] * 7 + ["sent"]
+        delivered = sum(len(otp.transports["outbox"].messages) for otp in fleet)  # type: ignore[attr-defined]
+        assert delivered == 2  # the setup code and one sign-in code
+    finally:
+        for otp in fleet:
+            otp.close()
