@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 from importlib import metadata as _metadata
+from typing import TYPE_CHECKING, Any
 
-from .audit import AuditEvent
 from .builtins.rendering import format_template
-from .core import HARD_LOCK, OtpPro, normalize_code
 from .errors import (
     ChannelUnavailable,
     ConfigurationError,
@@ -44,6 +43,26 @@ from .transports import (
     Receipt,
     Transport,
 )
+
+if TYPE_CHECKING:
+    from .audit import AuditEvent
+    from .core import HARD_LOCK, OtpPro, normalize_code
+
+# Imported on first use: they need SQLAlchemy, which a plugin module or a CLI listing
+# (``otp-pro providers list``) that imports ``otp_pro`` for its base classes does not.
+_LAZY = {"AuditEvent": "audit", "HARD_LOCK": "core", "OtpPro": "core", "normalize_code": "core"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otp_pro' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 try:
     __version__ = _metadata.version("otp-pro-core")

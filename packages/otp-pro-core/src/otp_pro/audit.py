@@ -67,6 +67,9 @@ def _clip(value: str | None, size: int) -> str | None:
     return str(value)[:size]
 
 
+_INSERT = insert(audit_events)  # built once: audit rows are written on every hot path
+
+
 def write(conn: Connection, event: AuditEvent) -> AuditEvent:
     """Insert ``event`` on ``conn`` (inside the caller's transaction); return it with its id."""
     row = {
@@ -80,7 +83,7 @@ def write(conn: Connection, event: AuditEvent) -> AuditEvent:
         "actor": _clip(event.actor, 255),
         "details": json.dumps(dict(event.details), default=str, sort_keys=True),
     }
-    result = conn.execute(insert(audit_events).values(**row))
+    result = conn.execute(_INSERT, row)
     pk = result.inserted_primary_key
     return AuditEvent(**{**event.__dict__, "id": pk[0] if pk else None})
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, case, delete, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, bindparam, case, delete, func, or_, select, update
 
 from . import audit, policy, totp
 from .audit import AuditEvent
@@ -35,7 +35,7 @@ from .errors import (
 from .member import Member
 from .plugins import PluginHost
 from .results import Challenge, ChannelInfo, MemberStatus, PluginInfo, SetupInfo, TrustedDevice, VerifyResult
-from .settings import NIST_MAX_ATTEMPTS, Setting, Settings, _Problems, validate_section
+from .settings import NIST_MAX_ATTEMPTS, Settings, _Problems, validate_section
 from .storage import migrate
 from .storage.db import Database
 from .storage.schema import backup_codes, challenges, members, trusted_devices
@@ -49,6 +49,74 @@ PURPOSE_SETUP = "setup"
 #: ``locked_until`` reported for the hard lock after NIST's 100 consecutive failures.
 HARD_LOCK = datetime(9999, 12, 31, tzinfo=timezone.utc)
 _MAX_INPUT = 64
+
+
+# The statements of the hot paths (send, verify), built once: building a SQLAlchemy
+# expression costs more than running it on SQLite. Parameters are bound by name.
+_STATE = select(members).where(members.c.member_id == bindparam("b_member"))
+_STATE_FOR_UPDATE = _STATE.with_for_update()
+_RESET_FAILURES = update(members).where(members.c.member_id == bindparam("b_member")).values(
+    failures=0, consecutive_failures=0, locked_until=None)
+_TOTP_STEP = update(members).where(
+    members.c.member_id == bindparam("b_member"),
+    or_(members.c.totp_last_step.is_(None), members.c.totp_last_step < bindparam("b_step")),
+).values(totp_last_step=bindparam("b_step"))
+# A matched TOTP step moves and the failure counters reset in the same statement (one round trip).
+_TOTP_STEP_RESET = _TOTP_STEP.values(failures=0, consecutive_failures=0, locked_until=None)
+_LIVE = challenges.c.status.in_(("pending", "sent"))
+_RECENT = challenges.c.created_at > bindparam("b_since", type_=challenges.c.created_at.type)
+# The member's last live send and, in the same statement, its live sends of the last hour.
+_MEMBER_SENDS = select(
+    func.max(challenges.c.created_at), func.count(case((_RECENT, 1))),
+    func.min(case((_RECENT, challenges.c.created_at))),
+).where(challenges.c.member_id == bindparam("b_member"), _LIVE)
+_RECIPIENT_SENDS = select(func.count(), func.min(challenges.c.created_at)).where(
+    challenges.c.recipient_hash == bindparam("b_recipient"), _LIVE, _RECENT)
+# Both in one round trip (one snapshot, taken after the member's lock).
+_SENDS = select(*(q.scalar_subquery() for q in (
+    _MEMBER_SENDS.with_only_columns(func.max(challenges.c.created_at)),
+    _MEMBER_SENDS.with_only_columns(func.count(case((_RECENT, 1)))),
+    _MEMBER_SENDS.with_only_columns(func.min(case((_RECENT, challenges.c.created_at)))),
+    _RECIPIENT_SENDS.with_only_columns(func.count()),
+    _RECIPIENT_SENDS.with_only_columns(func.min(challenges.c.created_at)),
+)))
+_INSERT_CHALLENGE = challenges.insert()
+# Both at once: the new challenge is marked sent, the member's other unused ones are voided.
+_IS_NEW = challenges.c.id == bindparam("b_id")
+_MARK_SENT_VOID_OTHERS = update(challenges).where(
+    challenges.c.member_id == bindparam("b_member"),
+    or_(_IS_NEW, (challenges.c.consumed_at.is_(None) & challenges.c.invalidated_at.is_(None))),
+).values(
+    status=case((_IS_NEW, "sent"), else_=challenges.c.status),
+    sent_at=case((_IS_NEW, bindparam("b_sent_at", type_=challenges.c.sent_at.type)), else_=challenges.c.sent_at),
+    provider_message_id=case((_IS_NEW, bindparam("b_message_id", type_=challenges.c.provider_message_id.type)),
+                             else_=challenges.c.provider_message_id),
+    invalidated_at=case((_IS_NEW, challenges.c.invalidated_at),
+                        else_=bindparam("b_now", type_=challenges.c.invalidated_at.type)),
+)
+_CONSUME: dict[tuple[bool, bool], Any] = {}
+
+
+def _consume_statement(by_channel: bool, by_payload: bool) -> Any:
+    """The conditional UPDATE that consumes a challenge (built once per shape)."""
+    key = (by_channel, by_payload)
+    if key not in _CONSUME:
+        conditions = [
+            challenges.c.member_id == bindparam("b_member"),
+            challenges.c.purpose == bindparam("b_purpose"),
+            challenges.c.secret_hash.in_(bindparam("b_hashes", expanding=True)),
+            challenges.c.status == "sent",
+            challenges.c.consumed_at.is_(None),
+            challenges.c.invalidated_at.is_(None),
+            challenges.c.expires_at > bindparam("b_now", type_=challenges.c.expires_at.type),
+        ]
+        if by_channel:
+            conditions.append(challenges.c.channel == bindparam("b_channel"))
+        if by_payload:
+            conditions.append(challenges.c.payload.in_(bindparam("b_payloads", expanding=True)))
+        _CONSUME[key] = update(challenges).where(*conditions).values(
+            consumed_at=bindparam("b_now", type_=challenges.c.consumed_at.type)).returning(challenges.c.channel)
+    return _CONSUME[key]
 
 
 def utcnow() -> datetime:
@@ -166,70 +234,7 @@ class OtpPro:
     # ------------------------------------------------------------------ set-up
 
     def _register_providers(self, problems: _Problems) -> None:
-        found: dict[str, tuple[str, type[Transport] | type[Payload]]] = {}
-
-        def collect(kind: str, base: type[Transport] | type[Payload]) -> Callable[[object], None]:
-            def register(cls: object) -> None:
-                record = current[0]
-                owner = record.name if record else "?"
-                if not isinstance(cls, type) or not issubclass(cls, base) or not getattr(cls, "name", ""):
-                    raise PluginError(
-                        f"plugin {owner} registered {cls!r}, which is not a named {base.__name__} subclass",
-                        plugin=owner,
-                    )
-                name = cls.name
-                if name in found:
-                    raise PluginError(
-                        f"plugin {owner} registered {kind} {name!r}, already registered by {found[name][0]}",
-                        plugin=owner,
-                    )
-                if ":" in name or name == TOTP:
-                    raise PluginError(f"plugin {owner} registered the reserved name {name!r}", plugin=owner)
-                found[name] = (owner, cls)
-                if record is not None:
-                    (record.transports if kind == "transport" else record.payloads).append(name)
-
-            return register
-
-        current: list[Any] = [None]
-        kinds: tuple[tuple[str, str, type[Transport] | type[Payload]], ...] = (
-            ("otp_pro_register_transports", "transport", Transport),
-            ("otp_pro_register_payloads", "payload", Payload),
-        )
-        for hook_name, kind, base in kinds:
-            register = collect(kind, base)
-            hook = getattr(self.host.pm.hook, hook_name)
-            for impl in hook.get_hookimpls():
-                current[0] = self.host.record_for(impl.plugin)
-                try:
-                    impl.function(register=register)
-                except Exception as exc:  # noqa: BLE001 - reported by name, others go on
-                    name = current[0].name if current[0] else impl.plugin_name
-                    if current[0] is not None:
-                        current[0].error = f"{type(exc).__name__}: {exc}"
-                    log.warning("otp-pro plugin %s failed to register: %s", name, exc)
-        # Settings sections of plugins that are neither transports nor payloads (templating, webhooks).
-        sections: dict[str, tuple[str, tuple[Setting, ...]]] = {}
-        for impl in self.hook.otp_pro_register_settings.get_hookimpls():
-            record = self.host.record_for(impl.plugin)
-            owner = record.name if record else impl.plugin_name
-
-            def register_section(name: str, specs: Sequence[Setting], _owner: str = owner) -> None:
-                if not isinstance(name, str) or not name or name in found or name in sections:
-                    taken = found.get(name, sections.get(name, ("?",)))[0] if isinstance(name, str) else "?"
-                    raise PluginError(f"plugin {_owner} registered settings {name!r}, already taken by {taken}",
-                                      plugin=_owner)
-                if not all(isinstance(spec, Setting) for spec in specs):
-                    raise PluginError(f"plugin {_owner} registered settings {name!r} that are not Setting objects",
-                                      plugin=_owner)
-                sections[name] = (_owner, tuple(specs))
-
-            try:
-                impl.function(register=register_section)
-            except Exception as exc:  # noqa: BLE001 - reported by name, others go on
-                if record is not None:
-                    record.error = f"{type(exc).__name__}: {exc}"
-                log.warning("otp-pro plugin %s failed to register settings: %s", owner, exc)
+        found, sections = self.host.collect_providers()
         providers = dict(self.settings.providers)
         for name, (_owner, specs) in sections.items():
             raw = providers.pop(name, {})
@@ -404,23 +409,25 @@ class OtpPro:
                     )
 
     def _state(self, conn: Connection, member_id: str, *, for_update: bool = False) -> Any:
-        query = select(members).where(members.c.member_id == member_id)
-        if for_update and self.db.is_postgresql:
-            query = query.with_for_update()
-        return conn.execute(query).first()
+        query = _STATE_FOR_UPDATE if for_update and self.db.is_postgresql else _STATE
+        return conn.execute(query, {"b_member": member_id}).first()
 
     def _ensure_member(self, conn: Connection, member_id: str) -> None:
         now = self.clock()
         values = {
             "member_id": member_id, "created_at": now, "updated_at": now, "failures": 0, "consecutive_failures": 0
         }
-        # The two supported dialects' insert() return different classes with the same on_conflict_do_nothing().
-        dialect_insert: Any
-        if conn.dialect.name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        conn.execute(dialect_insert(members).values(**values).on_conflict_do_nothing(index_elements=["member_id"]))
+        statement = self.__dict__.get("_ensure_statement")
+        if statement is None:
+            # The two supported dialects' insert() return different classes with the same on_conflict_do_nothing().
+            dialect_insert: Any
+            if conn.dialect.name == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            statement = self.__dict__["_ensure_statement"] = dialect_insert(members).on_conflict_do_nothing(
+                index_elements=["member_id"])
+        conn.execute(statement, values)
 
     # ----------------------------------------------------------------- policy
 
@@ -716,7 +723,7 @@ class OtpPro:
         accepts the token only with the same binding.
         """
         req = self.requirement(member)
-        with self.db.read() as conn:
+        with self.db.read_once() as conn:
             state = self._state(conn, member.id)
         if state is None or state.channel is None:
             raise NotEnrolled("the member has no second factor set up")
@@ -757,21 +764,24 @@ class OtpPro:
         )
         message.sensitive = (value.secret, value.display)
         with self._write() as (conn, events):
-            self._ensure_member(conn, member.id)
-            self._state(conn, member.id, for_update=True)  # one send at a time per member (PostgreSQL)
+            if self.db.is_postgresql:
+                # One send at a time per member: the row lock. The row is made first only if missing.
+                if self._state(conn, member.id, for_update=True) is None:
+                    self._ensure_member(conn, member.id)
+                    self._state(conn, member.id, for_update=True)
+            else:  # BEGIN IMMEDIATE already serialises writers
+                self._ensure_member(conn, member.id)
             refusal = self._throttle(conn, member.id, recipient_hash, now)
             if refusal is not None:
                 self._audit(conn, events, audit.SEND_THROTTLED, member.id, outcome=audit.FAILED, channel=channel, ip=ip,
                             user_agent=user_agent, limit=refusal.limit, retry_after=refusal.retry_after)
             else:
-                challenge_id = _inserted_id(conn.execute(
-                    challenges.insert().values(
-                        member_id=member.id, channel=channel, payload=payload.name, purpose=purpose,
-                        secret_hash=self.keys.hash("challenge", value.secret), recipient_hash=recipient_hash,
-                        binding_hash=self.keys.hash("binding", binding) if binding else None, status="pending",
-                        created_at=now, expires_at=expires,
-                    )
-                ))
+                challenge_id = _inserted_id(conn.execute(_INSERT_CHALLENGE, dict(
+                    member_id=member.id, channel=channel, payload=payload.name, purpose=purpose,
+                    secret_hash=self.keys.hash("challenge", value.secret), recipient_hash=recipient_hash,
+                    binding_hash=self.keys.hash("binding", binding) if binding else None, status="pending",
+                    created_at=now, expires_at=expires,
+                )))
         if refusal is not None:
             raise refusal
         try:
@@ -792,14 +802,10 @@ class OtpPro:
                 log.warning("otp-pro transport %s raised %s", transport.name, type(exc).__name__)
             raise error from None
         with self._write() as (conn, events):
-            conn.execute(update(challenges).where(challenges.c.id == challenge_id).values(
-                status="sent", sent_at=self.clock(),
-                provider_message_id=(receipt.provider_message_id or "")[:128] or None))
-            # A new challenge voids the member's earlier unused ones (of either purpose).
-            conn.execute(update(challenges).where(
-                challenges.c.member_id == member.id, challenges.c.id != challenge_id,
-                challenges.c.consumed_at.is_(None), challenges.c.invalidated_at.is_(None),
-            ).values(invalidated_at=now))
+            # Marked sent; a new challenge voids the member's earlier unused ones (of either purpose).
+            conn.execute(_MARK_SENT_VOID_OTHERS, {
+                "b_member": member.id, "b_id": challenge_id, "b_sent_at": self.clock(), "b_now": now,
+                "b_message_id": (receipt.provider_message_id or "")[:128] or None})
             self._audit(conn, events, audit.CHALLENGE_SENT, member.id, outcome=audit.OK, channel=channel, ip=ip,
                         user_agent=user_agent, purpose=purpose, challenge_id=challenge_id, transport=transport.name,
                         recipient=_mask(recipient), provider_message_id=receipt.provider_message_id)
@@ -809,27 +815,22 @@ class OtpPro:
 
     def _throttle(self, conn: Connection, member_id: str, recipient_hash: str, now: datetime) -> ThrottledError | None:
         s = self.settings
-        live = challenges.c.status.in_(("pending", "sent"))
         hour_ago = now - timedelta(hours=1)
+        last, member_count, member_oldest, recipient_count, recipient_oldest = conn.execute(
+            _SENDS, {"b_member": member_id, "b_recipient": recipient_hash, "b_since": hour_ago}).one()
         if s.resend_cooldown_seconds:
-            last = conn.execute(
-                select(func.max(challenges.c.created_at)).where(challenges.c.member_id == member_id, live)
-            ).scalar()
             if last is not None and last > now - timedelta(seconds=s.resend_cooldown_seconds):
                 wait = int((last + timedelta(seconds=s.resend_cooldown_seconds) - now).total_seconds()) + 1
                 return ThrottledError(f"please wait {wait} s before asking for another code", retry_after=wait,
                                       limit="cooldown")
         caps = (
-            (challenges.c.member_id == member_id, s.max_sends_per_hour, "member_hourly",
+            (lambda: (member_count, member_oldest), s.max_sends_per_hour, "member_hourly",
              "too many codes sent in the last hour"),
-            (challenges.c.recipient_hash == recipient_hash, s.max_sends_per_hour_per_recipient, "recipient_hourly",
+            (lambda: (recipient_count, recipient_oldest), s.max_sends_per_hour_per_recipient, "recipient_hourly",
              "too many codes sent to this address in the last hour"),
         )
-        for whose, cap, limit, text in caps:
-            recent = challenges.c.created_at > hour_ago
-            count, oldest = conn.execute(
-                select(func.count(), func.min(challenges.c.created_at)).where(whose, live, recent)
-            ).one()
+        for counts, cap, limit, text in caps:
+            count, oldest = counts()
             if count >= cap:
                 wait = int((oldest + timedelta(hours=1) - now).total_seconds()) + 1
                 return ThrottledError(f"{text}; try again in {wait // 60 + 1} min", retry_after=wait, limit=limit)
@@ -927,22 +928,13 @@ class OtpPro:
     def _consume_challenge(self, conn: Connection, member_id: str, secret: str, purpose: str, now: datetime, *,
                            channel: str | None = None, payloads: Sequence[str] | None = None) -> str | None:
         """Consume a live challenge matching ``secret``: one conditional UPDATE; its row count decides."""
-        conditions = [
-            challenges.c.member_id == member_id,
-            challenges.c.purpose == purpose,
-            challenges.c.secret_hash.in_(self.keys.hashes("challenge", secret)),
-            challenges.c.status == "sent",
-            challenges.c.consumed_at.is_(None),
-            challenges.c.invalidated_at.is_(None),
-            challenges.c.expires_at > now,
-        ]
+        params: dict[str, Any] = {"b_member": member_id, "b_purpose": purpose, "b_now": now,
+                                  "b_hashes": self.keys.hashes("challenge", secret)}
         if channel is not None:
-            conditions.append(challenges.c.channel == channel)
+            params["b_channel"] = channel
         if payloads is not None:
-            conditions.append(challenges.c.payload.in_(payloads))
-        row = conn.execute(
-            update(challenges).where(*conditions).values(consumed_at=now).returning(challenges.c.channel)
-        ).first()
+            params["b_payloads"] = list(payloads)
+        row = conn.execute(_consume_statement(channel is not None, payloads is not None), params).first()
         return row[0] if row is not None else None
 
     def _record_failure(self, conn: Connection, events: list[AuditEvent], member_id: str, now: datetime, *,
@@ -985,42 +977,47 @@ class OtpPro:
         if normalized is None:
             return VerifyResult(False, reason="malformed")
         now = self.clock()
-        with self.db.read() as conn:
-            state = self._state(conn, member.id)
-        if state is None or state.channel is None:
-            return VerifyResult(False, reason="not_enrolled")
-        locked = self._locked_until(state, now)
-        if locked is not None:
-            return VerifyResult(False, reason="locked", attempts_remaining=0, locked_until=locked)
         code_payloads = [name for name, p in self.payloads.items() if p.entered_as_code]
         cfg = self.settings.totp
-        # The costly parts (the backup-code KDF, TOTP matching) run before the write
-        # transaction so that it stays short: on SQLite it holds the database's write lock.
         totp_step: int | None = None
         backup_id: int | None = None
         backup_unused = 0
-        is_code = normalized.isdigit() and len(normalized) == self.settings.code_length
-        if normalized.isdigit() and state.totp_seed is not None and len(normalized) == cfg.digits:
-            totp_step = totp.match(self.keys.decrypt(state.totp_seed), normalized, now, cfg,
-                                   after_step=state.totp_last_step)
-        elif not normalized.isdigit() and state.backup_salt is not None:
-            backup_id, backup_unused = self._match_backup_code(state, normalized)
+        digits = normalized.isdigit()
+        is_code = digits and len(normalized) == self.settings.code_length
+        state: Any = None
+        if not digits:
+            # A backup code's KDF runs before the write transaction, which on SQLite holds the
+            # database's write lock; a code of digits is checked in one transaction (matching is cheap).
+            with self.db.read() as conn:
+                state = self._state(conn, member.id)
+            refusal = self._verify_refusal(state, now)
+            if refusal is not None:
+                return refusal
+            if state.backup_salt is not None:
+                backup_id, backup_unused = self._match_backup_code(state, normalized)
         with self._write() as (conn, events):
+            if digits:
+                state = self._state(conn, member.id)
+                refusal = self._verify_refusal(state, now)
+                if refusal is not None:
+                    return refusal
+                if state.totp_seed is not None and len(normalized) == cfg.digits:
+                    totp_step = totp.match(self.keys.decrypt(state.totp_seed), normalized, now, cfg,
+                                           after_step=state.totp_last_step)
             method: str | None = None
             channel: str | None = None
             remaining: int | None = None
-            if is_code:
+            # A matched TOTP step is tried first: the member's pending challenges are then left alone
+            # (one statement moves the step and resets the failure counters).
+            if totp_step is not None and conn.execute(
+                _TOTP_STEP_RESET, {"b_member": member.id, "b_step": totp_step}
+            ).rowcount == 1:
+                method, channel = "totp", TOTP
+            if method is None and is_code:
                 channel = self._consume_challenge(conn, member.id, normalized, PURPOSE_VERIFY, now,
                                                   payloads=code_payloads)
                 if channel is not None:
                     method = "code"
-            if method is None and totp_step is not None and conn.execute(
-                update(members).where(
-                    members.c.member_id == member.id,
-                    or_(members.c.totp_last_step.is_(None), members.c.totp_last_step < totp_step),
-                ).values(totp_last_step=totp_step)
-            ).rowcount == 1:
-                method, channel = "totp", TOTP
             if method is None and backup_id is not None and conn.execute(
                 update(backup_codes).where(backup_codes.c.id == backup_id, backup_codes.c.used_at.is_(None))
                 .values(used_at=now)
@@ -1033,8 +1030,11 @@ class OtpPro:
                 result = self._record_failure(conn, events, member.id, now, channel=state.channel, ip=ip,
                                               user_agent=user_agent, reason=reason)
             else:
-                conn.execute(update(members).where(members.c.member_id == member.id).values(
-                    failures=0, consecutive_failures=0, locked_until=None))
+                # Read in this transaction, the state says whether there is anything to reset;
+                # a backup code's state was read before the transaction, so it always resets.
+                if method != "totp" and (not digits or state.failures or state.consecutive_failures
+                                         or state.locked_until is not None):
+                    conn.execute(_RESET_FAILURES, {"b_member": member.id})
                 if method == "backup_code":
                     self._audit(conn, events, audit.BACKUP_CODE_USED, member.id, outcome=audit.OK, ip=ip,
                                 user_agent=user_agent, remaining=remaining)
@@ -1043,6 +1043,15 @@ class OtpPro:
                 result = VerifyResult(True, method=method, channel=channel or state.channel,
                                       attempts_remaining=self.settings.max_attempts, backup_codes_remaining=remaining)
         return result
+
+    def _verify_refusal(self, state: Any, now: datetime) -> VerifyResult | None:
+        """Why :meth:`verify` answers without looking at the code: not enrolled, or locked out."""
+        if state is None or state.channel is None:
+            return VerifyResult(False, reason="not_enrolled")
+        locked = self._locked_until(state, now)
+        if locked is not None:
+            return VerifyResult(False, reason="locked", attempts_remaining=0, locked_until=locked)
+        return None
 
     def verify_token(
         self, payload: str, token: object, *, binding: str | None = None, ip: str | None = None,

@@ -14,7 +14,7 @@ import functools
 import importlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -23,7 +23,10 @@ import pluggy
 from pluggy import HookImpl
 
 from . import hookspecs
+from .errors import PluginError
 from .results import PluginInfo
+from .settings import Setting
+from .transports import Payload, Transport
 
 log = logging.getLogger("otp_pro.plugins")
 
@@ -168,6 +171,83 @@ class PluginHost:
 
     def infos(self) -> list[PluginInfo]:
         return [r.info() for r in self.records]
+
+    def collect_providers(self) -> tuple[dict[str, tuple[str, type[Transport] | type[Payload]]],
+                                         dict[str, tuple[str, tuple[Setting, ...]]]]:
+        """Ask every plugin for its transports, payloads and settings sections, without starting any.
+
+        Returns ``(providers, sections)``: each name with the plugin that registered
+        it and the class (or the settings). A plugin whose registration fails gets
+        its ``error`` and the others go on; each record lists what it brought.
+        Nothing is instantiated and nothing is imported beyond the plugins
+        themselves: ``otp-pro providers list`` uses this alone, :class:`~otp_pro.OtpPro`
+        then validates the settings and starts the providers.
+        """
+        found: dict[str, tuple[str, type[Transport] | type[Payload]]] = {}
+
+        def collect(kind: str, base: type[Transport] | type[Payload]) -> Callable[[object], None]:
+            def register(cls: object) -> None:
+                record = current[0]
+                owner = record.name if record else "?"
+                if not isinstance(cls, type) or not issubclass(cls, base) or not getattr(cls, "name", ""):
+                    raise PluginError(
+                        f"plugin {owner} registered {cls!r}, which is not a named {base.__name__} subclass",
+                        plugin=owner,
+                    )
+                name = cls.name
+                if name in found:
+                    raise PluginError(
+                        f"plugin {owner} registered {kind} {name!r}, already registered by {found[name][0]}",
+                        plugin=owner,
+                    )
+                if ":" in name or name == "totp":  # the channel of authenticator apps
+                    raise PluginError(f"plugin {owner} registered the reserved name {name!r}", plugin=owner)
+                found[name] = (owner, cls)
+                if record is not None:
+                    (record.transports if kind == "transport" else record.payloads).append(name)
+
+            return register
+
+        current: list[Any] = [None]
+        kinds: tuple[tuple[str, str, type[Transport] | type[Payload]], ...] = (
+            ("otp_pro_register_transports", "transport", Transport),
+            ("otp_pro_register_payloads", "payload", Payload),
+        )
+        for hook_name, kind, base in kinds:
+            register = collect(kind, base)
+            hook = getattr(self.pm.hook, hook_name)
+            for impl in hook.get_hookimpls():
+                current[0] = self.record_for(impl.plugin)
+                try:
+                    impl.function(register=register)
+                except Exception as exc:  # noqa: BLE001 - reported by name, others go on
+                    name = current[0].name if current[0] else impl.plugin_name
+                    if current[0] is not None:
+                        current[0].error = f"{type(exc).__name__}: {exc}"
+                    log.warning("otp-pro plugin %s failed to register: %s", name, exc)
+        # Settings sections of plugins that are neither transports nor payloads (templating, webhooks).
+        sections: dict[str, tuple[str, tuple[Setting, ...]]] = {}
+        for impl in self.pm.hook.otp_pro_register_settings.get_hookimpls():
+            record = self.record_for(impl.plugin)
+            owner = record.name if record else impl.plugin_name
+
+            def register_section(name: str, specs: Sequence[Setting], _owner: str = owner) -> None:
+                if not isinstance(name, str) or not name or name in found or name in sections:
+                    taken = found.get(name, sections.get(name, ("?",)))[0] if isinstance(name, str) else "?"
+                    raise PluginError(f"plugin {_owner} registered settings {name!r}, already taken by {taken}",
+                                      plugin=_owner)
+                if not all(isinstance(spec, Setting) for spec in specs):
+                    raise PluginError(f"plugin {_owner} registered settings {name!r} that are not Setting objects",
+                                      plugin=_owner)
+                sections[name] = (_owner, tuple(specs))
+
+            try:
+                impl.function(register=register_section)
+            except Exception as exc:  # noqa: BLE001 - reported by name, others go on
+                if record is not None:
+                    record.error = f"{type(exc).__name__}: {exc}"
+                log.warning("otp-pro plugin %s failed to register settings: %s", owner, exc)
+        return found, sections
 
 
 def _given(plugin: object) -> object:

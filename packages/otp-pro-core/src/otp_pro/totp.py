@@ -7,7 +7,6 @@ import hmac
 from datetime import datetime
 
 import pyotp
-import segno
 
 from .settings import TotpSettings
 
@@ -80,4 +79,6 @@ def provisioning_uri(seed: str, account: str, issuer: str, cfg: TotpSettings) ->
 
 def qr_svg(uri: str) -> str:
     """The URI as an SVG QR code (segno), sized for a settings page."""
+    import segno  # only setup pages draw QR codes: keep it out of every start-up
+
     return segno.make(uri, error="m").svg_inline(scale=5, title="Authenticator app QR code")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Mapping
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otp_pro import ConfigurationError, Message, OtpPro, Settings
+from otp_pro import ConfigurationError, Message, Settings
 
 from .plugin import templates_for
 from .renderer import KINDS
 from .samples import SAMPLE_MEMBER, core_kind, sample_channel, sample_variables
 from .settings import SECTION
+
+if TYPE_CHECKING:
+    from otp_pro import OtpPro
 
 FORMATS = ("html", "text", "subject", "eml")
 
@@ -36,6 +39,8 @@ def preview(
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    from otp_pro import OtpPro  # at use: importing the package must not load SQLAlchemy
+
     if isinstance(otp_or_settings, OtpPro):
         return _preview(otp_or_settings, kind, variables, format)
     with OtpPro(otp_or_settings, migrate_database=False) as otp:

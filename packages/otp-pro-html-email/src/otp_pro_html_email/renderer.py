@@ -22,7 +22,6 @@ from typing import Any
 
 import jinja2
 
-from . import inline
 from .settings import KEY
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "templates"
@@ -66,6 +65,8 @@ class InliningLoader(jinja2.BaseLoader):
         return source, filename, lambda: True
 
     def _inline(self, environment: jinja2.Environment, template: str, source: str) -> str:
+        from . import inline  # premailer (lxml, cssutils) is loaded by the first compilation, not by discovery
+
         if re.search(r"<style\b", source, re.IGNORECASE):
             return inline.inline_document(source)
         css = self._inherited_css(environment, source, seen={template})
@@ -81,6 +82,8 @@ class InliningLoader(jinja2.BaseLoader):
         parent = match.group(1)
         seen.add(parent)
         parent_source = self.base.get_source(environment, parent)[0]
+        from . import inline
+
         return [*self._inherited_css(environment, parent_source, seen), *inline.style_blocks(parent_source)]
 
 

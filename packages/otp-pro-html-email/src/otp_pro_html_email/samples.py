@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otp_pro import Member, OtpPro
+from otp_pro import Member
+
+if TYPE_CHECKING:  # annotations only: OtpPro needs SQLAlchemy, plugin discovery does not
+    from otp_pro import OtpPro
 
 SAMPLE_MEMBER = Member(id="preview", email="ann@example.com", name="Ann Example")
 SAMPLE_CODE = "492817"

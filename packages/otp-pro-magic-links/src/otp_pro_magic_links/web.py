@@ -23,14 +23,17 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from otp_pro import OtpPro, VerifyResult
+from otp_pro import VerifyResult
 from otp_pro.errors import PluginError
 
 from .binding import COOKIE_NAME, read_binding
 from .payload import PAYLOAD, TOKEN_PARAM, MagicLinkPayload
+
+if TYPE_CHECKING:  # imported for annotations only: OtpPro needs SQLAlchemy, plugin discovery does not
+    from otp_pro import OtpPro
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,512}$")
 #: The POST body holds one short form field; anything bigger is not from our page.

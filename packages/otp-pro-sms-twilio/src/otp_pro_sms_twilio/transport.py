@@ -14,7 +14,6 @@ from otp_pro import (
     DeliveryError,
     Member,
     Message,
-    OtpPro,
     PermanentDeliveryError,
     ProviderConfig,
     Receipt,
@@ -31,6 +30,8 @@ from .segments import GSM7, count_segments, is_gsm7
 
 if TYPE_CHECKING:
     from twilio.rest import Client
+
+    from otp_pro import OtpPro  # annotations only: OtpPro needs SQLAlchemy, plugin discovery does not
 
 log = logging.getLogger("otp_pro.sms_twilio")
 

@@ -8,6 +8,7 @@ concurrency comes from conditional UPDATEs whose row count decides.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,13 +16,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigurationError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+#: A pooled PostgreSQL connection idle for longer than this is pinged before use.
+PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def make_engine(url: str) -> Engine:
@@ -53,8 +56,6 @@ def make_engine(url: str) -> Engine:
                 raise ConfigurationError(
                     f"database_url points into {folder}, which does not exist", key="database_url"
                 )
-    else:
-        kwargs["pool_pre_ping"] = True
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
@@ -65,7 +66,37 @@ def make_engine(url: str) -> Engine:
         ) from None
     if is_sqlite:
         _sqlite_setup(engine, memory=parsed.database in (None, "", ":memory:"))
+    else:
+        _ping_when_idle(engine)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle for a while.
+
+    ``pool_pre_ping`` would cost one round trip on every checkout, that is on every
+    operation. A connection handed back a moment ago is alive; one that sat idle
+    for :data:`PING_AFTER_IDLE_SECONDS` (a database restart, a proxy's idle
+    timeout) is pinged, and replaced if dead. A server that dies while
+    connections are in use fails those operations once; SQLAlchemy then
+    invalidates the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["otp_pro_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("otp_pro_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one in use a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception:  # noqa: BLE001 - whatever the driver raises, the connection is unusable
+            alive = False
+        if not alive:
+            raise DisconnectionError("pooled connection was dead; the pool opens a new one")
 
 
 def _sqlite_setup(engine: Engine, *, memory: bool) -> None:
@@ -111,11 +142,22 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def read_once(self) -> Iterator[Connection]:
+        """For one read statement: on PostgreSQL in autocommit (one round trip, no BEGIN and COMMIT)."""
+        if not self.is_postgresql:
+            with self.read() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
     def has_tables(self) -> bool:
         try:
             return inspect(self.engine).has_table("otp_members")
         except OperationalError as exc:
-            raise ConfigurationError(f"cannot connect to the database: {exc.orig}", key="database_url") from None
+            reason = " ".join(str(exc.orig).split())  # one line: drivers' messages span several
+            raise ConfigurationError(f"cannot connect to the database: {reason}", key="database_url") from None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,144 @@
+"""The hot paths' transactions: each verification is one transaction that writes its audit row.
+
+Counted with SQLAlchemy's engine events on a real database (SQLite, and
+PostgreSQL when ``OTP_PRO_TEST_POSTGRES_URL`` is set). Speed itself is the
+benchmark's business (``bench/compare.py``); these tests pin the rules that the
+fast paths must keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyotp
+import pytest
+from conftest import PG_SKIP_REASON, base_settings, enroll, last_code, truncate_all
+from sqlalchemy import create_engine, event, text
+
+from otp_pro import Member, OtpPro
+from otp_pro.storage import db as storage_db
+
+
+@contextmanager
+def transactions(otp: OtpPro) -> Iterator[dict[str, int]]:
+    """Count the commits and the statements sent while the block runs."""
+    counts = {"commit": 0, "statements": 0}
+
+    def on_commit(_conn: Any) -> None:
+        counts["commit"] += 1
+
+    def on_statement(*_args: Any) -> None:
+        counts["statements"] += 1
+
+    event.listen(otp.db.engine, "commit", on_commit)
+    event.listen(otp.db.engine, "before_cursor_execute", on_statement)
+    try:
+        yield counts
+    finally:
+        event.remove(otp.db.engine, "commit", on_commit)
+        event.remove(otp.db.engine, "before_cursor_execute", on_statement)
+
+
+def totp_member(otp: OtpPro, member: Member) -> pyotp.TOTP:
+    info = otp.begin_setup(member, "totp")
+    assert info.secret is not None
+    app = pyotp.TOTP(info.secret)
+    otp.complete_setup(member, app.at(otp.clock()))
+    return app
+
+
+def test_totp_verify_is_one_transaction_with_its_audit_row(otp, member, clock):
+    app = totp_member(otp, member)
+    clock.advance(30)
+    with transactions(otp) as counts:
+        result = otp.verify(member, app.at(clock()), ip="10.0.0.1")
+    assert result.ok and result.method == "totp"
+    assert counts["commit"] == 1
+    assert otp.events(member, kinds=["verify_ok"], limit=1)[0].details["method"] == "totp"
+    with transactions(otp) as counts:
+        assert otp.verify(member, app.at(clock())).reason == "invalid"  # the same step again
+    assert counts["commit"] == 1
+    assert otp.events(member, limit=1)[0].kind == "verify_failed"
+
+
+def test_a_totp_success_resets_the_failure_count_in_the_same_statement(otp, member, clock):
+    app = totp_member(otp, member)
+    clock.advance(30)
+    wrong = "123456" if app.at(clock()) != "123456" else "654321"
+    assert otp.verify(member, wrong).attempts_remaining == otp.settings.max_attempts - 1
+    assert otp.verify(member, wrong).attempts_remaining == otp.settings.max_attempts - 2
+    assert otp.verify(member, app.at(clock())).ok
+    # The next failure is the first again.
+    assert otp.verify(member, wrong).attempts_remaining == otp.settings.max_attempts - 1
+
+
+def test_totp_code_leaves_a_pending_email_code_usable(make_otp, member, clock):
+    otp = make_otp(channels=["outbox:code", "totp"])
+    app = totp_member(otp, member)
+    otp.send_challenge(member, channel="outbox:code")
+    emailed = last_code(otp)
+    clock.advance(30)
+    assert otp.verify(member, app.at(clock())).method == "totp"
+    result = otp.verify(member, emailed)
+    assert result.ok and result.method == "code"
+    assert not otp.verify(member, emailed).ok  # once
+
+
+def test_email_code_verify_is_one_transaction(otp, member):
+    enroll(otp, member)
+    otp.send_challenge(member)
+    code = last_code(otp)
+    with transactions(otp) as counts:
+        assert otp.verify(member, code).ok
+    assert counts["commit"] == 1
+
+
+def test_a_failure_before_success_is_reset_by_an_email_code(make_otp, member):
+    otp = make_otp(max_attempts=3)
+    enroll(otp, member)
+    otp.send_challenge(member)
+    code = last_code(otp)
+    wrong = "000000" if code != "000000" else "111111"
+    assert otp.verify(member, wrong).attempts_remaining == 2
+    assert otp.verify(member, code).ok
+    assert otp.verify(member, wrong).attempts_remaining == 2  # counted from zero again, not locked
+
+
+def test_sent_mark_voids_only_the_members_other_unused_challenges(make_otp, member):
+    otp = make_otp()
+    other = Member(id="43", email="bob@example.com", name="Bob")
+    enroll(otp, member)
+    enroll(otp, other)
+    otp.send_challenge(other)
+    bobs = last_code(otp, "bob@example.com")
+    otp.send_challenge(member)
+    first = last_code(otp, "ann@example.com")
+    otp.send_challenge(member)
+    second = last_code(otp, "ann@example.com")
+    assert otp.verify(member, first).reason in ("invalid", "expired")
+    assert otp.verify(member, second).ok
+    assert otp.verify(other, bobs).ok  # another member's challenge is left alone
+
+
+def test_a_dead_pooled_connection_is_replaced_after_idling(pg_url, clock, member, monkeypatch):
+    if pg_url is None:
+        pytest.skip(PG_SKIP_REASON)
+    truncate_all(pg_url)
+    otp = OtpPro(base_settings(pg_url), clock=clock)
+    try:
+        enroll(otp, member)
+        assert otp.db.engine.pool.checkedin() == 1  # one operation at a time: one pooled connection
+        with otp.db.engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            conn.rollback()
+        admin = create_engine(pg_url)
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        admin.dispose()
+        monkeypatch.setattr(storage_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+        otp.send_challenge(member)  # the dead connection is pinged, dropped and replaced
+        assert otp.verify(member, last_code(otp)).ok
+    finally:
+        otp.close()
