@@ -672,6 +672,55 @@ def test_disabled_plugin_hooks_do_not_run(build: Callable[..., OtpPro], member: 
 # ------------------------------------------------------------------ meta-tests
 
 
+class Commands(Plugin):
+    """Adds ``otp-pro acme-hello``, tries a core name, then passes something that is not a command."""
+
+    @hookimpl
+    def otp_pro_cli_commands(self, register: Callable[[Any], None]) -> None:
+        import click
+
+        register(click.Command("acme-hello", callback=lambda: click.echo("hello")))
+        register(click.Command("init"))
+        register("not a command")
+
+
+class MoreCommands(Plugin):
+    @hookimpl
+    def otp_pro_cli_commands(self, register: Callable[[Any], None]) -> None:
+        import click
+
+        register(click.Command("acme-hello"))
+        register(click.Group("acme-tools"))
+
+
+def test_hook_otp_pro_cli_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from otp_pro.cli import cli
+    from otp_pro.cli_plugins import discover
+
+    monkeypatch.delenv(DISABLE_ENV, raising=False)
+    plugins = [Commands("acme_cmds"), MoreCommands("acme_more")]
+    found = discover(cli.commands, config=str(tmp_path / "absent.toml"), extra=plugins)
+    assert {name: found.owners[name] for name in found.commands if name.startswith("acme")} == {
+        "acme-hello": "acme_cmds", "acme-tools": "acme_more"}
+    assert found.warnings[-3:] == [
+        "plugin acme_cmds: command 'init' refused: it is a core otp-pro command",
+        "plugin acme_cmds failed to add commands: TypeError: register() takes a named click.Command or "
+        "click.Group, not 'not a command'",
+        "plugin acme_more: command 'acme-hello' refused: already added by plugin acme_cmds",
+    ]
+    result = CliRunner().invoke(cli, ["acme-hello"], obj={"plugins": plugins})
+    assert result.exit_code == 0 and result.output.endswith("hello\n")
+    # The settings file's disable_plugins and the environment variable both switch a plugin's commands off.
+    settings = tmp_path / "otp-pro.toml"
+    settings.write_text('disable_plugins = ["acme_cmds"]\n')
+    again = discover(cli.commands, config=str(settings), extra=plugins)
+    assert again.owners["acme-hello"] == "acme_more"  # with acme_cmds off, the other plugin's command is taken
+    monkeypatch.setenv(DISABLE_ENV, "acme_more")
+    assert not [n for n in discover(cli.commands, config=str(settings), extra=plugins).commands if n.startswith("acme")]
+
+
 def test_every_hook_has_a_test() -> None:
     names = spec_names()
     assert len(names) >= 7

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from .cli_plugins import PluginCommandGroup
 from .errors import ConfigurationError, OtpProError
 from .settings import Settings
 
@@ -74,10 +75,15 @@ class CliError(click.ClickException):
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)
         if exit_code is not None:
-            self.exit_code = exit_code
+            vars(self)["exit_code"] = exit_code  # click types exit_code as a class variable
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"otp-pro: {self.format_message()}", err=True)
+        _error(self.format_message())
+
+
+def _error(text: str) -> None:
+    """The one line of an error on standard error; the prefix is red on a terminal only (click strips styles)."""
+    click.echo(click.style("otp-pro:", fg="red", bold=True) + " " + text, err=True)
 
 
 def _config_path(config: str | None) -> Path:
@@ -95,16 +101,19 @@ def _load_otp(ctx: click.Context, **kwargs: Any) -> Any:
     from .core import OtpPro
 
     if "otp" not in ctx.obj:
-        ctx.obj["otp"] = OtpPro(_load_settings(ctx), **kwargs)
+        ctx.obj["otp"] = OtpPro(_load_settings(ctx), plugins=ctx.obj.get("plugins", ()), **kwargs)
     return ctx.obj["otp"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "-c", metavar="FILE", help=f"settings file (default ${CONFIG_ENV} or ./{DEFAULT_CONFIG})")
 @click.version_option(package_name="otp-pro-core", prog_name="otp-pro")
 @click.pass_context
 def cli(ctx: click.Context, config: str | None) -> None:
-    """otp-pro: multi-factor authentication for Python web applications."""
+    """otp-pro: multi-factor authentication for Python web applications.
+
+    Installed plugins may add commands of their own (the otp_pro_cli_commands hook).
+    """
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
 
@@ -222,24 +231,38 @@ def providers() -> None:
 
 @providers.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON (same as --format json)")
 @click.pass_context
-def providers_list(ctx: click.Context, fmt: str) -> None:
-    """Every plugin, the transports and payloads it brings, where it came from."""
-    otp = _load_otp(ctx, migrate_database=False)
+def providers_list(ctx: click.Context, fmt: str, as_json: bool) -> None:
+    """Every plugin, the transports and payloads it brings, where it came from.
+
+    Only discovers the plugins and asks what they register: no database, no start-up
+    checks, no provider settings validated (that is ``otp-pro config check``).
+    """
+    if "otp" in ctx.obj:
+        infos = ctx.obj["otp"].plugins()
+    else:
+        from .plugins import PluginHost
+
+        host = PluginHost(disabled=_load_settings(ctx).disable_plugins, extra=ctx.obj.get("plugins", ()))
+        host.collect_providers()
+        infos = host.infos()
     rows = [
         {
             "plugin": p.name, "distribution": p.distribution, "version": p.version, "builtin": p.builtin,
             "enabled": p.enabled, "transports": list(p.transports), "payloads": list(p.payloads), "error": p.error,
         }
-        for p in otp.plugins()
+        for p in infos
     ]
-    if fmt == "json":
+    if fmt == "json" or as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
         state = "error: " + r["error"] if r["error"] else ("enabled" if r["enabled"] else "disabled")
+        colour = "red" if r["error"] else ("green" if r["enabled"] else "yellow")
         provides = ", ".join([*r["transports"], *(f"payload {p}" for p in r["payloads"])]) or "-"
-        click.echo(f"{r['plugin']:<24} {r['distribution'] or '-'} {r['version'] or ''}  [{state}]  {provides}")
+        click.echo(f"{r['plugin']:<24} {r['distribution'] or '-'} {r['version'] or ''}  "
+                   f"[{click.style(state, fg=colour)}]  {provides}")
 
 
 @providers.command("test")
@@ -367,10 +390,17 @@ def _event_dict(e: Any) -> dict[str, Any]:
             "channel": e.channel, "ip": e.ip, "user_agent": e.user_agent, "actor": e.actor, "details": dict(e.details)}
 
 
-def _event_line(e: Any) -> str:
+_OUTCOME_COLOURS = {"ok": "green", "failed": "red"}
+
+
+def _event_line(e: Any, colour: bool = False) -> str:
+    """One event on one line; with ``colour`` the outcome is green or red (shown on a terminal only)."""
     details = " ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
     at = e.at.strftime("%Y-%m-%d %H:%M:%S")
-    return (f"{at}  {e.kind:<22} {e.outcome:<6} {e.member_id or '-':<16} {e.channel or '-':<14} "
+    outcome = f"{e.outcome:<6}"
+    if colour and e.outcome in _OUTCOME_COLOURS:
+        outcome = click.style(outcome, fg=_OUTCOME_COLOURS[e.outcome])
+    return (f"{at}  {e.kind:<22} {outcome} {e.member_id or '-':<16} {e.channel or '-':<14} "
             f"{('by ' + e.actor) if e.actor else ''} {details}").rstrip()
 
 
@@ -445,18 +475,24 @@ def _when() -> _Parsed:
     """An ISO date / date-time or an age before now (``30d``, ``12h``)."""
     from datetime import datetime, timezone
 
-    from .auditlog import parse_when
+    def parse(text: str) -> datetime:
+        from .auditlog import parse_when  # at use: auditlog needs SQLAlchemy, listing commands do not
 
-    return _Parsed("WHEN", lambda text: parse_when(text, datetime.now(timezone.utc)), datetime)
+        return parse_when(text, datetime.now(timezone.utc))
+
+    return _Parsed("WHEN", parse, datetime)
 
 
 def _age() -> _Parsed:
     """An age (``365d``, ``12h``)."""
     from datetime import timedelta
 
-    from .auditlog import parse_age
+    def parse(text: str) -> timedelta:
+        from .auditlog import parse_age  # at use, as in _when
 
-    return _Parsed("AGE", parse_age, timedelta)
+        return parse_age(text)
+
+    return _Parsed("AGE", parse, timedelta)
 
 
 def _audit_filters(func: Any) -> Any:
@@ -499,7 +535,7 @@ def audit_list(ctx: click.Context, limit: int, as_json: bool, **filters: Any) ->
         click.echo(json.dumps([_event_dict(e) for e in events], indent=2))
         return
     for e in events:
-        click.echo(_event_line(e))
+        click.echo(_event_line(e, colour=True))
     if not events:
         click.echo("no matching events", err=True)
 
@@ -571,10 +607,270 @@ def audit_prune(ctx: click.Context, older_than: Any, yes: bool, actor: str | Non
     click.echo(f"deleted {deleted} audit events older than {cutoff.isoformat()}")
 
 
+# -------------------------------------------------------------------- stats
+
+
+class _SinceText(click.ParamType):
+    """An ISO date or an age (``30d``), checked at once but resolved later against the instance's clock."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from datetime import datetime, timezone
+
+        from .auditlog import parse_when
+
+        try:
+            parse_when(str(value), datetime.now(timezone.utc))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _heading(text: str) -> None:
+    click.echo("\n" + click.style(text, bold=True))
+
+
+def _print_table(header: list[str], rows: list[list[Any]]) -> None:
+    """Numbers right-aligned, text left-aligned; widths from the plain (unstyled) text."""
+    cells = [header, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(click.unstyle(row[i])) for row in cells) for i in range(len(header))]
+    plain = [[click.unstyle(cell) for cell in row] for row in cells[1:]]
+    numeric = [i > 0 and all(row[i] == "-" or row[i].rstrip("%").replace(".", "").isdigit() for row in plain)
+               for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        out = []
+        for i, cell in enumerate(row):
+            pad = " " * (widths[i] - len(click.unstyle(cell)))
+            out.append(pad + cell if numeric[i] else cell + pad)
+        return "  ".join(out).rstrip()
+
+    click.echo(click.style(line(header), underline=True))
+    for row in cells[1:]:
+        click.echo(line(row))
+
+
+@cli.command("stats")
+@click.option("--since", default="30d", show_default=True, type=_SinceText(),
+              help="start of the period: an age (30d, 12h) or an ISO date (2026-01-01)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON (same as --format json)")
+@click.option("--roles/--no-roles", default=True, show_default=True,
+              help="split adoption by role through the member_lookup plugin, when one is installed")
+@click.pass_context
+def stats_command(ctx: click.Context, since: str, fmt: str, as_json: bool, roles: bool) -> None:
+    """Adoption by role and channel; challenges, verification rates, lockouts, backup codes, delivery failures."""
+    from .auditlog import parse_when
+    from .stats import collect
+
+    otp = _load_otp(ctx)
+    result = collect(otp, parse_when(since, otp.clock()), roles=roles)
+    if fmt == "json" or as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(click.style("otp-pro statistics", bold=True) +
+               f"  {result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC")
+    _heading("Adoption " + ("by role (roles from member_lookup)" if result.roles_known else
+                            "(roles unknown: every member otp-pro recorded; see docs/cli.md)"))
+    _print_table(
+        ["role", "subjects", "enrolled", "required, not enrolled", "in grace", "disabled", "enrolled by channel"],
+        [[a.role, a.subjects, a.enrolled, a.required_not_enrolled, a.in_grace, a.disabled,
+          " ".join(f"{k}={v}" for k, v in sorted(a.channels.items())) or "-"] for a in result.adoption],
+    )
+    _heading("Channels")
+    if result.channels:
+        _print_table(
+            ["channel", "challenges sent", "verified", "failed", "success", "failure"],
+            [[c.channel, c.challenges_sent, c.verify_ok, c.verify_failed,
+              click.style(_rate(c.success_rate), fg="green"),
+              click.style(_rate(c.failure_rate), fg="red" if c.verify_failed else None)] for c in result.channels],
+        )
+    else:
+        click.echo("no challenges or verifications in the period")
+    t = result.totals
+    click.echo(f"\nlockouts {t['lockouts']}   backup codes used {t['backup_codes_used']}   "
+               f"delivery failures {t['delivery_failures']}")
+    if result.delivery_failures:
+        _heading("Delivery failures")
+        _print_table(["provider", "error", "provider code", "count"],
+                     [[f.provider, f.error, f.provider_code or "-", click.style(str(f.count), fg="red")]
+                      for f in result.delivery_failures])
+    active = [d for d in result.daily if any(v for k, v in d.items() if k != "day")]
+    _heading(f"Per day ({len(active)} of {len(result.daily)} days had activity; the others are left out)")
+    if active:
+        _print_table(
+            ["day", "sent", "verified", "failed", "lockouts", "backup codes", "delivery failures"],
+            [[d["day"], d["challenges_sent"], d["verify_ok"], d["verify_failed"], d["lockouts"],
+              d["backup_codes_used"], d["delivery_failures"]] for d in active],
+        )
+
+
+# ---------------------------------------------------------------- templates
+
+#: Message kinds ``templates preview`` renders: (core message kind, payload, purpose).
+TEMPLATE_KINDS: dict[str, tuple[str, str | None, str | None]] = {
+    "code": ("challenge", "code", "verify"),
+    "setup": ("challenge", "code", "setup"),
+    "magic_link": ("challenge", "magic_link", "verify"),
+    "notification": ("notification", None, None),
+    "test": ("test", "code", None),
+}
+SAMPLE_CODE = "492817"
+SAMPLE_LINK = "https://example.com/otp/link?token=SAMPLE-TOKEN"
+SAMPLE_NOTICE = "Two-step verification was set up on your account."
+
+
+def _preview_channel(otp: Any, payload: str | None, wanted: str | None) -> tuple[str, Any]:
+    """The channel and transport to render with: ``wanted``, else the first email channel for the payload."""
+    if wanted is not None:
+        transport = otp.transports.get(wanted.partition(":")[0])
+        if transport is None:
+            raise CliError(f"no transport for channel {wanted!r} (transports: {', '.join(otp.transports) or 'none'})")
+        return wanted, transport
+    suffix = f":{payload or 'code'}"
+    candidates = [(name, c.transport) for name, c in otp.channels.items()
+                  if c.transport is not None and name.endswith(suffix)]
+    candidates += [(f"{t.name}{suffix}", t) for t in otp.transports.values()]
+    for name, transport in candidates:
+        if transport.message_format == "email":
+            return name, transport
+    if candidates:
+        return candidates[0]
+    raise CliError("no transport is installed to render a message with")
+
+
+@cli.group("templates")
+def templates_group() -> None:
+    """Preview messages; copy the sample web templates."""
+
+
+@templates_group.command("preview")
+@click.argument("kind", metavar="KIND", type=click.Choice(list(TEMPLATE_KINDS)))
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "subject"]), default="text", show_default=True)
+@click.option("--output", "-o", metavar="FILE", default=None, help="write to FILE instead of standard output")
+@click.option("--channel", default=None, help="render for this channel's transport (default: an email channel)")
+@click.option("--var", "-v", "overrides", metavar="NAME=VALUE", multiple=True, help="replace a sample variable")
+@click.pass_context
+def templates_preview(ctx: click.Context, kind: str, fmt: str, output: str | None, channel: str | None,
+                      overrides: tuple[str, ...]) -> None:
+    """Render the KIND message with sample values through the installed templating plugins; nothing is sent."""
+    from datetime import timedelta
+
+    from .member import Member
+
+    extra_vars: dict[str, str] = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--var")
+        extra_vars[name] = value
+    otp = _load_otp(ctx, migrate_database=False)
+    core_kind, payload, purpose = TEMPLATE_KINDS[kind]
+    channel, transport = _preview_channel(otp, payload, channel)
+    member = Member("preview", email="ann@example.com", name="Ann Example", fields={"phone": "+14155550123"})
+    now = otp.clock()
+    try:
+        recipient = transport.recipient(member)
+    except Exception:  # noqa: BLE001 - a transport that cannot address the sample member still renders
+        recipient = member.email or ""
+    extra: dict[str, Any] = {
+        "recipient": recipient, "issued_at": now, "purpose": purpose, "payload_kind": payload,
+        "payload": SAMPLE_LINK if payload == "magic_link" else (SAMPLE_CODE if payload else None),
+        "payload_is_link": payload == "magic_link",
+        "expires_at": now + timedelta(seconds=otp.settings.code_ttl_seconds) if payload else None,
+    }
+    if core_kind == "notification":
+        extra["notice"] = SAMPLE_NOTICE
+    extra.update(extra_vars)
+    message = otp.render_message(transport, member, channel, core_kind, extra)
+    if fmt == "html" and not message.html:
+        raise CliError(f"the {kind} message for {channel} has no HTML version (plain text only; "
+                       "otp-pro-html-email renders HTML email)", exit_code=1)
+    if fmt == "subject" and not message.subject:
+        raise CliError(f"the {kind} message for {channel} has no subject", exit_code=1)
+    text = {"text": message.text, "html": message.html or "", "subject": message.subject}[fmt]
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote the {kind} {fmt} preview ({channel}) to {output}", err=True)
+
+
+def sample_templates() -> Any:
+    """The folder of sample web templates shipped in the package (``otp_pro/web/templates``)."""
+    from importlib.resources import files
+
+    return files("otp_pro").joinpath("web").joinpath("templates")
+
+
+def _template_files(folder: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every file under ``folder`` (a resources Traversable) as (relative parts, file), sorted; caches left out."""
+    out: list[tuple[tuple[str, ...], Any]] = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name == "__pycache__" or entry.name.endswith(".pyc"):
+            continue
+        if entry.is_dir():
+            out += _template_files(entry, (*prefix, entry.name))
+        elif entry.is_file():
+            out.append(((*prefix, entry.name), entry))
+    return out
+
+
+@templates_group.command("install")
+@click.argument("directory", metavar="DIR")
+@click.option("--force", is_flag=True, help="overwrite files that already exist")
+def templates_install(directory: str, force: bool) -> None:
+    """Copy the sample web templates (login, verify, settings pages, ...) into DIR for editing."""
+    source = sample_templates()
+    files = _template_files(source) if source.is_dir() else []
+    if not files:
+        raise CliError("this installation ships no sample web templates (otp_pro/web/templates is missing or empty)")
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise CliError(f"{target} exists and is not a folder")
+    existing = [Path(*parts) for parts, _ in files if (target / Path(*parts)).exists()]
+    if existing and not force:
+        shown = ", ".join(str(p) for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise CliError(f"{len(existing)} of the {len(files)} files already exist in {target} ({shown}); "
+                       "nothing was written; pass --force to overwrite them")
+    for parts, entry in files:
+        path = target / Path(*parts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(entry.read_bytes())
+        except OSError as exc:
+            raise CliError(f"cannot write {path}: {exc.strerror}") from None
+        click.echo(f"wrote {path}")
+    click.echo(f"{len(files)} files in {target}" + (f" ({len(existing)} overwritten)" if existing else ""), err=True)
+
+
 @cli.command()
 @click.option("--database", metavar="FILE", default=None, help="SQLite file to use (default: a temporary one)")
-def demo(database: str | None) -> None:
-    """Walk through otp-pro on an embedded SQLite database: setup, codes, TOTP, backup codes, devices, audit."""
+@click.option("--host", default="127.0.0.1", show_default=True, help="address the demo site listens on")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="port (0: a free one)")
+@click.option("--script", is_flag=True, help="run the scripted walk-through in the terminal instead of the site")
+def demo(database: str | None, host: str, port: int, script: bool) -> None:
+    """Start the demo site (Flask, embedded SQLite, dev mailbox); --script runs the terminal walk-through."""
+    if not script:
+        try:
+            from .web.demo_site import serve
+        except ImportError as exc:
+            raise CliError(f"the demo site needs Flask ({exc}): pip install 'otp-pro-core[flask]', "
+                           "or run `otp-pro demo --script`", exit_code=2) from None
+        try:
+            serve(host=host, port=port, database=database, echo=click.echo)
+        except OSError as exc:
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0)",
+                           exit_code=1) from None
+        return
     from .demo import run_demo
 
     folder = None
@@ -588,6 +884,24 @@ def demo(database: str | None) -> None:
             folder.cleanup()
 
 
+@cli.command("new-transport")
+@click.argument("name")
+@click.option("--directory", "-d", metavar="DIR", default=None, help="where to write it (default ./otp-pro-NAME)")
+def new_transport(name: str, directory: str | None) -> None:
+    """Write the skeleton of a transport distribution NAME whose contract tests pass as generated."""
+    from .scaffold import ScaffoldError
+    from .scaffold import new_transport as write_skeleton
+
+    try:
+        names, target, files = write_skeleton(name, directory)
+    except (ScaffoldError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    click.echo(f"wrote {names.distribution} (transport {names.name!r}, module {names.module}) to {target}:")
+    for path in files:
+        click.echo(f"  {path.relative_to(target)}")
+    click.echo(f"next: cd {target} && pip install -e '.[test]' && pytest")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``otp-pro`` script: typed errors become one-line messages."""
     try:
@@ -598,21 +912,26 @@ def main(argv: list[str] | None = None) -> None:
     except click.UsageError as exc:
         # One line: the problem and where to look, not click's usage block.
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"otp-pro: {exc.format_message()}{where}", err=True)
+        _error(f"{exc.format_message()}{where}")
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except ConfigurationError as exc:
-        click.echo(f"otp-pro: configuration error: {exc}", err=True)
+        _error(f"configuration error: {exc}")
         sys.exit(2)
     except OtpProError as exc:
-        click.echo(f"otp-pro: {type(exc).__name__}: {exc}", err=True)
+        _error(f"{type(exc).__name__}: {exc}")
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - never a bare traceback
         if os.environ.get("OTP_PRO_DEBUG"):
             traceback.print_exc()
-        click.echo(f"otp-pro: unexpected {type(exc).__name__}; set OTP_PRO_DEBUG=1 for details", err=True)
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):  # the database went away or refuses us: say so, on one line
+            _error("cannot use the database: " + " ".join(str(exc.orig).split()))
+            sys.exit(2)
+        _error(f"unexpected {type(exc).__name__}; set OTP_PRO_DEBUG=1 for details")
         sys.exit(70)
 
 

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from .audit import AuditEvent
     from .core import OtpPro
     from .member import Member
@@ -153,4 +155,24 @@ def otp_pro_startup(otp: OtpPro) -> Sequence[str] | None:
     of every plugin is raised together as one
     :class:`~otp_pro.errors.ConfigurationError`. An exception raised here is
     reported as a problem naming the plugin.
+    """
+
+
+@hookspec
+def otp_pro_cli_commands(register: Callable[[click.Command], None]) -> None:
+    """Add subcommands to the ``otp-pro`` command line.
+
+    Call ``register(command)`` with a :class:`click.Command` or
+    :class:`click.Group`; its ``name`` becomes ``otp-pro <name>`` (prefix it
+    with your distribution's name: ``html-email``, ``acme-fax``). Called only
+    when the command line needs the list (``otp-pro --help``, or a command name
+    that is not a core one), with no :class:`~otp_pro.OtpPro` built: keep the
+    module cheap to import and build what a command needs inside the command.
+    A command can read the core's ``--config`` from
+    ``click.get_current_context().find_root().obj["config"]``. A name taken by
+    a core command or by another plugin is refused with a warning naming the
+    plugin; an exception raised here is a one-line warning and the command
+    line carries on.
+
+    Return nothing.
     """

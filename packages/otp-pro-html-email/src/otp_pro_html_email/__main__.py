@@ -19,9 +19,9 @@ CONFIG_ENV = "OTP_PRO_CONFIG"  # the same variable and default file as the otp-p
 DEFAULT_CONFIG = "otp-pro.toml"
 
 
-@click.group()
+@click.group(name="html-email")
 def main() -> None:
-    """otp-pro-html-email tools."""
+    """otp-pro-html-email tools (also available as: otp-pro html-email ...)."""
 
 
 @main.command("preview")
@@ -48,7 +48,7 @@ def preview_command(
             raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--var")
         variables[name] = value
     try:
-        settings = _settings(config, template_dir)
+        settings = _settings(config or _core_config(), template_dir)
         text = preview(settings, kind, variables=variables, format=fmt)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
@@ -57,6 +57,14 @@ def preview_command(
     else:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {kind} {fmt} preview to {out}", err=True)
+
+
+def _core_config() -> str | None:
+    """The ``--config`` given to ``otp-pro`` when this runs as ``otp-pro --config FILE html-email preview``."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    value = obj.get("config") if isinstance(obj, dict) else None
+    return str(value) if value else None
 
 
 def _settings(config: str | None, template_dir: str | None) -> Settings:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otp_pro import ConfigurationError, Message, OtpPro, Setting, hookimpl
+from otp_pro import ConfigurationError, Message, Setting, hookimpl
 from otp_pro.transports import Transport
 
 from .renderer import KINDS, TemplateSet, template_kind
 from .samples import sample_variables
 from .settings import SECTION, SETTINGS
+
+if TYPE_CHECKING:  # annotations only: OtpPro needs SQLAlchemy, plugin discovery does not
+    from otp_pro import OtpPro
 
 _TEMPLATES: weakref.WeakKeyDictionary[OtpPro, TemplateSet] = weakref.WeakKeyDictionary()
 
@@ -65,3 +68,11 @@ def otp_pro_render_message(
     rendered = templates_for(otp).render(template_kind(kind, variables), variables)
     return Message(recipient=str(variables.get("recipient", "")), subject=rendered.subject, text=rendered.text,
                    html=rendered.html, kind=kind)
+
+
+@hookimpl
+def otp_pro_cli_commands(register: Callable[[Any], None]) -> None:
+    """``otp-pro html-email preview``: the same command as ``python -m otp_pro_html_email preview``."""
+    from .__main__ import main  # imported only when the command line asks for plugin commands
+
+    register(main)

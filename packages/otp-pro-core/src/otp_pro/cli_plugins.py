@@ -1,0 +1,115 @@
+"""Subcommands that plugins add to ``otp-pro`` through the ``otp_pro_cli_commands`` hook.
+
+Discovery is lazy: a core command (``otp-pro members show``) never looks for
+plugin commands. Only ``otp-pro --help`` and a name that is not a core command
+(``otp-pro html-email ...``) load the plugins, through the same
+:class:`~otp_pro.plugins.PluginHost` as :class:`~otp_pro.OtpPro` (built-ins,
+the ``otp_pro`` entry points, ``OTP_PRO_DISABLE_PLUGINS`` and the settings
+file's ``disable_plugins``), without building an ``OtpPro`` or touching the
+database. A broken plugin, a command that is not a click command and a name
+clash are each reported as one warning line on standard error; the other
+commands keep working.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+CONFIG_ENV = "OTP_PRO_CONFIG"
+DEFAULT_CONFIG = "otp-pro.toml"
+_META_KEY = "otp_pro.plugin_commands"
+
+
+@dataclass
+class PluginCommands:
+    """What discovery found: commands by name with the plugin that added each, and warnings."""
+
+    commands: dict[str, click.Command] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _disabled_in(path: Path) -> tuple[str, ...]:
+    """``disable_plugins`` of the settings file, read without validating the rest (help must work on a bad file)."""
+    from .settings import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return ()
+    value = data.get("disable_plugins")
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def discover(core: Iterable[str], *, config: str | None = None, extra: Iterable[object] = ()) -> PluginCommands:
+    """Ask every enabled plugin for its commands; refuse names of ``core`` commands and repeats."""
+    from .plugins import PluginHost, _describe
+
+    path = Path(config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    found = PluginCommands()
+    # PluginHost logs load failures; here they become this command's own warning lines instead.
+    logger = logging.getLogger("otp_pro.plugins")
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        host = PluginHost(disabled=_disabled_in(path), extra=extra)
+    finally:
+        logger.disabled = previous
+    found.warnings += [f"plugin {r.name} could not be loaded: {r.error}" for r in host.records if r.error]
+    reserved = set(core)
+    for impl in host.pm.hook.otp_pro_cli_commands.get_hookimpls():
+        record = host.record_for(impl.plugin)
+        owner = record.name if record is not None else impl.plugin_name
+
+        def register(command: click.Command, _owner: str = owner) -> None:
+            if not isinstance(command, click.Command) or not command.name:
+                raise TypeError(f"register() takes a named click.Command or click.Group, not {command!r}")
+            name = command.name
+            if name in reserved:
+                found.warnings.append(f"plugin {_owner}: command {name!r} refused: it is a core otp-pro command")
+            elif name in found.commands:
+                found.warnings.append(f"plugin {_owner}: command {name!r} refused: already added by plugin "
+                                      f"{found.owners[name]}")
+            else:
+                found.commands[name] = command
+                found.owners[name] = _owner
+
+        try:
+            host.call(impl, register=register)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the command line down
+            found.warnings.append(f"plugin {owner} failed to add commands: {_describe(exc)}")
+    return found
+
+
+class PluginCommandGroup(click.Group):
+    """The ``otp-pro`` group: core commands, then the commands plugins add (looked for only when needed)."""
+
+    def _plugin_commands(self, ctx: click.Context) -> PluginCommands:
+        root = ctx.find_root()
+        found = root.meta.get(_META_KEY)
+        if found is None:
+            obj = root.obj if isinstance(root.obj, dict) else {}
+            found = discover(self.commands, config=root.params.get("config") or obj.get("config"),
+                             extra=obj.get("plugins", ()))
+            for warning in found.warnings:
+                click.echo(click.style("otp-pro: warning: ", fg="yellow") + warning, err=True)
+            root.meta[_META_KEY] = found
+        return found
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        return self._plugin_commands(ctx).commands.get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx).commands})
+
+
+__all__ = ["PluginCommandGroup", "PluginCommands", "discover"]
