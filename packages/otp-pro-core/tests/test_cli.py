@@ -83,7 +83,7 @@ def test_providers_list_and_test(tmp_path):
 
 
 def test_demo_runs_on_an_embedded_sqlite_file(tmp_path):
-    result = run(["demo", "--database", str(tmp_path / "demo.sqlite3")], tmp_path)
+    result = run(["demo", "--script", "--database", str(tmp_path / "demo.sqlite3")], tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "right code  -> ok via code" in out
@@ -105,7 +105,7 @@ def test_unexpected_error_is_reported_without_traceback(monkeypatch, capsys, tmp
 
     monkeypatch.setattr(otp_pro.demo, "run_demo", explode)
     with pytest.raises(SystemExit) as info:
-        main(["demo"])
+        main(["demo", "--script"])
     assert info.value.code == 70
     err = capsys.readouterr().err
     assert "unexpected RuntimeError" in err and "Traceback" not in err
