@@ -83,18 +83,25 @@ class KeyRing:
         try:
             return self.fernet.decrypt(token.encode()).decode()
         except InvalidToken:
-            raise ConfigurationError(
-                "a stored TOTP seed cannot be decrypted with secret_key or previous_secret_keys: "
-                "was a key removed before `otp-pro keys rotate` re-encrypted the seeds?",
-                key="previous_secret_keys",
-            ) from None
+            raise _undecryptable() from None
 
     def rotate(self, token: str) -> str:
-        """Re-encrypt ``token`` with the current key."""
-        return self.fernet.rotate(token.encode()).decode()
+        """Re-encrypt ``token`` with the current key (:class:`ConfigurationError` when no key opens it)."""
+        try:
+            return self.fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise _undecryptable() from None
 
     def __repr__(self) -> str:
         return f"KeyRing(keys={len(self._raw)})"
+
+
+def _undecryptable() -> ConfigurationError:
+    return ConfigurationError(
+        "a stored TOTP seed cannot be decrypted with secret_key or previous_secret_keys: "
+        "was a key removed before `otp-pro keys rotate` re-encrypted the seeds?",
+        key="previous_secret_keys",
+    )
 
 
 def new_code(length: int) -> str:

@@ -32,19 +32,25 @@ class Member:
     def __init__(
         self,
         id: str | int,
-        roles: Iterable[str] = (),
+        roles: Iterable[str] | None = (),
         email: str | None = None,
         name: str | None = None,
         fields: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(id, bool) or not isinstance(id, (str, int)):
             raise InvalidMember(f"member id must be a string or an integer, not {type(id).__name__}")
-        sid = str(id)
+        # An integer too long for str() (Python's 4300-digit limit) is as bad as a 256-character string.
+        sid = str(id) if isinstance(id, str) or id.bit_length() <= 850 else ""
         if not sid or len(sid) > 255 or not sid.isprintable():
             raise InvalidMember("member id must be 1 to 255 printable characters")
+        if roles is None:
+            roles = ()
         if isinstance(roles, str):
             roles = (roles,)
-        role_tuple = tuple(roles)
+        try:
+            role_tuple = tuple(roles)
+        except TypeError:
+            raise InvalidMember(f"member roles must be a list of strings, not {type(roles).__name__}") from None
         for role in role_tuple:
             if not isinstance(role, str) or not role:
                 raise InvalidMember(f"member roles must be non-empty strings, got {role!r}")
