@@ -72,7 +72,14 @@ _INSERT = insert(audit_events)  # built once: audit rows are written on every ho
 
 def write(conn: Connection, event: AuditEvent) -> AuditEvent:
     """Insert ``event`` on ``conn`` (inside the caller's transaction); return it with its id."""
-    row = {
+    result = conn.execute(_INSERT, row(event))
+    pk = result.inserted_primary_key
+    return AuditEvent(**{**event.__dict__, "id": pk[0] if pk else None})
+
+
+def row(event: AuditEvent) -> dict[str, Any]:
+    """The column values of ``event``'s row in ``otp_audit_events`` (details as sorted JSON)."""
+    return {
         "at": event.at,
         "kind": event.kind,
         "outcome": event.outcome,
@@ -83,9 +90,6 @@ def write(conn: Connection, event: AuditEvent) -> AuditEvent:
         "actor": _clip(event.actor, 255),
         "details": json.dumps(dict(event.details), default=str, sort_keys=True),
     }
-    result = conn.execute(_INSERT, row)
-    pk = result.inserted_primary_key
-    return AuditEvent(**{**event.__dict__, "id": pk[0] if pk else None})
 
 
 def from_row(row: Any) -> AuditEvent:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, bindparam, case, delete, func, insert, or_, select, update
 
 from . import audit, policy, totp
 from .audit import AuditEvent
@@ -38,7 +38,7 @@ from .results import Challenge, ChannelInfo, MemberStatus, PluginInfo, SetupInfo
 from .settings import NIST_MAX_ATTEMPTS, Settings, _Problems, validate_section
 from .storage import migrate
 from .storage.db import Database
-from .storage.schema import backup_codes, challenges, members, trusted_devices
+from .storage.schema import audit_events, backup_codes, challenges, members, trusted_devices
 from .transports import Message, Payload, PayloadContext, ProviderConfig, ProviderTestResult, Transport
 
 log = logging.getLogger("otp_pro")
@@ -63,7 +63,8 @@ _TOTP_STEP = update(members).where(
 ).values(totp_last_step=bindparam("b_step"))
 # A matched TOTP step moves and the failure counters reset in the same statement (one round trip).
 _TOTP_STEP_RESET = _TOTP_STEP.values(failures=0, consecutive_failures=0, locked_until=None)
-_LIVE = challenges.c.status.in_(("pending", "sent"))
+# Two plain binds, not IN with a list: an expanding parameter is re-rendered into the SQL on every execution.
+_LIVE = or_(challenges.c.status == "pending", challenges.c.status == "sent")
 _RECENT = challenges.c.created_at > bindparam("b_since", type_=challenges.c.created_at.type)
 # The member's last live send and, in the same statement, its live sends of the last hour.
 _MEMBER_SENDS = select(
@@ -94,17 +95,50 @@ _MARK_SENT_VOID_OTHERS = update(challenges).where(
     invalidated_at=case((_IS_NEW, challenges.c.invalidated_at),
                         else_=bindparam("b_now", type_=challenges.c.invalidated_at.type)),
 )
-_CONSUME: dict[tuple[bool, bool], Any] = {}
+# PostgreSQL: the same UPDATE and the challenge_sent audit row in one statement, which is its own
+# transaction (one round trip instead of BEGIN, UPDATE, INSERT, COMMIT); SQLite has no UPDATE in WITH.
+_MARK_SENT_AUDITED = insert(audit_events).values({
+    name: bindparam(f"a_{name}", type_=audit_events.c[name].type)
+    for name in ("at", "kind", "outcome", "member_id", "channel", "ip", "user_agent", "actor", "details")
+}).add_cte(_MARK_SENT_VOID_OTHERS.cte("marked")).returning(audit_events.c.id)
+_AUDIT_COLUMNS = ("at", "kind", "outcome", "member_id", "channel", "ip", "user_agent", "actor", "details")
+_AUDITED: dict[int, Any] = {}
 
 
-def _consume_statement(by_channel: bool, by_payload: bool) -> Any:
-    """The conditional UPDATE that consumes a challenge (built once per shape)."""
-    key = (by_channel, by_payload)
+def _audited(statement: Any) -> Any:
+    """PostgreSQL: ``statement`` (an UPDATE ... RETURNING) and an audit row for each row it changed, in one statement.
+
+    The audit row takes its channel from the returned ``channel`` column when
+    there is one, otherwise from ``a_channel``; the statement returns the audit
+    row's id and channel. One round trip instead of two inside the transaction.
+    """
+    key = id(statement)  # the statements passed are module-level objects, built once
+    if key not in _AUDITED:
+        changed = statement.cte("changed")
+        has_channel = "channel" in changed.c
+        values = [changed.c.channel if name == "channel" and has_channel
+                  else bindparam(f"a_{name}", type_=audit_events.c[name].type) for name in _AUDIT_COLUMNS]
+        _AUDITED[key] = insert(audit_events).from_select(list(_AUDIT_COLUMNS), select(*values).select_from(changed)) \
+            .returning(audit_events.c.id, audit_events.c.channel)
+    return _AUDITED[key]
+
+
+_TOTP_STEP_RESET_RETURNING = _TOTP_STEP_RESET.returning(members.c.member_id)
+_CONSUME: dict[tuple[bool, int, int | None], Any] = {}
+
+
+def _consume_statement(by_channel: bool, hashes: int, payloads: int | None) -> Any:
+    """The conditional UPDATE that consumes a challenge (built once per shape).
+
+    One plain bind per hash (``b_hash0``...) and per payload name (``b_payload0``...),
+    not expanding IN parameters, so the cached compiled statement is used as is.
+    """
+    key = (by_channel, hashes, payloads)
     if key not in _CONSUME:
         conditions = [
             challenges.c.member_id == bindparam("b_member"),
             challenges.c.purpose == bindparam("b_purpose"),
-            challenges.c.secret_hash.in_(bindparam("b_hashes", expanding=True)),
+            challenges.c.secret_hash.in_([bindparam(f"b_hash{i}") for i in range(hashes)]),
             challenges.c.status == "sent",
             challenges.c.consumed_at.is_(None),
             challenges.c.invalidated_at.is_(None),
@@ -112,8 +146,8 @@ def _consume_statement(by_channel: bool, by_payload: bool) -> Any:
         ]
         if by_channel:
             conditions.append(challenges.c.channel == bindparam("b_channel"))
-        if by_payload:
-            conditions.append(challenges.c.payload.in_(bindparam("b_payloads", expanding=True)))
+        if payloads is not None:
+            conditions.append(challenges.c.payload.in_([bindparam(f"b_payload{i}") for i in range(payloads)]))
         _CONSUME[key] = update(challenges).where(*conditions).values(
             consumed_at=bindparam("b_now", type_=challenges.c.consumed_at.type)).returning(challenges.c.channel)
     return _CONSUME[key]
@@ -737,10 +771,11 @@ class OtpPro:
         locked = self._locked_until(state, self.clock())
         if locked:
             raise LockedOut("too many failed attempts; try again later", locked_until=locked)
-        return self._deliver(member, chosen, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding)
+        return self._deliver(member, chosen, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
+                             member_row=True)
 
     def _deliver(self, member: Member, channel: str, purpose: str, *, ip: str | None, user_agent: str | None,
-                 binding: str | None = None) -> Challenge:
+                 binding: str | None = None, member_row: bool = False) -> Challenge:
         definition = self.channels[channel]
         transport, payload = definition.transport, definition.payload
         assert transport is not None and payload is not None
@@ -769,7 +804,8 @@ class OtpPro:
                 if self._state(conn, member.id, for_update=True) is None:
                     self._ensure_member(conn, member.id)
                     self._state(conn, member.id, for_update=True)
-            else:  # BEGIN IMMEDIATE already serialises writers
+            elif not member_row:  # BEGIN IMMEDIATE already serialises writers
+                # member_row: the caller read the member's row, and rows of otp_members are never deleted.
                 self._ensure_member(conn, member.id)
             refusal = self._throttle(conn, member.id, recipient_hash, now)
             if refusal is not None:
@@ -801,14 +837,22 @@ class OtpPro:
             if error is not exc:
                 log.warning("otp-pro transport %s raised %s", transport.name, type(exc).__name__)
             raise error from None
-        with self._write() as (conn, events):
-            # Marked sent; a new challenge voids the member's earlier unused ones (of either purpose).
-            conn.execute(_MARK_SENT_VOID_OTHERS, {
-                "b_member": member.id, "b_id": challenge_id, "b_sent_at": self.clock(), "b_now": now,
-                "b_message_id": (receipt.provider_message_id or "")[:128] or None})
-            self._audit(conn, events, audit.CHALLENGE_SENT, member.id, outcome=audit.OK, channel=channel, ip=ip,
-                        user_agent=user_agent, purpose=purpose, challenge_id=challenge_id, transport=transport.name,
-                        recipient=_mask(recipient), provider_message_id=receipt.provider_message_id)
+        # Marked sent; a new challenge voids the member's earlier unused ones (of either purpose).
+        marked = {"b_member": member.id, "b_id": challenge_id, "b_sent_at": self.clock(), "b_now": now,
+                  "b_message_id": (receipt.provider_message_id or "")[:128] or None}
+        sent = AuditEvent(kind=audit.CHALLENGE_SENT, at=self.clock(), outcome=audit.OK, member_id=member.id,
+                          channel=channel, ip=ip, user_agent=user_agent, details=dict(
+                              purpose=purpose, challenge_id=challenge_id, transport=transport.name,
+                              recipient=_mask(recipient), provider_message_id=receipt.provider_message_id))
+        if self.db.is_postgresql:
+            with self.db.write_once() as conn:
+                event_id = conn.execute(_MARK_SENT_AUDITED, {
+                    **marked, **{f"a_{name}": value for name, value in audit.row(sent).items()}}).scalar_one()
+            self._emit([AuditEvent(**{**sent.__dict__, "id": event_id})])
+        else:
+            with self._write() as (conn, events):
+                conn.execute(_MARK_SENT_VOID_OTHERS, marked)
+                events.append(audit.write(conn, sent))
         return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose, created_at=now,
                          expires_at=expires, recipient_hint=_mask(recipient),
                          provider_message_id=receipt.provider_message_id)
@@ -926,16 +970,35 @@ class OtpPro:
     # ----------------------------------------------------------- verification
 
     def _consume_challenge(self, conn: Connection, member_id: str, secret: str, purpose: str, now: datetime, *,
-                           channel: str | None = None, payloads: Sequence[str] | None = None) -> str | None:
-        """Consume a live challenge matching ``secret``: one conditional UPDATE; its row count decides."""
-        params: dict[str, Any] = {"b_member": member_id, "b_purpose": purpose, "b_now": now,
-                                  "b_hashes": self.keys.hashes("challenge", secret)}
+                           channel: str | None = None, payloads: Sequence[str] | None = None,
+                           accepted: tuple[list[AuditEvent], AuditEvent] | None = None) -> str | None:
+        """Consume a live challenge matching ``secret``: one conditional UPDATE; its row count decides.
+
+        With ``accepted`` (``events`` and the event to write on success; PostgreSQL
+        only) the audit row is inserted by the same statement and appended to ``events``.
+        """
+        hashes = self.keys.hashes("challenge", secret)
+        params: dict[str, Any] = {"b_member": member_id, "b_purpose": purpose, "b_now": now}
+        params.update((f"b_hash{i}", value) for i, value in enumerate(hashes))
         if channel is not None:
             params["b_channel"] = channel
         if payloads is not None:
-            params["b_payloads"] = list(payloads)
-        row = conn.execute(_consume_statement(channel is not None, payloads is not None), params).first()
+            params.update((f"b_payload{i}", name) for i, name in enumerate(payloads))
+        statement = _consume_statement(channel is not None, len(hashes), None if payloads is None else len(payloads))
+        if accepted is not None:
+            return self._accept_audited(conn, statement, params, *accepted)
+        row = conn.execute(statement, params).first()
         return row[0] if row is not None else None
+
+    def _accept_audited(self, conn: Connection, statement: Any, params: dict[str, Any], events: list[AuditEvent],
+                        event: AuditEvent) -> str | None:
+        """PostgreSQL: run ``statement`` with ``event``'s audit row (:func:`_audited`); the audit channel, or None."""
+        row = conn.execute(_audited(statement), {
+            **params, **{f"a_{name}": value for name, value in audit.row(event).items()}}).first()
+        if row is None:
+            return None
+        events.append(AuditEvent(**{**event.__dict__, "id": row[0], "channel": row[1]}))
+        return cast("str | None", row[1])
 
     def _record_failure(self, conn: Connection, events: list[AuditEvent], member_id: str, now: datetime, *,
                         channel: str | None, ip: str | None, user_agent: str | None, reason: str,
@@ -1007,17 +1070,27 @@ class OtpPro:
             method: str | None = None
             channel: str | None = None
             remaining: int | None = None
+            # On PostgreSQL the verify_ok row of a TOTP or one-time code is written by the statement
+            # that accepts the code (see _audited); written_ok then says it is done.
+            events_before = len(events)
             # A matched TOTP step is tried first: the member's pending challenges are then left alone
             # (one statement moves the step and resets the failure counters).
-            if totp_step is not None and conn.execute(
-                _TOTP_STEP_RESET, {"b_member": member.id, "b_step": totp_step}
-            ).rowcount == 1:
-                method, channel = "totp", TOTP
+            if totp_step is not None:
+                step_params = {"b_member": member.id, "b_step": totp_step}
+                if self.db.is_postgresql:
+                    if self._accept_audited(conn, _TOTP_STEP_RESET_RETURNING, step_params, events, self._ok_event(
+                            member.id, TOTP, "totp", ip, user_agent)) is not None:
+                        method, channel = "totp", TOTP
+                elif conn.execute(_TOTP_STEP_RESET, step_params).rowcount == 1:
+                    method, channel = "totp", TOTP
             if method is None and is_code:
-                channel = self._consume_challenge(conn, member.id, normalized, PURPOSE_VERIFY, now,
-                                                  payloads=code_payloads)
+                channel = self._consume_challenge(
+                    conn, member.id, normalized, PURPOSE_VERIFY, now, payloads=code_payloads,
+                    accepted=(events, self._ok_event(member.id, None, "code", ip, user_agent))
+                    if self.db.is_postgresql else None)
                 if channel is not None:
                     method = "code"
+            written_ok = len(events) > events_before
             if method is None and backup_id is not None and conn.execute(
                 update(backup_codes).where(backup_codes.c.id == backup_id, backup_codes.c.used_at.is_(None))
                 .values(used_at=now)
@@ -1038,11 +1111,18 @@ class OtpPro:
                 if method == "backup_code":
                     self._audit(conn, events, audit.BACKUP_CODE_USED, member.id, outcome=audit.OK, ip=ip,
                                 user_agent=user_agent, remaining=remaining)
-                self._audit(conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK,
-                            channel=channel or state.channel, ip=ip, user_agent=user_agent, method=method)
+                if not written_ok:
+                    self._audit(conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK,
+                                channel=channel or state.channel, ip=ip, user_agent=user_agent, method=method)
                 result = VerifyResult(True, method=method, channel=channel or state.channel,
                                       attempts_remaining=self.settings.max_attempts, backup_codes_remaining=remaining)
         return result
+
+    def _ok_event(self, member_id: str, channel: str | None, method: str, ip: str | None,
+                  user_agent: str | None) -> AuditEvent:
+        """The ``verify_ok`` event that :meth:`_accept_audited` writes with the accepting statement."""
+        return AuditEvent(kind=audit.VERIFY_OK, at=self.clock(), outcome=audit.OK, member_id=member_id, channel=channel,
+                          ip=ip, user_agent=user_agent, details={"method": method})
 
     def _verify_refusal(self, state: Any, now: datetime) -> VerifyResult | None:
         """Why :meth:`verify` answers without looking at the code: not enrolled, or locked out."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import struct
 from datetime import datetime
 
 import pyotp
 
 from .settings import TotpSettings
 
+_STEP = struct.Struct(">Q")
+_WORD = struct.Struct(">I")
 _DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
 # RFC 4226 recommends at least 128 bits; 160 (32 base32 chars) matches SHA1's block.
 SEED_BASE32_LENGTH = 32
@@ -62,12 +66,19 @@ def match(seed: str, code: str, when: datetime, cfg: TotpSettings, *, after_step
     if len(code) != cfg.digits or not code.isdigit():
         return None
     now_step = step_at(when, cfg)
-    totp = _totp(seed, cfg)
+    # The seed is decoded once (pyotp decodes it again for every candidate step); same RFC 4226 truncation.
+    key = base64.b32decode(seed + "=" * (-len(seed) % 8), casefold=True)
+    digest = _DIGESTS[cfg.algorithm]
+    modulo = 10 ** cfg.digits
+    typed = code.encode()
     found: int | None = None
     for step in range(now_step - cfg.valid_window, now_step + cfg.valid_window + 1):
         if after_step is not None and step <= after_step:
             continue
-        if hmac.compare_digest(totp.generate_otp(step).encode(), code.encode()) and found is None:
+        mac = hmac.new(key, _STEP.pack(step), digest).digest()
+        offset = mac[-1] & 0x0F
+        value = (_WORD.unpack_from(mac, offset)[0] & 0x7FFFFFFF) % modulo
+        if hmac.compare_digest(f"{value:0{cfg.digits}d}".encode(), typed) and found is None:
             found = step
     return found
 

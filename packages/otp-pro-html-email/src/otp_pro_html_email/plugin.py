@@ -15,18 +15,22 @@ from typing import TYPE_CHECKING, Any
 from otp_pro import ConfigurationError, Message, Setting, hookimpl
 from otp_pro.transports import Transport
 
-from .renderer import KINDS, TemplateSet, template_kind
 from .samples import sample_variables
 from .settings import SECTION, SETTINGS
 
 if TYPE_CHECKING:  # annotations only: OtpPro needs SQLAlchemy, plugin discovery does not
     from otp_pro import OtpPro
 
+    # Jinja (the renderer) is imported by the hooks that compile or render, not by plugin discovery.
+    from .renderer import TemplateSet
+
 _TEMPLATES: weakref.WeakKeyDictionary[OtpPro, TemplateSet] = weakref.WeakKeyDictionary()
 
 
 def build_templates(otp: OtpPro) -> tuple[TemplateSet, list[str]]:
     """Compile ``otp``'s templates (inlining their CSS) and check each with sample data."""
+    from .renderer import KINDS, TemplateSet
+
     # A relative template_dir is read from the settings file's folder, as the core does for a SQLite path.
     source = otp.settings.source
     templates = TemplateSet(otp.plugin_settings[SECTION], base_dir=Path(source).resolve().parent if source else None)
@@ -65,6 +69,8 @@ def otp_pro_render_message(
 ) -> Message | None:
     if transport.message_format != "email":
         return None  # SMS and other short-text transports keep the core's wording
+    from .renderer import template_kind
+
     rendered = templates_for(otp).render(template_kind(kind, variables), variables)
     return Message(recipient=str(variables.get("recipient", "")), subject=rendered.subject, text=rendered.text,
                    html=rendered.html, kind=kind)

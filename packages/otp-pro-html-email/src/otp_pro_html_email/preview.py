@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from otp_pro import ConfigurationError, Message, Settings
 
 from .plugin import templates_for
-from .renderer import KINDS
 from .samples import SAMPLE_MEMBER, core_kind, sample_channel, sample_variables
 from .settings import SECTION
 
@@ -35,6 +34,8 @@ def preview(
     ``subject`` or ``eml`` (the whole MIME message as the ``email`` transport
     would send it). Template problems raise :class:`~otp_pro.ConfigurationError`.
     """
+    from .renderer import KINDS  # Jinja: imported when a preview is made, not by plugin discovery
+
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if format not in FORMATS:

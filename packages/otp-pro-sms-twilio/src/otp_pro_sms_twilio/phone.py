@@ -7,16 +7,21 @@ so they are short, say what is wrong and never repeat the number.
 from __future__ import annotations
 
 from collections.abc import Collection
-
-import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+from typing import TYPE_CHECKING
 
 from otp_pro import RecipientUnavailable
 
-#: Types that can receive a text message. Several countries (the US and Canada
-#: among them) do not tell mobile from fixed-line numbers by their digits, so
-#: phonenumbers reports FIXED_LINE_OR_MOBILE for every number there.
-SMS_CAPABLE = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+if TYPE_CHECKING:
+    import phonenumbers
+
+# phonenumbers (about 30 ms to import) is imported by the functions that use it: plugin
+# discovery (``otp-pro providers list``) loads this module without checking any number.
+
+#: Types that can receive a text message (phonenumbers' PhoneNumberType.MOBILE and
+#: FIXED_LINE_OR_MOBILE). Several countries (the US and Canada among them) do not tell
+#: mobile from fixed-line numbers by their digits, so phonenumbers reports
+#: FIXED_LINE_OR_MOBILE for every number there.
+SMS_CAPABLE = frozenset({1, 2})
 
 NO_NUMBER = "no mobile number on file"
 INVALID = "the phone number on file is not valid"
@@ -30,6 +35,8 @@ _MAX_LENGTH = 64
 
 def region_code(value: str) -> str:
     """Check an ISO 3166-1 alpha-2 region code phonenumbers knows; return it upper-cased."""
+    import phonenumbers
+
     code = value.strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"must be an ISO 3166-1 alpha-2 country code such as GB or US, got {value!r}")
@@ -40,6 +47,9 @@ def is_e164(value: str) -> bool:
     """Whether ``value`` is a valid number written exactly in E.164 (``+`` and digits only)."""
     if not value.startswith("+") or not value[1:].isdigit() or not value.isascii():
         return False
+    import phonenumbers
+    from phonenumbers import NumberParseException, PhoneNumberFormat
+
     try:
         number = phonenumbers.parse(value, None)
     except NumberParseException:
@@ -59,6 +69,9 @@ def parse_number(raw: object, default_region: str | None) -> phonenumbers.PhoneN
     text = raw.strip()
     if len(text) > _MAX_LENGTH:
         raise RecipientUnavailable(INVALID)
+    import phonenumbers
+    from phonenumbers import NumberParseException
+
     try:
         # "00" is the international prefix in most of the world; phonenumbers only
         # understands it relative to a region, so it is rewritten to "+".
@@ -79,6 +92,9 @@ def sms_recipient(raw: object, *, default_region: str | None, allowed_countries:
     mobile and fixed-line numbers look alike) and, when ``allowed_countries`` is
     not empty, registered in one of those countries.
     """
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat
+
     number = parse_number(raw, default_region)
     if phonenumbers.number_type(number) not in SMS_CAPABLE:
         raise RecipientUnavailable(NOT_MOBILE)
@@ -90,6 +106,8 @@ def check_country(number: phonenumbers.PhoneNumber, allowed_countries: Collectio
     """Raise :class:`~otp_pro.RecipientUnavailable` when ``number`` is outside ``allowed_countries`` (if any)."""
     if not allowed_countries:
         return
+    import phonenumbers
+
     region = phonenumbers.region_code_for_number(number)
     if region not in allowed_countries:
         raise RecipientUnavailable(f"text messages are not sent to numbers in this country ({region or 'unknown'})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..crypto import new_code
 from ..hookspecs import hookimpl
 from ..transports import Payload, PayloadContext, PayloadValue
 
@@ -15,6 +14,8 @@ class CodePayload(Payload):
     entered_as_code = True
 
     def create(self, context: PayloadContext) -> PayloadValue:
+        from ..crypto import new_code  # cryptography (via crypto) stays out of plugin discovery
+
         code = new_code(self.otp.settings.code_length)
         return PayloadValue(secret=code, display=code)
 

@@ -114,8 +114,10 @@ def _sqlite_setup(engine: Engine, *, memory: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("otp_pro_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("otp_pro_single_read", False):
+            return  # one SELECT is its own read transaction in SQLite's autocommit mode
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("otp_pro_write", False) else "BEGIN")
 
 
 class Database:
@@ -144,9 +146,23 @@ class Database:
 
     @contextmanager
     def read_once(self) -> Iterator[Connection]:
-        """For one read statement: on PostgreSQL in autocommit (one round trip, no BEGIN and COMMIT)."""
+        """For one read statement, without BEGIN and COMMIT (one statement sees one snapshot anyway).
+
+        PostgreSQL runs it in autocommit (one round trip); SQLite, whose driver
+        connection is in autocommit already, gets no BEGIN from the begin hook.
+        """
+        with self.engine.connect() as conn:
+            if self.is_postgresql:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                yield conn.execution_options(otp_pro_single_read=True)
+
+    @contextmanager
+    def write_once(self) -> Iterator[Connection]:
+        """For one write statement: on PostgreSQL in autocommit (the statement is its own transaction,
+        one round trip instead of BEGIN, statement, COMMIT); on SQLite a :meth:`write` transaction."""
         if not self.is_postgresql:
-            with self.read() as conn:
+            with self.write() as conn:
                 yield conn
             return
         with self.engine.connect() as conn:
