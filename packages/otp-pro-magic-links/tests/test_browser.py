@@ -13,9 +13,7 @@ are skipped with a reason elsewhere.
 from __future__ import annotations
 
 import html
-import os
 import secrets
-import shutil
 from collections.abc import Callable, Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -28,46 +26,21 @@ from sqlalchemy import select
 
 from otp_pro import Member, OtpPro
 from otp_pro.storage.schema import challenges
+from otp_pro.testing import system_chromium
 from otp_pro_magic_links import Response, ensure_binding, make_wsgi_app, parse, send_link
 from otp_pro_magic_links.web import SECURITY_HEADERS
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 #: The site runs on plain http://127.0.0.1, where browsers refuse ``Secure`` cookies and so the
 #: ``__Host-`` name: the binding cookie uses the development form (``binding_cookie(secure=False)``).
 BINDING_COOKIE = "otp_pro_magic_link"
 TIMEOUT_MS = 15_000
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"browser test cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(f"browser test skipped (set CI=true to make this a failure): {reason}")
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless, driven by Playwright's sync API (one browser per module)."""
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.isfile(executable):
-        _unavailable("Chromium is not installed: `apt-get install chromium` (Debian's package, /usr/bin/chromium); "
-                     "never `playwright install`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is missing: install this package's `test` extra")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with system_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -19,6 +19,9 @@ SMTP fixture). Its fixtures:
 * ``register_plugin``: registers a plugin object on an instance's plugin manager
   for one test and always unregisters it, even when the test fails.
 
+``system_chromium()`` opens the system's Chromium (Debian's ``chromium``) through
+Playwright for browser tests, failing under CI and skipping elsewhere without it.
+
 ``DiscoveryContract`` checks that an installed distribution is found through
 the ``otp_pro`` entry-point group and loaded by the core's plugin manager, and
 that both switches (``disable_plugins`` and ``OTP_PRO_DISABLE_PLUGINS``) turn
@@ -59,7 +62,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import pytest
 
@@ -87,6 +90,51 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
 PG_SKIP_REASON = f"PostgreSQL tests skipped: set {PG_ENV} (CI sets it) to run them"
+
+#: Flags for a headless Chromium in a container or CI runner (no sandbox, nothing fetched in the background).
+CHROMIUM_ARGS = (
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+)
+
+
+def in_ci() -> bool:
+    """Whether ``CI`` is set to a true value (``.ci/run`` sets ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A test's requirement is missing: a failure under CI, a skip that says why elsewhere."""
+    if in_ci():
+        pytest.fail(f"browser test cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(f"browser test skipped (set CI=true to make this a failure): {reason}")
+
+
+@contextmanager
+def system_chromium(extra: str = "test") -> Iterator[Any]:
+    """The system's Chromium (Debian's ``chromium``, ``/usr/bin/chromium``), headless, driven by Playwright.
+
+    No browser is ever downloaded (never ``playwright install``). Without Chromium or the
+    ``playwright`` package the test fails under CI and is skipped elsewhere (:func:`unavailable`);
+    ``extra`` names the extra that installs playwright, for that message.
+    """
+    import shutil
+
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.isfile(executable):
+        unavailable("Chromium is not installed: `apt-get install chromium` (Debian's package, /usr/bin/chromium); "
+                    "never `playwright install`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable(f"the playwright package is missing: install the `{extra}` extra")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS), headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
 
 
 class Clock:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,44 +22,19 @@ from typing import Any
 import pyotp
 import pytest
 
+from otp_pro.testing import system_chromium
 from otp_pro.web.demo_site import DemoSite, start
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 TIMEOUT_MS = 15_000
 REPO = Path(__file__).resolve().parents[4]
 FAST = {"resend_cooldown_seconds": 0}
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"browser test cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(f"browser test skipped (set CI=true to make this a failure): {reason}")
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless, driven by Playwright's sync API (one browser per module)."""
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.isfile(executable):
-        _unavailable("Chromium is not installed: `apt-get install chromium` (Debian's package, /usr/bin/chromium); "
-                     "never `playwright install`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is missing: install the core's `test` extra")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with system_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")
