@@ -7,7 +7,7 @@ created for this run (dropped at the end) and tables truncated between tests.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -44,25 +44,22 @@ def base_settings(database_url: str, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_otp(backend: str, clock: Clock, smtp_server: tuple[str, int, Mailbox]) -> Iterator[Callable[..., OtpPro]]:
+def make_otp(
+    backend: str, otp_factory: Callable[..., OtpPro], smtp_server: tuple[str, int, Mailbox]
+) -> Callable[..., OtpPro]:
     """Build OtpPro instances on the test's database: ``make_otp(max_attempts=3, plugins=[...])``.
 
-    The ``email`` transport points at the loopback SMTP server.
+    The ``email`` transport points at the loopback SMTP server; ``otp_factory`` closes them.
     """
-    made: list[OtpPro] = []
     host, port, _mailbox = smtp_server
 
     def factory(*, plugins: Any = (), **overrides: Any) -> OtpPro:
         overrides.setdefault(
             "providers", {"email": {"smtp_host": host, "smtp_port": port, "from_address": "otp@example.com"}}
         )
-        otp = OtpPro(base_settings(backend, **overrides), plugins=plugins, clock=clock)
-        made.append(otp)
-        return otp
+        return otp_factory(base_settings(backend, **overrides), plugins=plugins)
 
-    yield factory
-    for otp in made:
-        otp.close()
+    return factory
 
 
 @pytest.fixture

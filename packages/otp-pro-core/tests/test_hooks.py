@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,18 +57,13 @@ class Plugin:
 
 
 @pytest.fixture
-def build(sqlite_url: str, clock: Clock) -> Iterator[Callable[..., OtpPro]]:
+def build(sqlite_url: str, otp_factory: Callable[..., OtpPro]) -> Callable[..., OtpPro]:
     """``build(plugin, ..., **settings)``: an OtpPro on the test's SQLite file with these plugins."""
-    made: list[OtpPro] = []
 
     def factory(*plugins: object, **overrides: Any) -> OtpPro:
-        otp = OtpPro(base_settings(sqlite_url, **overrides), plugins=plugins, clock=clock, entry_points=False)
-        made.append(otp)
-        return otp
+        return otp_factory(base_settings(sqlite_url, **overrides), plugins=plugins, entry_points=False)
 
-    yield factory
-    for otp in made:
-        otp.close()
+    return factory
 
 
 def info(otp: OtpPro, name: str) -> PluginInfo:

@@ -138,6 +138,43 @@ def test_register_plugin_is_removed_when_the_test_fails(pytester: pytest.Pyteste
     result.assert_outcomes(passed=1, failed=1)
 
 
+def test_otp_factory_closes_every_instance_when_the_test_fails(pytester: pytest.Pytester) -> None:
+    # A transport records its close(); the first test builds two instances and fails,
+    # the second finds both closed.
+    pytester.makepyfile(textwrap.dedent("""
+        from otp_pro import Transport, hookimpl
+
+        CLOSED = []
+
+        class Recorder(Transport):
+            name = "recorder"
+            label = "Recorder"
+
+            def send(self, message):
+                raise AssertionError("not used")
+
+            def close(self):
+                CLOSED.append(self)
+
+        class Plugin:
+            @hookimpl
+            def otp_pro_register_transports(self, register):
+                register(Recorder)
+
+        def test_builds_then_fails(otp_factory, tmp_path):
+            for n in range(2):
+                otp_factory({"secret_key": "k" * 40, "database_url": f"sqlite:///{tmp_path}/t{n}.sqlite3",
+                             "channels": ["outbox:code"], "default_channel": "outbox:code"}, plugins=[Plugin()])
+            assert CLOSED == []
+            assert False, "the test fails after building"
+
+        def test_both_were_closed():
+            assert len(CLOSED) == 2
+    """))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+
+
 def test_settings_toml_round_trips() -> None:
     settings = {"secret_key": TEST_SECRET_KEY, "max_attempts": 3, "code_ttl_seconds": 600, "mode": "visible",
                 "channels": ["email:code", "totp"], "unused": None, "ratio": 0.5, "flag": True,

@@ -6,7 +6,8 @@ the core's ``otp_pro.testing`` pytest plugin, installed with otp-pro-core.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from otp_pro import OtpPro
 
 # Fixtures clock, smtp_server and mailbox come from the otp_pro.testing pytest plugin.
-from otp_pro.testing import Clock, Mailbox
+from otp_pro.testing import Mailbox
 
 SECRET_KEY = "html-email-test-key-" + "x" * 32
 
@@ -38,13 +39,13 @@ def base_settings(database_url: str, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def make_otp(
-    tmp_path: Path, clock: Clock, smtp_server: tuple[str, int, Mailbox]
-) -> Iterator[Callable[..., OtpPro]]:
+    tmp_path: Path, otp_factory: Callable[..., OtpPro], smtp_server: tuple[str, int, Mailbox]
+) -> Callable[..., OtpPro]:
     """Build OtpPro instances (each on its own SQLite file) whose ``email`` transport uses the loopback server.
 
     ``make_otp(html_email={...}, plugins=[...], **core_settings)``.
     """
-    made: list[OtpPro] = []
+    databases = itertools.count()
     host, port, _ = smtp_server
 
     def factory(*, plugins: Any = (), html_email: dict[str, Any] | None = None, **overrides: Any) -> OtpPro:
@@ -52,11 +53,7 @@ def make_otp(
         if html_email is not None:
             providers["html_email"] = html_email
         overrides.setdefault("providers", providers)
-        url = f"sqlite:///{tmp_path}/otp{len(made)}.sqlite3"
-        otp = OtpPro(base_settings(url, **overrides), plugins=plugins, clock=clock)
-        made.append(otp)
-        return otp
+        url = f"sqlite:///{tmp_path}/otp{next(databases)}.sqlite3"
+        return otp_factory(base_settings(url, **overrides), plugins=plugins)
 
-    yield factory
-    for otp in made:
-        otp.close()
+    return factory

@@ -23,7 +23,7 @@ import pytest
 from otp_pro import Member, OtpPro
 
 # Fixtures clock, smtp_server, mailbox and pg_url come from the otp_pro.testing pytest plugin.
-from otp_pro.testing import Clock, Mailbox
+from otp_pro.testing import Mailbox
 
 SECRET_KEY = "test-secret-key-" + "x" * 32
 LINK = re.compile(r"https?://\S+")
@@ -153,20 +153,15 @@ def base_settings(database_url: str, smtp: tuple[str, int], base_url: str | None
 
 
 @pytest.fixture
-def make_otp(backend: str, clock: Clock, smtp_server: tuple[str, int, Mailbox],
-             web: WebServer) -> Iterator[Callable[..., OtpPro]]:
+def make_otp(backend: str, otp_factory: Callable[..., OtpPro], smtp_server: tuple[str, int, Mailbox],
+             web: WebServer) -> Callable[..., OtpPro]:
     """``make_otp(max_attempts=3, magic_links={"same_browser": True})``; base_url is the test's web server."""
-    made: list[OtpPro] = []
 
     def factory(*, base_url: str | None = "server", plugins: Any = (), **overrides: Any) -> OtpPro:
         url = web.url if base_url == "server" else base_url
-        otp = OtpPro(base_settings(backend, smtp_server[:2], url, **overrides), plugins=plugins, clock=clock)
-        made.append(otp)
-        return otp
+        return otp_factory(base_settings(backend, smtp_server[:2], url, **overrides), plugins=plugins)
 
-    yield factory
-    for otp in made:
-        otp.close()
+    return factory
 
 
 @pytest.fixture

@@ -251,22 +251,17 @@ def site_settings(database_url: str, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_otp(tmp_path: Any, clock: Clock, twilio: FakeTwilio) -> Iterator[Callable[..., OtpPro]]:
+def make_otp(tmp_path: Any, otp_factory: Callable[..., OtpPro], twilio: FakeTwilio) -> Callable[..., OtpPro]:
     """Build OtpPro instances on a fresh SQLite file: ``make_otp(sms={"max_retries": 0}, mode="required")``.
 
     ``sms`` overrides keys of the ``providers.sms_twilio`` section (a value of None removes the key).
     """
-    made: list[OtpPro] = []
 
     def factory(*, sms: dict[str, Any] | None = None, plugins: Any = (), **overrides: Any) -> OtpPro:
         overrides.setdefault("providers", {"sms_twilio": sms_settings(twilio, **(sms or {}))})
-        otp = OtpPro(site_settings(f"sqlite:///{tmp_path}/otp.sqlite3", **overrides), plugins=plugins, clock=clock)
-        made.append(otp)
-        return otp
+        return otp_factory(site_settings(f"sqlite:///{tmp_path}/otp.sqlite3", **overrides), plugins=plugins)
 
-    yield factory
-    for otp in made:
-        otp.close()
+    return factory
 
 
 @pytest.fixture

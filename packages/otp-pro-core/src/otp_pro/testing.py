@@ -15,6 +15,8 @@ SMTP fixture). Its fixtures:
 * ``otp``: an :class:`~otp_pro.OtpPro` on a fresh SQLite file, closed after the
   test; configure it by overriding ``otp_settings`` (a dict) and ``otp_plugins``
   (plugin objects passed as ``OtpPro(plugins=...)``);
+* ``otp_factory``: ``otp_factory(settings, plugins=())`` builds more instances on the
+  ``clock`` and closes every one when the test ends;
 * ``make_member``: builds :class:`~otp_pro.Member` objects with unique ids;
 * ``register_plugin``: registers a plugin object on an instance's plugin manager
   for one test and always unregisters it, even when the test fails.
@@ -25,12 +27,14 @@ Playwright for browser tests, failing under CI and skipping elsewhere without it
 ``DiscoveryContract`` checks that an installed distribution is found through
 the ``otp_pro`` entry-point group and loaded by the core's plugin manager, and
 that both switches (``disable_plugins`` and ``OTP_PRO_DISABLE_PLUGINS``) turn
-it off. Subclass it in a test module and set the three class attributes::
+it off; discovery in a fresh interpreter must not import ``lazy_imports``.
+Subclass it in a test module and set the class attributes::
 
     class TestDiscovery(DiscoveryContract):
         entry_point = "otp_pro_acme_fax"
         distribution = "otp-pro-acme-fax"
         module = "otp_pro_acme_fax.plugin"
+        lazy_imports = ("acme_fax_sdk",)  # optional
 
 ``TransportContract`` is the behaviour every transport owes the core
 (registration, settings and redaction, recipients, availability, sending,
@@ -56,7 +60,7 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -298,6 +302,9 @@ class DiscoveryContract:
     entry_point: ClassVar[str]
     distribution: ClassVar[str]
     module: ClassVar[str]
+    #: Heavy modules the plugin must not import while it is only discovered (``otp-pro providers list``
+    #: discovers every plugin): an SDK or a template engine waits until a message needs it.
+    lazy_imports: ClassVar[tuple[str, ...]] = ()
 
     @pytest.fixture
     def settings(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -346,6 +353,20 @@ class DiscoveryContract:
         monkeypatch.setenv(DISABLE_ENV, self.entry_point)
         assert self._plugin(settings).enabled is False
 
+    def test_discovery_does_not_import_heavy_dependencies(self) -> None:
+        """In a fresh interpreter, discovery finds the plugin and leaves ``lazy_imports`` unimported."""
+        import subprocess
+        import sys
+
+        probe = ("import sys\n"
+                 "from otp_pro.plugins import PluginHost\n"
+                 "host = PluginHost()\n"
+                 "host.collect_providers()\n"
+                 f"assert {self.entry_point!r} in {{p.name for p in host.infos()}}\n"
+                 f"print(' '.join(m for m in {self.lazy_imports!r} if m in sys.modules))")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        assert done.stdout.split() == []
+
 
 # ------------------------------------------------------------------ OtpPro, members, plugins
 
@@ -388,16 +409,28 @@ def otp_plugins() -> list[object]:
 
 
 @pytest.fixture
-def otp(otp_settings: dict[str, Any], otp_plugins: list[object], clock: Clock) -> Iterator[OtpPro]:
+def otp_factory(clock: Clock) -> Iterator[Callable[..., OtpPro]]:
+    """``otp_factory(settings, plugins=(), **kwargs)``: :class:`~otp_pro.OtpPro` instances on the ``clock``,
+    every one closed when the test ends (passed or failed). Build a test's own ``make_otp`` on it."""
+    made: list[OtpPro] = []
+
+    def factory(settings: Mapping[str, Any], *, plugins: Iterable[object] = (), **kwargs: Any) -> OtpPro:
+        instance = OtpPro(settings, plugins=plugins, clock=clock, **kwargs)
+        made.append(instance)
+        return instance
+
+    yield factory
+    for instance in made:
+        instance.close()
+
+
+@pytest.fixture
+def otp(otp_settings: dict[str, Any], otp_plugins: list[object], otp_factory: Callable[..., OtpPro]) -> OtpPro:
     """An :class:`~otp_pro.OtpPro` built from ``otp_settings`` and ``otp_plugins`` on the ``clock``; closed afterwards.
 
     Installed plugins are discovered as in production (entry-point group ``otp_pro``).
     """
-    instance = OtpPro(otp_settings, plugins=otp_plugins, clock=clock)
-    try:
-        yield instance
-    finally:
-        instance.close()
+    return otp_factory(otp_settings, plugins=otp_plugins)
 
 
 _UNSET: Any = object()
