@@ -24,13 +24,13 @@ COMPANIONS = [name for name in PACKAGES if name != CORE]
 # Variables the tests read from the environment. nox passes the outer
 # environment through already; naming them here keeps that true even if a
 # session is later run with include_outer_env=False or a stripped environment.
-PASSTHROUGH_ENV = ("OTP_PRO_TEST_POSTGRES_URL",)
+PASSTHROUGH_ENV = ("OTP_PRO_TEST_POSTGRES_URL", "OTP_PRO_LOAD_REDIS_URL")
 
 # Environments are rebuilt on every run (no reuse_existing_virtualenvs): a
 # dependency dropped from a pyproject must then be missing from the next
 # environment too, so a package that still imports it fails here as it would
 # for a user. Pass -r / --reuse-existing-virtualenvs for a fast local rerun.
-nox.options.sessions = ["tests", "authoring", "integration"]
+nox.options.sessions = ["tests", "authoring", "integration", "load"]
 nox.options.error_on_external_run = True
 
 
@@ -104,6 +104,19 @@ def integration(session: nox.Session) -> None:
         *session.posargs,
         env=passthrough_env(),
     )
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """Load test (bench/load.py): the demo under gunicorn (4 workers), a Celery worker, Redis and PostgreSQL.
+
+    Without arguments it runs the CI size (120 sign-ins, 16 at a time) and fails when a
+    delivery was lost or duplicated, a code was accepted twice or the audit counts differ;
+    ``-- --members 1000 --concurrency 64 --write-docs`` is the full size that docs/benchmarks.md shows.
+    """
+    session.install(f"./packages/{CORE}[test,flask,celery]", "gunicorn>=21", "requests>=2.31")
+    args = session.posargs or ["--members", "120", "--concurrency", "16"]
+    session.run("python", "bench/load.py", *args, env=passthrough_env())
 
 
 @nox.session

@@ -143,7 +143,9 @@ def test_hook_otp_pro_register_transports(build: Callable[..., OtpPro], clock: C
     clock.advance(31)  # past the resend cooldown
     challenge = otp.send_challenge(ann)
     assert challenge.channel == "pigeon:code"
-    assert challenge.provider_message_id == "bird-2"
+    # bird-1: the setup code; bird-2: the security notice of the setup (the site uses no email channel).
+    assert transport.sent[1].kind == "notification"
+    assert challenge.provider_message_id == "bird-3"
     message = transport.sent[-1]
     assert (message.recipient, message.member_id, message.channel, message.kind) == (
         "Loft 9", "7", "pigeon:code", "challenge"
@@ -367,11 +369,13 @@ class Listener(Plugin):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.events: list[AuditEvent] = []
+        self.members: list[Member | None] = []
         self.stored_when_called: list[bool] = []
 
     @hookimpl
-    def otp_pro_event(self, otp: OtpPro, event: AuditEvent) -> None:
+    def otp_pro_event(self, otp: OtpPro, event: AuditEvent, member: Member | None) -> None:
         self.events.append(event)
+        self.members.append(member)
         # Committed: the record is already readable from a fresh connection.
         self.stored_when_called.append(any(e.id == event.id for e in otp.events(limit=50)))
 
@@ -389,9 +393,21 @@ def test_hook_otp_pro_event(make_otp: Callable[..., OtpPro], member: Member) -> 
     enroll(otp, member)
 
     kinds = [e.kind for e in listener.events]
-    assert kinds == ["setup_started", "challenge_sent", "setup_completed", "backup_codes_generated"]
+    # The built-in notification plugin's notification_sent (recorded while setup_completed was being
+    # passed on) reaches the listeners after the setup's own events: commit order.
+    assert kinds == ["setup_started", "challenge_sent", "setup_completed", "backup_codes_generated",
+                     "notification_sent"]
     assert all(listener.stored_when_called)
     assert all(e.id is not None and e.member_id == "42" for e in listener.events)
+    # ``member`` is the very Member the site passed to begin_setup / complete_setup (the delivery
+    # path's challenge_sent may come without it: a listener then looks the member up).
+    by_member = {e.kind: m for e, m in zip(listener.events, listener.members, strict=True)}
+    assert all(by_member[kind] is member for kind in ("setup_started", "setup_completed", "backup_codes_generated",
+                                                     "notification_sent"))
+    # An event recorded without a Member (or about someone else) comes with member=None.
+    otp.record_event("acme_metric", "99", size=3)
+    assert listener.events[-1].kind == "acme_metric" and listener.members[-1] is None
+    assert listener.events[-1].details == {"size": 3} and listener.events[-1].id is not None
     by_kind = {e.kind: e for e in listener.events}
     assert by_kind["setup_completed"].factor_change is True
     assert by_kind["setup_completed"].channel == "outbox:code"
@@ -714,6 +730,47 @@ def test_hook_otp_pro_cli_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert again.owners["acme-hello"] == "acme_more"  # with acme_cmds off, the other plugin's command is taken
     monkeypatch.setenv(DISABLE_ENV, "acme_more")
     assert not [n for n in discover(cli.commands, config=str(settings), extra=plugins).commands if n.startswith("acme")]
+
+
+def test_hook_otp_pro_register_dispatchers(build: Callable[..., OtpPro], member: Member) -> None:
+    from otp_pro.dispatch import Dispatcher
+
+    class Tube(Dispatcher):
+        """A pneumatic tube: keeps the challenge ids; the test is the worker at the other end."""
+
+        name = "tube"
+
+        def __init__(self, otp: OtpPro) -> None:
+            super().__init__(otp)
+            self.ids: list[int] = []
+
+        def enqueue(self, challenge_id: int) -> None:
+            self.ids.append(challenge_id)
+
+    class Tubes(Plugin):
+        @hookimpl
+        def otp_pro_register_dispatchers(self, register: Callable[[type[Dispatcher]], None]) -> None:
+            register(Tube)
+
+    class Clash(Plugin):
+        @hookimpl
+        def otp_pro_register_dispatchers(self, register: Callable[[type[Dispatcher]], None]) -> None:
+            register(Tube)
+
+    otp = build(Tubes("acme_tubes"), dispatcher="tube")
+    tube = otp.dispatcher
+    assert isinstance(tube, Tube)
+    setup = otp.begin_setup(member, "outbox:code")
+    assert setup.challenge is not None and setup.challenge.status == "queued" and tube.ids == [setup.challenge.id]
+    assert otp.transports["outbox"].last() is None  # type: ignore[attr-defined]
+    assert otp.deliver_queued(tube.ids[0]).action == "sent"
+    otp.complete_setup(member, last_code(otp))
+    # A second plugin registering the same name is reported by name; the first one keeps it.
+    otp = build(Tubes("acme_tubes"), Clash("acme_clash"), dispatcher="tube")
+    clash = info(otp, "acme_clash")
+    assert clash.error is not None and "already registered by acme_tubes" in clash.error
+    with pytest.raises(ConfigurationError, match="dispatcher: no installed plugin provides the dispatcher 'tube'"):
+        build(dispatcher="tube")
 
 
 def test_every_hook_has_a_test() -> None:

@@ -58,3 +58,42 @@ def test_bad_database_urls_are_configuration_errors(tmp_path):
             OtpPro(base_settings(url))
     with pytest.raises(ConfigurationError, match="cannot connect"):
         OtpPro(base_settings("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2"))
+
+
+def _first_revision() -> str:
+    revisions = {migrate._revision_ids(path) for path in migrate.VERSIONS.glob("*.py")}
+    return next(revision for revision, down in revisions if revision and not down)
+
+
+def test_an_instance_refuses_a_shared_database_behind_its_code_and_accepts_one_ahead(pg_url):
+    """Rolling deploys (docs/deployment.md): instances never migrate PostgreSQL; one behind is refused."""
+    if pg_url is None:
+        pytest.skip(f"PostgreSQL tests skipped: set {PG_ENV} (CI sets it) to run them")
+    first = _first_revision()
+    assert first != migrate.head_revision(), "needs at least two shipped migrations"
+    with temporary_pg_database(pg_url, "otp_pro_mig") as url:
+        engine = create_engine(url)
+        migrate.upgrade(engine, first)
+        with pytest.raises(ConfigurationError, match=f"at revision {first}.*otp-pro db upgrade"):
+            OtpPro(base_settings(url))
+        migrate.upgrade(engine)
+        OtpPro(base_settings(url)).close()
+        # A revision this code does not know: a newer release migrated it. Migrations only add,
+        # so this instance keeps serving during the rollout.
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"UPDATE {migrate.VERSION_TABLE} SET version_num = 'ffffffffffff'")
+        OtpPro(base_settings(url)).close()
+        engine.dispose()
+
+
+def test_postgresql_pool_is_sized_by_the_settings(pg_url):
+    if pg_url is None:
+        pytest.skip(f"PostgreSQL tests skipped: set {PG_ENV} (CI sets it) to run them")
+    otp = OtpPro({**base_settings(pg_url), "database_pool_size": 3, "database_max_overflow": 1})
+    try:
+        assert otp.db.engine.pool.size() == 3
+        assert otp.db.engine.pool._max_overflow == 1  # type: ignore[attr-defined]
+    finally:
+        otp.close()
+    with pytest.raises(ConfigurationError, match="database_pool_size"):
+        OtpPro({**base_settings(pg_url), "database_pool_size": 0})

@@ -283,13 +283,16 @@ def test_third_party_transport_is_discovered_through_its_entry_point(
     assert result["enrolled"] is True
     assert result["channel"] == result["challenge_channel"] == "acme_fax:code"
     assert result["backup_codes"] == 10
-    assert result["provider_message_id"] == "fax-2"
+    # fax-1: the setup code; fax-2: the setup's security notice (the site has no email channel); fax-3: the code.
+    assert result["provider_message_id"] == "fax-3"
     assert result["wrong"] is False
     assert result["verified"] is True and result["method"] == "code"
     assert result["replayed"] is False
     faxes = [json.loads(line) for line in spool.read_text(encoding="utf-8").splitlines()]
-    assert [(f["to"], f["member"]) for f in faxes] == [(FAX_NUMBER, "fax-1")] * 2
-    assert all("Acme verification code" in f["text"] for f in faxes)
+    assert [(f["to"], f["member"]) for f in faxes] == [(FAX_NUMBER, "fax-1")] * 3
+    # The setup code, the setup's security notice (on the member's own channel), the sign-in code.
+    assert ["Acme verification code" in f["text"] for f in faxes] == [True, False, True]
+    assert faxes[1]["text"].startswith("Acme: Two-step verification was set up on your account.")
 
     # The plugin's secret setting is redacted wherever settings are shown, and never written out.
     assert result["redacted"]["api_key"] == "********"

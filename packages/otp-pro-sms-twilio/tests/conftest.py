@@ -44,7 +44,7 @@ MESSAGES_PATH = re.compile(r"^(?P<prefix>(/[^/]+)*?)/2010-04-01/Accounts/(?P<sid
 
 @dataclass
 class Reply:
-    """One scripted answer: HTTP ``status`` with a JSON (dict) or raw (str) ``body``, after ``delay`` seconds.
+    """One scripted answer: HTTP ``status`` with a JSON (dict) or raw (str) ``body`` and ``headers``, after ``delay`` s.
 
     ``body=None`` with a 2xx status means a normal "message created" answer.
     """
@@ -52,6 +52,7 @@ class Reply:
     status: int = 201
     body: dict[str, Any] | str | None = None
     delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers (Retry-After)
 
 
 def twilio_error(code: int, status: int = 400, message: str = "") -> Reply:
@@ -188,6 +189,8 @@ class FakeTwilio:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):

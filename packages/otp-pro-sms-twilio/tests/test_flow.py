@@ -40,9 +40,12 @@ def test_code_by_sms_end_to_end(otp, twilio, clock, ann, caplog):
     backup_codes = otp.complete_setup(ann, setup_code)
     assert len(backup_codes) == 10 and otp.status(ann).channel == CHANNEL
 
+    # The setup's security notice went by SMS too (the member's channel; this site sends no email).
+    assert twilio.bodies()[1].startswith("Example: Two-step verification was set up on your account.")
+
     clock.advance(60)
     challenge = otp.send_challenge(ann)
-    assert challenge.channel == CHANNEL and challenge.provider_message_id == twilio.created[1]["sid"]
+    assert challenge.channel == CHANNEL and challenge.provider_message_id == twilio.created[2]["sid"]
     code = twilio.last_code()
     assert otp.verify(ann, "000000" if code != "000000" else "111111").ok is False
     result = otp.verify(ann, code)
@@ -51,7 +54,7 @@ def test_code_by_sms_end_to_end(otp, twilio, clock, ann, caplog):
 
     # Audit: each send carries the Twilio SID; no code and no token anywhere.
     sent = otp.events(ann, kinds=["challenge_sent"])
-    assert [e.details["provider_message_id"] for e in sent] == [twilio.created[1]["sid"], twilio.created[0]["sid"]]
+    assert [e.details["provider_message_id"] for e in sent] == [twilio.created[2]["sid"], twilio.created[0]["sid"]]
     assert all(e.details["transport"] == "sms_twilio" and e.details["recipient"] == "+44*******456" for e in sent)
     text = all_event_text(otp)
     for secret in (setup_code, code, AUTH_TOKEN, *backup_codes):
@@ -226,7 +229,8 @@ def test_no_secret_in_repr_settings_exceptions_audit_or_logs(make_otp, twilio, a
     texts = [repr(otp), repr(otp.transports["sms_twilio"]), str(otp.redacted_settings()), all_event_text(otp),
              caplog.text, *(str(e) for e in errors), *(repr(e) for e in errors)]
     bodies = twilio.bodies()
-    codes = [re.search(r"\d{6}", b).group(0) for b in bodies]
+    codes = [found.group(0) for b in bodies if (found := re.search(r"\d{6}", b))]  # security notices hold none
+    assert codes
     for text in texts:
         assert AUTH_TOKEN not in text
         for code in codes:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from .builtins.rendering import format_template
@@ -24,6 +23,7 @@ from .errors import (
     PolicyError,
     RecipientUnavailable,
     SetupError,
+    StorageError,
     ThrottledError,
     TransientDeliveryError,
     UnknownMember,
@@ -45,6 +45,7 @@ from .transports import (
 )
 
 if TYPE_CHECKING:
+    __version__: str
     from .audit import AuditEvent
     from .core import HARD_LOCK, OtpPro, normalize_code
 
@@ -54,6 +55,14 @@ _LAZY = {"AuditEvent": "audit", "HARD_LOCK": "core", "OtpPro": "core", "normaliz
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # From the entry-point cache (see otp_pro.entry_points): importing importlib.metadata
+        # here would cost every ``import otp_pro`` more than the rest of the CLI's start.
+        from .entry_points import installed
+
+        version = installed().core_version or "0.0.0"
+        globals()["__version__"] = version
+        return version
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'otp_pro' has no attribute {name!r}")
@@ -63,11 +72,6 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
-
-try:
-    __version__ = _metadata.version("otp-pro-core")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
 
 __all__ = [
     "HARD_LOCK",
@@ -104,6 +108,7 @@ __all__ = [
     "Settings",
     "SetupError",
     "SetupInfo",
+    "StorageError",
     "ThrottledError",
     "TransientDeliveryError",
     "Transport",

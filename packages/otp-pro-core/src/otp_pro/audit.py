@@ -15,6 +15,9 @@ from .storage.schema import audit_events
 # Event kinds. Listeners may rely on these names.
 CHALLENGE_SENT = "challenge_sent"
 DELIVERY_FAILED = "delivery_failed"
+CHALLENGE_QUEUED = "challenge_queued"
+DELIVERY_RETRIED = "delivery_retried"
+DELIVERY_FALLBACK = "delivery_fallback"
 VERIFY_OK = "verify_ok"
 VERIFY_FAILED = "verify_failed"
 LOCKED_OUT = "locked_out"

@@ -52,17 +52,23 @@ def parse_when(text: str, now: datetime) -> datetime:
     """
     value = (text or "").strip()
     if _AGE.match(value):
-        return now - parse_age(value)
+        try:
+            return now - parse_age(value)
+        except OverflowError:  # "9999999d": before the year 1, which datetime cannot hold
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
             return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # In UTC, as the database compares it: 0001-01-01T00:00+01:00 is before the year 1 there.
+        return parsed.astimezone(timezone.utc) if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
     except ValueError:
         raise ValueError(
             f"{text!r} is neither an ISO date (2026-01-31, 2026-01-31T08:00) nor an age (30d, 12h)"
         ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ class CliError(click.ClickException):
 
 def _error(text: str) -> None:
     """The one line of an error on standard error; the prefix is red on a terminal only (click strips styles)."""
+    # Errors quote what the operator typed (a path, an argument): a newline there would break the one line,
+    # an escape sequence would reach the terminal. Both are shown escaped, as repr() writes them.
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
     click.echo(click.style("otp-pro:", fg="red", bold=True) + " " + text, err=True)
 
 
@@ -92,7 +95,11 @@ def _config_path(config: str | None) -> Path:
 
 def _load_settings(ctx: click.Context) -> Settings:
     path = _config_path(ctx.obj.get("config"))
-    if not path.exists():
+    try:
+        found = path.exists()
+    except OSError as exc:  # a name too long for the file system, for one
+        raise CliError(f"cannot read the settings file {str(path)[:80]!r}: {exc.strerror}") from None
+    if not found:
         raise CliError(f"no settings file at {path}: run `otp-pro init` or pass --config")
     return Settings.from_file(path)
 
@@ -613,7 +620,10 @@ def audit_export(ctx: click.Context, fmt: str, output: str, **filters: Any) -> N
                     count = export(otp.db, handle, fmt, where, progress=bar.update)
             else:
                 count = export(otp.db, handle, fmt, where)
-        partial.replace(target)
+        try:
+            partial.replace(target)
+        except OSError as exc:  # the target is a folder, or cannot be replaced
+            raise CliError(f"cannot write {target}: {exc.strerror}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -635,7 +645,10 @@ def audit_prune(ctx: click.Context, older_than: Any, yes: bool, actor: str | Non
     if older_than < timedelta(days=1):
         raise CliError("--older-than must be at least 1d")
     otp = _load_otp(ctx)
-    cutoff = otp.clock() - older_than
+    try:
+        cutoff = otp.clock() - older_than
+    except OverflowError:  # 999999d: before the year 1, which datetime cannot hold
+        raise CliError(f"--older-than {older_than.days}d reaches back before the year 1") from None
     pending = count_events(otp.db, AuditFilter(until=cutoff))
     if pending == 0:
         click.echo(f"no events older than {cutoff.isoformat()}")
@@ -713,7 +726,10 @@ def stats_command(ctx: click.Context, since: str, fmt: str, as_json: bool, roles
     from .stats import collect
 
     otp = _load_otp(ctx)
-    result = collect(otp, parse_when(since, otp.clock()), roles=roles)
+    start = parse_when(since, otp.clock())
+    if start > otp.clock():  # collect() refuses a period that ends before it starts
+        raise CliError(f"--since {since} is in the future: the period would end before it starts")
+    result = collect(otp, start, roles=roles)
     if fmt == "json" or as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -829,6 +845,9 @@ def templates_preview(ctx: click.Context, kind: str, fmt: str, output: str | Non
         "expires_at": now + timedelta(seconds=otp.settings.code_ttl_seconds) if payload else None,
     }
     if core_kind == "notification":
+        from .builtins.notify import preview_variables  # the variables the built-in notifications pass
+
+        extra.update(preview_variables(otp))
         extra["notice"] = SAMPLE_NOTICE
     extra.update(extra_vars)
     message = otp.render_message(transport, member, channel, core_kind, extra)

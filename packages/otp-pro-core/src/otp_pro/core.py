@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
 import secrets
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -13,9 +16,10 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, bindparam, case, delete, func, insert, or_, select, update
 
-from . import audit, policy, totp
+from . import audit, dispatch, policy, totp
 from .audit import AuditEvent
 from .crypto import KeyRing, backup_kdf, constant_time_in, new_backup_code, new_token
+from .dispatch import QueuedDelivery
 from .errors import (
     ChannelUnavailable,
     ConfigurationError,
@@ -24,17 +28,28 @@ from .errors import (
     LockedOut,
     NotEnrolled,
     NotFound,
+    PermanentDeliveryError,
     PluginError,
     PolicyError,
     RecipientUnavailable,
     SetupError,
+    StorageError,
     ThrottledError,
     TransientDeliveryError,
     UnknownMember,
 )
 from .member import Member
 from .plugins import PluginHost
-from .results import Challenge, ChannelInfo, MemberStatus, PluginInfo, SetupInfo, TrustedDevice, VerifyResult
+from .results import (
+    Challenge,
+    ChannelInfo,
+    DeliveryStatus,
+    MemberStatus,
+    PluginInfo,
+    SetupInfo,
+    TrustedDevice,
+    VerifyResult,
+)
 from .settings import NIST_MAX_ATTEMPTS, Settings, _Problems, validate_section
 from .storage import migrate
 from .storage.db import Database
@@ -64,7 +79,9 @@ _TOTP_STEP = update(members).where(
 # A matched TOTP step moves and the failure counters reset in the same statement (one round trip).
 _TOTP_STEP_RESET = _TOTP_STEP.values(failures=0, consecutive_failures=0, locked_until=None)
 # Two plain binds, not IN with a list: an expanding parameter is re-rendered into the SQL on every execution.
-_LIVE = or_(challenges.c.status == "pending", challenges.c.status == "sent")
+# Queued and sending challenges (a queue dispatcher) count as sends; failed and replaced ones do not.
+_LIVE = or_(challenges.c.status == "pending", challenges.c.status == "sent", challenges.c.status == "queued",
+            challenges.c.status == "sending")
 _RECENT = challenges.c.created_at > bindparam("b_since", type_=challenges.c.created_at.type)
 # The member's last live send and, in the same statement, its live sends of the last hour.
 _MEMBER_SENDS = select(
@@ -88,13 +105,55 @@ _MARK_SENT_VOID_OTHERS = update(challenges).where(
     challenges.c.member_id == bindparam("b_member"),
     or_(_IS_NEW, (challenges.c.consumed_at.is_(None) & challenges.c.invalidated_at.is_(None))),
 ).values(
-    status=case((_IS_NEW, "sent"), else_=challenges.c.status),
+    # A still-queued older challenge is replaced: its task then finds nothing to send.
+    status=case((_IS_NEW, "sent"), (challenges.c.status == "queued", "replaced"), else_=challenges.c.status),
     sent_at=case((_IS_NEW, bindparam("b_sent_at", type_=challenges.c.sent_at.type)), else_=challenges.c.sent_at),
     provider_message_id=case((_IS_NEW, bindparam("b_message_id", type_=challenges.c.provider_message_id.type)),
                              else_=challenges.c.provider_message_id),
     invalidated_at=case((_IS_NEW, challenges.c.invalidated_at),
                         else_=bindparam("b_now", type_=challenges.c.invalidated_at.type)),
+    message=None,  # a voided queued challenge's ciphertext goes too
 )
+# Queued delivery. A new queued challenge replaces the member's older still-queued ones.
+_REPLACE_QUEUED = update(challenges).where(
+    challenges.c.member_id == bindparam("b_member"), challenges.c.status == "queued",
+).values(status="replaced", invalidated_at=bindparam("b_now", type_=challenges.c.invalidated_at.type), message=None)
+# The worker's claim: only a queued, live row moves to sending; the row count decides who sends.
+_CLAIM = update(challenges).where(
+    challenges.c.id == bindparam("b_id"), challenges.c.status == "queued", challenges.c.invalidated_at.is_(None),
+).values(status="sending", attempts=challenges.c.attempts + 1).returning(
+    challenges.c.member_id, challenges.c.channel, challenges.c.purpose, challenges.c.message, challenges.c.attempts,
+    challenges.c.expires_at)
+# Back to queued for a retry (the ciphertext stays for the next attempt).
+_REQUEUE = update(challenges).where(challenges.c.id == bindparam("b_id"), challenges.c.status == "sending").values(
+    status="queued")
+_IS_CLAIMED = challenges.c.id == bindparam("b_id")
+# The claimed row is marked sent and its ciphertext wiped; the member's *older* unused challenges are voided
+# (a newer one, made while this one was sending, stays: the newest challenge wins).
+_MARK_QUEUED_SENT = update(challenges).where(
+    challenges.c.member_id == bindparam("b_member"),
+    or_(_IS_CLAIMED & (challenges.c.status == "sending"),
+        (challenges.c.id < bindparam("b_id")) & challenges.c.consumed_at.is_(None)
+        & challenges.c.invalidated_at.is_(None)),
+).values(
+    status=case((_IS_CLAIMED, "sent"), (challenges.c.status == "queued", "replaced"), else_=challenges.c.status),
+    sent_at=case((_IS_CLAIMED, bindparam("b_sent_at", type_=challenges.c.sent_at.type)), else_=challenges.c.sent_at),
+    provider_message_id=case((_IS_CLAIMED, bindparam("b_message_id", type_=challenges.c.provider_message_id.type)),
+                             else_=challenges.c.provider_message_id),
+    invalidated_at=case((_IS_CLAIMED, challenges.c.invalidated_at),
+                        else_=bindparam("b_now", type_=challenges.c.invalidated_at.type)),
+    message=None,
+)
+_LATEST = select(challenges.c.id, challenges.c.channel, challenges.c.status, challenges.c.error_code).where(
+    challenges.c.member_id == bindparam("b_member")).order_by(challenges.c.id.desc()).limit(1)
+_DELIVERY = select(
+    challenges.c.id, challenges.c.channel, challenges.c.status, challenges.c.purpose, challenges.c.created_at,
+    challenges.c.expires_at, challenges.c.sent_at, challenges.c.error_code, challenges.c.attempts,
+).where(challenges.c.member_id == bindparam("b_member"))
+_DELIVERY_LATEST = _DELIVERY.order_by(challenges.c.id.desc()).limit(1)
+_DELIVERY_BY_ID = _DELIVERY.where(challenges.c.id == bindparam("b_id"))
+#: Statuses of a delivery still in progress (a queue dispatcher); past the code's lifetime they read as failed.
+_IN_FLIGHT = ("queued", "sending", "pending")
 # PostgreSQL: the same UPDATE and the challenge_sent audit row in one statement, which is its own
 # transaction (one round trip instead of BEGIN, UPDATE, INSERT, COMMIT); SQLite has no UPDATE in WITH.
 _MARK_SENT_AUDITED = insert(audit_events).values({
@@ -208,6 +267,20 @@ def _mask(recipient: str) -> str:
     return "***"
 
 
+_MESSAGE_FIELDS = ("recipient", "subject", "text", "html", "headers", "member_id", "channel", "kind", "sensitive")
+
+
+def _message_data(message: Message) -> dict[str, Any]:
+    """A rendered message as JSON-able data, to be encrypted on a queued challenge row."""
+    return {name: list(message.sensitive) if name == "sensitive" else getattr(message, name)
+            for name in _MESSAGE_FIELDS}
+
+
+def _message_from(data: Mapping[str, Any]) -> Message:
+    """The message back from :func:`_message_data`'s form."""
+    return Message(**{**{name: data[name] for name in _MESSAGE_FIELDS}, "sensitive": tuple(data["sensitive"])})
+
+
 class OtpPro:
     """Multi-factor authentication for one application.
 
@@ -238,10 +311,13 @@ class OtpPro:
         self.plugin_settings: dict[str, ProviderConfig] = {}
         problems = _Problems()
         self._register_providers(problems)
+        #: The delivery dispatcher the ``dispatcher`` setting names (``inline`` by default).
+        self.dispatcher = dispatch.build(self, problems)
         self.channels: dict[str, ChannelDef] = self._build_channels()
         self._validate_channels(problems)
         problems.raise_if_any()
-        self.db = Database(self.settings.database_url)
+        self.db = Database(self.settings.database_url, pool_size=self.settings.database_pool_size,
+                           max_overflow=self.settings.database_max_overflow)
         self._prepare_database(migrate_database)
         self._startup()
 
@@ -359,6 +435,15 @@ class OtpPro:
             raise ConfigurationError(
                 "the database has no otp-pro tables yet: run `otp-pro db upgrade`", key="database_url"
             )
+        # A shared database is never migrated by an instance (several would race): one that is behind
+        # this code is refused. One ahead of it (a rolling deploy's newer instances migrated it) is
+        # accepted: migrations only add, so older code keeps working on a newer schema.
+        current = migrate.current_revision(self.db.engine)
+        if current != migrate.head_revision() and current in migrate.known_revisions():
+            raise ConfigurationError(
+                f"the database schema is at revision {current}, this otp-pro-core needs "
+                f"{migrate.head_revision()}: run `otp-pro db upgrade`", key="database_url"
+            )
 
     @classmethod
     def from_file(cls, path: str, **kwargs: Any) -> OtpPro:
@@ -366,7 +451,11 @@ class OtpPro:
         return cls(Settings.from_file(path), **kwargs)
 
     def close(self) -> None:
-        """Release database connections and whatever the transports hold."""
+        """Release database connections and whatever the transports and the dispatcher hold."""
+        try:
+            self.dispatcher.close()
+        except Exception as exc:  # noqa: BLE001 - closing must go on for the others
+            log.warning("otp-pro dispatcher %s failed to close: %s", self.dispatcher.name, type(exc).__name__)
         for transport in self.transports.values():
             try:
                 transport.close()
@@ -416,12 +505,15 @@ class OtpPro:
     # ----------------------------------------------------------- transactions
 
     @contextmanager
-    def _write(self) -> Iterator[tuple[Connection, list[AuditEvent]]]:
-        """A write transaction; audit events collected in it are passed to listeners after commit."""
+    def _write(self, member: Member | None = None) -> Iterator[tuple[Connection, list[AuditEvent]]]:
+        """A write transaction; audit events collected in it are passed to listeners after commit.
+
+        ``member`` is the :class:`Member` the caller was handed: listeners receive it with the events about them.
+        """
         events: list[AuditEvent] = []
         with self.db.write() as conn:
             yield conn, events
-        self._emit(events)
+        self._emit(events, member)
 
     def _audit(
         self, conn: Connection, events: list[AuditEvent], kind: str, member_id: str | None, *,
@@ -432,15 +524,54 @@ class OtpPro:
                            user_agent=user_agent, actor=actor, details=details)
         events.append(audit.write(conn, event))
 
-    def _emit(self, events: Sequence[AuditEvent]) -> None:
-        for event in events:
-            for impl in self.hook.otp_pro_event.get_hookimpls():
-                try:
-                    self.host.call(impl, otp=self, event=event)
-                except Exception as exc:  # noqa: BLE001 - a listener must not undo a committed change
-                    log.warning(
-                        "otp-pro event listener %s failed on %s: %s", impl.plugin_name, event.kind, type(exc).__name__
-                    )
+    def _emit(self, events: Sequence[AuditEvent], member: Member | None = None) -> None:
+        """Pass committed ``events`` to every ``otp_pro_event`` listener, in commit order.
+
+        Events recorded by a listener (a notification's ``notification_sent``) are
+        queued behind the batch being passed on, so every listener sees every event
+        in the order it was written.
+        """
+        local = self.__dict__.get("_emitting")
+        if local is None:
+            local = self.__dict__.setdefault("_emitting", threading.local())
+        batch = [(event, member if member is not None and event.member_id == member.id else None)
+                 for event in events]
+        queue = getattr(local, "queue", None)
+        if queue is not None:  # called from a listener: the outer loop delivers these next
+            queue.extend(batch)
+            return
+        local.queue = queue = collections.deque(batch)
+        try:
+            while queue:
+                event, who = queue.popleft()
+                for impl in self.hook.otp_pro_event.get_hookimpls():
+                    try:
+                        self.host.call(impl, otp=self, event=event, member=who)
+                    except Exception as exc:  # noqa: BLE001 - a listener must not undo a committed change
+                        log.warning("otp-pro event listener %s failed on %s: %s", impl.plugin_name, event.kind,
+                                    type(exc).__name__)
+        finally:
+            local.queue = None
+
+    def record_event(
+        self, kind: str, member_id: str | None = None, *, outcome: str = "info", channel: str | None = None,
+        ip: str | None = None, user_agent: str | None = None, actor: str | None = None, member: Member | None = None,
+        **details: Any,
+    ) -> AuditEvent:
+        """Write a plugin's own audit event (``notification_sent``, a webhook's failure) and pass it to listeners.
+
+        ``kind`` is a short snake_case name (document it for the site's support);
+        ``outcome`` is ``"ok"``, ``"failed"`` or ``"info"``; ``details`` hold facts
+        (counts, ids, error classes), never a code, token or password. Returns the
+        stored event (with its ``id``). Called from an ``otp_pro_event`` listener,
+        the new event reaches the listeners after the events already committed.
+        """
+        if outcome not in (audit.OK, audit.FAILED, audit.INFO):
+            raise ValueError(f"outcome must be 'ok', 'failed' or 'info', not {outcome!r}")
+        with self._write(member) as (conn, events):
+            self._audit(conn, events, kind, member_id, outcome=outcome, channel=channel, ip=ip,
+                        user_agent=user_agent, actor=actor, **details)
+        return events[0]
 
     def _state(self, conn: Connection, member_id: str, *, for_update: bool = False) -> Any:
         query = _STATE_FOR_UPDATE if for_update and self.db.is_postgresql else _STATE
@@ -621,7 +752,7 @@ class OtpPro:
             cfg = self.settings.totp
             issuer = cfg.issuer or self.settings.site_name
             uri = totp.provisioning_uri(seed, member.email or member.display_name, issuer, cfg)
-            with self._write() as (conn, events):
+            with self._write(member) as (conn, events):
                 self._ensure_member(conn, member.id)
                 conn.execute(
                     update(members).where(members.c.member_id == member.id).values(
@@ -633,7 +764,7 @@ class OtpPro:
             return SetupInfo(
                 channel=TOTP, expires_at=expires, provisioning_uri=uri, qr_svg=totp.qr_svg(uri), secret=seed
             )
-        with self._write() as (conn, events):
+        with self._write(member) as (conn, events):
             self._ensure_member(conn, member.id)
             conn.execute(
                 update(members).where(members.c.member_id == member.id).values(
@@ -665,7 +796,7 @@ class OtpPro:
         channel = state.pending_channel
         if normalized is None:
             raise InvalidCode("the code is not in a valid format", result=VerifyResult(False, reason="malformed"))
-        with self._write() as (conn, events):
+        with self._write(member) as (conn, events):
             ok = False
             totp_step = None
             if channel == TOTP:
@@ -698,8 +829,9 @@ class OtpPro:
                 codes = self._new_backup_codes(conn, member.id, now)
                 self._audit(conn, events, audit.SETUP_COMPLETED, member.id, channel=channel, ip=ip,
                             user_agent=user_agent, outcome=audit.OK)
+                # setup=True: part of the setup, which the member hears about once.
                 self._audit(conn, events, audit.BACKUP_CODES_GENERATED, member.id, channel=channel, ip=ip,
-                            user_agent=user_agent, count=len(codes))
+                            user_agent=user_agent, count=len(codes), setup=True)
         if not ok:
             raise InvalidCode("the code is not correct", result=result)
         return codes
@@ -732,7 +864,7 @@ class OtpPro:
     ) -> list[str]:
         """Replace the member's backup codes with a fresh set; the old ones stop working. Show them once."""
         now = self.clock()
-        with self._write() as (conn, events):
+        with self._write(member) as (conn, events):
             state = self._state(conn, member.id, for_update=True)
             if state is None or state.channel is None:
                 raise NotEnrolled("backup codes need a configured second factor")
@@ -752,9 +884,15 @@ class OtpPro:
         Raises :class:`ThrottledError` inside the cooldown or over an hourly cap,
         :class:`ChannelUnavailable` for a channel the member cannot use, and a
         :class:`DeliveryError` when the transport failed (the challenge is then
-        void and does not count against the cooldown). ``binding`` (for example a
-        browser cookie value) is stored as a keyed hash; :meth:`verify_token` then
-        accepts the token only with the same binding.
+        void and does not count against the cooldown; ``error.challenge_id`` names
+        it, and :meth:`delivery_status` lists the channels to fall back to).
+        ``binding`` (for example a browser cookie value) is stored as a keyed hash;
+        :meth:`verify_token` then accepts the token only with the same binding.
+
+        With a queue dispatcher (``dispatcher = "celery"``) the challenge comes back
+        with ``status == "queued"``: a worker sends it (see :meth:`delivery_status`).
+        Asking for another channel right after the member's delivery failed is a
+        fallback, recorded as a ``delivery_fallback`` event.
         """
         req = self.requirement(member)
         with self.db.read_once() as conn:
@@ -772,10 +910,10 @@ class OtpPro:
         if locked:
             raise LockedOut("too many failed attempts; try again later", locked_until=locked)
         return self._deliver(member, chosen, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
-                             member_row=True)
+                             member_row=True, other_channel=chosen != state.channel)
 
     def _deliver(self, member: Member, channel: str, purpose: str, *, ip: str | None, user_agent: str | None,
-                 binding: str | None = None, member_row: bool = False) -> Challenge:
+                 binding: str | None = None, member_row: bool = False, other_channel: bool = False) -> Challenge:
         definition = self.channels[channel]
         transport, payload = definition.transport, definition.payload
         assert transport is not None and payload is not None
@@ -798,6 +936,9 @@ class OtpPro:
              "issued_at": now, "expires_at": expires, **value.variables},
         )
         message.sensitive = (value.secret, value.display)
+        queued = self.dispatcher.queued
+        # Encrypted before the transaction (Fernet is not free); only a queue worker ever reads it.
+        sealed = self.keys.encrypt(json.dumps(_message_data(message))) if queued else None
         with self._write() as (conn, events):
             if self.db.is_postgresql:
                 # One send at a time per member: the row lock. The row is made first only if missing.
@@ -812,14 +953,35 @@ class OtpPro:
                 self._audit(conn, events, audit.SEND_THROTTLED, member.id, outcome=audit.FAILED, channel=channel, ip=ip,
                             user_agent=user_agent, limit=refusal.limit, retry_after=refusal.retry_after)
             else:
+                if other_channel:  # only when the member asked for a channel other than their own
+                    self._audit_fallback(conn, events, member.id, channel, ip, user_agent)
+                if queued:
+                    conn.execute(_REPLACE_QUEUED, {"b_member": member.id, "b_now": now})
                 challenge_id = _inserted_id(conn.execute(_INSERT_CHALLENGE, dict(
                     member_id=member.id, channel=channel, payload=payload.name, purpose=purpose,
                     secret_hash=self.keys.hash("challenge", value.secret), recipient_hash=recipient_hash,
-                    binding_hash=self.keys.hash("binding", binding) if binding else None, status="pending",
-                    created_at=now, expires_at=expires,
+                    binding_hash=self.keys.hash("binding", binding) if binding else None,
+                    status="queued" if queued else "pending", created_at=now, expires_at=expires, message=sealed,
                 )))
+                if queued:
+                    self._audit(conn, events, audit.CHALLENGE_QUEUED, member.id, channel=channel, ip=ip,
+                                user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
+                                transport=transport.name, recipient=_mask(recipient), dispatcher=self.dispatcher.name)
         if refusal is not None:
             raise refusal
+        if queued:
+            try:
+                self.dispatcher.enqueue(int(challenge_id))
+            except Exception as exc:  # noqa: BLE001 - a broker that cannot take the task fails this delivery
+                log.warning("otp-pro dispatcher %s could not enqueue: %s", self.dispatcher.name, type(exc).__name__)
+                unqueued = TransientDeliveryError("the delivery queue is not reachable just now",
+                                                  transport=transport.name, provider_code="enqueue")
+                self._once_more(lambda: self._fail_delivery(
+                    int(challenge_id), member.id, channel, purpose, transport.name, unqueued, ip=ip,
+                    user_agent=user_agent, only_if="queued", member=member))
+                raise unqueued from None
+            return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose,
+                             created_at=now, expires_at=expires, recipient_hint=_mask(recipient), status="queued")
         try:
             receipt = transport.send(message)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded; non-delivery errors are wrapped
@@ -827,13 +989,10 @@ class OtpPro:
                 f"transport {transport.name} failed: {type(exc).__name__}", transport=transport.name,
                 provider_code=type(exc).__name__,
             )
-            with self._write() as (conn, events):
-                conn.execute(update(challenges).where(challenges.c.id == challenge_id).values(
-                    status="failed", error_code=(error.provider_code or "")[:64] or None))
-                self._audit(conn, events, audit.DELIVERY_FAILED, member.id, outcome=audit.FAILED, channel=channel,
-                            ip=ip, user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
-                            error=type(error).__name__, provider_code=error.provider_code, permanent=error.permanent,
-                            transport=transport.name)
+            # only_if: a retry after a lost connection must not record the failure twice.
+            self._once_more(lambda: self._fail_delivery(
+                int(challenge_id), member.id, channel, purpose, transport.name, error, ip=ip, user_agent=user_agent,
+                only_if="pending", member=member))
             if error is not exc:
                 log.warning("otp-pro transport %s raised %s", transport.name, type(exc).__name__)
             raise error from None
@@ -844,18 +1003,203 @@ class OtpPro:
                           channel=channel, ip=ip, user_agent=user_agent, details=dict(
                               purpose=purpose, challenge_id=challenge_id, transport=transport.name,
                               recipient=_mask(recipient), provider_message_id=receipt.provider_message_id))
+        # The message is out: its record must not be lost to a dropped connection, or the code the
+        # member holds would be refused and its pending row would hold the cooldown.
+        self._once_more(lambda: self._mark_sent(int(challenge_id), marked, sent, member),
+                        done=lambda: self._challenge_status(int(challenge_id)) == "sent")
+        return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose, created_at=now,
+                         expires_at=expires, recipient_hint=_mask(recipient),
+                         provider_message_id=receipt.provider_message_id)
+
+    def _once_more(self, action: Callable[[], object], done: Callable[[], bool] | None = None) -> None:
+        """Run ``action``, a write that records what a provider already did, once more if the connection was lost.
+
+        The first :class:`StorageError` rolled its transaction back, and a pooled
+        connection the server dropped is replaced on the next checkout, so the second
+        try runs on a fresh connection. The connection can also be lost after the
+        server committed: ``done`` then says so and nothing is written twice
+        (``action`` itself may be conditional on the row's status instead). A
+        database that is down for good fails both tries.
+        """
+        try:
+            action()
+        except StorageError as exc:
+            if exc.reason not in ("connection_lost", "unavailable"):
+                raise
+            log.warning("otp-pro lost its database connection while recording a delivery; trying once more")
+            if done is None or not done():
+                action()
+
+    def _challenge_status(self, challenge_id: int) -> str | None:
+        with self.db.read_once() as conn:
+            status: str | None = conn.execute(select(challenges.c.status).where(
+                challenges.c.id == challenge_id)).scalar_one_or_none()
+        return status
+
+    def _mark_sent(self, challenge_id: int, marked: dict[str, Any], sent: AuditEvent, member: Member) -> None:
+        """Mark the inline challenge sent (voiding the member's older ones) with its ``challenge_sent`` row."""
         if self.db.is_postgresql:
             with self.db.write_once() as conn:
                 event_id = conn.execute(_MARK_SENT_AUDITED, {
                     **marked, **{f"a_{name}": value for name, value in audit.row(sent).items()}}).scalar_one()
-            self._emit([AuditEvent(**{**sent.__dict__, "id": event_id})])
+            self._emit([AuditEvent(**{**sent.__dict__, "id": event_id})], member)
         else:
-            with self._write() as (conn, events):
+            with self._write(member) as (conn, events):
                 conn.execute(_MARK_SENT_VOID_OTHERS, marked)
                 events.append(audit.write(conn, sent))
-        return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose, created_at=now,
-                         expires_at=expires, recipient_hint=_mask(recipient),
-                         provider_message_id=receipt.provider_message_id)
+
+    def _fail_delivery(self, challenge_id: int, member_id: str, channel: str, purpose: str, transport: str,
+                       error: DeliveryError, *, ip: str | None = None, user_agent: str | None = None,
+                       attempts: int | None = None, only_if: str | None = None, member: Member | None = None) -> bool:
+        """Mark a challenge ``failed`` (its ciphertext wiped) with a ``delivery_failed`` event; False if
+        ``only_if`` (a status) no longer held, in which case nothing is written."""
+        error.challenge_id = challenge_id
+        condition = [challenges.c.id == challenge_id]
+        if only_if is not None:
+            condition.append(challenges.c.status == only_if)
+        code = (error.provider_code or "")[:64] or None
+        # Before the transaction: it may call plugins.
+        fallback = list(self.fallback_channels(member, channel) if member is not None
+                        else self._fallback_names(member_id, channel))
+        with self._write(member) as (conn, events):
+            if conn.execute(update(challenges).where(*condition).values(
+                    status="failed", error_code=code, message=None)).rowcount != 1:
+                return False
+            extra: dict[str, Any] = {} if attempts is None else {"attempts": attempts}
+            self._audit(conn, events, audit.DELIVERY_FAILED, member_id, outcome=audit.FAILED, channel=channel,
+                        ip=ip, user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
+                        error=type(error).__name__, provider_code=error.provider_code, permanent=error.permanent,
+                        transport=transport, fallback=fallback, **extra)
+        return True
+
+    def _fallback_names(self, member_id: str, failed_channel: str) -> tuple[str, ...]:
+        """For the audit record: the channels a member could fall back to, when the member can be looked up."""
+        try:
+            member = self.member(member_id)
+        except Exception:  # noqa: BLE001 - no member_lookup plugin: the web layer asks with the Member it has
+            return ()
+        return self.fallback_channels(member, failed_channel)
+
+    def _audit_fallback(self, conn: Connection, events: list[AuditEvent], member_id: str, channel: str,
+                        ip: str | None, user_agent: str | None) -> None:
+        """Inside the new challenge's transaction: a ``delivery_fallback`` event when the member's latest
+        delivery failed on another channel."""
+        latest = conn.execute(_LATEST, {"b_member": member_id}).first()
+        if latest is not None and latest.status == "failed" and latest.channel != channel:
+            self._audit(conn, events, audit.DELIVERY_FALLBACK, member_id, channel=channel, ip=ip,
+                        user_agent=user_agent, from_channel=latest.channel, to_channel=channel,
+                        failed_challenge_id=latest.id, error_code=latest.error_code)
+
+    def fallback_channels(self, member: Member, failed_channel: str | None = None) -> tuple[str, ...]:
+        """The member's channels to fall back to after a failed delivery on ``failed_channel``.
+
+        The channels the policy allows this member, in the policy's order, that
+        deliver something (not ``totp``) and that no availability check hides,
+        without ``failed_channel``.
+        """
+        req = self.requirement(member)
+        return tuple(name for name in req.channels
+                     if name != failed_channel and name != TOTP and name in self.channels
+                     and self._unavailable_reason(member, name) is None)
+
+    def delivery_status(self, member: Member, challenge_id: int | None = None) -> DeliveryStatus | None:
+        """Where the delivery of the member's challenge ``challenge_id`` (default: their latest) stands.
+
+        ``None`` when the member has no such challenge (another member's id gives
+        ``None`` too). A queued or sending delivery still in flight when the code's
+        lifetime ends reads as ``failed`` with ``error_code = "expired"``. A failed
+        delivery lists ``fallback_channels`` (see :meth:`fallback_channels`).
+        """
+        if challenge_id is not None:
+            try:
+                challenge_id = int(challenge_id)
+            except (TypeError, ValueError):
+                return None
+        with self.db.read_once() as conn:
+            if challenge_id is None:
+                row = conn.execute(_DELIVERY_LATEST, {"b_member": member.id}).first()
+            else:
+                row = conn.execute(_DELIVERY_BY_ID, {"b_member": member.id, "b_id": challenge_id}).first()
+        if row is None:
+            return None
+        status, error_code = row.status, row.error_code
+        if status in _IN_FLIGHT and row.expires_at <= self.clock():
+            status, error_code = "failed", "expired"
+        elif status == "pending":
+            status = "sending"  # an inline send in progress
+        fallback = self.fallback_channels(member, row.channel) if status == "failed" else ()
+        return DeliveryStatus(challenge_id=int(row.id), channel=row.channel, status=status, purpose=row.purpose,
+                              created_at=row.created_at, error_code=error_code, attempts=int(row.attempts or 0),
+                              sent_at=row.sent_at, fallback_channels=fallback)
+
+    def deliver_queued(self, challenge_id: int) -> QueuedDelivery:
+        """Send a queued challenge: what a queue dispatcher's worker calls with the id it was given.
+
+        Claims the row (``queued`` -> ``sending``, attempt counted) with one
+        conditional UPDATE, so a duplicated or retried task for a row that is not
+        queued does nothing (``skipped``). Then decrypts the message, sends it through
+        the channel's transport and marks the row ``sent`` (voiding the member's older
+        unused challenges, as an inline send does) with its ciphertext wiped. A
+        transient error puts the row back to ``queued`` and answers ``retry`` with the
+        backoff to wait, until ``delivery_max_attempts``; a permanent error, the last
+        attempt, or a code whose lifetime ended in the queue answers ``failed``, with a
+        ``delivery_failed`` event. Never raises for a delivery problem.
+        """
+        now = self.clock()
+        with self.db.write_once() as conn:
+            row = conn.execute(_CLAIM, {"b_id": int(challenge_id)}).first()
+        if row is None:
+            return QueuedDelivery("skipped", int(challenge_id))
+        member_id, channel, purpose, attempts = row.member_id, row.channel, row.purpose, int(row.attempts)
+        definition = self.channels.get(channel)
+        transport = definition.transport if definition is not None else None
+        transport_name = transport.name if transport is not None else channel.partition(":")[0]
+
+        def fail(error: DeliveryError) -> QueuedDelivery:
+            self._fail_delivery(int(challenge_id), member_id, channel, purpose, transport_name, error,
+                                attempts=attempts, only_if="sending")
+            return QueuedDelivery("failed", int(challenge_id), attempts, error_code=error.provider_code)
+
+        if row.expires_at <= now:
+            return fail(PermanentDeliveryError("the code expired before a worker could send it",
+                                               transport=transport_name, provider_code="expired"))
+        if transport is None:
+            return fail(PermanentDeliveryError(f"the worker has no channel {channel!r}", transport=transport_name,
+                                               provider_code="channel"))
+        try:
+            message = _message_from(json.loads(self.keys.decrypt(row.message or "")))
+        except (ConfigurationError, ValueError, TypeError, KeyError):
+            return fail(PermanentDeliveryError("the queued message cannot be decrypted with the configured keys",
+                                               transport=transport_name, provider_code="undecryptable"))
+        try:
+            receipt = transport.send(message)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded; non-delivery errors are wrapped
+            error = exc if isinstance(exc, DeliveryError) else TransientDeliveryError(
+                f"transport {transport_name} failed: {type(exc).__name__}", transport=transport_name,
+                provider_code=type(exc).__name__)
+            if error is not exc:
+                log.warning("otp-pro transport %s raised %s", transport_name, type(exc).__name__)
+            if error.permanent or attempts >= self.settings.delivery_max_attempts:
+                return fail(error)
+            wait = self.settings.delivery_retry_backoff_seconds * 2 ** (attempts - 1)
+            with self._write() as (conn, events):
+                conn.execute(_REQUEUE, {"b_id": int(challenge_id)})
+                self._audit(conn, events, audit.DELIVERY_RETRIED, member_id, outcome=audit.FAILED, channel=channel,
+                            purpose=purpose, challenge_id=int(challenge_id), attempts=attempts,
+                            error=type(error).__name__, provider_code=error.provider_code, retry_after=wait,
+                            transport=transport_name)
+            return QueuedDelivery("retry", int(challenge_id), attempts, retry_after=wait,
+                                  error_code=error.provider_code)
+        sent_at = self.clock()
+        with self._write() as (conn, events):
+            conn.execute(_MARK_QUEUED_SENT, {
+                "b_member": member_id, "b_id": int(challenge_id), "b_sent_at": sent_at, "b_now": sent_at,
+                "b_message_id": (receipt.provider_message_id or "")[:128] or None})
+            self._audit(conn, events, audit.CHALLENGE_SENT, member_id, outcome=audit.OK, channel=channel,
+                        purpose=purpose, challenge_id=int(challenge_id), transport=transport_name,
+                        recipient=_mask(message.recipient), provider_message_id=receipt.provider_message_id,
+                        attempts=attempts, dispatcher=self.dispatcher.name)
+        return QueuedDelivery("sent", int(challenge_id), attempts)
 
     def _throttle(self, conn: Connection, member_id: str, recipient_hash: str, now: datetime) -> ThrottledError | None:
         s = self.settings
@@ -1058,7 +1402,7 @@ class OtpPro:
                 return refusal
             if state.backup_salt is not None:
                 backup_id, backup_unused = self._match_backup_code(state, normalized)
-        with self._write() as (conn, events):
+        with self._write(member) as (conn, events):
             if digits:
                 state = self._state(conn, member.id)
                 refusal = self._verify_refusal(state, now)
@@ -1195,7 +1539,7 @@ class OtpPro:
                 self._audit(conn, events, audit.SETUP_COMPLETED, member_id, channel=row.channel, ip=ip,
                             user_agent=user_agent, outcome=audit.OK)
                 self._audit(conn, events, audit.BACKUP_CODES_GENERATED, member_id, channel=row.channel, ip=ip,
-                            user_agent=user_agent, count=len(codes))
+                            user_agent=user_agent, count=len(codes), setup=True)
                 result = VerifyResult(True, method=payload, channel=row.channel, member_id=member_id,
                                       purpose=PURPOSE_SETUP, backup_codes=tuple(codes),
                                       attempts_remaining=self.settings.max_attempts)
@@ -1263,7 +1607,7 @@ class OtpPro:
     def _clear(self, member: Member, kind: str, *, actor: str | None, ip: str | None, user_agent: str | None,
                disabled: bool) -> None:
         now = self.clock()
-        with self._write() as (conn, events):
+        with self._write(member) as (conn, events):
             self._ensure_member(conn, member.id)
             state = self._state(conn, member.id, for_update=True)
             conn.execute(update(members).where(members.c.member_id == member.id).values(
@@ -1278,13 +1622,15 @@ class OtpPro:
             ).rowcount
             conn.execute(update(challenges).where(
                 challenges.c.member_id == member.id, challenges.c.consumed_at.is_(None),
-                challenges.c.invalidated_at.is_(None)).values(invalidated_at=now))
+                challenges.c.invalidated_at.is_(None)).values(
+                    invalidated_at=now, message=None,  # a queued code is never sent after a reset
+                    status=case((challenges.c.status == "queued", "replaced"), else_=challenges.c.status)))
             self._audit(conn, events, kind, member.id, channel=state.channel if state else None, actor=actor, ip=ip,
                         user_agent=user_agent, devices_revoked=revoked)
 
     def unlock(self, member: Member, *, actor: str | None = None) -> None:
         """Lift a lockout (including the hard lock after 100 consecutive failures)."""
-        with self._write() as (conn, events):
+        with self._write(member) as (conn, events):
             conn.execute(update(members).where(members.c.member_id == member.id).values(
                 failures=0, consecutive_failures=0, locked_until=None, updated_at=self.clock()))
             self._audit(conn, events, audit.UNLOCKED, member.id, actor=actor)
@@ -1305,7 +1651,7 @@ class OtpPro:
         label = "".join(ch for ch in label if ch.isprintable())[:200] or "Unnamed device"
         token = new_token(32)
         now = self.clock()
-        with self._write() as (conn, events):
+        with self._write(member) as (conn, events):
             device_id = _inserted_id(conn.execute(trusted_devices.insert().values(
                 member_id=member.id, token_hash=self.keys.hash("device", token), label=label, created_at=now,
                 expires_at=now + timedelta(days=days))))
@@ -1348,7 +1694,7 @@ class OtpPro:
             device_id = int(device_id)
         except (TypeError, ValueError):
             raise NotFound(f"no trusted device {device_id!r}") from None
-        with self._write() as (conn, events):
+        with self._write(member) as (conn, events):
             count = conn.execute(update(trusted_devices).where(
                 trusted_devices.c.id == device_id, trusted_devices.c.member_id == member.id,
                 trusted_devices.c.revoked_at.is_(None)).values(revoked_at=self.clock())).rowcount

@@ -42,6 +42,10 @@ class DeliveryError(OtpProError):
     """
 
     permanent: bool = False
+    #: The id of the challenge whose delivery failed, when there was one (set by the core).
+    challenge_id: int | None = None
+    #: Seconds the provider asked to wait before another attempt (an HTTP ``Retry-After``), when it said.
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -68,6 +72,21 @@ class TransientDeliveryError(DeliveryError):
     """Delivery failed for a reason that may pass (timeout, rate limit, 5xx)."""
 
     permanent = False
+
+
+class StorageError(OtpProError):
+    """The database failed during an operation (connection lost, server gone, locked too long).
+
+    The operation's transaction was rolled back: nothing of it was stored, so
+    repeating it is safe. ``reason`` is a short word for the failure
+    (``connection_lost``, ``unavailable``, ``locked``, ``error``); the message
+    names the backend and the driver's error class, never SQL or its parameters.
+    """
+
+    def __init__(self, message: str, *, reason: str = "error", backend: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.backend = backend
 
 
 class RecipientUnavailable(OtpProError):

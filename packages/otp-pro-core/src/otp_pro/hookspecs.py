@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from .audit import AuditEvent
     from .core import OtpPro
+    from .dispatch import Dispatcher
     from .member import Member
     from .settings import Setting
     from .transports import Message, Payload, Transport
@@ -59,6 +60,25 @@ def otp_pro_register_payloads(register: Callable[[type[Payload]], None]) -> None
     ``register(PayloadClass)`` for each :class:`~otp_pro.transports.Payload`
     subclass. Every transport whose ``Payload.supports(transport)`` is true
     then offers the channel ``<transport>:<payload>``.
+
+    Return nothing.
+    """
+
+
+@hookspec
+def otp_pro_register_dispatchers(register: Callable[[type[Dispatcher]], None]) -> None:
+    """Register delivery dispatchers: how a rendered message leaves the request.
+
+    Called once when an :class:`~otp_pro.OtpPro` instance starts. Call
+    ``register(DispatcherClass)`` for each :class:`~otp_pro.dispatch.Dispatcher`
+    subclass the plugin provides; the class's ``name`` is what the ``dispatcher``
+    setting names (the core registers ``inline``, the default, and ``celery``).
+    Only the dispatcher the setting names is instantiated, so keep the module
+    cheap to import and import a task-queue client inside the class. A queue
+    dispatcher's :meth:`~otp_pro.dispatch.Dispatcher.enqueue` receives only a
+    challenge id (the message waits encrypted in the database); its worker calls
+    :meth:`OtpPro.deliver_queued` with that id. Registering a name that is
+    already taken is reported as a plugin error naming both plugins.
 
     Return nothing.
     """
@@ -107,14 +127,22 @@ def otp_pro_render_message(
 
 
 @hookspec
-def otp_pro_event(otp: OtpPro, event: AuditEvent) -> None:
+def otp_pro_event(otp: OtpPro, event: AuditEvent, member: Member | None) -> None:
     """Receive every audit event once it has been committed.
 
     Use it for notifications (tell the member their factors changed), webhooks
     and metrics. ``event.kind`` names the event (``challenge_sent``,
     ``verify_failed``, ``setup_completed``, ``device_trusted``, ...) and
     ``event.factor_change`` is true for changes a member should hear about.
-    An exception raised here is logged and does not undo the change.
+    ``member`` is the :class:`~otp_pro.Member` the site passed to the call that
+    recorded the event (``reset(member)``, ``trust_device(member)``), with its
+    email and fields; it is ``None`` when that call had no member (a clicked
+    magic link, key rotation) or the event is about someone else: then load one
+    with ``otp.member(event.member_id)``. Name only the parameters you use
+    (``def otp_pro_event(event)`` is fine). Events are passed in the order they
+    were written; an event a listener records (``otp.record_event``) reaches
+    the listeners after the current one. An exception raised here is logged
+    and does not undo the change.
     """
 
 

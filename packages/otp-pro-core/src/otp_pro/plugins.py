@@ -16,13 +16,13 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import pluggy
 from pluggy import HookImpl
 
 from . import hookspecs
+from .entry_points import installed
 from .errors import PluginError
 from .results import PluginInfo
 from .settings import Setting
@@ -39,6 +39,9 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("otp_pro_code", "otp_pro.builtins.code"),
     ("otp_pro_outbox", "otp_pro.builtins.outbox"),
     ("otp_pro_rendering", "otp_pro.builtins.rendering"),
+    ("otp_pro_notify", "otp_pro.builtins.notify"),
+    ("otp_pro_inline", "otp_pro.dispatch"),
+    ("otp_pro_celery", "otp_pro.celery"),
 )
 
 
@@ -89,20 +92,13 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.disabled = set(disabled) | disabled_from_env()
         self.records: list[_Record] = []
+        found = installed(ENTRY_POINT_GROUP)
         for name, module_name in DEFAULT_PLUGINS:
-            builtin = _Record(name, module_name, "otp-pro-core", _version("otp-pro-core"), True)
+            builtin = _Record(name, module_name, "otp-pro-core", found.core_version, True)
             self._add(builtin, functools.partial(importlib.import_module, module_name))
         if entry_points:
-            for ep in _entry_points():
-                dist = getattr(ep, "dist", None)
-                record = _Record(
-                    ep.name,
-                    ep.value,
-                    dist.name if dist is not None else None,
-                    dist.version if dist is not None else None,
-                    False,
-                )
-                self._add(record, ep.load)
+            for ep in found.entry_points:
+                self._add(_Record(ep.name, ep.value, ep.dist, ep.version, False), ep.load)
         for i, plugin in enumerate(extra):
             name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{i}"
             given = _Record(name, getattr(plugin, "__module__", None), None, None, False)
@@ -255,24 +251,3 @@ def _given(plugin: object) -> object:
     return plugin
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
-    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    seen: set[tuple[str, str, str | None]] = set()
-    out = []
-    for ep in sorted(eps, key=lambda e: e.name):
-        # Several copies of one distribution on sys.path list the same entry point twice;
-        # two distributions claiming one name are both kept so the clash is reported.
-        dist = getattr(ep, "dist", None)
-        key = (ep.name, ep.value, dist.name if dist is not None else None)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(ep)
-    return out
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None

@@ -63,6 +63,36 @@ class Challenge:
     expires_at: datetime
     recipient_hint: str | None = None
     provider_message_id: str | None = None
+    #: ``sent`` when delivered in the request; ``queued`` when a task-queue dispatcher will send it.
+    status: str = "sent"
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """Where the delivery of a challenge stands (:meth:`OtpPro.delivery_status`).
+
+    ``status`` is ``queued`` (waiting for a worker), ``sending``, ``sent``, ``failed``
+    or ``replaced`` (a newer challenge took its place before it was sent).
+    ``error_code`` names a failure (the provider's code, ``expired``, ``enqueue``);
+    ``attempts`` counts the sends tried by a queue worker. ``fallback_channels``
+    are the member's other available channels, in policy order, offered when
+    ``status`` is ``failed`` (empty otherwise).
+    """
+
+    challenge_id: int
+    channel: str
+    status: str
+    purpose: str
+    created_at: datetime
+    error_code: str | None = None
+    attempts: int = 0
+    sent_at: datetime | None = None
+    fallback_channels: tuple[str, ...] = ()
+
+    @property
+    def done(self) -> bool:
+        """Whether the status is final (``sent``, ``failed`` or ``replaced``): a page can stop polling."""
+        return self.status in ("sent", "failed", "replaced")
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,9 @@ def _check_previous_keys(values: list[str]) -> None:
 
 CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", str, DEFAULT_DATABASE_URL, "SQLAlchemy URL of the database (SQLite or PostgreSQL)"),
+    Setting("database_pool_size", int, 5, "PostgreSQL connections kept open per process", minimum=1, maximum=100),
+    Setting("database_max_overflow", int, 10, "extra PostgreSQL connections a process may open under a burst",
+            minimum=0, maximum=100),
     Setting("secret_key", str, None, "key for keyed hashes and seed encryption", secret=True, required=True,
             check=_check_secret_key, env="OTP_PRO_SECRET_KEY"),
     Setting("previous_secret_keys", list, [], "older keys still accepted after a rotation", secret=True,
@@ -251,6 +254,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("trusted_device_days", int, 30, "how long a trusted device skips the second step (0 switches it off)",
             minimum=0, maximum=400),
     Setting("disable_plugins", list, [], "names of installed plugins to leave off"),
+    Setting("dispatcher", str, "inline", "how codes leave: inline (in the request) or a registered dispatcher "
+            "such as celery"),
+    Setting("delivery_max_attempts", int, 5, "sends a queue worker tries before a delivery is failed", minimum=1,
+            maximum=20),
+    Setting("delivery_retry_backoff_seconds", float, 2.0, "first wait before a queued delivery is retried "
+            "(doubled at each retry)", minimum=0, maximum=300),
 )
 
 TOTP_SETTINGS: tuple[Setting, ...] = (
@@ -297,6 +306,8 @@ class Settings:
 
     secret_key: Secret
     database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = 5
+    database_max_overflow: int = 10
     previous_secret_keys: tuple[Secret, ...] = ()
     site_name: str = "otp-pro"
     support_email: str | None = None
@@ -315,6 +326,9 @@ class Settings:
     backup_code_count: int = 10
     trusted_device_days: int = 30
     disable_plugins: tuple[str, ...] = ()
+    dispatcher: str = "inline"
+    delivery_max_attempts: int = 5
+    delivery_retry_backoff_seconds: float = 2.0
     totp: TotpSettings = field(default_factory=TotpSettings)
     roles: Mapping[str, RoleSettings] = field(default_factory=dict)
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -383,6 +397,8 @@ class Settings:
         return cls(
             secret_key=core["secret_key"],
             database_url=url,
+            database_pool_size=core["database_pool_size"],
+            database_max_overflow=core["database_max_overflow"],
             previous_secret_keys=tuple(core["previous_secret_keys"]),
             site_name=core["site_name"],
             support_email=core["support_email"],
@@ -401,6 +417,9 @@ class Settings:
             backup_code_count=core["backup_code_count"],
             trusted_device_days=core["trusted_device_days"],
             disable_plugins=tuple(core["disable_plugins"]),
+            dispatcher=core["dispatcher"],
+            delivery_max_attempts=core["delivery_max_attempts"],
+            delivery_retry_backoff_seconds=core["delivery_retry_backoff_seconds"],
             totp=TotpSettings(**totp),
             roles=roles,
             providers=providers,

@@ -43,7 +43,10 @@ def sample_extra(otp: OtpPro, kind: str) -> dict[str, Any]:
     if kind == "magic_link":
         extra.update(payload=SAMPLE_LINK, payload_kind="magic_link", payload_is_link=True)
     elif kind == "notification":
-        extra.update(payload=None, payload_kind=None, purpose=None, expires_at=None, notice=SAMPLE_NOTICE)
+        from otp_pro.builtins.notify import preview_variables  # what the core's notifications pass
+
+        extra.update(payload=None, payload_kind=None, purpose=None, expires_at=None, **preview_variables(otp))
+        extra["notice"] = SAMPLE_NOTICE
     return extra
 
 

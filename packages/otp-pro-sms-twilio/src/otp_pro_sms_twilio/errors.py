@@ -43,18 +43,24 @@ NOT_CONFIGURED = "not_configured"
 NOT_RETRIED = frozenset({TLS_ERROR, BAD_RESPONSE, CLIENT_ERROR})
 
 
-def from_api_error(status: int, code: int | None) -> DeliveryError:
-    """The delivery error for an error answer of the Messaging API (HTTP ``status``, Twilio ``code``)."""
+def from_api_error(status: int, code: int | None, *, retry_after: float | None = None) -> DeliveryError:
+    """The delivery error for an error answer of the Messaging API (HTTP ``status``, Twilio ``code``).
+
+    ``retry_after`` (seconds, from the answer's ``Retry-After`` header) is kept on a rate-limit error.
+    """
     if code is not None and code in PERMANENT_CODES:
         return PermanentDeliveryError(
             f"Twilio error {code}: {PERMANENT_CODES[code]}", transport=TRANSPORT, provider_code=str(code)
         )
     provider_code = str(code if code is not None else status)
     if status == 429 or code == RATE_LIMITED:
-        return TransientDeliveryError(
-            f"Twilio is rate limiting requests (HTTP {status}, error {provider_code})",
+        wait = f"; it asks to wait {retry_after:g} s" if retry_after is not None else ""
+        limited = TransientDeliveryError(
+            f"Twilio is rate limiting requests (HTTP {status}, error {provider_code}){wait}",
             transport=TRANSPORT, provider_code=provider_code,
         )
+        limited.retry_after = retry_after
+        return limited
     if status >= 500:
         return TransientDeliveryError(
             f"Twilio's API failed (HTTP {status}, error {provider_code})", transport=TRANSPORT,

@@ -48,6 +48,10 @@ CREDENTIAL_KEYS = ("account_sid", "auth_token", "from_number", "messaging_servic
 # (the site's own name, support address and code length are known then).
 SAMPLE_MEMBER_NAME = "Alexandra Montgomery"
 SAMPLE_RECIPIENT = "+447400123456"
+#: The longest ``Retry-After`` a send waits out before its next attempt (and never longer than
+#: ``timeout_seconds``); a longer one fails the send at once (a member is waiting for the page) and
+#: holds this process's other sends back until it has passed.
+MAX_RETRY_AFTER_SECONDS = 5.0
 
 
 class TwilioSmsTransport(Transport):
@@ -96,6 +100,9 @@ class TwilioSmsTransport(Transport):
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
+        # time.monotonic() until which Twilio asked (Retry-After) for no more requests: during
+        # a 429 storm the other sends of this process fail at once instead of adding to it.
+        self._hold_until = 0.0
 
     # ------------------------------------------------------------ configuration
 
@@ -252,10 +259,9 @@ class TwilioSmsTransport(Transport):
         if client is None:
             # Imported here: twilio pulls in requests and takes ~0.1 s to import,
             # which sites that never send an SMS should not pay at every start-up.
-            from twilio.http.http_client import TwilioHttpClient
             from twilio.rest import Client
 
-            http_client = TwilioHttpClient(timeout=self.config["timeout_seconds"])
+            http_client = _http_client_class()(timeout=self.config["timeout_seconds"])
             client = Client(self.config["account_sid"], self.config.secret("auth_token"), http_client=http_client)
             # The Messaging API lives on the client's `api` domain (twilio.base.domain.Domain),
             # whose public base_url attribute every request URL of that domain is built
@@ -287,22 +293,46 @@ class TwilioSmsTransport(Transport):
         :class:`~otp_pro.PermanentDeliveryError` or :class:`~otp_pro.TransientDeliveryError`
         whose ``provider_code`` is the Twilio error code (``"21211"``) or
         ``timeout`` / ``connection_refused`` / ``connection_error`` / ``tls_error``.
+        A 429 answer's ``Retry-After`` is waited out when it is no longer than
+        :attr:`max_wait`; a longer one fails the send at once (``retry_after`` on
+        the error) and this process's next sends fail without a request until it
+        has passed.
         """
         if not self.configured:
             raise PermanentDeliveryError(f"{self.name} is not configured (providers.{self.name})", transport=self.name,
                                          provider_code=errors.NOT_CONFIGURED)
         attempts = 1 + self.config["max_retries"]
         for attempt in range(1, attempts + 1):
+            self._check_hold()
             try:
                 return self._send_once(message)
             except DeliveryError as error:
-                if attempt == attempts or not errors.is_retryable(error):
+                wait = error.retry_after
+                if wait is not None:
+                    with self._clients_lock:
+                        self._hold_until = max(self._hold_until, time.monotonic() + wait)
+                if attempt == attempts or not errors.is_retryable(error) or (wait or 0) > self.max_wait:
                     raise
-                delay = self.backoff(attempt)
+                delay = max(self.backoff(attempt), wait or 0.0)
                 log.warning("otp-pro %s: attempt %d of %d failed (%s); retrying in %.2f s", self.name, attempt,
                             attempts, error.provider_code, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    @property
+    def max_wait(self) -> float:
+        """The longest ``Retry-After`` a send waits out: ``timeout_seconds``, at most 5 s."""
+        return min(float(self.config["timeout_seconds"]), MAX_RETRY_AFTER_SECONDS)
+
+    def _check_hold(self) -> None:
+        """Honour Twilio's last ``Retry-After`` before a request: wait out a short rest, fail at once on a long one."""
+        left = self._hold_until - time.monotonic()
+        if left <= 0:
+            return
+        if left <= self.max_wait:
+            time.sleep(left)
+            return
+        raise _held_back(left)
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based).
@@ -330,7 +360,8 @@ class TwilioSmsTransport(Transport):
             # TwilioServiceException (RFC 9457 problem details) both carry status and code.
             status, code = getattr(exc, "status", None), _as_int(getattr(exc, "code", None))
             if isinstance(status, int):
-                raise errors.from_api_error(status, code) from None
+                retry_after = getattr(self._client().http_client, "retry_after", None)
+                raise errors.from_api_error(status, code, retry_after=retry_after) from None
             raise TransientDeliveryError(f"the Twilio client failed: {type(exc).__name__}", transport=self.name,
                                          provider_code=errors.CLIENT_ERROR) from None
         except requests.exceptions.SSLError:
@@ -367,6 +398,60 @@ class TwilioSmsTransport(Transport):
         from urllib.parse import urlsplit
 
         return urlsplit(self.base_url).netloc
+
+
+def _held_back(left: float) -> TransientDeliveryError:
+    error = TransientDeliveryError(
+        f"not sent: Twilio asked for no more requests for {left:.0f} s (HTTP 429 with Retry-After)",
+        transport=NAME, provider_code=str(errors.RATE_LIMITED),
+    )
+    error.retry_after = left
+    return error
+
+
+def parse_retry_after(value: object, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date; None when absent or unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, min(seconds, 86_400.0))
+
+
+_HTTP_CLIENT: type | None = None
+
+
+def _http_client_class() -> type:
+    """``TwilioHttpClient`` that also keeps the ``Retry-After`` of its last answer (twilio's errors drop headers)."""
+    global _HTTP_CLIENT
+    if _HTTP_CLIENT is None:
+        from twilio.http.http_client import TwilioHttpClient
+
+        class RetryAfterHttpClient(TwilioHttpClient):
+            retry_after: float | None = None
+
+            def request(self, *args: Any, **kwargs: Any) -> Any:
+                self.retry_after = None
+                response = super().request(*args, **kwargs)
+                headers = getattr(response, "headers", None) or {}
+                self.retry_after = parse_retry_after(headers.get("Retry-After"))
+                return response
+
+        _HTTP_CLIENT = RetryAfterHttpClient
+    return _HTTP_CLIENT
 
 
 def _as_int(value: object) -> int | None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import email.utils
-import smtplib
-import ssl
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PermanentDeliveryError, RecipientUnavailable, TransientDeliveryError
 from ..hookspecs import hookimpl
@@ -14,8 +10,17 @@ from ..member import Member
 from ..settings import Setting
 from ..transports import Message, Receipt, Transport
 
+if TYPE_CHECKING:
+    import smtplib
+    from email.message import EmailMessage
+
+# smtplib, ssl and email are imported where a message is built or sent, not here: plugin
+# discovery (``otp-pro providers list``) imports this module and needs none of them.
+
 
 def _check_address(value: str) -> None:
+    import email.utils
+
     _, addr = email.utils.parseaddr(value)
     if not _looks_like_address(addr):
         raise ValueError(f"must be an email address, got {value!r}")
@@ -76,6 +81,9 @@ class EmailTransport(Transport):
 
     def build(self, message: Message) -> EmailMessage:
         """The MIME message: text, plus an HTML alternative when present."""
+        import email.utils
+        from email.message import EmailMessage
+
         mail = EmailMessage()
         from_name = self.config.get("from_name") or self.otp.settings.site_name
         mail["From"] = email.utils.formataddr((from_name, self.config["from_address"]))
@@ -97,63 +105,95 @@ class EmailTransport(Transport):
         return mail
 
     def send(self, message: Message) -> Receipt:
+        import smtplib
+
         mail = self.build(message)
-        host, port = self.config["smtp_host"], self.port
-        timeout = self.config["smtp_timeout_seconds"]
+        client: smtplib.SMTP | None = None
         try:
-            client: smtplib.SMTP
-            if self.config["smtp_ssl"]:
-                client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
-            else:
-                client = smtplib.SMTP(host, port, timeout=timeout)
-            with client:
-                if self.config["smtp_starttls"]:
-                    client.starttls(context=ssl.create_default_context())
-                username = self.config.get("smtp_username")
-                if username:
-                    client.login(username, self.config.secret("smtp_password") or "")
-                refused = client.send_message(mail)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise PermanentDeliveryError(
-                f"SMTP login to {host}:{port} was refused", transport=self.name, provider_code=str(exc.smtp_code)
-            ) from None
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = sorted({str(code) for code, _ in exc.recipients.values()})
-            code = codes[0] if codes else "550"
-            raise _by_code(code, f"SMTP server {host}:{port} refused the recipient", self.name) from None
-        except smtplib.SMTPSenderRefused as exc:
-            raise _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} refused the sender", self.name) from None
-        except smtplib.SMTPResponseException as exc:
-            raise _by_code(
-                str(exc.smtp_code), f"SMTP server {host}:{port} answered {exc.smtp_code}", self.name
-            ) from None
-        except smtplib.SMTPServerDisconnected:
-            raise TransientDeliveryError(
-                f"SMTP server {host}:{port} closed the connection", transport=self.name, provider_code="disconnected"
-            ) from None
-        except TimeoutError:
-            raise TransientDeliveryError(
-                f"SMTP server {host}:{port} did not answer within {timeout:g} s",
-                transport=self.name,
-                provider_code="timeout",
-            ) from None
-        except ConnectionRefusedError:
-            raise TransientDeliveryError(
-                f"SMTP server {host}:{port} refused the connection",
-                transport=self.name,
-                provider_code="connection_refused",
-            ) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise TransientDeliveryError(
-                f"SMTP delivery to {host}:{port} failed: {type(exc).__name__}",
-                transport=self.name,
-                provider_code="error",
-            ) from None
+            client, refused = self._submit(mail)
+            # The message is accepted: a failed goodbye (QUIT answered with an error, a dropped
+            # connection) must not turn a delivered code into a failed one.
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+        finally:
+            if client is not None:
+                client.close()
         if refused:
             raise PermanentDeliveryError(
                 "SMTP server refused the recipient", transport=self.name, provider_code="refused"
             )
         return Receipt(provider_message_id=mail["Message-ID"])
+
+    def _submit(self, mail: EmailMessage) -> tuple[smtplib.SMTP, dict[str, Any]]:
+        """Connect, log in and hand ``mail`` over; every failure raised as a typed :class:`DeliveryError`."""
+        import smtplib
+        import ssl
+
+        host, port = self.config["smtp_host"], self.port
+        timeout = self.config["smtp_timeout_seconds"]
+        stage = "connect"
+        client: smtplib.SMTP | None = None
+        try:
+            if self.config["smtp_ssl"]:
+                client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(host, port, timeout=timeout)
+            if self.config["smtp_starttls"]:
+                stage = "STARTTLS"
+                client.starttls(context=ssl.create_default_context())
+            username = self.config.get("smtp_username")
+            if username:
+                stage = "login (AUTH)"
+                client.login(username, self.config.secret("smtp_password") or "")
+            stage = "send"
+            return client, client.send_message(mail)
+        except smtplib.SMTPAuthenticationError as exc:
+            # 535 (wrong credentials) is permanent; 454 (temporary authentication failure) may pass.
+            error = _by_code(str(exc.smtp_code), f"SMTP login to {host}:{port} was refused", self.name)
+        except smtplib.SMTPNotSupportedError:
+            error = PermanentDeliveryError(f"SMTP server {host}:{port} does not offer {stage}", transport=self.name,
+                                           provider_code="not_supported")
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({str(code) for code, _ in exc.recipients.values()})
+            code = codes[0] if codes else "550"
+            error = _by_code(code, f"SMTP server {host}:{port} refused the recipient", self.name)
+        except smtplib.SMTPSenderRefused as exc:
+            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} refused the sender", self.name)
+        except smtplib.SMTPResponseException as exc:
+            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} answered {exc.smtp_code}", self.name)
+        except smtplib.SMTPServerDisconnected as exc:
+            # smtplib turns a read that timed out into "Connection unexpectedly closed: timed out".
+            if isinstance(exc.__context__, TimeoutError):
+                error = self._timeout(host, port, timeout)
+            else:
+                error = TransientDeliveryError(f"SMTP server {host}:{port} closed the connection", transport=self.name,
+                                               provider_code="disconnected")
+        except TimeoutError:
+            error = self._timeout(host, port, timeout)
+        except ssl.SSLCertVerificationError:
+            # A certificate that does not verify (self-signed, wrong host name) will not verify on a retry.
+            error = PermanentDeliveryError(f"SMTP server {host}:{port} sent a TLS certificate that does not verify",
+                                           transport=self.name, provider_code="tls_certificate")
+        except ssl.SSLError:
+            error = TransientDeliveryError(f"TLS with SMTP server {host}:{port} failed", transport=self.name,
+                                           provider_code="tls_error")
+        except ConnectionRefusedError:
+            error = TransientDeliveryError(f"SMTP server {host}:{port} refused the connection", transport=self.name,
+                                           provider_code="connection_refused")
+        except (OSError, smtplib.SMTPException) as exc:
+            error = TransientDeliveryError(f"SMTP delivery to {host}:{port} failed: {type(exc).__name__}",
+                                           transport=self.name, provider_code="error")
+        if client is not None:
+            client.close()
+        raise error
+
+    def _timeout(self, host: str, port: int, timeout: float) -> TransientDeliveryError:
+        return TransientDeliveryError(
+            f"SMTP server {host}:{port} did not answer within {timeout:g} s", transport=self.name,
+            provider_code="timeout",
+        )
 
     def dry_run_parameters(self, message: Message) -> dict[str, Any]:
         return {

@@ -26,8 +26,10 @@ EMAIL_TEMPLATES: dict[str, tuple[str, str]] = {
     ),
     "notification": (
         "{site_name}: security change on your account",
-        "Hello {member_name},\n\n{notice}\n\n"
-        "If this was not you, write to {support_email} at once.\n",
+        # notice_details ("When: ...\nFrom: ...\n\n") is empty for a notice sent with only {notice}.
+        "Hello {member_name},\n\n{notice}\n\n{notice_details}"
+        "If you did not make this change, someone may have access to your account: change your password "
+        "and write to {support_email} at once.\n",
     ),
     "test": (
         "{site_name}: provider test",
@@ -38,7 +40,7 @@ EMAIL_TEMPLATES: dict[str, tuple[str, str]] = {
 TEXT_TEMPLATES: dict[str, str] = {
     "code": "{payload} is your {site_name} verification code. It expires in {expiry_minutes} min.",
     "magic_link": "Sign in to {site_name}: {payload} (expires in {expiry_minutes} min)",
-    "notification": "{site_name}: {notice}",
+    "notification": "{site_name}: {notice} Not you? Write to {support_email}.",
     "test": "{site_name} provider test: {payload}",
 }
 

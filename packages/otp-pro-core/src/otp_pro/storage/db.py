@@ -8,7 +8,10 @@ concurrency comes from conditional UPDATEs whose row count decides.
 
 from __future__ import annotations
 
+import os
+import select
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StorageError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
@@ -27,8 +30,12 @@ SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 PING_AFTER_IDLE_SECONDS = 5.0
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine for ``url`` with otp-pro's connection settings."""
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """Create the engine for ``url`` with otp-pro's connection settings.
+
+    ``pool_size`` and ``max_overflow`` size a PostgreSQL engine's pool (docs/deployment.md);
+    SQLite keeps SQLAlchemy's own pooling.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -56,6 +63,8 @@ def make_engine(url: str) -> Engine:
                 raise ConfigurationError(
                     f"database_url points into {folder}, which does not exist", key="database_url"
                 )
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
@@ -89,14 +98,33 @@ def _ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("otp_pro_idle_since")
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
-            return  # a new connection, or one in use a moment ago
+        if idle_since is None:
+            return  # a new connection
+        if time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS and not _has_unread_input(dbapi_connection):
+            return  # in use a moment ago, and the server has said nothing since
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
         except Exception:  # noqa: BLE001 - whatever the driver raises, the connection is unusable
             alive = False
         if not alive:
             raise DisconnectionError("pooled connection was dead; the pool opens a new one")
+
+
+def _has_unread_input(dbapi_connection: Any) -> bool:
+    """Whether the server sent something to an idle connection: a closed socket, or a notice before closing.
+
+    A server that ends a session (``pg_terminate_backend``, a restart, an idle
+    timeout) sends its farewell and closes the socket; the driver only learns
+    of it at the next query, which would fail. Nothing else arrives unasked on
+    an idle connection (otp-pro uses no LISTEN), so readable input means the
+    connection must be pinged. A ``select`` with no wait is a system call, not
+    a round trip.
+    """
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError, AttributeError):
+        return True  # no usable socket: let the ping decide
+    return bool(readable)
 
 
 def _sqlite_setup(engine: Engine, *, memory: bool) -> None:
@@ -120,19 +148,71 @@ def _sqlite_setup(engine: Engine, *, memory: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("otp_pro_write", False) else "BEGIN")
 
 
-class Database:
-    """Owns the engine; hands out read and write transactions."""
+def _forget_pool_in_forked_children(engine: Engine) -> None:
+    """After a fork, the child drops the parent's pooled connections without closing them.
 
-    def __init__(self, url: str):
+    Pre-fork servers (a Celery prefork worker, gunicorn ``--preload``) build ``OtpPro``
+    in the parent and fork; a socket shared by two processes interleaves their
+    statements. ``dispose(close=False)`` leaves the parent's connections to the parent
+    and gives the child a fresh pool (SQLAlchemy's "using connection pools with
+    multiprocessing" recipe). A weak reference: the hook outlives a closed instance.
+    """
+    ref = weakref.ref(engine)
+
+    def after_in_child() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.dispose(close=False)
+
+    os.register_at_fork(after_in_child=after_in_child)
+
+
+class Database:
+    """Owns the engine; hands out read and write transactions.
+
+    A database failure inside any of them (a lost connection, a server that
+    is down, SQLite locked past its busy timeout) is raised as
+    :class:`~otp_pro.errors.StorageError` after the transaction was rolled
+    back, never as the driver's exception: SQLAlchemy's text carries the SQL
+    and its parameters (hashes of codes, member ids), which belong in no log.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        _forget_pool_in_forked_children(self.engine)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_postgresql = self.engine.dialect.name == "postgresql"
+        self.backend = "SQLite" if self.is_sqlite else "PostgreSQL" if self.is_postgresql else self.engine.dialect.name
+
+    @contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        """Raise the driver's errors met inside as :class:`StorageError` (see :meth:`storage_error`)."""
+        try:
+            yield
+        except DBAPIError as exc:
+            raise self.storage_error(exc) from None
+
+    def storage_error(self, exc: DBAPIError) -> StorageError:
+        """The typed error for a driver error: what failed, in words, with no SQL and no parameters."""
+        orig = exc.orig
+        kind = f"{type(orig).__module__}.{type(orig).__qualname__}" if orig is not None else type(exc).__name__
+        text = " ".join(str(orig).split()).lower() if orig is not None else ""
+        if exc.connection_invalidated:
+            reason, what = "connection_lost", "the connection to the database was lost during the operation"
+        elif self.is_sqlite and ("locked" in text or "busy" in text):
+            reason, what = "locked", "the database stayed locked by another writer past the busy timeout"
+        elif isinstance(exc, OperationalError):
+            reason, what = "unavailable", "the database cannot be used right now"
+        else:
+            reason, what = "error", "the database refused the operation"
+        return StorageError(f"{self.backend} error: {what} ({kind}); the operation was not completed, try again",
+                            reason=reason, backend=self.backend)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that will write: committed on success, rolled back on any exception."""
-        with self.engine.connect() as conn:
+        with self._storage_errors(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = conn.execution_options(otp_pro_write=True)
             with conn.begin():
@@ -141,7 +221,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction."""
-        with self.engine.connect() as conn, conn.begin():
+        with self._storage_errors(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
@@ -151,7 +231,7 @@ class Database:
         PostgreSQL runs it in autocommit (one round trip); SQLite, whose driver
         connection is in autocommit already, gets no BEGIN from the begin hook.
         """
-        with self.engine.connect() as conn:
+        with self._storage_errors(), self.engine.connect() as conn:
             if self.is_postgresql:
                 yield conn.execution_options(isolation_level="AUTOCOMMIT")
             else:
@@ -165,7 +245,7 @@ class Database:
             with self.write() as conn:
                 yield conn
             return
-        with self.engine.connect() as conn:
+        with self._storage_errors(), self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def has_tables(self) -> bool:

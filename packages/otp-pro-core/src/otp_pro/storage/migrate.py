@@ -41,8 +41,12 @@ def _revision_ids(path: Path) -> tuple[Any, Any]:
 
 
 @functools.lru_cache(maxsize=1)
-def head_revision() -> str:
-    """The newest migration shipped with this version of otp-pro-core (the one no other revises)."""
+def known_revisions() -> frozenset[str]:
+    """Every migration shipped with this version of otp-pro-core."""
+    return frozenset(_graph()[0])
+
+
+def _graph() -> tuple[set[str], set[str]]:
     revisions: set[str] = set()
     revised: set[str] = set()
     for path in VERSIONS.glob("*.py"):
@@ -51,6 +55,13 @@ def head_revision() -> str:
             continue
         revisions.add(revision)
         revised.update(down if isinstance(down, (tuple, list)) else [down] if down else [])
+    return revisions, revised
+
+
+@functools.lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The newest migration shipped with this version of otp-pro-core (the one no other revises)."""
+    revisions, revised = _graph()
     heads = revisions - revised
     assert len(heads) == 1, f"otp-pro migrations must have one head, found {sorted(heads)}"
     return heads.pop()

@@ -94,6 +94,10 @@ challenges = Table(
     Column("invalidated_at", UTCDateTime(), nullable=True),
     Column("provider_message_id", String(128), nullable=True),
     Column("error_code", String(64), nullable=True),
+    # Queued delivery (a task-queue dispatcher): the rendered message, encrypted with the
+    # secret_key's Fernet key, kept only until the worker has sent it; and the send attempts made.
+    Column("message", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
     Index("ix_otp_challenges_member_created", "member_id", "created_at"),
     Index("ix_otp_challenges_secret_hash", "secret_hash"),
     Index("ix_otp_challenges_recipient_created", "recipient_hash", "created_at"),

@@ -23,7 +23,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -95,6 +95,8 @@ class DemoStore:
     def __init__(self, path: str) -> None:
         self.path = path
         with self.connect() as db:
+            # WAL: several server processes (gunicorn workers) share the file; readers never block the writer.
+            db.execute("PRAGMA journal_mode=WAL")
             db.executescript(
                 "CREATE TABLE IF NOT EXISTS demo_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
                 "CREATE TABLE IF NOT EXISTS demo_members (id TEXT PRIMARY KEY, email TEXT UNIQUE NOT NULL,"
@@ -133,6 +135,17 @@ class DemoStore:
         found = self.member(member_id)
         assert found is not None
         return found
+
+    def add_members(self, rows: Iterable[tuple[str, str]], password: str, roles: tuple[str, ...]) -> list[Member]:
+        """Add many members ``(email, name)`` sharing one password, hashed once (load tests; never a real site)."""
+        salt = secrets.token_bytes(16)
+        digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT).hex()
+        values = [("m-" + hashlib.sha256(email.lower().encode()).hexdigest()[:12], email.lower(), name,
+                   json.dumps(list(roles)), None, salt.hex(), digest) for email, name in rows]
+        with self.connect() as db:
+            db.executemany("INSERT INTO demo_members (id, email, name, roles, phone, salt, hash)"
+                           " VALUES (?,?,?,?,?,?,?)", values)
+        return [Member(id=v[0], email=v[1], name=v[2], roles=roles) for v in values]
 
     def _row_member(self, row: Any) -> Member:
         fields = {"phone": row[4]} if row[4] else {}
@@ -259,8 +272,12 @@ def _to_outbox(outbox: Any, transport_name: str) -> Callable[[Message], Receipt]
 
 
 def build_otp(store: DemoStore, database: str, *, base_url: str, overrides: Mapping[str, Any] | None = None,
-              mail_dir: str | None = None) -> OtpPro:
-    """The demo's OtpPro: every installed channel, every transport's delivery routed to the outbox."""
+              mail_dir: str | None = None, to_outbox: bool = True) -> OtpPro:
+    """The demo's OtpPro: every installed channel, every transport's delivery routed to the outbox.
+
+    ``to_outbox=False`` leaves the transports alone, so they deliver for real to
+    whatever ``overrides["providers"]`` points them at (the load test's loopback SMTP server).
+    """
     plugins = installed_plugins()
     channels = ["email:code", "totp"]
     providers: dict[str, Any] = {"outbox": {"directory": mail_dir} if mail_dir else {}}
@@ -296,7 +313,7 @@ def build_otp(store: DemoStore, database: str, *, base_url: str, overrides: Mapp
     otp = OtpPro(settings, plugins=[_DemoPlugin(store)], clock=clock)
     outbox = otp.transports["outbox"]
     for name, transport in otp.transports.items():
-        if name != "outbox":
+        if to_outbox and name != "outbox":
             # Safe mode: the transport still resolves and checks recipients and renders its own
             # message, but delivery goes to the outbox.
             transport.send = _to_outbox(outbox, name)  # type: ignore[method-assign,assignment]
@@ -330,7 +347,7 @@ class DemoSite:
     """The demo: its store, OtpPro, Flask app and extension. ``add_member`` makes more members (tests)."""
 
     def __init__(self, database: str | None = None, *, base_url: str = "http://127.0.0.1:5000",
-                 overrides: Mapping[str, Any] | None = None, seed: bool = True) -> None:
+                 overrides: Mapping[str, Any] | None = None, seed: bool = True, to_outbox: bool = True) -> None:
         self._tmp = None
         if database is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="otp-pro-demo-")
@@ -338,7 +355,8 @@ class DemoSite:
         self.database = database
         self.mail_dir = str(Path(database).with_suffix("")) + "-outbox"
         self.store = DemoStore(database)
-        self.otp = build_otp(self.store, database, base_url=base_url, overrides=overrides, mail_dir=self.mail_dir)
+        self.otp = build_otp(self.store, database, base_url=base_url, overrides=overrides, mail_dir=self.mail_dir,
+                             to_outbox=to_outbox)
         self.outbox: Any = self.otp.transports["outbox"]
         self.app = self._make_app()
         if seed and not self.store.has_members():

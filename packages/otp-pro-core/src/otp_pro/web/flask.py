@@ -66,6 +66,7 @@ from ..errors import (
     OtpProError,
     PolicyError,
     SetupError,
+    StorageError,
     ThrottledError,
 )
 from ..member import Member
@@ -115,6 +116,9 @@ REASON_TEXT = {
     "replaced": "A newer sign-in link was sent: only the newest one works.",
     "wrong_browser": "Open the link in the browser you are signing in with.",
 }
+#: Shown (HTTP 503) when the database failed during a request; the operation was rolled back.
+STORAGE_FAILED_TEXT = ("Something went wrong on our side and nothing was changed (a code you entered is still "
+                       "unused). Try again in a moment.")
 
 
 class CsrfError(OtpProError):
@@ -134,13 +138,19 @@ class Outcome:
     attempts_remaining: int | None = None
     locked_minutes: int | None = None
     retry_after: int | None = None
+    #: After a failed delivery: the channels to fall back to, ``[{"channel", "label"}]`` in policy order.
+    fallback: tuple[Mapping[str, str], ...] | None = None
+    #: The delivery's status after a send: ``sent``, or ``queued`` with a task-queue dispatcher.
+    delivery: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"ok": self.ok, "message": self.message}
-        for key in ("location", "error", "attempts_remaining", "locked_minutes", "retry_after"):
+        for key in ("location", "error", "attempts_remaining", "locked_minutes", "retry_after", "delivery"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
+        if self.fallback is not None:
+            data["fallback"] = [dict(item) for item in self.fallback]
         return data
 
 
@@ -270,6 +280,7 @@ class OtpProFlask:
         app.after_request(self._after_request)
         app.context_processor(self._context)
         app.register_error_handler(CsrfError, self._csrf_failed)
+        app.register_error_handler(StorageError, self._storage_failed)
 
     def _blueprint(self) -> Blueprint:
         bp = Blueprint("otp_pro", __name__, url_prefix=self.url_prefix, template_folder="templates",
@@ -286,6 +297,7 @@ class OtpProFlask:
         bp.add_url_rule("/api/status", "api_status", self.api_status, methods=["GET"])
         bp.add_url_rule("/api/send", "api_send", self.api_send, methods=["POST"])
         bp.add_url_rule("/api/verify", "api_verify", self.api_verify, methods=["POST"])
+        bp.add_url_rule("/api/delivery", "api_delivery", self.api_delivery, methods=["GET"])
         return bp
 
     # ------------------------------------------------------- request hooks
@@ -353,6 +365,16 @@ class OtpProFlask:
             return self._secure(make_response(jsonify(ok=False, error="csrf", message=message), 400))
         return self._secure(make_response(render_template("otp_pro/message.html", title="Please try again",
                                                           message=message, link=request.path), 400))
+
+    def _storage_failed(self, error: StorageError) -> Response:
+        # The database failed mid-request: its transaction was rolled back, so nothing changed
+        # (a code typed is still unused). A page that says so, never a 500 with a traceback.
+        log.warning("otp-pro: %s %s failed: %s", request.method, request.path, error)
+        message = STORAGE_FAILED_TEXT
+        if wants_json(request.environ):
+            return self._secure(make_response(jsonify(ok=False, error="unavailable", message=message), 503))
+        return self._secure(make_response(render_template("otp_pro/message.html", title="Please try again",
+                                                          message=message, link=request.path), 503))
 
     # ----------------------------------------------------------- session
 
@@ -493,15 +515,34 @@ class OtpProFlask:
         except (ChannelUnavailable, NotEnrolled, PolicyError) as exc:
             reason = getattr(exc, "reason", None)
             return Outcome(False, f"That delivery channel cannot be used: {reason or exc}.", 400, error="channel")
-        except DeliveryError:
-            return Outcome(False, "The code could not be sent just now. Try again in a moment, or use another "
-                           "method.", 502, error="delivery")
+        except DeliveryError as exc:
+            return self._delivery_failed(member, exc, channel)
         label = self.core.channels[challenge.channel].label
         session[K_SENT] = {"at": time.time(), "hint": challenge.recipient_hint, "channel": challenge.channel,
-                           "label": label}
+                           "label": label, "challenge": challenge.id}
         what = "a sign-in link" if challenge.channel.endswith(":magic_link") else "a code"
+        if challenge.status == "queued":
+            return Outcome(True, f"Sending {what} by {label} to {challenge.recipient_hint}...",
+                           retry_after=self.core.settings.resend_cooldown_seconds, delivery="queued")
         return Outcome(True, f"We sent {what} by {label} to {challenge.recipient_hint}.",
-                       retry_after=self.core.settings.resend_cooldown_seconds)
+                       retry_after=self.core.settings.resend_cooldown_seconds, delivery="sent")
+
+    def _fallback_options(self, member: Member, failed_channel: str | None) -> tuple[dict[str, str], ...]:
+        return tuple({"channel": name, "label": self.core.channels[name].label}
+                     for name in self.core.fallback_channels(member, failed_channel))
+
+    def _delivery_failed(self, member: Member, exc: DeliveryError, channel: str | None) -> Outcome:
+        """The send failed: remember it for the verify page and offer the member's other channels."""
+        status = self.status()
+        failed = channel or (status.channel if status is not None else None) or ""
+        label = self.core.channels[failed].label if failed in self.core.channels else "this method"
+        session[K_SENT] = {"at": 0, "hint": None, "channel": failed, "label": label,
+                           "challenge": exc.challenge_id, "failed": True}
+        options = self._fallback_options(member, failed)
+        text = f"The code could not be sent by {label}."
+        text += (" Try another method: " + ", ".join(o["label"] for o in options) + "." if options
+                 else " Try again in a moment, or use a backup code.")
+        return Outcome(False, text, 502, error="delivery", fallback=options)
 
     def _locked_text(self, minutes: int | None) -> str:
         if minutes == -1:
@@ -580,12 +621,50 @@ class OtpProFlask:
         sent = session.get(K_SENT)
         return dict(sent) if isinstance(sent, Mapping) else None
 
+    def delivery(self) -> dict[str, Any] | None:
+        """The delivery of this login's last code, for the verify page and ``/api/delivery``.
+
+        ``{"status", "label", "hint", "error_code", "done", "message", "fallback"}``; ``status`` is
+        ``sending`` (queued or being sent), ``sent``, ``failed`` or ``replaced``. None before any send.
+        """
+        member = self.current_member()
+        sent = self.verify_context_sent()
+        if member is None or sent is None:
+            return None
+        challenge_id = sent.get("challenge")
+        found = self.core.delivery_status(member, challenge_id) if isinstance(challenge_id, int) else None
+        error_code: str | None
+        if found is None:
+            if not sent.get("failed"):
+                return None
+            state, error_code, done = "failed", "delivery", True
+            fallback = self._fallback_options(member, str(sent.get("channel") or ""))
+        else:
+            state = "sending" if found.status in ("queued", "sending") else found.status
+            error_code, done = found.error_code, found.done
+            fallback = tuple({"channel": name, "label": self.core.channels[name].label}
+                             for name in found.fallback_channels)
+        label = str(sent.get("label") or "")
+        messages = {
+            "sending": f"Sending your code by {label}...",
+            "sent": f"Sent by {label} to {sent.get('hint')}.",
+            "failed": f"The code could not be sent by {label}: try another method.",
+            "replaced": "A newer code was asked for: use the newest one.",
+        }
+        return {"status": state, "label": label, "hint": sent.get("hint"), "error_code": error_code, "done": done,
+                "message": messages.get(state, ""), "fallback": [dict(item) for item in fallback]}
+
     def _verify_context(self, status: MemberStatus) -> dict[str, Any]:
         sent = session.get(K_SENT) if isinstance(session.get(K_SENT), Mapping) else None
         channel = status.channel or ""
+        delivery = self.delivery()
         others = [(name, self.core.channels[name].label) for name in status.channels
                   if name != TOTP and name != (sent or {}).get("channel", channel)]
+        if delivery is not None and delivery["status"] == "failed":
+            # After a failed delivery: the fallback channels, in policy order (availability checked).
+            others = [(item["channel"], item["label"]) for item in delivery["fallback"]]
         return {
+            "delivery": delivery,
             "status": status,
             "channel": channel,
             "channel_label": self.core.channels[channel].label if channel in self.core.channels else channel,
@@ -901,6 +980,23 @@ class OtpProFlask:
             sent = self.verify_context_sent() or {}
             payload.update(recipient_hint=sent.get("hint"), channel=sent.get("channel"))
         return self._json(payload, outcome.status)
+
+    def api_delivery(self) -> Response:
+        """``GET``: the delivery of this login's last code, polled by the verify page.
+
+        ``{"ok": true, "status": "sending"|"sent"|"failed"|"replaced", "done", "message", "error_code",
+        "fallback": [{"channel", "label"}]}``; ``{"ok": false, "error": "signed_out"|"nothing_sent"}`` otherwise.
+        """
+        if self.current_member() is None:
+            return self._json({"ok": False, "error": "signed_out", "message": "Sign in first."}, 401)
+        try:
+            delivery = self.delivery()
+        except OtpProError:  # a database hiccup: the page keeps polling
+            log.warning("otp-pro delivery status could not be read")
+            return self._json({"ok": False, "error": "unavailable", "message": "Try again in a moment."}, 503)
+        if delivery is None:
+            return self._json({"ok": False, "error": "nothing_sent", "message": "No code was sent yet."}, 404)
+        return self._json({"ok": True, **delivery})
 
     def api_verify(self) -> Response:
         """``POST`` ``{"code": "...", "trust_device": false}``: ``{"ok": true, "location"}`` or the refusal."""
