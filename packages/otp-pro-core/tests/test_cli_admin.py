@@ -377,3 +377,17 @@ def test_every_error_path_is_one_line(backend, tmp_path, sqlite_url):
         bad.write_text(f'secret_key = "{SECRET_KEY}"\ndatabase_url = "{url}"\n')
         for args in (["stats"], ["db", "current"], ["members", "show", "42"]):
             assert words in one_line_error(run(["--config", str(bad), *args], tmp_path)), (url, args)
+
+
+def test_a_database_that_fails_mid_command_is_one_line_and_exit_2(tmp_path):
+    """A StorageError (here a table gone from under the command) reads like any other database refusal."""
+    import sqlite3
+
+    database = tmp_path / "broken.sqlite3"
+    config = write_config(tmp_path, f"sqlite:///{database}")
+    assert run(["--config", str(config), "db", "upgrade"], tmp_path).returncode == 0
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TABLE otp_audit_events")
+    line = one_line_error(run(["--config", str(config), "audit", "list"], tmp_path))
+    assert line.startswith("otp-pro: cannot use the database: SQLite error")
+    assert "SELECT" not in line and "otp_audit_events" not in line

@@ -247,6 +247,48 @@ def test_a_code_cannot_be_verified_before_it_is_sent_and_expires_in_the_queue(
     assert failed.details["provider_code"] == "expired" and failed.details["challenge_id"] == queued.id
 
 
+def test_a_code_that_reached_the_member_before_sent_was_recorded_is_accepted(
+        make_otp: Callable[..., OtpPro], member: Member) -> None:
+    """The race the load test found: the provider hands the code over, the member types it, and only
+    then does the worker record ``sent``. The code is accepted once, and the late record changes nothing."""
+    from otp_pro import hookimpl
+
+    class Plugin:
+        __name__ = "acme_postbox"
+
+        @hookimpl
+        def otp_pro_register_dispatchers(self, register: Callable[[type[Dispatcher]], None]) -> None:
+            register(Postbox)
+
+    otp = make_otp(dispatcher="postbox", plugins=[Plugin()])
+    setup = otp.begin_setup(member, "outbox:code")
+    assert setup.challenge is not None
+    otp.deliver_queued(setup.challenge.id)
+    otp.complete_setup(member, last_code(otp))
+    queued = otp.send_challenge(member)
+    transport = otp.transports["outbox"]
+    original = transport.send
+    results: list[bool] = []
+
+    def member_types_it_at_once(message: Any) -> Any:
+        receipt = original(message)
+        assert row(otp, queued.id).status == "sending"
+        code = re.search(r"\b(\d{6})\b", message.text).group(1)  # type: ignore[union-attr]
+        results.append(otp.verify(member, code).ok)
+        results.append(otp.verify(member, code).ok)  # and a replay
+        return receipt
+
+    transport.send = member_types_it_at_once  # type: ignore[method-assign]
+    try:
+        assert otp.deliver_queued(queued.id).action == "sent"
+    finally:
+        del transport.send
+    assert results == [True, False]
+    final = row(otp, queued.id)
+    assert final.status == "sent" and final.consumed_at is not None
+    assert [e.kind for e in otp.events(member, kinds=["verify_ok"])] == ["verify_ok"]
+
+
 # ------------------------------------------------------------------ Celery, Redis and a real worker
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from .cli_plugins import PluginCommandGroup
-from .errors import ConfigurationError, OtpProError
+from .errors import ConfigurationError, OtpProError, StorageError
 from .settings import Settings
 
 CONFIG_ENV = "OTP_PRO_CONFIG"
@@ -982,6 +982,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except ConfigurationError as exc:
         _error(f"configuration error: {exc}")
+        sys.exit(2)
+    except StorageError as exc:  # the database went away or refuses us: as an OperationalError below
+        _error(f"cannot use the database: {exc}")
         sys.exit(2)
     except OtpProError as exc:
         _error(f"{type(exc).__name__}: {exc}")

@@ -82,6 +82,11 @@ _TOTP_STEP_RESET = _TOTP_STEP.values(failures=0, consecutive_failures=0, locked_
 # Queued and sending challenges (a queue dispatcher) count as sends; failed and replaced ones do not.
 _LIVE = or_(challenges.c.status == "pending", challenges.c.status == "sent", challenges.c.status == "queued",
             challenges.c.status == "sending")
+# The challenges whose code may be accepted: sent, or in the middle of being sent. The provider can
+# hand the code to the member (a loopback SMTP server, a fast SMS) a moment before the worker or the
+# request records "sent", and a code can only be typed by someone it reached. Queued (not yet handed
+# to any provider), failed and replaced challenges are never accepted.
+_VERIFIABLE = or_(challenges.c.status == "sent", challenges.c.status == "sending", challenges.c.status == "pending")
 _RECENT = challenges.c.created_at > bindparam("b_since", type_=challenges.c.created_at.type)
 # The member's last live send and, in the same statement, its live sends of the last hour.
 _MEMBER_SENDS = select(
@@ -198,7 +203,7 @@ def _consume_statement(by_channel: bool, hashes: int, payloads: int | None) -> A
             challenges.c.member_id == bindparam("b_member"),
             challenges.c.purpose == bindparam("b_purpose"),
             challenges.c.secret_hash.in_([bindparam(f"b_hash{i}") for i in range(hashes)]),
-            challenges.c.status == "sent",
+            _VERIFIABLE,
             challenges.c.consumed_at.is_(None),
             challenges.c.invalidated_at.is_(None),
             challenges.c.expires_at > bindparam("b_now", type_=challenges.c.expires_at.type),
@@ -1511,7 +1516,7 @@ class OtpPro:
             binding is not None and row.binding_hash in self.keys.hashes("binding", binding))
         with self._write() as (conn, events):
             won = bound_ok and conn.execute(update(challenges).where(
-                challenges.c.id == row.id, challenges.c.status == "sent", challenges.c.consumed_at.is_(None),
+                challenges.c.id == row.id, _VERIFIABLE, challenges.c.consumed_at.is_(None),
                 challenges.c.invalidated_at.is_(None), challenges.c.expires_at > now,
             ).values(consumed_at=now)).rowcount == 1
             if not won:
