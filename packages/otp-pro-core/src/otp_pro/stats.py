@@ -116,7 +116,8 @@ class DeliveryFailures:
 
 @dataclass
 class Stats:
-    """Everything ``otp-pro stats`` shows. ``daily`` has one entry per UTC day from ``since`` to ``until``."""
+    """Everything ``otp-pro stats`` shows. ``daily`` has one entry per UTC day from ``since`` to ``until``
+    (the last :data:`MAX_DAILY_DAYS` days of a longer period; the totals cover all of it)."""
 
     since: datetime
     until: datetime
@@ -232,6 +233,10 @@ def _adoption_by_role(otp: OtpPro, now: datetime) -> list[Adoption]:
 # ----------------------------------------------------------------- activity
 
 
+#: The most days ``Stats.daily`` lists (the last ones of the period): ten years.
+MAX_DAILY_DAYS = 3660
+
+
 def _day(value: Any) -> str:
     """A UTC day as ISO text: SQLite's ``date()`` gives text, PostgreSQL's cast gives a ``date``."""
     return value.isoformat() if isinstance(value, date) else str(value)[:10]
@@ -264,7 +269,9 @@ def _activity(otp: OtpPro, start: datetime, until: datetime) -> tuple[list[Chann
                 entry = by_channel.setdefault(channel or NO_CHANNEL, ChannelActivity(channel or NO_CHANNEL))
                 setattr(entry, name, getattr(entry, name) + count)
     daily = []
-    current, last = start.date(), until.date()
+    last = until.date()
+    # A day is a dict: "--since 0001-01-01" would otherwise build 740,000 of them (a gigabyte).
+    current = max(start.date(), last - timedelta(days=MAX_DAILY_DAYS - 1))
     while current <= last:
         counts = days.get(current.isoformat(), Counter())
         daily.append({"day": current.isoformat(), **{name: counts[name] for name in ACTIVITY.values()}})
