@@ -27,7 +27,7 @@ from conftest import SECRET_KEY, last_code
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine, make_url
 
-from otp_pro import Member, OtpPro, StorageError, ThrottledError
+from otp_pro import Member, OtpPro, StorageError, ThrottledError, hookimpl
 from otp_pro.storage.schema import audit_events, challenges, members
 from otp_pro.testing import PG_SKIP_REASON, Clock, truncate_all
 
@@ -507,3 +507,78 @@ def test_sqlite_locked_past_the_busy_timeout_is_a_storage_error(tmp_path, clock,
         assert [e.kind for e in otp.events(ANN, kinds=["verify_ok", "verify_failed"])] == ["verify_ok", "verify_failed"]
     finally:
         otp.close()
+
+
+class _Shelf:
+    """A queue dispatcher plugin that keeps the ids: the test plays the worker."""
+
+    __name__ = "test_shelf"
+
+    def __init__(self) -> None:
+        from otp_pro.dispatch import Dispatcher
+
+        ids: list[int] = []
+        self.ids = ids
+
+        class Shelf(Dispatcher):
+            name = "shelf"
+
+            def enqueue(self, challenge_id: int) -> None:
+                ids.append(challenge_id)
+
+        self.cls = Shelf
+
+    @hookimpl
+    def otp_pro_register_dispatchers(self, register: Callable[[Any], None]) -> None:
+        register(self.cls)
+
+
+def test_a_queue_worker_killed_after_sending_still_records_the_send(pg, admin, clock):
+    """deliver_queued: the connection dies at each statement after the transport returned. The send is
+    recorded once (a second try on a fresh connection), and the code the member got is accepted."""
+    made: list[OtpPro] = []
+
+    def make() -> tuple[OtpPro, _Shelf]:
+        shelf = _Shelf()
+        otp = OtpPro({"secret_key": SECRET_KEY, "database_url": pg, "site_name": "Example",
+                      "channels": ["outbox:code", "totp"], "default_channel": "outbox:code",
+                      "dispatcher": "shelf", "resend_cooldown_seconds": 0, "disable_plugins": ["otp_pro_notify"]},
+                     clock=clock, entry_points=False, plugins=[shelf])
+        made.append(otp)
+        setup = otp.begin_setup(ANN, "outbox:code")
+        assert setup.challenge is not None
+        otp.deliver_queued(setup.challenge.id)
+        otp.complete_setup(ANN, last_code(otp))
+        return otp, shelf
+
+    try:
+        probe, _ = make()
+        queued = probe.send_challenge(ANN)
+        outbox = probe.transports["outbox"]
+        marks: list[int] = []
+        with watching(probe, admin) as counter:
+            original = outbox.send
+            outbox.send = lambda m: (marks.append(len(counter.seen)), original(m))[1]  # type: ignore
+            assert probe.deliver_queued(queued.id).action == "sent"
+            del outbox.send
+        total, before_send = len(counter.seen), marks[0]
+        assert total > before_send
+        for target in range(before_send + 1, total + 1):
+            for phase in (BEFORE, AFTER):
+                truncate_all(pg)
+                otp, _ = make()
+                challenge = otp.send_challenge(ANN)
+                with watching(otp, admin, target, phase):
+                    outcome = otp.deliver_queued(challenge.id)
+                assert outcome.action == "sent", (target, phase)
+                where = f"{phase} statement {target}"
+                with otp.db.engine.connect() as conn:
+                    status = conn.execute(select(challenges.c.status).where(
+                        challenges.c.id == challenge.id)).scalar_one()
+                sent = otp.events(ANN, kinds=["challenge_sent"])
+                assert status == "sent", where
+                assert [e.details["challenge_id"] for e in sent].count(challenge.id) == 1, where
+                assert otp.verify(ANN, last_code(otp)).ok, where
+    finally:
+        for otp in made:
+            otp.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .builtins.rendering import format_template
+from .dispatch import Dispatcher
 from .errors import (
     ChannelUnavailable,
     ConfigurationError,
@@ -30,7 +31,16 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .member import InvalidMember, Member
-from .results import Challenge, ChannelInfo, MemberStatus, PluginInfo, SetupInfo, TrustedDevice, VerifyResult
+from .results import (
+    Challenge,
+    ChannelInfo,
+    DeliveryStatus,
+    MemberStatus,
+    PluginInfo,
+    SetupInfo,
+    TrustedDevice,
+    VerifyResult,
+)
 from .secret import REDACTED, Secret
 from .settings import Setting, Settings
 from .transports import (
@@ -82,6 +92,8 @@ __all__ = [
     "ChannelUnavailable",
     "ConfigurationError",
     "DeliveryError",
+    "DeliveryStatus",
+    "Dispatcher",
     "InvalidCode",
     "InvalidMember",
     "LockedOut",

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .dispatch import Dispatcher
-from .errors import ConfigurationError
+from .errors import ConfigurationError, StorageError
 from .hookspecs import hookimpl
 from .settings import Setting
 
@@ -91,7 +91,14 @@ class CeleryDispatcher(Dispatcher):
         # shared=False: a task of this instance only (a shared task would reach the first OtpPro ever built).
         @app.task(name=TASK_NAME, bind=True, max_retries=None, acks_late=True, ignore_result=True, shared=False)
         def deliver(task: Any, challenge_id: int) -> str:
-            outcome = otp.deliver_queued(int(challenge_id))
+            try:
+                outcome = otp.deliver_queued(int(challenge_id))
+            except StorageError:
+                # The database is away: nothing was claimed (the claim rolled back, the row is still
+                # queued) or the claim's answer was lost (the row is "sending": the retry skips it).
+                # Bounded by the code's lifetime: after it, the row would only be failed as expired.
+                wait = max(1.0, otp.settings.delivery_retry_backoff_seconds)
+                raise task.retry(countdown=wait, max_retries=int(otp.settings.code_ttl_seconds / wait) + 1) from None
             if outcome.action == "retry":
                 # The attempt counter on the row, not Celery's, bounds the retries.
                 raise task.retry(countdown=outcome.retry_after, max_retries=None)

@@ -1196,14 +1196,19 @@ class OtpPro:
             return QueuedDelivery("retry", int(challenge_id), attempts, retry_after=wait,
                                   error_code=error.provider_code)
         sent_at = self.clock()
-        with self._write() as (conn, events):
-            conn.execute(_MARK_QUEUED_SENT, {
-                "b_member": member_id, "b_id": int(challenge_id), "b_sent_at": sent_at, "b_now": sent_at,
-                "b_message_id": (receipt.provider_message_id or "")[:128] or None})
-            self._audit(conn, events, audit.CHALLENGE_SENT, member_id, outcome=audit.OK, channel=channel,
-                        purpose=purpose, challenge_id=int(challenge_id), transport=transport_name,
-                        recipient=_mask(message.recipient), provider_message_id=receipt.provider_message_id,
-                        attempts=attempts, dispatcher=self.dispatcher.name)
+
+        def mark_sent() -> None:
+            with self._write() as (conn, events):
+                conn.execute(_MARK_QUEUED_SENT, {
+                    "b_member": member_id, "b_id": int(challenge_id), "b_sent_at": sent_at, "b_now": sent_at,
+                    "b_message_id": (receipt.provider_message_id or "")[:128] or None})
+                self._audit(conn, events, audit.CHALLENGE_SENT, member_id, outcome=audit.OK, channel=channel,
+                            purpose=purpose, challenge_id=int(challenge_id), transport=transport_name,
+                            recipient=_mask(message.recipient), provider_message_id=receipt.provider_message_id,
+                            attempts=attempts, dispatcher=self.dispatcher.name)
+
+        # As inline: the message is out, its record gets a second try on a fresh connection.
+        self._once_more(mark_sent, done=lambda: self._challenge_status(int(challenge_id)) == "sent")
         return QueuedDelivery("sent", int(challenge_id), attempts)
 
     def _throttle(self, conn: Connection, member_id: str, recipient_hash: str, now: datetime) -> ThrottledError | None:
