@@ -182,18 +182,25 @@ class Postbox(Dispatcher):
         self.ids.append(challenge_id)
 
 
+class PostboxPlugin:
+    __name__ = "acme_postbox"
+
+    @hookimpl
+    def otp_pro_register_dispatchers(self, register: Callable[[type[Dispatcher]], None]) -> None:
+        register(Postbox)
+
+
+def enrol_through_the_queue(otp: OtpPro, member: Member) -> None:
+    """Set ``member`` up on the outbox with a queue dispatcher, playing the worker for the setup code."""
+    setup = otp.begin_setup(member, "outbox:code")
+    assert setup.challenge is not None
+    otp.deliver_queued(setup.challenge.id)
+    otp.complete_setup(member, last_code(otp))
+
+
 def test_a_third_party_dispatcher_queues_and_its_worker_sends(make_otp: Callable[..., OtpPro], member: Member,
                                                                clock: Any) -> None:
-    from otp_pro import hookimpl
-
-    class Plugin:
-        __name__ = "acme_postbox"
-
-        @hookimpl
-        def otp_pro_register_dispatchers(self, register: Callable[[type[Dispatcher]], None]) -> None:
-            register(Postbox)
-
-    otp = make_otp(dispatcher="postbox", plugins=[Plugin()], resend_cooldown_seconds=30)
+    otp = make_otp(dispatcher="postbox", plugins=[PostboxPlugin()], resend_cooldown_seconds=30)
     dispatcher = otp.dispatcher
     assert isinstance(dispatcher, Postbox)
     setup = otp.begin_setup(member, "outbox:code")
@@ -218,20 +225,8 @@ def test_a_third_party_dispatcher_queues_and_its_worker_sends(make_otp: Callable
 
 def test_a_code_cannot_be_verified_before_it_is_sent_and_expires_in_the_queue(
         make_otp: Callable[..., OtpPro], member: Member, clock: Any) -> None:
-    from otp_pro import hookimpl
-
-    class Plugin:
-        __name__ = "acme_postbox"
-
-        @hookimpl
-        def otp_pro_register_dispatchers(self, register: Callable[[type[Dispatcher]], None]) -> None:
-            register(Postbox)
-
-    otp = make_otp(dispatcher="postbox", plugins=[Plugin()])
-    setup = otp.begin_setup(member, "outbox:code")
-    assert setup.challenge is not None
-    otp.deliver_queued(setup.challenge.id)
-    otp.complete_setup(member, last_code(otp))
+    otp = make_otp(dispatcher="postbox", plugins=[PostboxPlugin()])
+    enrol_through_the_queue(otp, member)
     queued = otp.send_challenge(member)
     # The code exists only in the encrypted row: read it the way the worker would, and try it early.
     message = json.loads(otp.keys.decrypt(row(otp, queued.id).message))
@@ -251,20 +246,8 @@ def test_a_code_that_reached_the_member_before_sent_was_recorded_is_accepted(
         make_otp: Callable[..., OtpPro], member: Member) -> None:
     """The race the load test found: the provider hands the code over, the member types it, and only
     then does the worker record ``sent``. The code is accepted once, and the late record changes nothing."""
-    from otp_pro import hookimpl
-
-    class Plugin:
-        __name__ = "acme_postbox"
-
-        @hookimpl
-        def otp_pro_register_dispatchers(self, register: Callable[[type[Dispatcher]], None]) -> None:
-            register(Postbox)
-
-    otp = make_otp(dispatcher="postbox", plugins=[Plugin()])
-    setup = otp.begin_setup(member, "outbox:code")
-    assert setup.challenge is not None
-    otp.deliver_queued(setup.challenge.id)
-    otp.complete_setup(member, last_code(otp))
+    otp = make_otp(dispatcher="postbox", plugins=[PostboxPlugin()])
+    enrol_through_the_queue(otp, member)
     queued = otp.send_challenge(member)
     transport = otp.transports["outbox"]
     original = transport.send
@@ -484,14 +467,6 @@ def test_celery_settings_are_redacted_and_validated(make_otp: Callable[..., OtpP
 # ------------------------------------------------------------------ races and the web page, without a broker
 
 
-class PostboxPlugin:
-    __name__ = "acme_postbox"
-
-    @hookimpl
-    def otp_pro_register_dispatchers(self, register: Callable[[type[Dispatcher]], None]) -> None:
-        register(Postbox)
-
-
 def test_concurrent_workers_claim_a_challenge_once(make_otp: Callable[..., OtpPro], member: Member) -> None:
     """Eight threads deliver the same queued challenge at once (PostgreSQL: eight connections): one sends."""
     import threading
@@ -521,10 +496,7 @@ def test_flask_verify_page_says_sending_and_polls_until_sent(make_otp: Callable[
     from otp_pro.web.flask import OtpProFlask
 
     otp = make_otp(dispatcher="postbox", plugins=[PostboxPlugin()])
-    setup = otp.begin_setup(member, "outbox:code")
-    assert setup.challenge is not None
-    otp.deliver_queued(setup.challenge.id)
-    otp.complete_setup(member, last_code(otp))
+    enrol_through_the_queue(otp, member)
     app = Flask(__name__)
     app.secret_key = "flask-test-secret-" + "s" * 32
     web = OtpProFlask(app, otp, load_member={member.id: member}.get, check_password=lambda _m, _p: True,

@@ -54,7 +54,15 @@ from .settings import NIST_MAX_ATTEMPTS, Settings, _Problems, validate_section
 from .storage import migrate
 from .storage.db import Database
 from .storage.schema import audit_events, backup_codes, challenges, members, trusted_devices
-from .transports import Message, Payload, PayloadContext, ProviderConfig, ProviderTestResult, Transport
+from .transports import (
+    Message,
+    Payload,
+    PayloadContext,
+    ProviderConfig,
+    ProviderTestResult,
+    Transport,
+    mask_recipient,
+)
 
 log = logging.getLogger("otp_pro")
 
@@ -260,16 +268,6 @@ def _inserted_id(result: CursorResult[Any]) -> Any:
     # Typed Optional because a multi-row or INSERT-FROM-SELECT has none; a one-row
     # INSERT always has it.
     return cast("Sequence[Any]", result.inserted_primary_key)[0]
-
-
-def _mask(recipient: str) -> str:
-    """A hint of a recipient for audit records and messages: ``a***@example.com``, ``+44*******123``."""
-    if "@" in recipient:
-        local, _, domain = recipient.partition("@")
-        return f"{local[:1]}***@{domain}"
-    if len(recipient) > 5:
-        return recipient[:3] + "*" * (len(recipient) - 6) + recipient[-3:]
-    return "***"
 
 
 _MESSAGE_FIELDS = ("recipient", "subject", "text", "html", "headers", "member_id", "channel", "kind", "sensitive")
@@ -971,7 +969,8 @@ class OtpPro:
                 if queued:
                     self._audit(conn, events, audit.CHALLENGE_QUEUED, member.id, channel=channel, ip=ip,
                                 user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
-                                transport=transport.name, recipient=_mask(recipient), dispatcher=self.dispatcher.name)
+                                transport=transport.name, recipient=mask_recipient(recipient),
+                                dispatcher=self.dispatcher.name)
         if refusal is not None:
             raise refusal
         if queued:
@@ -986,7 +985,8 @@ class OtpPro:
                     user_agent=user_agent, only_if="queued", member=member))
                 raise unqueued from None
             return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose,
-                             created_at=now, expires_at=expires, recipient_hint=_mask(recipient), status="queued")
+                             created_at=now, expires_at=expires, recipient_hint=mask_recipient(recipient),
+                             status="queued")
         try:
             receipt = transport.send(message)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded; non-delivery errors are wrapped
@@ -1007,13 +1007,13 @@ class OtpPro:
         sent = AuditEvent(kind=audit.CHALLENGE_SENT, at=self.clock(), outcome=audit.OK, member_id=member.id,
                           channel=channel, ip=ip, user_agent=user_agent, details=dict(
                               purpose=purpose, challenge_id=challenge_id, transport=transport.name,
-                              recipient=_mask(recipient), provider_message_id=receipt.provider_message_id))
+                              recipient=mask_recipient(recipient), provider_message_id=receipt.provider_message_id))
         # The message is out: its record must not be lost to a dropped connection, or the code the
         # member holds would be refused and its pending row would hold the cooldown.
         self._once_more(lambda: self._mark_sent(int(challenge_id), marked, sent, member),
                         done=lambda: self._challenge_status(int(challenge_id)) == "sent")
         return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose, created_at=now,
-                         expires_at=expires, recipient_hint=_mask(recipient),
+                         expires_at=expires, recipient_hint=mask_recipient(recipient),
                          provider_message_id=receipt.provider_message_id)
 
     def _once_more(self, action: Callable[[], object], done: Callable[[], bool] | None = None) -> None:
@@ -1204,8 +1204,9 @@ class OtpPro:
                     "b_message_id": (receipt.provider_message_id or "")[:128] or None})
                 self._audit(conn, events, audit.CHALLENGE_SENT, member_id, outcome=audit.OK, channel=channel,
                             purpose=purpose, challenge_id=int(challenge_id), transport=transport_name,
-                            recipient=_mask(message.recipient), provider_message_id=receipt.provider_message_id,
-                            attempts=attempts, dispatcher=self.dispatcher.name)
+                            recipient=mask_recipient(message.recipient),
+                            provider_message_id=receipt.provider_message_id, attempts=attempts,
+                            dispatcher=self.dispatcher.name)
 
         # As inline: the message is out, its record gets a second try on a fresh connection.
         self._once_more(mark_sent, done=lambda: self._challenge_status(int(challenge_id)) == "sent")
@@ -1316,7 +1317,7 @@ class OtpPro:
         with self._write() as (conn, events):
             self._audit(conn, events, audit.PROVIDER_TEST, None, outcome=audit.FAILED if error else audit.OK,
                         channel=f"{transport_name}:code", actor=actor, transport=transport_name, dry_run=dry_run,
-                        recipient=_mask(recipient), provider_message_id=result_id, error=error)
+                        recipient=mask_recipient(recipient), provider_message_id=result_id, error=error)
         return ProviderTestResult(transport=transport_name, recipient=recipient, dry_run=dry_run, ok=error is None,
                                   subject=message.subject, text=message.text, parameters=params,
                                   provider_message_id=result_id, error=error)

@@ -248,3 +248,16 @@ class Payload:
     def check(self) -> list[str]:
         """Configuration problems that types cannot catch (empty when fine)."""
         return []
+
+
+def mask_recipient(recipient: str) -> str:
+    """A hint of a recipient for audit records, pages and notices: ``a***@example.com``, ``+44*******123``.
+
+    Enough for a member or support to recognise the address or number, not to harvest it.
+    """
+    if "@" in recipient:
+        local, _, domain = recipient.partition("@")
+        return f"{local[:1]}***@{domain}"
+    if len(recipient) > 5:
+        return recipient[:3] + "*" * (len(recipient) - 6) + recipient[-3:]
+    return "***"

@@ -32,6 +32,7 @@ from ..errors import DeliveryError, PluginError, RecipientUnavailable, UnknownMe
 from ..hookspecs import hookimpl
 from ..member import Member
 from ..settings import Setting
+from ..transports import mask_recipient
 
 if TYPE_CHECKING:  # annotations only: plugin discovery must not import SQLAlchemy (audit, core)
     from ..audit import AuditEvent
@@ -216,16 +217,6 @@ def route(otp: OtpPro, member: Member, event: AuditEvent,
     return definition.transport, recipient, definition.name
 
 
-def _mask(recipient: str) -> str:
-    """``a***@example.com``, ``+44*******456``: enough for support to recognise, not to harvest."""
-    if "@" in recipient:
-        local, _, domain = recipient.partition("@")
-        return f"{local[:1]}***@{domain}"
-    if len(recipient) > 5:
-        return recipient[:3] + "*" * (len(recipient) - 6) + recipient[-3:]
-    return "***"
-
-
 def notify(otp: OtpPro, event: AuditEvent, member: Member | None, transports: Sequence[str] = ("email",)) -> None:
     """Send the notice for ``event`` and audit the outcome; never raises for a delivery problem."""
     assert event.member_id is not None
@@ -252,7 +243,7 @@ def notify(otp: OtpPro, event: AuditEvent, member: Member | None, transports: Se
         return
     transport, recipient, channel = found
     facts: dict[str, Any] = {"change": event.kind, "event_id": event.id, "transport": transport.name,
-                             "recipient": _mask(recipient)}
+                             "recipient": mask_recipient(recipient)}
     try:
         message = otp.render_message(transport, member, channel, "notification",
                                      {**notice_variables(otp, event), "recipient": recipient})
