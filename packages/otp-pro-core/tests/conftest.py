@@ -90,3 +90,34 @@ def enroll(otp: OtpPro, member: Member, channel: str = "outbox:code") -> list[st
         assert info.secret is not None
         return otp.complete_setup(member, pyotp.TOTP(info.secret).at(otp.clock()))
     return otp.complete_setup(member, last_code(otp))
+
+
+def bare_flask_client(otp: OtpPro, member: Member) -> Any:
+    """A test client of a Flask app holding only the extension: ``GET /login`` signs ``member`` in
+    (303 to the verify page when a second step is due) and ``/home`` is the page after it."""
+    from flask import Flask, redirect
+
+    from otp_pro.web.flask import OtpProFlask
+
+    app = Flask(__name__)
+    app.secret_key = "flask-test-secret-" + "s" * 32
+    app.config["TESTING"] = True
+    extension = OtpProFlask(app, otp, load_member={member.id: member}.get, check_password=lambda _m, _p: True,
+                            secure_cookies=False)
+
+    @app.get("/login")
+    def login() -> Any:
+        return redirect(extension.login(member, next="/home"), 303)
+
+    @app.get("/home")
+    def home() -> str:
+        return "home page"
+
+    return app.test_client()
+
+
+def page_csrf(page: str) -> str:
+    """The CSRF token in a page's ``<meta name="csrf-token">``."""
+    found = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert found, page[:300]
+    return found.group(1)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import Mailbox, enroll, last_code
+from conftest import Mailbox, bare_flask_client, enroll, last_code
 
 from otp_pro import ConfigurationError, DeliveryError, Member, OtpPro, ThrottledError, hookimpl
 from otp_pro.celery import TASK_NAME, CeleryDispatcher
@@ -491,22 +491,9 @@ def test_concurrent_workers_claim_a_challenge_once(make_otp: Callable[..., OtpPr
 
 
 def test_flask_verify_page_says_sending_and_polls_until_sent(make_otp: Callable[..., OtpPro], member: Member) -> None:
-    from flask import Flask, redirect
-
-    from otp_pro.web.flask import OtpProFlask
-
     otp = make_otp(dispatcher="postbox", plugins=[PostboxPlugin()])
     enrol_through_the_queue(otp, member)
-    app = Flask(__name__)
-    app.secret_key = "flask-test-secret-" + "s" * 32
-    web = OtpProFlask(app, otp, load_member={member.id: member}.get, check_password=lambda _m, _p: True,
-                      secure_cookies=False)
-
-    @app.get("/login")
-    def login() -> Any:
-        return redirect(web.login(member, next="/home"), 303)
-
-    client = app.test_client()
+    client = bare_flask_client(otp, member)
     client.get("/login")
     page = client.get("/otp/verify")
     assert page.status_code == 200

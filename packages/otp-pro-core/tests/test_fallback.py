@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import Mailbox, last_code
-from flask import Flask, redirect
+from conftest import Mailbox, bare_flask_client, last_code
 
 from otp_pro import (
     DeliveryError,
@@ -29,7 +28,6 @@ from otp_pro import (
     hookimpl,
 )
 from otp_pro.testing import free_port
-from otp_pro.web.flask import OtpProFlask
 
 
 class PigeonTransport(Transport):
@@ -210,22 +208,7 @@ def test_delivery_status_is_only_the_members_own(build: Callable[..., OtpPro], a
 def web(build: Callable[..., OtpPro], ann: Member, mailbox: Mailbox, clock: Any) -> Iterator[tuple[Any, OtpPro]]:
     otp = build()
     enroll_by_email(otp, ann, mailbox, clock)
-    app = Flask(__name__)
-    app.secret_key = "flask-test-secret-" + "s" * 32
-    app.config["TESTING"] = True
-    members = {ann.id: ann}
-    extension = OtpProFlask(app, otp, load_member=members.get, check_password=lambda _m, _p: True,
-                            secure_cookies=False)
-
-    @app.get("/login")
-    def login() -> Any:
-        return redirect(extension.login(ann, next="/home"), 303)
-
-    @app.get("/home")
-    def home() -> str:
-        return "home"
-
-    yield app.test_client(), otp
+    yield bare_flask_client(otp, ann), otp
 
 
 def csrf(client: Any) -> str:

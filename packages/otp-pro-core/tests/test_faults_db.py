@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import SECRET_KEY, last_code
+from conftest import SECRET_KEY, bare_flask_client, last_code, page_csrf
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine, make_url
 
@@ -379,39 +379,17 @@ def test_an_unreachable_database_is_a_storage_error(new_otp, pg):
 
 
 def test_the_verify_page_answers_503_with_a_message_and_the_code_still_works(new_otp, pg, admin, clock, tmp_path):
-    from flask import Flask, redirect, request
-
-    from otp_pro.web.flask import STORAGE_FAILED_TEXT, OtpProFlask
-
-    def csrf(page: str) -> str:
-        found = re.search(r'name="csrf-token" content="([^"]+)"', page)
-        assert found, page[:300]
-        return found.group(1)
+    from otp_pro.web.flask import STORAGE_FAILED_TEXT
 
     def signed_in_app(otp: OtpPro) -> tuple[Any, str]:
-        app = Flask(__name__)
-        app.secret_key = "test-secret"
-        ext = OtpProFlask(app, otp, load_member=lambda mid: ANN if mid == ANN.id else None,
-                          check_password=lambda member, password: True)
-
-        @app.route("/login", methods=["GET", "POST"])
-        def login() -> Any:
-            if request.method == "POST":
-                return redirect(ext.login(ANN), 303)
-            return f'<meta name="csrf-token" content="{ext.csrf_token()}">'
-
-        @app.get("/")
-        def home() -> str:
-            return "home page"
-
-        client = app.test_client()
-        assert client.post("/login", data={"csrf_token": csrf(client.get("/login").text)}).status_code == 303
+        client = bare_flask_client(otp, ANN)
+        assert client.get("/login").status_code == 303
         return client, last_code(otp)
 
     probe = new_otp()
     _enrolled(probe, clock)
     client, code = signed_in_app(probe)
-    token = csrf(client.get("/otp/verify").text)
+    token = page_csrf(client.get("/otp/verify").text)
     with watching(probe, admin) as counter:
         assert client.post("/otp/verify", data={"code": code, "csrf_token": token}).status_code == 303
     count = len(counter.seen)
@@ -421,7 +399,7 @@ def test_the_verify_page_answers_503_with_a_message_and_the_code_still_works(new
         otp = new_otp()
         _enrolled(otp, clock)
         client, code = signed_in_app(otp)
-        token = csrf(client.get("/otp/verify").text)
+        token = page_csrf(client.get("/otp/verify").text)
         with watching(otp, admin, target, BEFORE):
             page = client.post("/otp/verify", data={"code": code, "csrf_token": token})
         assert page.status_code == 503, (target, page.status_code)
@@ -435,7 +413,7 @@ def test_the_verify_page_answers_503_with_a_message_and_the_code_still_works(new
         assert _snapshot(otp, pg)["kinds"].count("verify_ok") == 0
         # Nothing changed: the same code, typed again, signs the member in.
         done = client.post("/otp/verify", data={"code": code, "csrf_token": token})
-        assert done.status_code == 303 and client.get("/").text == "home page"
+        assert done.status_code == 303 and client.get("/home").text == "home page"
         clock.advance(60)
 
 

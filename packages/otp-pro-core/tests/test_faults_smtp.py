@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,11 +24,11 @@ import pyotp
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from conftest import base_settings, free_port
-from flask import Flask, redirect, request
+from conftest import bare_flask_client, base_settings, free_port, page_csrf
 
 from otp_pro import DeliveryError, Member, OtpPro, PermanentDeliveryError, TransientDeliveryError
 from otp_pro.storage.schema import challenges, members
+from otp_pro.testing import tls_server_context
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "smtp-pa55word-never-shown"
@@ -356,31 +355,9 @@ def test_login_to_a_server_without_auth_is_a_clear_permanent_error(smtp_otp, cap
     assert_failed_cleanly(otp, error, provider_code="not_supported", permanent=True, seen_code=None, caplog=caplog)
 
 
-def _self_signed_context(folder: Any) -> ssl.SSLContext:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    return context
-
-
 def test_starttls_with_a_certificate_that_does_not_verify(smtp_otp, caplog, tmp_path):
     handler = FaultyHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), tls_context=_self_signed_context(tmp_path))
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), tls_context=tls_server_context(tmp_path))
     controller.start()
     try:
         otp = smtp_otp(controller.port, smtp_starttls=True, smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD)
@@ -453,58 +430,39 @@ def test_the_setup_code_is_not_usable_after_a_failed_delivery(smtp_otp, caplog, 
 # ---------------------------------------------------------------- the web page
 
 
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf-token" content="([^"]+)"', page)
-    assert found, page[:300]
-    return found.group(1)
-
-
 def test_the_verify_page_says_the_code_could_not_be_sent(tmp_path, clock, scripted):
     otp = OtpPro(base_settings(f"sqlite:///{tmp_path}/web.sqlite3", channels=["email:code", "totp"],
                                default_channel="email:code", providers={"email": {
                                    "smtp_host": "127.0.0.1", "smtp_port": scripted.port,
                                    "smtp_timeout_seconds": 0.3}}), clock=clock, entry_points=False)
-    from otp_pro.web.flask import OtpProFlask
-
     try:
         otp.begin_setup(ANN, "email:code")
         otp.complete_setup(ANN, last_code_in(scripted.delivered))
         clock.advance(60)
-        app = Flask(__name__)
-        app.secret_key = "test-secret"
-        ext = OtpProFlask(app, otp, load_member=lambda mid: ANN if mid == ANN.id else None,
-                          check_password=lambda member, password: True)
-
-        @app.route("/login", methods=["GET", "POST"])
-        def login() -> Any:
-            if request.method == "POST":
-                return redirect(ext.login(ANN), 303)
-            return f'<meta name="csrf-token" content="{ext.csrf_token()}">'
-
-        client = app.test_client()
+        client = bare_flask_client(otp, ANN)
         for fault in ("close_after_data", "stall_greeting"):
             scripted.fault = fault
-            signed_in = client.post("/login", data={"csrf_token": _csrf(client.get("/login").text)})
+            signed_in = client.get("/login")
             assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/otp/verify"
             page = client.get("/otp/verify")
             assert page.status_code == 200
-            resent = client.post("/otp/send", data={"csrf_token": _csrf(page.text)}, follow_redirects=True)
+            resent = client.post("/otp/send", data={"csrf_token": page_csrf(page.text)}, follow_redirects=True)
             assert resent.status_code == 200
             # The wording (and the fallback it offers) belongs to the web layer; the page must say it failed.
             assert "The code could not be sent" in resent.text and "Email" in resent.text
-            api = client.post("/otp/api/send", json={}, headers={"X-CSRF-Token": _csrf(page.text)})
+            api = client.post("/otp/api/send", json={}, headers={"X-CSRF-Token": page_csrf(page.text)})
             assert api.status_code == 502 and api.get_json()["error"] == "delivery"
             seen = code_in(scripted.seen[-1]) if scripted.seen else None
             if seen and fault == "close_after_data":
-                wrong = client.post("/otp/verify", data={"code": seen, "csrf_token": _csrf(page.text)})
+                wrong = client.post("/otp/verify", data={"code": seen, "csrf_token": page_csrf(page.text)})
                 assert wrong.status_code == 200 and "That code is not correct." in wrong.text
         assert len(otp.events(ANN, kinds=["delivery_failed"])) == 6  # login, the button and the API, twice
         scripted.fault = None
         page = client.get("/otp/verify")
-        sent = client.post("/otp/send", data={"csrf_token": _csrf(page.text)}, follow_redirects=True)
+        sent = client.post("/otp/send", data={"csrf_token": page_csrf(page.text)}, follow_redirects=True)
         assert "We sent a code by Email to a***@example.com." in sent.text
         done = client.post("/otp/verify", data={"code": last_code_in(scripted.delivered),
-                                                "csrf_token": _csrf(page.text)})
+                                                "csrf_token": page_csrf(page.text)})
         assert done.status_code == 303
     finally:
         otp.close()

@@ -117,33 +117,6 @@ def test_backup_code_comparison_runs_over_every_stored_hash(monkeypatch: pytest.
         assert len(calls) == 10
 
 
-def _self_signed(folder: Any) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and its key, as PEM files in ``folder``."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_file), str(key_file)
-
-
 def test_smtp_starttls_verifies_the_server_certificate(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """ASVS V2.7.4 (secure channel to the out-of-band authenticator): STARTTLS is verified, never downgraded."""
     import ssl
@@ -151,9 +124,9 @@ def test_smtp_starttls_verifies_the_server_certificate(tmp_path: Any, monkeypatc
     from aiosmtpd.controller import Controller
 
     from otp_pro.errors import DeliveryError
-    from otp_pro.testing import Mailbox, free_port
+    from otp_pro.testing import Mailbox, free_port, self_signed_certificate
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     mailbox = Mailbox()

@@ -739,3 +739,16 @@ def test_any_json_like_value_validates_or_raises_configuration_error(raw: Any) -
         Settings.from_mapping(raw)
     except ConfigurationError:
         pass
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("localhost", True), ("demo.localhost", True), ("127.0.0.1", True), ("127.0.0.1:5000", True),
+    ("127.8.9.10", True), ("::1", True), ("[::1]:8080", True), ("localhost:5000", True),
+    ("example.com", False), ("localhost.example.com", False), ("10.0.0.1:80", False), ("[2001:db8::1]:443", False),
+    ("", False),
+])
+def test_is_loopback_host_for_the_plain_http_exceptions(host, loopback):
+    """One rule for where plain http is tolerated: the Flask cookies' Secure flag and magic-links' base_url."""
+    from otp_pro.settings import is_loopback_host
+
+    assert is_loopback_host(host) is loopback

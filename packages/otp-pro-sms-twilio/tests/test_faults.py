@@ -19,7 +19,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from conftest import AUTH_TOKEN, FakeTwilio, Reply, free_port, twilio_error
 
 from otp_pro import DeliveryError, Member, OtpPro, PermanentDeliveryError, TransientDeliveryError
 from otp_pro.storage.schema import challenges, members
+from otp_pro.testing import tls_server_context
 from otp_pro_sms_twilio.errors import PERMANENT_CODES
 from otp_pro_sms_twilio.transport import parse_retry_after
 
@@ -198,27 +198,6 @@ class DroppingServer:
         self._sock.close()
 
 
-def _self_signed(tmp_path: Path) -> ssl.SSLContext:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    return context
-
-
 @pytest.fixture
 def dropping() -> Iterator[DroppingServer]:
     server = DroppingServer()
@@ -240,7 +219,7 @@ def test_a_dropped_connection_is_retried_then_fails(make_otp, ann, clock, caplog
 
 
 def test_a_certificate_that_does_not_verify_is_not_retried(make_otp, ann, clock, caplog, tmp_path):
-    server = DroppingServer(tls=_self_signed(tmp_path))
+    server = DroppingServer(tls=tls_server_context(tmp_path))
     try:
         otp = make_otp(resend_cooldown_seconds=30, sms={"api_base_url": f"https://127.0.0.1:{server.port}"})
         enrolled(otp, ann, clock)

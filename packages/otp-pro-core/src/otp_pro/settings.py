@@ -8,6 +8,7 @@ also falls back to ``OTP_PRO_SECRET_KEY``.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import sys
@@ -221,6 +222,18 @@ def _check_secret_key(value: str) -> None:
 def _check_previous_keys(values: list[str]) -> None:
     for v in values:
         _check_secret_key(v)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (``name``, ``name:port``, an IP, ``[v6]:port``) is this machine: ``localhost``,
+    ``*.localhost`` or a loopback address. Where plain http (a demo, a test) may be allowed."""
+    host = host.rsplit(":", 1)[0].strip("[]") if host.count(":") <= 1 or host.startswith("[") else host
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 CORE_SETTINGS: tuple[Setting, ...] = (

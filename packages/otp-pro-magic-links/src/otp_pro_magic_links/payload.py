@@ -8,7 +8,6 @@ in the issue and the docs even though the payload, and so the channel
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 from otp_pro import Member, Payload, PayloadContext, PayloadValue, Transport
 from otp_pro.errors import ConfigurationError
-from otp_pro.settings import Setting
+from otp_pro.settings import Setting, is_loopback_host
 
 from .errors import BindingRequired
 
@@ -35,18 +34,9 @@ def _check_base_url(value: str) -> str:
         raise ValueError("must be an absolute http(s) URL such as 'https://example.com'")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("must not hold a query, fragment or credentials")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError("must use https (plain http is allowed for localhost only)")
     return value.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_path(value: str) -> str:

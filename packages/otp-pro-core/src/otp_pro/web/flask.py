@@ -27,7 +27,6 @@ has a small one) so that ``logout()`` really ends a session everywhere.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import math
 import re
@@ -71,6 +70,7 @@ from ..errors import (
 )
 from ..member import Member
 from ..results import Challenge, MemberStatus, VerifyResult
+from ..settings import is_loopback_host
 from .gate import Decision, GateConfig, SessionFacts, decide, default_allow
 from .wsgi import wants_json
 
@@ -152,16 +152,6 @@ class Outcome:
         if self.fallback is not None:
             data["fallback"] = [dict(item) for item in self.fallback]
         return data
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.rsplit(":", 1)[0].strip("[]") if host.count(":") <= 1 or host.startswith("[") else host
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def safe_next(value: object, default: str = "/") -> str:
@@ -407,7 +397,7 @@ class OtpProFlask:
 
     def _cookie_secure(self) -> bool:
         # Off only for plain-http development on the loopback interface.
-        return self.secure_cookies or not _is_loopback(request.host)
+        return self.secure_cookies or not is_loopback_host(request.host)
 
     def is_trusted_device(self) -> bool:
         member = self.current_member()
