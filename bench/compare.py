@@ -235,7 +235,7 @@ def run_side_by_side(args: argparse.Namespace, folder: Path, scratch: ScratchDat
             else:
                 own = Target("sqlite", sqlite_path=str(folder / f"otp-pro-{kind}-{alias}.sqlite3"))
                 raw = Target("sqlite", sqlite_path=str(folder / f"raw-{kind}-{alias}.sqlite3"))
-            sides = [OtpProSide(own, statements=True), DjangoOtpSide(alias), RawSide(raw)]
+            sides = [OtpProSide(own), DjangoOtpSide(alias), RawSide(raw)]
             started = time.perf_counter()
             try:
                 figures = measure(sides, kind, args.members, args.repeats, args.warmup)

@@ -20,6 +20,8 @@ import secrets
 import sqlite3
 import struct
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -73,7 +75,7 @@ class OtpProSide:
 
     name = "otp-pro"
 
-    def __init__(self, target: Target, *, statements: bool = False) -> None:
+    def __init__(self, target: Target) -> None:
         from otp_pro import Member, OtpPro
 
         self.Member = Member
@@ -89,12 +91,21 @@ class OtpProSide:
         self.ids: list[str] = []
         self.members: list[Any] = []
         self.statements = 0
-        if statements:
-            from sqlalchemy import event
 
-            @event.listens_for(self.otp.db.engine, "before_cursor_execute")
-            def _count(*_args: Any) -> None:
-                self.statements += 1
+    @contextmanager
+    def count_statements(self) -> Iterator[None]:
+        """Count the statements sent while the block runs (SQLAlchemy's ``before_cursor_execute``, which
+        otp-pro's hot statements fire too); removed afterwards, as django-otp's counter is."""
+        from sqlalchemy import event
+
+        def count(*_args: Any) -> None:
+            self.statements += 1
+
+        event.listen(self.otp.db.engine, "before_cursor_execute", count)
+        try:
+            yield
+        finally:
+            event.remove(self.otp.db.engine, "before_cursor_execute", count)
 
     def enrol(self, ids: list[str], channel: str) -> list[bytes]:
         """Enrolled members, written straight into otp_members (the setup flow is not what is measured)."""

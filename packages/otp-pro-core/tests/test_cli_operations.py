@@ -79,7 +79,7 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int = 2) -> s
 def seed(otp: OtpPro, events: list[AuditEvent]) -> None:
     with otp.db.write() as conn:
         for event in events:
-            audit.write(conn, event)
+            audit.write(otp.db, conn, event)
 
 
 # ------------------------------------------------------------------ members

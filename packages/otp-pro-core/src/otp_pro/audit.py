@@ -6,11 +6,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, bindparam, insert
 
 from .storage.schema import audit_events
+
+if TYPE_CHECKING:
+    from .storage.db import Database
 
 # Event kinds. Listeners may rely on these names.
 CHALLENGE_SENT = "challenge_sent"
@@ -70,28 +73,33 @@ def _clip(value: str | None, size: int) -> str | None:
     return str(value)[:size]
 
 
-_INSERT = insert(audit_events)  # built once: audit rows are written on every hot path
+#: The columns an event fills (``id`` is the database's).
+COLUMNS = ("at", "kind", "outcome", "member_id", "channel", "ip", "user_agent", "actor", "details")
+#: An event's INSERT, with one bind ``a_<column>`` per column, returning the new id. Built once: audit
+#: rows are written on every hot path, through ``Database.run`` (:mod:`otp_pro.storage.fast`).
+INSERT = insert(audit_events).values(
+    {name: bindparam(f"a_{name}", type_=audit_events.c[name].type) for name in COLUMNS}
+).returning(audit_events.c.id)
 
 
-def write(conn: Connection, event: AuditEvent) -> AuditEvent:
+def write(db: Database, conn: Connection, event: AuditEvent) -> AuditEvent:
     """Insert ``event`` on ``conn`` (inside the caller's transaction); return it with its id."""
-    result = conn.execute(_INSERT, row(event))
-    pk = result.inserted_primary_key
-    return AuditEvent(**{**event.__dict__, "id": pk[0] if pk else None})
+    event_id = db.run(conn, INSERT, params(event)).one()[0]
+    return AuditEvent(**{**event.__dict__, "id": event_id})
 
 
-def row(event: AuditEvent) -> dict[str, Any]:
-    """The column values of ``event``'s row in ``otp_audit_events`` (details as sorted JSON)."""
+def params(event: AuditEvent) -> dict[str, Any]:
+    """The bind values (``a_<column>``) of ``event``'s row in ``otp_audit_events`` (details as sorted JSON)."""
     return {
-        "at": event.at,
-        "kind": event.kind,
-        "outcome": event.outcome,
-        "member_id": event.member_id,
-        "channel": event.channel,
-        "ip": _clip(event.ip, 64),
-        "user_agent": _clip(event.user_agent, 512),
-        "actor": _clip(event.actor, 255),
-        "details": json.dumps(dict(event.details), default=str, sort_keys=True),
+        "a_at": event.at,
+        "a_kind": event.kind,
+        "a_outcome": event.outcome,
+        "a_member_id": event.member_id,
+        "a_channel": event.channel,
+        "a_ip": _clip(event.ip, 64),
+        "a_user_agent": _clip(event.user_agent, 512),
+        "a_actor": _clip(event.actor, 255),
+        "a_details": json.dumps(dict(event.details), default=str, sort_keys=True),
     }
 
 

@@ -111,7 +111,10 @@ _SENDS = select(*(q.scalar_subquery() for q in (
     _RECIPIENT_SENDS.with_only_columns(func.count()),
     _RECIPIENT_SENDS.with_only_columns(func.min(challenges.c.created_at)),
 )))
-_INSERT_CHALLENGE = challenges.insert()
+_INSERT_CHALLENGE = insert(challenges).values({
+    name: bindparam(f"c_{name}", type_=challenges.c[name].type) for name in (
+    "member_id", "channel", "payload", "purpose", "secret_hash", "recipient_hash", "binding_hash", "status",
+    "created_at", "expires_at", "message")}).returning(challenges.c.id)
 # Both at once: the new challenge is marked sent, the member's other unused ones are voided.
 _IS_NEW = challenges.c.id == bindparam("b_id")
 _MARK_SENT_VOID_OTHERS = update(challenges).where(
@@ -169,11 +172,8 @@ _DELIVERY_BY_ID = _DELIVERY.where(challenges.c.id == bindparam("b_id"))
 _IN_FLIGHT = ("queued", "sending", "pending")
 # PostgreSQL: the same UPDATE and the challenge_sent audit row in one statement, which is its own
 # transaction (one round trip instead of BEGIN, UPDATE, INSERT, COMMIT); SQLite has no UPDATE in WITH.
-_MARK_SENT_AUDITED = insert(audit_events).values({
-    name: bindparam(f"a_{name}", type_=audit_events.c[name].type)
-    for name in ("at", "kind", "outcome", "member_id", "channel", "ip", "user_agent", "actor", "details")
-}).add_cte(_MARK_SENT_VOID_OTHERS.cte("marked")).returning(audit_events.c.id)
-_AUDIT_COLUMNS = ("at", "kind", "outcome", "member_id", "channel", "ip", "user_agent", "actor", "details")
+_MARK_SENT_AUDITED = audit.INSERT.add_cte(_MARK_SENT_VOID_OTHERS.cte("marked"))
+_AUDIT_COLUMNS = audit.COLUMNS
 _AUDITED: dict[int, Any] = {}
 
 
@@ -525,7 +525,7 @@ class OtpPro:
     ) -> None:
         event = AuditEvent(kind=kind, at=self.clock(), outcome=outcome, member_id=member_id, channel=channel, ip=ip,
                            user_agent=user_agent, actor=actor, details=details)
-        events.append(audit.write(conn, event))
+        events.append(audit.write(self.db, conn, event))
 
     def _emit(self, events: Sequence[AuditEvent], member: Member | None = None) -> None:
         """Pass committed ``events`` to every ``otp_pro_event`` listener, in commit order.
@@ -578,7 +578,7 @@ class OtpPro:
 
     def _state(self, conn: Connection, member_id: str, *, for_update: bool = False) -> Any:
         query = _STATE_FOR_UPDATE if for_update and self.db.is_postgresql else _STATE
-        return conn.execute(query, {"b_member": member_id}).first()
+        return self.db.run(conn, query, {"b_member": member_id}).first()
 
     def _ensure_member(self, conn: Connection, member_id: str) -> None:
         now = self.clock()
@@ -960,12 +960,13 @@ class OtpPro:
                     self._audit_fallback(conn, events, member.id, channel, ip, user_agent)
                 if queued:
                     conn.execute(_REPLACE_QUEUED, {"b_member": member.id, "b_now": now})
-                challenge_id = _inserted_id(conn.execute(_INSERT_CHALLENGE, dict(
-                    member_id=member.id, channel=channel, payload=payload.name, purpose=purpose,
-                    secret_hash=self.keys.hash("challenge", value.secret), recipient_hash=recipient_hash,
-                    binding_hash=self.keys.hash("binding", binding) if binding else None,
-                    status="queued" if queued else "pending", created_at=now, expires_at=expires, message=sealed,
-                )))
+                challenge_id = self.db.run(conn, _INSERT_CHALLENGE, dict(
+                    c_member_id=member.id, c_channel=channel, c_payload=payload.name, c_purpose=purpose,
+                    c_secret_hash=self.keys.hash("challenge", value.secret), c_recipient_hash=recipient_hash,
+                    c_binding_hash=self.keys.hash("binding", binding) if binding else None,
+                    c_status="queued" if queued else "pending", c_created_at=now, c_expires_at=expires,
+                    c_message=sealed,
+                )).one()[0]
                 if queued:
                     self._audit(conn, events, audit.CHALLENGE_QUEUED, member.id, channel=channel, ip=ip,
                                 user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
@@ -1045,13 +1046,12 @@ class OtpPro:
         """Mark the inline challenge sent (voiding the member's older ones) with its ``challenge_sent`` row."""
         if self.db.is_postgresql:
             with self.db.write_once() as conn:
-                event_id = conn.execute(_MARK_SENT_AUDITED, {
-                    **marked, **{f"a_{name}": value for name, value in audit.row(sent).items()}}).scalar_one()
+                event_id = self.db.run(conn, _MARK_SENT_AUDITED, {**marked, **audit.params(sent)}).one()[0]
             self._emit([AuditEvent(**{**sent.__dict__, "id": event_id})], member)
         else:
             with self._write(member) as (conn, events):
-                conn.execute(_MARK_SENT_VOID_OTHERS, marked)
-                events.append(audit.write(conn, sent))
+                self.db.run(conn, _MARK_SENT_VOID_OTHERS, marked)
+                events.append(audit.write(self.db, conn, sent))
 
     def _fail_delivery(self, challenge_id: int, member_id: str, channel: str, purpose: str, transport: str,
                        error: DeliveryError, *, ip: str | None = None, user_agent: str | None = None,
@@ -1215,8 +1215,8 @@ class OtpPro:
     def _throttle(self, conn: Connection, member_id: str, recipient_hash: str, now: datetime) -> ThrottledError | None:
         s = self.settings
         hour_ago = now - timedelta(hours=1)
-        last, member_count, member_oldest, recipient_count, recipient_oldest = conn.execute(
-            _SENDS, {"b_member": member_id, "b_recipient": recipient_hash, "b_since": hour_ago}).one()
+        last, member_count, member_oldest, recipient_count, recipient_oldest = self.db.run(
+            conn, _SENDS, {"b_member": member_id, "b_recipient": recipient_hash, "b_since": hour_ago}).one()
         if s.resend_cooldown_seconds:
             if last is not None and last > now - timedelta(seconds=s.resend_cooldown_seconds):
                 wait = int((last + timedelta(seconds=s.resend_cooldown_seconds) - now).total_seconds()) + 1
@@ -1342,14 +1342,13 @@ class OtpPro:
         statement = _consume_statement(channel is not None, len(hashes), None if payloads is None else len(payloads))
         if accepted is not None:
             return self._accept_audited(conn, statement, params, *accepted)
-        row = conn.execute(statement, params).first()
+        row = self.db.run(conn, statement, params).first()
         return row[0] if row is not None else None
 
     def _accept_audited(self, conn: Connection, statement: Any, params: dict[str, Any], events: list[AuditEvent],
                         event: AuditEvent) -> str | None:
         """PostgreSQL: run ``statement`` with ``event``'s audit row (:func:`_audited`); the audit channel, or None."""
-        row = conn.execute(_audited(statement), {
-            **params, **{f"a_{name}": value for name, value in audit.row(event).items()}}).first()
+        row = self.db.run(conn, _audited(statement), {**params, **audit.params(event)}).first()
         if row is None:
             return None
         events.append(AuditEvent(**{**event.__dict__, "id": row[0], "channel": row[1]}))
@@ -1436,7 +1435,7 @@ class OtpPro:
                     if self._accept_audited(conn, _TOTP_STEP_RESET_RETURNING, step_params, events, self._ok_event(
                             member.id, TOTP, "totp", ip, user_agent)) is not None:
                         method, channel = "totp", TOTP
-                elif conn.execute(_TOTP_STEP_RESET, step_params).rowcount == 1:
+                elif self.db.run(conn, _TOTP_STEP_RESET, step_params).rowcount == 1:
                     method, channel = "totp", TOTP
             if method is None and is_code:
                 channel = self._consume_challenge(
@@ -1462,7 +1461,7 @@ class OtpPro:
                 # a backup code's state was read before the transaction, so it always resets.
                 if method != "totp" and (not digits or state.failures or state.consecutive_failures
                                          or state.locked_until is not None):
-                    conn.execute(_RESET_FAILURES, {"b_member": member.id})
+                    self.db.run(conn, _RESET_FAILURES, {"b_member": member.id})
                 if method == "backup_code":
                     self._audit(conn, events, audit.BACKUP_CODE_USED, member.id, outcome=audit.OK, ip=ip,
                                 user_agent=user_agent, remaining=remaining)
