@@ -23,14 +23,21 @@ from otp_pro.storage import db as storage_db
 
 @contextmanager
 def transactions(otp: OtpPro) -> Iterator[dict[str, int]]:
-    """Count the commits and the statements sent while the block runs."""
+    """Count the transactions that wrote (``commit``) and the statements sent while the block runs.
+
+    A commit is SQLAlchemy's ``commit`` event, or a data-changing statement run in
+    autocommit (on PostgreSQL such a statement is a transaction of its own).
+    """
     counts = {"commit": 0, "statements": 0}
 
     def on_commit(_conn: Any) -> None:
         counts["commit"] += 1
 
-    def on_statement(*_args: Any) -> None:
+    def on_statement(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         counts["statements"] += 1
+        autocommit = conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        if autocommit and statement.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "WITH"):
+            counts["commit"] += 1
 
     event.listen(otp.db.engine, "commit", on_commit)
     event.listen(otp.db.engine, "before_cursor_execute", on_statement)

@@ -14,7 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from . import audit, dispatch, policy, totp
 from .audit import AuditEvent
@@ -196,16 +209,25 @@ def _audited(statement: Any) -> Any:
 
 
 _TOTP_STEP_RESET_RETURNING = _TOTP_STEP_RESET.returning(members.c.member_id)
-_CONSUME: dict[tuple[bool, int, int | None], Any] = {}
+# PostgreSQL, verify in one statement of its own (autocommit): the member state read just before
+# must still hold, so the statement re-checks it: enrolled, not locked, the same seed.
+_MEMBER_OPEN = and_(members.c.channel.is_not(None),
+                    or_(members.c.locked_until.is_(None),
+                        members.c.locked_until <= bindparam("b_now", type_=members.c.locked_until.type)))
+_TOTP_STEP_ONCE = _TOTP_STEP_RESET.where(_MEMBER_OPEN, members.c.totp_seed == bindparam("b_seed")).returning(
+    members.c.member_id)
+_CONSUME: dict[tuple[bool, int, int | None, bool], Any] = {}
 
 
-def _consume_statement(by_channel: bool, hashes: int, payloads: int | None) -> Any:
+def _consume_statement(by_channel: bool, hashes: int, payloads: int | None, guarded: bool = False) -> Any:
     """The conditional UPDATE that consumes a challenge (built once per shape).
 
     One plain bind per hash (``b_hash0``...) and per payload name (``b_payload0``...),
     not expanding IN parameters, so the cached compiled statement is used as is.
+    ``guarded`` adds the member's state (enrolled, not locked), for a statement that
+    runs outside the transaction that read it.
     """
-    key = (by_channel, hashes, payloads)
+    key = (by_channel, hashes, payloads, guarded)
     if key not in _CONSUME:
         conditions = [
             challenges.c.member_id == bindparam("b_member"),
@@ -220,6 +242,8 @@ def _consume_statement(by_channel: bool, hashes: int, payloads: int | None) -> A
             conditions.append(challenges.c.channel == bindparam("b_channel"))
         if payloads is not None:
             conditions.append(challenges.c.payload.in_([bindparam(f"b_payload{i}") for i in range(payloads)]))
+        if guarded:
+            conditions.append(exists().where(members.c.member_id == bindparam("b_member"), _MEMBER_OPEN))
         _CONSUME[key] = update(challenges).where(*conditions).values(
             consumed_at=bindparam("b_now", type_=challenges.c.consumed_at.type)).returning(challenges.c.channel)
     return _CONSUME[key]
@@ -1326,7 +1350,8 @@ class OtpPro:
 
     def _consume_challenge(self, conn: Connection, member_id: str, secret: str, purpose: str, now: datetime, *,
                            channel: str | None = None, payloads: Sequence[str] | None = None,
-                           accepted: tuple[list[AuditEvent], AuditEvent] | None = None) -> str | None:
+                           accepted: tuple[list[AuditEvent], AuditEvent] | None = None,
+                           guarded: bool = False) -> str | None:
         """Consume a live challenge matching ``secret``: one conditional UPDATE; its row count decides.
 
         With ``accepted`` (``events`` and the event to write on success; PostgreSQL
@@ -1339,7 +1364,8 @@ class OtpPro:
             params["b_channel"] = channel
         if payloads is not None:
             params.update((f"b_payload{i}", name) for i, name in enumerate(payloads))
-        statement = _consume_statement(channel is not None, len(hashes), None if payloads is None else len(payloads))
+        statement = _consume_statement(channel is not None, len(hashes), None if payloads is None else len(payloads),
+                                       guarded)
         if accepted is not None:
             return self._accept_audited(conn, statement, params, *accepted)
         row = self.db.run(conn, statement, params).first()
@@ -1402,6 +1428,10 @@ class OtpPro:
         digits = normalized.isdigit()
         is_code = digits and len(normalized) == self.settings.code_length
         state: Any = None
+        if digits and self.db.is_postgresql:
+            accepted = self._verify_once(member, normalized, now, is_code, code_payloads, ip, user_agent)
+            if accepted is not None:
+                return accepted
         if not digits:
             # A backup code's KDF runs before the write transaction, which on SQLite holds the
             # database's write lock; a code of digits is checked in one transaction (matching is cheap).
@@ -1471,6 +1501,50 @@ class OtpPro:
                 result = VerifyResult(True, method=method, channel=channel or state.channel,
                                       attempts_remaining=self.settings.max_attempts, backup_codes_remaining=remaining)
         return result
+
+    def _verify_once(self, member: Member, normalized: str, now: datetime, is_code: bool,
+                     code_payloads: Sequence[str], ip: str | None, user_agent: str | None) -> VerifyResult | None:
+        """PostgreSQL: accept a right code in two round trips, or answer None to let the transaction decide.
+
+        The member's state is read in autocommit; a matching TOTP step or one-time code is
+        then accepted by one statement in autocommit, which is its own transaction: it moves
+        the step (or consumes the challenge) and inserts the ``verify_ok`` row, on condition
+        that the state read still holds (enrolled, not locked, the same seed). Anything else
+        (a refusal, a wrong or replayed code, failure counters to reset) is left to
+        :meth:`verify`'s transaction, which reads again and records what happened; a refusal
+        read here is returned as the transaction would return it.
+        """
+        with self.db.read_once() as conn:
+            state = self._state(conn, member.id)
+        refusal = self._verify_refusal(state, now)
+        if refusal is not None or state.failures or state.consecutive_failures or state.locked_until is not None:
+            return refusal
+        events: list[AuditEvent] = []
+        cfg = self.settings.totp
+        if state.totp_seed is not None and len(normalized) == cfg.digits:
+            step = totp.match(self.keys.decrypt(state.totp_seed), normalized, now, cfg, after_step=state.totp_last_step)
+            if step is not None:
+                with self.db.write_once() as conn:
+                    won = self._accept_audited(
+                        conn, _TOTP_STEP_ONCE, {"b_member": member.id, "b_step": step, "b_seed": state.totp_seed,
+                                                "b_now": now},
+                        events, self._ok_event(member.id, TOTP, "totp", ip, user_agent))
+                if won is None:
+                    return None
+                self._emit(events, member)
+                return VerifyResult(True, method="totp", channel=TOTP, attempts_remaining=self.settings.max_attempts)
+        if not is_code or state.totp_seed is not None:
+            # An authenticator member's wrong or replayed code (or an emailed fallback code) goes to
+            # the transaction, which tries the code and records the failure: one write, not two.
+            return None
+        ok_event = self._ok_event(member.id, None, "code", ip, user_agent)
+        with self.db.write_once() as conn:
+            channel = self._consume_challenge(conn, member.id, normalized, PURPOSE_VERIFY, now, payloads=code_payloads,
+                                              accepted=(events, ok_event), guarded=True)
+        if channel is None:
+            return None
+        self._emit(events, member)
+        return VerifyResult(True, method="code", channel=channel, attempts_remaining=self.settings.max_attempts)
 
     def _ok_event(self, member_id: str, channel: str | None, method: str, ip: str | None,
                   user_agent: str | None) -> AuditEvent:
