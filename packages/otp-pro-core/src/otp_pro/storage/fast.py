@@ -19,6 +19,10 @@ What stays as with ``Connection.execute``:
 - the ``before_cursor_execute`` and ``after_cursor_execute`` engine events fire
   when something listens (tracing, statement counters, the fault tests), and
   cost nothing when nothing does.
+
+What differs: SQLAlchemy's own statement log (``echo=True``, the
+``sqlalchemy.engine`` logger) does not list these statements; listen to the
+events above to see them.
 """
 
 from __future__ import annotations
