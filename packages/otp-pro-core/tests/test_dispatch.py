@@ -302,14 +302,18 @@ def test_celery_queued_then_sent_and_verified(make_queued: Callable[..., OtpPro]
         assert secret not in caplog.text and secret not in records
 
 
+def enrol_by_email_through_the_worker(otp: OtpPro, member: Member, mailbox: Mailbox) -> None:
+    """Set ``member`` up by email while a worker runs; the worker sends the setup code, read from the mailbox."""
+    setup = otp.begin_setup(member, "email:code")
+    assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
+    otp.complete_setup(member, mailed_code(mailbox))
+
+
 def test_celery_transient_error_is_retried_then_sent(make_queued: Callable[..., OtpPro], queue: str,
                                                      member: Member, mailbox: Mailbox) -> None:
     otp = make_queued()
     with worker(otp, queue):
-        setup = otp.begin_setup(member, "email:code")
-        assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
-        code = mailed_code(mailbox)
-        otp.complete_setup(member, code)
+        enrol_by_email_through_the_worker(otp, member, mailbox)
         before = len(mailbox.to("ann@example.com"))  # the setup code and, maybe, a notification
         mailbox.reply = "451 4.3.0 try again later"  # the next DATA only
         challenge = otp.send_challenge(member)
@@ -327,10 +331,7 @@ def test_celery_permanent_error_fails_with_an_audit_event_and_offers_fallback(
         make_queued: Callable[..., OtpPro], queue: str, member: Member, mailbox: Mailbox) -> None:
     otp = make_queued()
     with worker(otp, queue):
-        setup = otp.begin_setup(member, "email:code")
-        assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
-        code = mailed_code(mailbox)
-        otp.complete_setup(member, code)
+        enrol_by_email_through_the_worker(otp, member, mailbox)
         mailbox.reply = "550 5.1.1 no such mailbox"
         challenge = otp.send_challenge(member)
         status = settle(otp, member, challenge.id)

@@ -267,25 +267,30 @@ def _sent(otp: OtpPro) -> int:
     return len(otp.transports["outbox"].messages)  # type: ignore[attr-defined]
 
 
-def test_send_challenge_killed_before_the_message_goes_out_leaves_nothing(new_otp, pg, admin, clock, caplog):
-    """Every statement before the transport is called: no challenge, no audit, no message, no cooldown."""
-    caplog.set_level(logging.DEBUG)
-    probe = new_otp()
-    _enrolled(probe, clock)
+def _statements_around_the_send(probe: OtpPro, admin: Engine) -> tuple[list[str], int]:
+    """Send ANN a code on ``probe``: the statements it ran, and how many of them ran before the transport was called."""
     outbox = probe.transports["outbox"]
-    order: list[str] = []
+    marks: list[int] = []
     with watching(probe, admin) as counter:
         original = outbox.send
 
         def spy(message: Any) -> Any:
-            order.append(f"send after {len(counter.seen)}")
+            marks.append(len(counter.seen))
             return original(message)
 
         outbox.send = spy  # type: ignore[method-assign]
         probe.send_challenge(ANN)
         del outbox.send
-    [marker] = order
-    before_send = int(marker.split()[-1])
+    [before_send] = marks
+    return counter.seen, before_send
+
+
+def test_send_challenge_killed_before_the_message_goes_out_leaves_nothing(new_otp, pg, admin, clock, caplog):
+    """Every statement before the transport is called: no challenge, no audit, no message, no cooldown."""
+    caplog.set_level(logging.DEBUG)
+    probe = new_otp()
+    _enrolled(probe, clock)
+    _seen, before_send = _statements_around_the_send(probe, admin)
     assert before_send >= 2  # the member's state, the throttle counts, the challenge row
     for target in range(1, before_send + 1):
         for phase in (BEFORE, AFTER):
@@ -325,19 +330,8 @@ def test_send_challenge_killed_after_the_message_went_out_is_recorded(new_otp, p
     caplog.set_level(logging.DEBUG)
     probe = new_otp()
     _enrolled(probe, clock)
-    outbox = probe.transports["outbox"]
-    marks: list[int] = []
-    with watching(probe, admin) as counter:
-        original = outbox.send
-
-        def spy(message: Any) -> Any:
-            marks.append(len(counter.seen))
-            return original(message)
-
-        outbox.send = spy  # type: ignore[method-assign]
-        probe.send_challenge(ANN)
-        del outbox.send
-    total, before_send = len(counter.seen), marks[0]
+    seen, before_send = _statements_around_the_send(probe, admin)
+    total = len(seen)
     assert total > before_send
     failures = []
     for target in range(before_send + 1, total + 1):
@@ -355,7 +349,7 @@ def test_send_challenge_killed_after_the_message_went_out_is_recorded(new_otp, p
             after = _snapshot(otp, pg)
             [row] = [r for r in after["challenges"] if r.purpose == "verify"]
             new_kinds = after["kinds"][len(before["kinds"]):]
-            where = f"{phase} statement {target} ({counter.seen[target - 1]}...)"
+            where = f"{phase} statement {target} ({seen[target - 1]}...)"
             if new_kinds.count("challenge_sent") + new_kinds.count("delivery_failed") > 1:
                 failures.append(f"{where}: the send was recorded twice ({new_kinds})")
             if not {"challenge_sent", "delivery_failed"} & set(new_kinds):

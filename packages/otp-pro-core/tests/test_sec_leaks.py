@@ -455,3 +455,10 @@ def test_the_scan_fails_when_a_secret_is_logged(all_logs: list[logging.LogRecord
     scan.secret("code", "482913")
     scan.returned("clean", "id 14829130 at 0.4829131")
     scan.check()
+    # Nor is a time's fraction of a second, stored or in a repr; the code beside it still is.
+    times = "2026-11-24 04:30:15.482913 datetime.datetime(2026, 11, 24, 4, 30, 15, 482913, tzinfo=utc)"
+    scan.returned("times", times)
+    scan.check()
+    scan.returned("leak", f"{times} code 482913")
+    with pytest.raises(AssertionError, match="of leak"):
+        scan.check()

@@ -39,12 +39,11 @@ from sqlalchemy.exc import DBAPIError
 class FastResult:
     """The rows (already processed: aware datetimes) and row count of one statement."""
 
-    __slots__ = ("lastrowid", "rowcount", "rows")
+    __slots__ = ("rowcount", "rows")
 
-    def __init__(self, rows: list[Any], rowcount: int, lastrowid: Any) -> None:
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
         self.rows = rows
         self.rowcount = rowcount
-        self.lastrowid = lastrowid
 
     def first(self) -> Any:
         return self.rows[0] if self.rows else None
@@ -53,12 +52,6 @@ class FastResult:
         if len(self.rows) != 1:
             raise LookupError(f"expected one row, got {len(self.rows)}")
         return self.rows[0]
-
-    def scalar(self) -> Any:
-        return self.rows[0][0] if self.rows else None
-
-    def all(self) -> list[Any]:
-        return self.rows
 
 
 class FastStatement:
@@ -90,7 +83,7 @@ class FastStatement:
             (index, process) for index, column in enumerate(columns)
             if (process := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None)
         self.row_type: Any = namedtuple("Row", [getattr(c, "key", None) or f"c{i}" for i, c in enumerate(columns)],
-                                        rename=True) if columns else tuple
+                                        rename=True) if columns else None
 
     def parameters(self, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         values = {**self.defaults, **params}
@@ -101,7 +94,8 @@ class FastStatement:
         return {name: values[name] for name in self.order}
 
     def rows(self, raw: Sequence[Any]) -> list[Any]:
-        make = self.row_type
+        """``raw`` (the driver's rows of a statement that returns some) as named, processed rows."""
+        make = self.row_type._make
         processors = self.result_processors
         out = []
         for row in raw:
@@ -109,7 +103,7 @@ class FastStatement:
                 row = list(row)
                 for index, process in processors:
                     row[index] = process(row[index])
-            out.append(make._make(row) if make is not tuple else tuple(row))
+            out.append(make(row))
         return out
 
 
@@ -142,8 +136,8 @@ class FastStatements:
             cursor.execute(fast.sql, args)
             if dispatch.after_cursor_execute:
                 dispatch.after_cursor_execute(conn, cursor, fast.sql, args, None, False)
-            raw = cursor.fetchall() if fast.returns else []
-            result = FastResult(fast.rows(raw), cursor.rowcount, getattr(cursor, "lastrowid", None))
+            rows = fast.rows(cursor.fetchall()) if fast.returns else []
+            result = FastResult(rows, cursor.rowcount)
         except self.dbapi_error as exc:
             invalidated = bool(self.dialect.is_disconnect(exc, dbapi_connection, cursor))
             if invalidated:
