@@ -185,7 +185,8 @@ def test_verify_with_the_right_code_is_all_or_nothing_at_every_statement(new_otp
                 outcome = _attempt(lambda otp=otp, code=code: otp.verify(ANN, code, ip="203.0.113.9"))
             kills += len(killer.killed)
             if not isinstance(outcome, StorageError):
-                # Killed between two transactions (after the state was read in autocommit): the pool
+                # Killed between two transactions (after the autocommit statement that read the state and,
+                # with failures to reset, consumed nothing): the pool
                 # replaced the connection and the verification completed, exactly once.
                 recovered += 1
                 assert outcome.ok and outcome.method == "code", (target, phase, outcome)
@@ -208,7 +209,7 @@ def test_verify_with_the_right_code_is_all_or_nothing_at_every_statement(new_otp
             assert not otp.verify(ANN, code).ok  # and only once
             clock.advance(60)
     assert kills == 2 * count
-    assert recovered <= 1  # only right after the autocommit read; every other point is all or nothing
+    assert recovered <= 1  # only right after the autocommit statement; every other point is all or nothing
 
 
 def test_a_wrong_code_is_counted_whole_or_not_at_all_at_every_statement(new_otp, pg, admin, clock, caplog):
@@ -230,7 +231,8 @@ def test_a_wrong_code_is_counted_whole_or_not_at_all_at_every_statement(new_otp,
             with watching(otp, admin, target, phase):
                 outcome = _attempt(lambda otp=otp: otp.verify(ANN, wrong))
             if not isinstance(outcome, StorageError):
-                # Killed between the autocommit read and the transaction: completed, counted once.
+                # Killed between the autocommit statement (nothing accepted) and the transaction: completed,
+                # counted once.
                 recovered += 1
                 assert not outcome.ok and outcome.reason == "locked", (target, phase, outcome)
                 final = _snapshot(otp, pg)
@@ -587,20 +589,20 @@ def test_a_queue_worker_killed_after_sending_still_records_the_send(pg, admin, c
 
 
 def test_a_right_code_on_a_clean_record_is_accepted_by_one_statement_or_not_at_all(new_otp, pg, admin, clock, caplog):
-    # No failures to reset: the state is read in autocommit and one autocommit statement consumes
-    # the code and writes verify_ok (Otp._verify_once). Killed before it: nothing is written and the
-    # code still works; killed after it: it was committed, and the member is signed in once.
+    # No failures to reset: one autocommit statement reads the state, consumes the code and writes
+    # verify_ok (Otp._verify_once). Killed before it: nothing is written and the code still works;
+    # killed after it: it was committed, and the member is signed in once.
     caplog.set_level(logging.DEBUG)
     probe = new_otp()
     code = _enrolled_with_challenge(probe, clock, failures=0)
     seen = _statements(lambda: probe.verify(ANN, code), probe, admin)
-    assert len(seen) == 2 and seen[0].startswith("SELECT") and seen[1].startswith("WITH"), seen
+    assert len(seen) == 1 and seen[0].startswith("WITH"), seen
     for phase in (BEFORE, AFTER):
         truncate_all(pg)
         otp = new_otp()
         code = _enrolled_with_challenge(otp, clock, failures=0)
         before = _snapshot(otp, pg)
-        with watching(otp, admin, 2, phase) as killer:
+        with watching(otp, admin, 1, phase) as killer:
             outcome = _attempt(lambda otp=otp, code=code: otp.verify(ANN, code))
         assert len(killer.killed) == 1
         added = _snapshot(otp, pg)["kinds"][len(before["kinds"]):]

@@ -25,26 +25,44 @@ from otp_pro.storage import db as storage_db
 def transactions(otp: OtpPro) -> Iterator[dict[str, int]]:
     """Count the transactions that wrote (``commit``) and the statements sent while the block runs.
 
-    A commit is SQLAlchemy's ``commit`` event, or a data-changing statement run in
-    autocommit (on PostgreSQL such a statement is a transaction of its own).
+    On PostgreSQL a writing transaction is one that was given a transaction id: the
+    server's next id is read (without taking one) before and after, on a connection of
+    its own. That counts a statement run in autocommit that changed rows, and not one
+    that changed nothing (a conditional UPDATE that matched no row takes no id).
+    Elsewhere it is SQLAlchemy's ``commit`` event (SQLite has no autocommit writes).
     """
     counts = {"commit": 0, "statements": 0}
 
     def on_commit(_conn: Any) -> None:
         counts["commit"] += 1
 
-    def on_statement(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def on_statement(*_args: Any) -> None:
         counts["statements"] += 1
-        autocommit = conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-        if autocommit and statement.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "WITH"):
-            counts["commit"] += 1
 
-    event.listen(otp.db.engine, "commit", on_commit)
+    probe = None
+    if otp.db.is_postgresql:
+        import psycopg
+
+        probe = psycopg.connect(otp.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                                autocommit=True)
+
+    def next_xid() -> int:
+        assert probe is not None
+        return int(probe.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetchone()[0])
+
+    start = next_xid() if probe is not None else 0
+    if probe is None:
+        event.listen(otp.db.engine, "commit", on_commit)
     event.listen(otp.db.engine, "before_cursor_execute", on_statement)
     try:
         yield counts
+        if probe is not None:
+            counts["commit"] = next_xid() - start
     finally:
-        event.remove(otp.db.engine, "commit", on_commit)
+        if probe is None:
+            event.remove(otp.db.engine, "commit", on_commit)
+        else:
+            probe.close()
         event.remove(otp.db.engine, "before_cursor_execute", on_statement)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 
@@ -216,18 +217,16 @@ _MEMBER_OPEN = and_(members.c.channel.is_not(None),
                         members.c.locked_until <= bindparam("b_now", type_=members.c.locked_until.type)))
 _TOTP_STEP_ONCE = _TOTP_STEP_RESET.where(_MEMBER_OPEN, members.c.totp_seed == bindparam("b_seed")).returning(
     members.c.member_id)
-_CONSUME: dict[tuple[bool, int, int | None, bool], Any] = {}
+_CONSUME: dict[tuple[bool, int, int | None], Any] = {}
 
 
-def _consume_statement(by_channel: bool, hashes: int, payloads: int | None, guarded: bool = False) -> Any:
+def _consume_statement(by_channel: bool, hashes: int, payloads: int | None) -> Any:
     """The conditional UPDATE that consumes a challenge (built once per shape).
 
     One plain bind per hash (``b_hash0``...) and per payload name (``b_payload0``...),
     not expanding IN parameters, so the cached compiled statement is used as is.
-    ``guarded`` adds the member's state (enrolled, not locked), for a statement that
-    runs outside the transaction that read it.
     """
-    key = (by_channel, hashes, payloads, guarded)
+    key = (by_channel, hashes, payloads)
     if key not in _CONSUME:
         conditions = [
             challenges.c.member_id == bindparam("b_member"),
@@ -242,11 +241,31 @@ def _consume_statement(by_channel: bool, hashes: int, payloads: int | None, guar
             conditions.append(challenges.c.channel == bindparam("b_channel"))
         if payloads is not None:
             conditions.append(challenges.c.payload.in_([bindparam(f"b_payload{i}") for i in range(payloads)]))
-        if guarded:
-            conditions.append(exists().where(members.c.member_id == bindparam("b_member"), _MEMBER_OPEN))
         _CONSUME[key] = update(challenges).where(*conditions).values(
             consumed_at=bindparam("b_now", type_=challenges.c.consumed_at.type)).returning(challenges.c.channel)
     return _CONSUME[key]
+
+
+# PostgreSQL, a one-time code verified by one statement of its own (autocommit): a member with
+# a clean record (enrolled, no authenticator, no failures to reset, no lock) has the code
+# consumed and the verify_ok row written; in any case the statement returns the member's state
+# (one snapshot), from which verify goes on when nothing was accepted.
+_MEMBER_CLEAN = and_(members.c.channel.is_not(None), members.c.totp_seed.is_(None), members.c.failures == 0,
+                     members.c.consecutive_failures == 0, members.c.locked_until.is_(None))
+_STATE_AND_CONSUME: dict[tuple[int, int], Any] = {}
+
+
+def _state_and_consume_statement(hashes: int, payloads: int) -> Any:
+    """The member's row, with ``ok_id`` and ``ok_channel`` (the verify_ok row) when the code was accepted."""
+    key = (hashes, payloads)
+    if key not in _STATE_AND_CONSUME:
+        consume = _consume_statement(False, hashes, payloads).where(
+            exists().where(members.c.member_id == bindparam("b_member"), _MEMBER_CLEAN))
+        ok = _audited(consume).cte("ok")
+        state = _STATE.cte("state")
+        _STATE_AND_CONSUME[key] = select(state, ok.c.id.label("ok_id"), ok.c.channel.label("ok_channel")) \
+            .select_from(state.outerjoin(ok, true()))
+    return _STATE_AND_CONSUME[key]
 
 
 def utcnow() -> datetime:
@@ -1350,8 +1369,7 @@ class OtpPro:
 
     def _consume_challenge(self, conn: Connection, member_id: str, secret: str, purpose: str, now: datetime, *,
                            channel: str | None = None, payloads: Sequence[str] | None = None,
-                           accepted: tuple[list[AuditEvent], AuditEvent] | None = None,
-                           guarded: bool = False) -> str | None:
+                           accepted: tuple[list[AuditEvent], AuditEvent] | None = None) -> str | None:
         """Consume a live challenge matching ``secret``: one conditional UPDATE; its row count decides.
 
         With ``accepted`` (``events`` and the event to write on success; PostgreSQL
@@ -1364,8 +1382,7 @@ class OtpPro:
             params["b_channel"] = channel
         if payloads is not None:
             params.update((f"b_payload{i}", name) for i, name in enumerate(payloads))
-        statement = _consume_statement(channel is not None, len(hashes), None if payloads is None else len(payloads),
-                                       guarded)
+        statement = _consume_statement(channel is not None, len(hashes), None if payloads is None else len(payloads))
         if accepted is not None:
             return self._accept_audited(conn, statement, params, *accepted)
         row = self.db.run(conn, statement, params).first()
@@ -1504,22 +1521,40 @@ class OtpPro:
 
     def _verify_once(self, member: Member, normalized: str, now: datetime, is_code: bool,
                      code_payloads: Sequence[str], ip: str | None, user_agent: str | None) -> VerifyResult | None:
-        """PostgreSQL: accept a right code in two round trips, or answer None to let the transaction decide.
+        """PostgreSQL: accept a right code in one or two round trips, or answer None to let the transaction decide.
 
-        The member's state is read in autocommit; a matching TOTP step or one-time code is
-        then accepted by one statement in autocommit, which is its own transaction: it moves
-        the step (or consumes the challenge) and inserts the ``verify_ok`` row, on condition
-        that the state read still holds (enrolled, not locked, the same seed). Anything else
-        (a refusal, a wrong or replayed code, failure counters to reset) is left to
-        :meth:`verify`'s transaction, which reads again and records what happened; a refusal
-        read here is returned as the transaction would return it.
+        A one-time code is tried by one statement in autocommit, which is its own
+        transaction (:func:`_state_and_consume_statement`): for a member with a clean
+        record it consumes the code and inserts the ``verify_ok`` row, and it returns the
+        member's state either way. Otherwise the state is read in autocommit. A matching
+        TOTP step is then accepted by one more statement, on condition that the state read
+        still holds (enrolled, not locked, the same seed). Anything else (a refusal, a
+        wrong or replayed code, failure counters to reset) is left to :meth:`verify`'s
+        transaction, which reads again and records what happened; a refusal read here is
+        returned as the transaction would return it.
         """
-        with self.db.read_once() as conn:
-            state = self._state(conn, member.id)
+        events: list[AuditEvent] = []
+        if is_code:
+            ok_event = self._ok_event(member.id, None, "code", ip, user_agent)
+            hashes = self.keys.hashes("challenge", normalized)
+            params: dict[str, Any] = {"b_member": member.id, "b_purpose": PURPOSE_VERIFY, "b_now": now,
+                                      **audit.params(ok_event)}
+            params.update((f"b_hash{i}", value) for i, value in enumerate(hashes))
+            params.update((f"b_payload{i}", name) for i, name in enumerate(code_payloads))
+            with self.db.write_once() as conn:
+                state = self.db.run(conn, _state_and_consume_statement(len(hashes), len(code_payloads)),
+                                    params).first()
+            if state is not None and state.ok_id is not None:
+                self._emit([AuditEvent(**{**ok_event.__dict__, "id": state.ok_id, "channel": state.ok_channel})],
+                           member)
+                return VerifyResult(True, method="code", channel=state.ok_channel,
+                                    attempts_remaining=self.settings.max_attempts)
+        else:
+            with self.db.read_once() as conn:
+                state = self._state(conn, member.id)
         refusal = self._verify_refusal(state, now)
         if refusal is not None or state.failures or state.consecutive_failures or state.locked_until is not None:
             return refusal
-        events: list[AuditEvent] = []
         cfg = self.settings.totp
         if state.totp_seed is not None and len(normalized) == cfg.digits:
             step = totp.match(self.keys.decrypt(state.totp_seed), normalized, now, cfg, after_step=state.totp_last_step)
@@ -1533,18 +1568,9 @@ class OtpPro:
                     return None
                 self._emit(events, member)
                 return VerifyResult(True, method="totp", channel=TOTP, attempts_remaining=self.settings.max_attempts)
-        if not is_code or state.totp_seed is not None:
-            # An authenticator member's wrong or replayed code (or an emailed fallback code) goes to
-            # the transaction, which tries the code and records the failure: one write, not two.
-            return None
-        ok_event = self._ok_event(member.id, None, "code", ip, user_agent)
-        with self.db.write_once() as conn:
-            channel = self._consume_challenge(conn, member.id, normalized, PURPOSE_VERIFY, now, payloads=code_payloads,
-                                              accepted=(events, ok_event), guarded=True)
-        if channel is None:
-            return None
-        self._emit(events, member)
-        return VerifyResult(True, method="code", channel=channel, attempts_remaining=self.settings.max_attempts)
+        # A wrong, expired or replayed code, an authenticator member's wrong code or emailed
+        # fallback code: the transaction tries the code and records the failure (one write, not two).
+        return None
 
     def _ok_event(self, member_id: str, channel: str | None, method: str, ip: str | None,
                   user_agent: str | None) -> AuditEvent:
