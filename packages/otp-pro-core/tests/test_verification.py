@@ -212,6 +212,36 @@ def test_hourly_cap_per_member(make_otp, member, clock):
     otp.send_challenge(member)
 
 
+@pytest.mark.parametrize(("gap", "refused"), [(29.999999, True), (30, False), (30.000001, False)])
+def test_the_cooldown_ends_to_the_microsecond(make_otp, member, clock, gap, refused):
+    # On PostgreSQL the throttle is decided in SQL (the insert's condition) and explained in
+    # Python: both must draw the line at the same instant.
+    otp = make_otp(resend_cooldown_seconds=30)
+    enroll(otp, member)
+    clock.advance(30)
+    otp.send_challenge(member)
+    clock.advance(gap)
+    if refused:
+        with pytest.raises(ThrottledError) as info:
+            otp.send_challenge(member)
+        assert info.value.limit == "cooldown" and info.value.retry_after == 1
+    else:
+        assert otp.send_challenge(member).status == "sent"
+
+
+def test_the_hourly_cap_frees_a_send_when_the_oldest_turns_an_hour_old(make_otp, member, clock):
+    otp = make_otp(resend_cooldown_seconds=0, max_sends_per_hour=2)
+    enroll(otp, member)  # the setup code is the first send
+    clock.advance(1)
+    otp.send_challenge(member)
+    clock.advance(3598.999999)  # the setup code is a microsecond short of an hour old: it still counts
+    with pytest.raises(ThrottledError) as info:
+        otp.send_challenge(member)
+    assert info.value.limit == "member_hourly" and info.value.retry_after == 1
+    clock.advance(0.000001)  # an hour old: it no longer counts
+    assert otp.send_challenge(member).status == "sent"
+
+
 def test_hourly_cap_per_recipient_across_members(make_otp, clock):
     otp = make_otp(resend_cooldown_seconds=0, max_sends_per_hour=10, max_sends_per_hour_per_recipient=2)
     shared = "Shared@Example.com"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
@@ -72,6 +72,7 @@ from .transports import (
     Message,
     Payload,
     PayloadContext,
+    PayloadValue,
     ProviderConfig,
     ProviderTestResult,
     Transport,
@@ -118,17 +119,31 @@ _MEMBER_SENDS = select(
 _RECIPIENT_SENDS = select(func.count(), func.min(challenges.c.created_at)).where(
     challenges.c.recipient_hash == bindparam("b_recipient"), _LIVE, _RECENT)
 # Both in one round trip (one snapshot, taken after the member's lock).
-_SENDS = select(*(q.scalar_subquery() for q in (
-    _MEMBER_SENDS.with_only_columns(func.max(challenges.c.created_at)),
-    _MEMBER_SENDS.with_only_columns(func.count(case((_RECENT, 1)))),
-    _MEMBER_SENDS.with_only_columns(func.min(case((_RECENT, challenges.c.created_at)))),
-    _RECIPIENT_SENDS.with_only_columns(func.count()),
-    _RECIPIENT_SENDS.with_only_columns(func.min(challenges.c.created_at)),
+_SENDS = select(*(q.scalar_subquery().label(name) for name, q in (
+    ("last", _MEMBER_SENDS.with_only_columns(func.max(challenges.c.created_at))),
+    ("member_count", _MEMBER_SENDS.with_only_columns(func.count(case((_RECENT, 1))))),
+    ("member_oldest", _MEMBER_SENDS.with_only_columns(func.min(case((_RECENT, challenges.c.created_at))))),
+    ("recipient_count", _RECIPIENT_SENDS.with_only_columns(func.count())),
+    ("recipient_oldest", _RECIPIENT_SENDS.with_only_columns(func.min(challenges.c.created_at))),
 )))
+_CHALLENGE_COLUMNS = ("member_id", "channel", "payload", "purpose", "secret_hash", "recipient_hash", "binding_hash",
+                      "status", "created_at", "expires_at", "message")
 _INSERT_CHALLENGE = insert(challenges).values({
-    name: bindparam(f"c_{name}", type_=challenges.c[name].type) for name in (
-    "member_id", "channel", "payload", "purpose", "secret_hash", "recipient_hash", "binding_hash", "status",
-    "created_at", "expires_at", "message")}).returning(challenges.c.id)
+    name: bindparam(f"c_{name}", type_=challenges.c[name].type) for name in _CHALLENGE_COLUMNS
+}).returning(challenges.c.id)
+# PostgreSQL: the counts and, when they allow it, the new challenge, in one statement (one round trip).
+# The condition is _throttle_refusal's, in SQL: no send since b_cooldown_since, both hourly caps unmet.
+_sends = _SENDS.cte("sends")
+_inserted = insert(challenges).from_select(
+    list(_CHALLENGE_COLUMNS),
+    select(*(bindparam(f"c_{name}", type_=challenges.c[name].type) for name in _CHALLENGE_COLUMNS)).where(
+        or_(_sends.c.last.is_(None),
+            _sends.c.last <= bindparam("b_cooldown_since", type_=challenges.c.created_at.type)),
+        _sends.c.member_count < bindparam("b_member_cap"),
+        _sends.c.recipient_count < bindparam("b_recipient_cap"),
+    ),
+).returning(challenges.c.id).cte("inserted")
+_SENDS_AND_INSERT = select(_sends, _inserted.c.id).select_from(_sends.outerjoin(_inserted, true()))
 # Both at once: the new challenge is marked sent, the member's other unused ones are voided.
 _IS_NEW = challenges.c.id == bindparam("b_id")
 _MARK_SENT_VOID_OTHERS = update(challenges).where(
@@ -266,6 +281,21 @@ def _state_and_consume_statement(hashes: int, payloads: int) -> Any:
         _STATE_AND_CONSUME[key] = select(state, ok.c.id.label("ok_id"), ok.c.channel.label("ok_channel")) \
             .select_from(state.outerjoin(ok, true()))
     return _STATE_AND_CONSUME[key]
+
+
+class _Outgoing(NamedTuple):
+    """A challenge's message, made before its row is inserted (:meth:`OtpPro._outgoing`)."""
+
+    channel: str
+    transport: Transport
+    payload: Payload
+    recipient: str
+    recipient_hash: str
+    now: datetime
+    expires: datetime
+    value: PayloadValue
+    message: Message
+    sealed: str | None
 
 
 def utcnow() -> datetime:
@@ -941,25 +971,35 @@ class OtpPro:
         fallback, recorded as a ``delivery_fallback`` event.
         """
         req = self.requirement(member)
+
+        def choose(state: Any) -> str:
+            """The channel to send on, for the member's ``state``; or why nothing is sent."""
+            if state is None or state.channel is None:
+                raise NotEnrolled("the member has no second factor set up")
+            # Without an explicit channel the member's own is used; a TOTP member gets
+            # nothing sent unless a fallback channel is asked for by name.
+            chosen: str = channel or state.channel
+            if chosen == TOTP:
+                raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
+                                         reason="nothing to send")
+            self._check_channel(member, req, chosen)
+            locked = self._locked_until(state, self.clock())
+            if locked:
+                raise LockedOut("too many failed attempts; try again later", locked_until=locked)
+            return chosen
+
+        if self.db.is_postgresql:
+            # The state is read under the member's row lock, in the transaction that records the send.
+            return self._deliver(member, None, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
+                                 choose=choose)
         with self.db.read_once() as conn:
             state = self._state(conn, member.id)
-        if state is None or state.channel is None:
-            raise NotEnrolled("the member has no second factor set up")
-        # Without an explicit channel the member's own is used; a TOTP member gets
-        # nothing sent unless a fallback channel is asked for by name.
-        chosen = channel or state.channel
-        if chosen == TOTP:
-            raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
-                                     reason="nothing to send")
-        self._check_channel(member, req, chosen)
-        locked = self._locked_until(state, self.clock())
-        if locked:
-            raise LockedOut("too many failed attempts; try again later", locked_until=locked)
+        chosen = choose(state)
         return self._deliver(member, chosen, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
                              member_row=True, other_channel=chosen != state.channel)
 
-    def _deliver(self, member: Member, channel: str, purpose: str, *, ip: str | None, user_agent: str | None,
-                 binding: str | None = None, member_row: bool = False, other_channel: bool = False) -> Challenge:
+    def _outgoing(self, member: Member, channel: str, purpose: str, binding: str | None) -> _Outgoing:
+        """The message of a new challenge on ``channel``: its code or link made, rendered, sealed for a queue."""
         definition = self.channels[channel]
         transport, payload = definition.transport, definition.payload
         assert transport is not None and payload is not None
@@ -968,12 +1008,9 @@ class OtpPro:
         except RecipientUnavailable as exc:
             raise ChannelUnavailable(f"channel {channel!r} is not available: {exc.reason}", channel=channel,
                                      reason=exc.reason) from None
-        recipient_hash = self.keys.hash("recipient", recipient.strip().lower())
         now = self.clock()
-        ttl = payload.ttl_seconds or self.settings.code_ttl_seconds
-        expires = now + timedelta(seconds=ttl)
-        context = PayloadContext(member, channel, transport.name, purpose, now, expires, binding)
-        value = payload.create(context)
+        expires = now + timedelta(seconds=payload.ttl_seconds or self.settings.code_ttl_seconds)
+        value = payload.create(PayloadContext(member, channel, transport.name, purpose, now, expires, binding))
         # Rendered before the challenge row exists: a broken template plugin leaves nothing pending.
         message = self.render_message(
             transport, member, channel, "challenge",
@@ -982,34 +1019,72 @@ class OtpPro:
              "issued_at": now, "expires_at": expires, **value.variables},
         )
         message.sensitive = (value.secret, value.display)
+        # Encrypted before the insert (Fernet is not free); only a queue worker ever reads it.
+        sealed = self.keys.encrypt(json.dumps(_message_data(message))) if self.dispatcher.queued else None
+        return _Outgoing(channel, transport, payload, recipient, self.keys.hash("recipient", recipient.strip().lower()),
+                         now, expires, value, message, sealed)
+
+    def _deliver(self, member: Member, channel: str | None, purpose: str, *, ip: str | None, user_agent: str | None,
+                 binding: str | None = None, member_row: bool = False, other_channel: bool = False,
+                 choose: Callable[[Any], str] | None = None) -> Challenge:
+        """Make, record and send (or queue) a challenge on ``channel``.
+
+        PostgreSQL with ``choose``: the channel is ``choose(state)`` for the member's state
+        read under the row lock, and the message is made inside the transaction.
+        """
         queued = self.dispatcher.queued
-        # Encrypted before the transaction (Fernet is not free); only a queue worker ever reads it.
-        sealed = self.keys.encrypt(json.dumps(_message_data(message))) if queued else None
+        out = None if choose is not None else self._outgoing(member, cast(str, channel), purpose, binding)
         with self._write() as (conn, events):
             if self.db.is_postgresql:
                 # One send at a time per member: the row lock. The row is made first only if missing.
-                if self._state(conn, member.id, for_update=True) is None:
+                state = self._state(conn, member.id, for_update=True)
+                if choose is not None:
+                    out = self._outgoing(member, choose(state), purpose, binding)
+                    other_channel = out.channel != state.channel
+                elif state is None:
                     self._ensure_member(conn, member.id)
                     self._state(conn, member.id, for_update=True)
             elif not member_row:  # BEGIN IMMEDIATE already serialises writers
                 # member_row: the caller read the member's row, and rows of otp_members are never deleted.
                 self._ensure_member(conn, member.id)
-            refusal = self._throttle(conn, member.id, recipient_hash, now)
+            assert out is not None
+            channel, transport, payload, recipient, recipient_hash, now, expires, value, message, sealed = out
+            throttle = {"b_member": member.id, "b_recipient": recipient_hash, "b_since": now - timedelta(hours=1)}
+            row = dict(
+                c_member_id=member.id, c_channel=channel, c_payload=payload.name, c_purpose=purpose,
+                c_secret_hash=self.keys.hash("challenge", value.secret), c_recipient_hash=recipient_hash,
+                c_binding_hash=self.keys.hash("binding", binding) if binding else None,
+                c_status="queued" if queued else "pending", c_created_at=now, c_expires_at=expires, c_message=sealed,
+            )
+            challenge_id: Any = None
+            # Only when the member asked for a channel other than their own.
+            failed = self._failed_before(conn, member.id, channel) if other_channel else None
+            if self.db.is_postgresql and not queued:
+                # The throttle's counts and the insert in one statement; the refusal is explained from the counts.
+                limits = self.settings
+                counts = self.db.run(conn, _SENDS_AND_INSERT, {
+                    **throttle, **row, "b_member_cap": limits.max_sends_per_hour,
+                    "b_recipient_cap": limits.max_sends_per_hour_per_recipient,
+                    "b_cooldown_since": now - timedelta(seconds=limits.resend_cooldown_seconds)
+                    if limits.resend_cooldown_seconds else HARD_LOCK}).one()
+                challenge_id = counts.id
+                refusal = None if challenge_id is not None else self._throttle_refusal(counts, now)
+                if refusal is None and challenge_id is None:  # the same rule in SQL and in Python: cannot happen
+                    raise RuntimeError("the send throttle's SQL refused a send that its counts allow")
+            else:
+                refusal = self._throttle_refusal(self.db.run(conn, _SENDS, throttle).one(), now)
             if refusal is not None:
                 self._audit(conn, events, audit.SEND_THROTTLED, member.id, outcome=audit.FAILED, channel=channel, ip=ip,
                             user_agent=user_agent, limit=refusal.limit, retry_after=refusal.retry_after)
             else:
-                if other_channel:  # only when the member asked for a channel other than their own
-                    self._audit_fallback(conn, events, member.id, channel, ip, user_agent)
+                if failed is not None:
+                    self._audit(conn, events, audit.DELIVERY_FALLBACK, member.id, channel=channel, ip=ip,
+                                user_agent=user_agent, from_channel=failed.channel, to_channel=channel,
+                                failed_challenge_id=failed.id, error_code=failed.error_code)
                 if queued:
                     conn.execute(_REPLACE_QUEUED, {"b_member": member.id, "b_now": now})
-                challenge_id = self.db.run(conn, _INSERT_CHALLENGE, dict(
-                    c_member_id=member.id, c_channel=channel, c_payload=payload.name, c_purpose=purpose,
-                    c_secret_hash=self.keys.hash("challenge", value.secret), c_recipient_hash=recipient_hash,
-                    c_binding_hash=self.keys.hash("binding", binding) if binding else None,
-                    c_status="queued" if queued else "pending", c_created_at=now, c_expires_at=expires,
-                    c_message=sealed,
-                )).one()[0]
+                if challenge_id is None:
+                    challenge_id = self.db.run(conn, _INSERT_CHALLENGE, row).one()[0]
                 if queued:
                     self._audit(conn, events, audit.CHALLENGE_QUEUED, member.id, channel=channel, ip=ip,
                                 user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
@@ -1128,15 +1203,11 @@ class OtpPro:
             return ()
         return self.fallback_channels(member, failed_channel)
 
-    def _audit_fallback(self, conn: Connection, events: list[AuditEvent], member_id: str, channel: str,
-                        ip: str | None, user_agent: str | None) -> None:
-        """Inside the new challenge's transaction: a ``delivery_fallback`` event when the member's latest
-        delivery failed on another channel."""
+    def _failed_before(self, conn: Connection, member_id: str, channel: str) -> Any:
+        """Inside a new challenge's transaction, before its insert: the member's latest challenge when its
+        delivery failed on another channel (the new one is then a fallback), or None."""
         latest = conn.execute(_LATEST, {"b_member": member_id}).first()
-        if latest is not None and latest.status == "failed" and latest.channel != channel:
-            self._audit(conn, events, audit.DELIVERY_FALLBACK, member_id, channel=channel, ip=ip,
-                        user_agent=user_agent, from_channel=latest.channel, to_channel=channel,
-                        failed_challenge_id=latest.id, error_code=latest.error_code)
+        return latest if latest is not None and latest.status == "failed" and latest.channel != channel else None
 
     def fallback_channels(self, member: Member, failed_channel: str | None = None) -> tuple[str, ...]:
         """The member's channels to fall back to after a failed delivery on ``failed_channel``.
@@ -1255,24 +1326,22 @@ class OtpPro:
         self._once_more(mark_sent, done=lambda: self._challenge_status(int(challenge_id)) == "sent")
         return QueuedDelivery("sent", int(challenge_id), attempts)
 
-    def _throttle(self, conn: Connection, member_id: str, recipient_hash: str, now: datetime) -> ThrottledError | None:
+    def _throttle_refusal(self, counts: Any, now: datetime) -> ThrottledError | None:
+        """Why a send is refused, from the member's and the recipient's sends (a :data:`_SENDS` row), or None."""
         s = self.settings
-        hour_ago = now - timedelta(hours=1)
-        last, member_count, member_oldest, recipient_count, recipient_oldest = self.db.run(
-            conn, _SENDS, {"b_member": member_id, "b_recipient": recipient_hash, "b_since": hour_ago}).one()
+        last, member_count, member_oldest, recipient_count, recipient_oldest = counts[:5]
         if s.resend_cooldown_seconds:
             if last is not None and last > now - timedelta(seconds=s.resend_cooldown_seconds):
                 wait = int((last + timedelta(seconds=s.resend_cooldown_seconds) - now).total_seconds()) + 1
                 return ThrottledError(f"please wait {wait} s before asking for another code", retry_after=wait,
                                       limit="cooldown")
         caps = (
-            (lambda: (member_count, member_oldest), s.max_sends_per_hour, "member_hourly",
+            (member_count, member_oldest, s.max_sends_per_hour, "member_hourly",
              "too many codes sent in the last hour"),
-            (lambda: (recipient_count, recipient_oldest), s.max_sends_per_hour_per_recipient, "recipient_hourly",
+            (recipient_count, recipient_oldest, s.max_sends_per_hour_per_recipient, "recipient_hourly",
              "too many codes sent to this address in the last hour"),
         )
-        for counts, cap, limit, text in caps:
-            count, oldest = counts()
+        for count, oldest, cap, limit, text in caps:
             if count >= cap:
                 wait = int((oldest + timedelta(hours=1) - now).total_seconds()) + 1
                 return ThrottledError(f"{text}; try again in {wait // 60 + 1} min", retry_after=wait, limit=limit)
