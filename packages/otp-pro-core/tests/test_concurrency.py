@@ -8,16 +8,18 @@ each round, and the failure counter equals the number of failures.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pyotp
 import pytest
-from conftest import base_settings, last_code
-from sqlalchemy import func, select
+from conftest import PG_SKIP_REASON, base_settings, last_code
+from sqlalchemy import create_engine, func, insert, select, text, update
 
-from otp_pro import Member, OtpPro
-from otp_pro.storage.schema import audit_events, members
+from otp_pro import Member, OtpPro, ThrottledError
+from otp_pro.storage.schema import audit_events, challenges, members
 
 WORKERS = 16
 ROUNDS = 50
@@ -146,8 +148,8 @@ def test_wrong_codes_from_16_workers_are_all_counted(backend, clock):
 
 
 def test_concurrent_sends_to_one_member_respect_the_cooldown(backend, clock):
-    """Sends for one member are serialised (FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite):
-    eight simultaneous requests inside the cooldown deliver exactly one message."""
+    """Sends for one member are serialised (the member row's lock on PostgreSQL, BEGIN IMMEDIATE on
+    SQLite): eight simultaneous requests inside the cooldown deliver exactly one message."""
     settings = base_settings(backend, resend_cooldown_seconds=30)
     fleet = [OtpPro(settings, clock=clock) for _ in range(8)]
     try:
@@ -177,3 +179,58 @@ def test_concurrent_sends_to_one_member_respect_the_cooldown(backend, clock):
     finally:
         for otp in fleet:
             otp.close()
+
+
+def test_a_send_committed_while_the_one_statement_send_waits_makes_it_step_aside(pg_url, clock):
+    """PostgreSQL records an inline send in one statement whose throttle counts come from its snapshot.
+    Another send that holds the member's row lock when that snapshot is taken, and commits its
+    challenge afterwards, is invisible to the counts: the statement must see that the member's row
+    changed, write nothing, and leave the decision to the transaction, which then refuses the send."""
+    if pg_url is None:
+        pytest.skip(PG_SKIP_REASON)
+    otp = OtpPro(base_settings(pg_url, resend_cooldown_seconds=30), clock=clock)
+    admin = create_engine(pg_url)
+    try:
+        member = Member(id="gate", email="gate@example.com")
+        otp.begin_setup(member, "outbox:code")
+        otp.complete_setup(member, last_code(otp))
+        clock.advance(31)
+        outbox = otp.transports["outbox"]
+        sent_before = len(outbox.messages)  # type: ignore[attr-defined]
+        outcome: list[Any] = []
+        with admin.connect() as other:
+            # The other send: the member's row lock (as OtpPro takes it) and a new live challenge.
+            other.execute(update(members).where(members.c.member_id == member.id).values(
+                updated_at=members.c.updated_at))
+            other.execute(insert(challenges).values(
+                member_id=member.id, channel="outbox:code", payload="code", purpose="verify", secret_hash="x" * 64,
+                recipient_hash="y" * 64, status="pending", created_at=clock(),
+                expires_at=clock() + timedelta(minutes=10)))
+
+            def send() -> None:
+                try:
+                    outcome.append(otp.send_challenge(member))
+                except Exception as exc:  # noqa: BLE001 - asserted below
+                    outcome.append(exc)
+
+            worker = threading.Thread(target=send)
+            worker.start()
+            # Wait until the send's statement waits on the row lock, then commit the other send.
+            for _ in range(500):
+                with admin.connect() as probe:
+                    waiting = probe.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'")).scalar_one()
+                if waiting:
+                    break
+                time.sleep(0.01)
+            assert waiting == 1, "the send never waited on the member's row lock"
+            other.commit()
+        worker.join(timeout=30)
+        [result] = outcome
+        assert isinstance(result, ThrottledError) and result.limit == "cooldown", result
+        assert len(outbox.messages) == sent_before  # type: ignore[attr-defined]
+        assert otp.events(member, limit=1)[0].kind == "send_throttled"
+    finally:
+        admin.dispose()
+        otp.close()

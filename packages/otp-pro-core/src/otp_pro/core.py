@@ -24,6 +24,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
     true,
@@ -134,16 +135,44 @@ _INSERT_CHALLENGE = insert(challenges).values({
 # PostgreSQL: the counts and, when they allow it, the new challenge, in one statement (one round trip).
 # The condition is _throttle_refusal's, in SQL: no send since b_cooldown_since, both hourly caps unmet.
 _sends = _SENDS.cte("sends")
+_SEND_ALLOWED = and_(
+    or_(_sends.c.last.is_(None), _sends.c.last <= bindparam("b_cooldown_since", type_=challenges.c.created_at.type)),
+    _sends.c.member_count < bindparam("b_member_cap"),
+    _sends.c.recipient_count < bindparam("b_recipient_cap"),
+)
 _inserted = insert(challenges).from_select(
     list(_CHALLENGE_COLUMNS),
     select(*(bindparam(f"c_{name}", type_=challenges.c[name].type) for name in _CHALLENGE_COLUMNS)).where(
-        or_(_sends.c.last.is_(None),
-            _sends.c.last <= bindparam("b_cooldown_since", type_=challenges.c.created_at.type)),
-        _sends.c.member_count < bindparam("b_member_cap"),
-        _sends.c.recipient_count < bindparam("b_recipient_cap"),
-    ),
+        _SEND_ALLOWED),
 ).returning(challenges.c.id).cte("inserted")
 _SENDS_AND_INSERT = select(_sends, _inserted.c.id).select_from(_sends.outerjoin(_inserted, true()))
+# PostgreSQL: a send takes the member's row lock by writing the row (a new row version, whose
+# xmin changes), not by SELECT ... FOR UPDATE: a concurrent _GATED_SEND then sees that the row
+# changed since its snapshot and leaves the send to this transaction. Returns the member's state.
+_LOCK_FOR_SEND = update(members).where(members.c.member_id == bindparam("b_member")).values(
+    updated_at=members.c.updated_at).returning(*members.c)
+# PostgreSQL: an inline send recorded by one statement of its own (autocommit), when nothing stands
+# in the way. The gate writes the member's row (its lock, as _LOCK_FOR_SEND) only if the row is
+# the version this statement's snapshot sees (xmin unchanged: no send, or any other write, committed
+# since or waiting on the lock), the member still has the channel and no lock that the state read
+# before showed, and the throttle's counts (same snapshot) allow a send; the challenge is inserted
+# only behind the gate. No row back: nothing was written, and the transaction path decides (a
+# throttled send is recorded there with its send_throttled row).
+_xmin: Any = literal_column("otp_members.xmin")
+_snap = select(_xmin.label("xmin")).where(members.c.member_id == bindparam("b_member")).cte("snap")
+_gate = update(members).where(
+    members.c.member_id == bindparam("b_member"),
+    _xmin == select(_snap.c.xmin).scalar_subquery(),
+    members.c.channel == bindparam("b_state_channel"),
+    or_(members.c.locked_until.is_(None),
+        members.c.locked_until <= bindparam("b_now", type_=members.c.locked_until.type)),
+    exists().select_from(_sends).where(_SEND_ALLOWED),
+).values(updated_at=members.c.updated_at).returning(members.c.member_id).cte("gate")
+_gated = insert(challenges).from_select(
+    list(_CHALLENGE_COLUMNS),
+    select(*(bindparam(f"c_{name}", type_=challenges.c[name].type) for name in _CHALLENGE_COLUMNS)).select_from(_gate),
+).returning(challenges.c.id).cte("inserted")
+_GATED_SEND = select(_gated.c.id)
 # Both at once: the new challenge is marked sent, the member's other unused ones are voided.
 _IS_NEW = challenges.c.id == bindparam("b_id")
 _MARK_SENT_VOID_OTHERS = update(challenges).where(
@@ -989,7 +1018,8 @@ class OtpPro:
             return chosen
 
         if self.db.is_postgresql:
-            # The state is read under the member's row lock, in the transaction that records the send.
+            # _deliver reads the state and chooses: an inline send is then recorded by one statement that
+            # re-checks that state, or else by the transaction, which reads it again under the row lock.
             return self._deliver(member, None, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
                                  choose=choose)
         with self.db.read_once() as conn:
@@ -1029,69 +1059,31 @@ class OtpPro:
                  choose: Callable[[Any], str] | None = None) -> Challenge:
         """Make, record and send (or queue) a challenge on ``channel``.
 
-        PostgreSQL with ``choose``: the channel is ``choose(state)`` for the member's state
-        read under the row lock, and the message is made inside the transaction.
+        PostgreSQL with ``choose`` (:meth:`send_challenge`): the channel is ``choose(state)``
+        for the member's state. An inline send on the member's own channel is first tried
+        as one statement (:data:`_GATED_SEND`); when that records nothing, the transaction
+        of :meth:`_record` reads the state again under the row lock and decides.
         """
         queued = self.dispatcher.queued
-        out = None if choose is not None else self._outgoing(member, cast(str, channel), purpose, binding)
-        with self._write() as (conn, events):
-            if self.db.is_postgresql:
-                # One send at a time per member: the row lock. The row is made first only if missing.
-                state = self._state(conn, member.id, for_update=True)
-                if choose is not None:
-                    out = self._outgoing(member, choose(state), purpose, binding)
-                    other_channel = out.channel != state.channel
-                elif state is None:
-                    self._ensure_member(conn, member.id)
-                    self._state(conn, member.id, for_update=True)
-            elif not member_row:  # BEGIN IMMEDIATE already serialises writers
-                # member_row: the caller read the member's row, and rows of otp_members are never deleted.
-                self._ensure_member(conn, member.id)
-            assert out is not None
-            channel, transport, payload, recipient, recipient_hash, now, expires, value, message, sealed = out
-            throttle = {"b_member": member.id, "b_recipient": recipient_hash, "b_since": now - timedelta(hours=1)}
-            row = dict(
-                c_member_id=member.id, c_channel=channel, c_payload=payload.name, c_purpose=purpose,
-                c_secret_hash=self.keys.hash("challenge", value.secret), c_recipient_hash=recipient_hash,
-                c_binding_hash=self.keys.hash("binding", binding) if binding else None,
-                c_status="queued" if queued else "pending", c_created_at=now, c_expires_at=expires, c_message=sealed,
-            )
-            challenge_id: Any = None
-            # Only when the member asked for a channel other than their own.
-            failed = self._failed_before(conn, member.id, channel) if other_channel else None
-            if self.db.is_postgresql and not queued:
-                # The throttle's counts and the insert in one statement; the refusal is explained from the counts.
-                limits = self.settings
-                counts = self.db.run(conn, _SENDS_AND_INSERT, {
-                    **throttle, **row, "b_member_cap": limits.max_sends_per_hour,
-                    "b_recipient_cap": limits.max_sends_per_hour_per_recipient,
-                    "b_cooldown_since": now - timedelta(seconds=limits.resend_cooldown_seconds)
-                    if limits.resend_cooldown_seconds else HARD_LOCK}).one()
-                challenge_id = counts.id
-                refusal = None if challenge_id is not None else self._throttle_refusal(counts, now)
-                if refusal is None and challenge_id is None:  # the same rule in SQL and in Python: cannot happen
-                    raise RuntimeError("the send throttle's SQL refused a send that its counts allow")
-            else:
-                refusal = self._throttle_refusal(self.db.run(conn, _SENDS, throttle).one(), now)
-            if refusal is not None:
-                self._audit(conn, events, audit.SEND_THROTTLED, member.id, outcome=audit.FAILED, channel=channel, ip=ip,
-                            user_agent=user_agent, limit=refusal.limit, retry_after=refusal.retry_after)
-            else:
-                if failed is not None:
-                    self._audit(conn, events, audit.DELIVERY_FALLBACK, member.id, channel=channel, ip=ip,
-                                user_agent=user_agent, from_channel=failed.channel, to_channel=channel,
-                                failed_challenge_id=failed.id, error_code=failed.error_code)
-                if queued:
-                    conn.execute(_REPLACE_QUEUED, {"b_member": member.id, "b_now": now})
-                if challenge_id is None:
-                    challenge_id = self.db.run(conn, _INSERT_CHALLENGE, row).one()[0]
-                if queued:
-                    self._audit(conn, events, audit.CHALLENGE_QUEUED, member.id, channel=channel, ip=ip,
-                                user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
-                                transport=transport.name, recipient=mask_recipient(recipient),
-                                dispatcher=self.dispatcher.name)
-        if refusal is not None:
-            raise refusal
+        out: _Outgoing | None = None
+        challenge_id: Any = None
+        if choose is None:
+            out = self._outgoing(member, cast(str, channel), purpose, binding)
+        elif not queued:
+            with self.db.read_once() as conn:
+                seen = self._state(conn, member.id)
+            out = self._outgoing(member, choose(seen), purpose, binding)
+            if out.channel == seen.channel:
+                with self.db.write_once() as conn:
+                    row = self.db.run(conn, _GATED_SEND, {**self._send_params(member, out, purpose, binding),
+                                                          "b_state_channel": seen.channel, "b_now": out.now}).first()
+                challenge_id = row[0] if row is not None else None
+        if challenge_id is None:
+            challenge_id, out = self._record(member, out, purpose, ip=ip, user_agent=user_agent, binding=binding,
+                                             member_row=member_row, other_channel=other_channel, choose=choose)
+        assert out is not None
+        channel, transport, recipient, now, expires, message = (
+            out.channel, out.transport, out.recipient, out.now, out.expires, out.message)
         if queued:
             try:
                 self.dispatcher.enqueue(int(challenge_id))
@@ -1134,6 +1126,79 @@ class OtpPro:
         return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose, created_at=now,
                          expires_at=expires, recipient_hint=mask_recipient(recipient),
                          provider_message_id=receipt.provider_message_id)
+
+    def _send_params(self, member: Member, out: _Outgoing, purpose: str, binding: str | None) -> dict[str, Any]:
+        """The binds of the throttle's counts and limits and of the new challenge's row."""
+        limits = self.settings
+        return {
+            "b_member": member.id, "b_recipient": out.recipient_hash, "b_since": out.now - timedelta(hours=1),
+            "b_member_cap": limits.max_sends_per_hour, "b_recipient_cap": limits.max_sends_per_hour_per_recipient,
+            "b_cooldown_since": out.now - timedelta(seconds=limits.resend_cooldown_seconds)
+            if limits.resend_cooldown_seconds else HARD_LOCK,
+            "c_member_id": member.id, "c_channel": out.channel, "c_payload": out.payload.name, "c_purpose": purpose,
+            "c_secret_hash": self.keys.hash("challenge", out.value.secret), "c_recipient_hash": out.recipient_hash,
+            "c_binding_hash": self.keys.hash("binding", binding) if binding else None,
+            "c_status": "queued" if self.dispatcher.queued else "pending", "c_created_at": out.now,
+            "c_expires_at": out.expires, "c_message": out.sealed,
+        }
+
+    def _record(self, member: Member, out: _Outgoing | None, purpose: str, *, ip: str | None,
+                user_agent: str | None, binding: str | None, member_row: bool, other_channel: bool,
+                choose: Callable[[Any], str] | None) -> tuple[Any, _Outgoing]:
+        """The new challenge's transaction: the member's lock, the throttle, the insert (and the
+        fallback or queued event); the challenge's id and message, or the :class:`ThrottledError`
+        raised once its ``send_throttled`` row is committed."""
+        queued = self.dispatcher.queued
+        with self._write() as (conn, events):
+            if self.db.is_postgresql:
+                # One send at a time per member: the row lock. The row is made first only if missing.
+                state = self.db.run(conn, _LOCK_FOR_SEND, {"b_member": member.id}).first()
+                if choose is not None:
+                    chosen = choose(state)
+                    if out is None or out.channel != chosen:
+                        out = self._outgoing(member, chosen, purpose, binding)
+                    other_channel = chosen != state.channel
+                elif state is None:
+                    self._ensure_member(conn, member.id)
+                    self.db.run(conn, _LOCK_FOR_SEND, {"b_member": member.id})
+            elif not member_row:  # BEGIN IMMEDIATE already serialises writers
+                # member_row: the caller read the member's row, and rows of otp_members are never deleted.
+                self._ensure_member(conn, member.id)
+            assert out is not None
+            params = self._send_params(member, out, purpose, binding)
+            channel, now = out.channel, out.now
+            challenge_id: Any = None
+            # Only when the member asked for a channel other than their own.
+            failed = self._failed_before(conn, member.id, channel) if other_channel else None
+            if self.db.is_postgresql and not queued:
+                # The throttle's counts and the insert in one statement; the refusal is explained from the counts.
+                counts = self.db.run(conn, _SENDS_AND_INSERT, params).one()
+                challenge_id = counts.id
+                refusal = None if challenge_id is not None else self._throttle_refusal(counts, now)
+                if refusal is None and challenge_id is None:  # the same rule in SQL and in Python: cannot happen
+                    raise RuntimeError("the send throttle's SQL refused a send that its counts allow")
+            else:
+                refusal = self._throttle_refusal(self.db.run(conn, _SENDS, params).one(), now)
+            if refusal is not None:
+                self._audit(conn, events, audit.SEND_THROTTLED, member.id, outcome=audit.FAILED, channel=channel, ip=ip,
+                            user_agent=user_agent, limit=refusal.limit, retry_after=refusal.retry_after)
+            else:
+                if failed is not None:
+                    self._audit(conn, events, audit.DELIVERY_FALLBACK, member.id, channel=channel, ip=ip,
+                                user_agent=user_agent, from_channel=failed.channel, to_channel=channel,
+                                failed_challenge_id=failed.id, error_code=failed.error_code)
+                if queued:
+                    conn.execute(_REPLACE_QUEUED, {"b_member": member.id, "b_now": now})
+                if challenge_id is None:
+                    challenge_id = self.db.run(conn, _INSERT_CHALLENGE, params).one()[0]
+                if queued:
+                    self._audit(conn, events, audit.CHALLENGE_QUEUED, member.id, channel=channel, ip=ip,
+                                user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
+                                transport=out.transport.name, recipient=mask_recipient(out.recipient),
+                                dispatcher=self.dispatcher.name)
+        if refusal is not None:
+            raise refusal
+        return challenge_id, out
 
     def _once_more(self, action: Callable[[], object], done: Callable[[], bool] | None = None) -> None:
         """Run ``action``, a write that records what a provider already did, once more if the connection was lost.
