@@ -96,7 +96,8 @@ class ScriptedSmtp:
     Faults: ``close_mid_data`` (read part of the message, then drop the connection),
     ``close_after_data`` (read all of it, then drop it without a reply), ``stall_greeting``,
     ``stall_after_data`` (read all of it, never answer), ``quit_error`` (accept, then answer
-    QUIT with 500).
+    QUIT with 500), ``trickle_greeting`` (a greeting of 200 bytes, one every 50 ms: each read
+    is answered well inside any timeout, the whole greeting takes 10 s).
     """
 
     def __init__(self) -> None:
@@ -132,6 +133,14 @@ class ScriptedSmtp:
             if fault == "stall_greeting":
                 self._stop.wait(10)
                 return
+            if fault == "trickle_greeting":
+                for byte in b"220-" + b"x" * 194 + b"\r\n":
+                    if self._stop.wait(0.05):
+                        return
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:  # the client gave up
+                        return
             conn.sendall(b"220 scripted ESMTP\r\n")
             for raw in lines:
                 verb = raw.split(b" ", 1)[0].strip().upper()
@@ -394,6 +403,20 @@ def test_a_server_slower_than_the_timeout(smtp_otp, caplog, scripted, fault):
     assert str(error) == f"SMTP server 127.0.0.1:{scripted.port} did not answer within 0.3 s"
     seen = code_in(scripted.seen[-1]) if fault == "stall_after_data" else None
     assert_failed_cleanly(otp, error, provider_code="timeout", permanent=False, seen_code=seen, caplog=caplog)
+    scripted.fault = None
+    assert_next_send_works(otp, scripted.delivered)
+
+
+def test_a_server_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline(smtp_otp, caplog, scripted):
+    # Every read gets a byte within 50 ms, far inside the 0.5 s timeout: only the session's
+    # deadline stops it (the greeting alone would take 10 s).
+    otp = smtp_otp(scripted.port, smtp_deadline_seconds=0.8)
+    scripted.fault = "trickle_greeting"
+    started = time.monotonic()
+    error = send_failing(otp, TransientDeliveryError, within=2.5)
+    assert time.monotonic() - started >= 0.8
+    assert str(error) == f"SMTP server 127.0.0.1:{scripted.port} did not finish the session within 0.8 s"
+    assert_failed_cleanly(otp, error, provider_code="timeout", permanent=False, seen_code=None, caplog=caplog)
     scripted.fault = None
     assert_next_send_works(otp, scripted.delivered)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import PermanentDeliveryError, RecipientUnavailable, TransientDeliveryError
 from ..hookspecs import hookimpl
@@ -13,6 +13,8 @@ from ..transports import Message, Receipt, Transport
 if TYPE_CHECKING:
     import smtplib
     from email.message import EmailMessage
+
+_Client = TypeVar("_Client", bound="smtplib.SMTP")
 
 # smtplib, ssl and email are imported where a message is built or sent, not here: plugin
 # discovery (``otp-pro providers list``) imports this module and needs none of them.
@@ -48,6 +50,9 @@ class EmailTransport(Transport):
         Setting("smtp_starttls", bool, False, "upgrade the connection with STARTTLS"),
         Setting("smtp_ssl", bool, False, "connect with implicit TLS"),
         Setting("smtp_timeout_seconds", float, 10.0, "connect and command timeout", minimum=0.1, maximum=300),
+        Setting("smtp_deadline_seconds", float, 30.0,
+                "the whole SMTP session must end within this, however slowly the server answers",
+                minimum=0.1, maximum=600),
         Setting("from_address", str, "otp-pro@localhost", "sender address", check=_check_address),
         Setting("from_name", str, None, "sender display name (default: site_name)"),
     )
@@ -109,15 +114,19 @@ class EmailTransport(Transport):
 
         mail = self.build(message)
         client: smtplib.SMTP | None = None
+        # smtp_timeout_seconds bounds each read; a server that answers a byte at a time could still
+        # hold the request for ever, so the whole session also has a deadline (_Deadline).
+        deadline = _Deadline(self.config["smtp_deadline_seconds"])
         try:
-            client, refused = self._submit(mail)
+            client, refused = self._submit(mail, deadline)
             # The message is accepted: a failed goodbye (QUIT answered with an error, a dropped
-            # connection) must not turn a delivered code into a failed one.
+            # connection, the deadline) must not turn a delivered code into a failed one.
             try:
                 client.quit()
             except (OSError, smtplib.SMTPException):
                 pass
         finally:
+            deadline.cancel()
             if client is not None:
                 client.close()
         if refused:
@@ -126,7 +135,7 @@ class EmailTransport(Transport):
             )
         return Receipt(provider_message_id=mail["Message-ID"])
 
-    def _submit(self, mail: EmailMessage) -> tuple[smtplib.SMTP, dict[str, Any]]:
+    def _submit(self, mail: EmailMessage, deadline: _Deadline) -> tuple[smtplib.SMTP, dict[str, Any]]:
         """Connect, log in and hand ``mail`` over; every failure raised as a typed :class:`DeliveryError`."""
         import smtplib
         import ssl
@@ -137,9 +146,11 @@ class EmailTransport(Transport):
         client: smtplib.SMTP | None = None
         try:
             if self.config["smtp_ssl"]:
-                client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+                client = deadline.watching(smtplib.SMTP_SSL)(host, port, timeout=timeout,
+                                                             context=ssl.create_default_context())
             else:
-                client = smtplib.SMTP(host, port, timeout=timeout)
+                client = deadline.watching(smtplib.SMTP)(host, port, timeout=timeout)
+            deadline.client = client
             if self.config["smtp_starttls"]:
                 stage = "STARTTLS"
                 client.starttls(context=ssl.create_default_context())
@@ -185,6 +196,10 @@ class EmailTransport(Transport):
         except (OSError, smtplib.SMTPException) as exc:
             error = TransientDeliveryError(f"SMTP delivery to {host}:{port} failed: {type(exc).__name__}",
                                            transport=self.name, provider_code="error")
+        if deadline.expired.is_set():
+            error = TransientDeliveryError(
+                f"SMTP server {host}:{port} did not finish the session within {deadline.seconds:g} s",
+                transport=self.name, provider_code="timeout")
         if client is not None:
             client.close()
         raise error
@@ -208,6 +223,56 @@ class EmailTransport(Transport):
             "subject": message.subject,
             "html": message.html is not None,
         }
+
+
+class _Deadline:
+    """Ends an SMTP session that runs past ``seconds``: a timer shuts its socket down, which wakes
+    the read that is waiting (``expired`` then says why the session failed)."""
+
+    def __init__(self, seconds: float) -> None:
+        import threading
+
+        self.seconds = seconds
+        self.expired = threading.Event()
+        self.client: Any = None  # the smtplib client once made: its socket changes with STARTTLS
+        self._socket: Any = None  # the socket it connected with, before the client is known
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watching(self, base: type[_Client]) -> type[_Client]:
+        """``base`` (smtplib.SMTP or SMTP_SSL) whose connection is known to this deadline as soon as it is made."""
+        deadline = self
+
+        class Watched(base):  # type: ignore[valid-type,misc]
+            def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+                sock = super()._get_socket(host, port, timeout)
+                deadline._socket = sock
+                if deadline.expired.is_set():  # expired while connecting
+                    deadline._shut(sock)
+                return sock
+
+        return Watched
+
+    def _expire(self) -> None:
+        self.expired.set()
+        current = getattr(self.client, "sock", None)
+        self._shut(current if current is not None else self._socket)
+
+    @staticmethod
+    def _shut(sock: Any) -> None:
+        import socket
+
+        if sock is None:
+            return
+        try:
+            # The plain socket call, also on a TLS socket: the TLS state stays with the reader.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _by_code(code: str, text: str, transport: str) -> TransientDeliveryError | PermanentDeliveryError:
