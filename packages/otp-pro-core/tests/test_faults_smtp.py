@@ -421,6 +421,50 @@ def test_a_server_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline(smtp_
     assert_next_send_works(otp, scripted.delivered)
 
 
+def test_the_deadline_also_cuts_off_a_server_trickling_inside_tls(smtp_otp, caplog, tmp_path, monkeypatch):
+    # Implicit TLS, with the server's certificate trusted: the timer shuts down the socket under the
+    # TLS layer, which wakes the read that waits inside it.
+    context = tls_server_context(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def trickle(conn: socket.socket) -> None:
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(b"220-")
+                for _ in range(100):  # 5 s, then the connection closes: a missing deadline fails, not hangs
+                    if stop.wait(0.05):
+                        break
+                    tls.sendall(b"x")
+        except OSError:  # the client gave up
+            pass
+
+    def serve() -> None:  # every connection (the setup's security notice connects too)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        port = listener.getsockname()[1]
+        otp = smtp_otp(port, smtp_ssl=True, smtp_deadline_seconds=0.8)
+        started = time.monotonic()
+        error = send_failing(otp, TransientDeliveryError, within=2.5)
+        assert time.monotonic() - started >= 0.8
+        assert str(error) == f"SMTP server 127.0.0.1:{port} did not finish the session within 0.8 s"
+        assert_failed_cleanly(otp, error, provider_code="timeout", permanent=False, seen_code=None, caplog=caplog)
+    finally:
+        stop.set()
+        server.join(5)
+        listener.close()
+
+
 def test_an_error_after_the_message_was_accepted_does_not_fail_the_delivery(smtp_otp, scripted):
     """QUIT answered with 500: the message was queued (250 after DATA), so the code was delivered."""
     otp = smtp_otp(scripted.port)
