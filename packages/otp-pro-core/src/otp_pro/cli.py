@@ -108,7 +108,10 @@ def _load_otp(ctx: click.Context, **kwargs: Any) -> Any:
     from .core import OtpPro
 
     if "otp" not in ctx.obj:
-        ctx.obj["otp"] = OtpPro(_load_settings(ctx), plugins=ctx.obj.get("plugins", ()), **kwargs)
+        otp = ctx.obj["otp"] = OtpPro(_load_settings(ctx), plugins=ctx.obj.get("plugins", ()), **kwargs)
+        # Made here, closed here: its pooled connections and transports go when the command ends
+        # (an OtpPro passed in by the caller stays the caller's to close).
+        ctx.find_root().call_on_close(otp.close)
     return ctx.obj["otp"]
 
 
