@@ -173,6 +173,18 @@ def test_stats_counts_real_activity(site, clock):
     assert "lockouts 1   backup codes used 1   delivery failures 1" in out
     assert "Per day (2 of 3 days had activity" in out
 
+    # A past period: --until ends it (an age or a date), checked against --since and now.
+    past = invoke(otp, config, "stats", "--since", "2d", "--until", "12h", "--json")
+    assert past.exit_code == 0, past.output
+    expected = collect(otp, clock() - timedelta(days=2), until=clock() - timedelta(hours=12))
+    assert json.loads(past.output) == expected.as_dict()
+    assert expected.totals["challenges_sent"] == stats.totals["challenges_sent"] - 1  # the last 12 h's send is out
+    backwards = invoke(otp, config, "stats", "--since", "12h", "--until", "2d")
+    assert backwards.exit_code != 0 and "--since 12h is after the end of the period (--until 2d)" in backwards.output
+    ahead = invoke(otp, config, "stats", "--until", "2999-01-01")
+    assert ahead.exit_code != 0 and "--until 2999-01-01 is in the future" in ahead.output
+    assert "neither an ISO date" in invoke(otp, config, "stats", "--until", "soon").output
+
 
 def test_stats_grace_ends(site, clock):
     otp, _config = site

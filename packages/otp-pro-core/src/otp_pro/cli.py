@@ -718,21 +718,27 @@ def _print_table(header: list[str], rows: list[list[Any]]) -> None:
 @cli.command("stats")
 @click.option("--since", default="30d", show_default=True, type=_SinceText(),
               help="start of the period: an age (30d, 12h) or an ISO date (2026-01-01)")
+@click.option("--until", default=None, type=_SinceText(),
+              help="end of the period: an age (7d) or an ISO date (2026-02-01); default now")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON (same as --format json)")
 @click.option("--roles/--no-roles", default=True, show_default=True,
               help="split adoption by role through the member_lookup plugin, when one is installed")
 @click.pass_context
-def stats_command(ctx: click.Context, since: str, fmt: str, as_json: bool, roles: bool) -> None:
+def stats_command(ctx: click.Context, since: str, until: str | None, fmt: str, as_json: bool, roles: bool) -> None:
     """Adoption by role and channel; challenges, verification rates, lockouts, backup codes, delivery failures."""
     from .auditlog import parse_when
     from .stats import collect
 
     otp = _load_otp(ctx)
-    start = parse_when(since, otp.clock())
-    if start > otp.clock():  # collect() refuses a period that ends before it starts
-        raise CliError(f"--since {since} is in the future: the period would end before it starts")
-    result = collect(otp, start, roles=roles)
+    now = otp.clock()
+    start = parse_when(since, now)
+    end = parse_when(until, now) if until is not None else now
+    if end > now:
+        raise CliError(f"--until {until} is in the future: statistics end now at the latest")
+    if start > end:  # collect() refuses a period that ends before it starts
+        raise CliError(f"--since {since} is after the end of the period ({'--until ' + until if until else 'now'})")
+    result = collect(otp, start, until=end, roles=roles)
     if fmt == "json" or as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
