@@ -398,6 +398,84 @@ def test_celery_duplicate_tasks_send_once(make_queued: Callable[..., OtpPro], qu
     assert len(otp.events(member, kinds=["challenge_sent"])) == 2  # setup and this one
 
 
+@contextmanager
+def database_outage(otp: OtpPro) -> Iterator[Callable[[], None]]:
+    """``otp``'s database refuses work until the ``restore`` it yields is called (or the block ends).
+
+    SQLite: another connection holds the write lock (past the busy timeout the test set);
+    PostgreSQL: the database refuses connections and its backends are ended.
+    """
+    url = otp.db.engine.url
+    if otp.db.is_sqlite:
+        import sqlite3
+
+        other = sqlite3.connect(str(url.database), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+
+        def restore() -> None:
+            if other.in_transaction:
+                other.execute("ROLLBACK")
+    else:
+        import psycopg
+
+        name = str(url.database)
+        other = psycopg.connect(url.set(drivername="postgresql", database="postgres").render_as_string(
+            hide_password=False), autocommit=True)
+        other.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        other.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        away = [True]
+
+        def restore() -> None:
+            if away.pop() if away else False:
+                other.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+                otp.db.engine.dispose()  # the pooled connections the server ended
+    try:
+        yield restore
+    finally:
+        restore()
+        other.close()
+
+
+def test_celery_worker_retries_while_the_database_is_away(make_queued: Callable[..., OtpPro], queue: str,
+                                                          member: Member, monkeypatch: pytest.MonkeyPatch) -> None:
+    from otp_pro import StorageError
+    from otp_pro.storage import db as storage_db
+
+    monkeypatch.setattr(storage_db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    otp = make_queued()
+    with worker(otp, queue):
+        setup = otp.begin_setup(member, "outbox:code")
+        assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
+        otp.complete_setup(member, last_code(otp))
+    before = len(outbox(otp))
+    challenge = otp.send_challenge(member)  # queued; no worker yet
+    tries: list[str] = []
+    deliver_queued = otp.deliver_queued
+
+    def counted(challenge_id: int) -> Any:
+        try:
+            outcome = deliver_queued(challenge_id)
+        except StorageError as exc:
+            tries.append(exc.reason)
+            raise
+        tries.append(outcome.action)
+        return outcome
+
+    otp.deliver_queued = counted  # type: ignore[method-assign]
+    with database_outage(otp) as restore, worker(otp, queue):
+        deadline = time.monotonic() + 15
+        while not tries and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tries and tries[0] in ("locked", "unavailable", "connection_lost"), tries
+        restore()
+        status = settle(otp, member, challenge.id)
+    # The task went back to the queue and ran again once the database answered: sent once.
+    assert tries[-1] == "sent" and len(tries) >= 2
+    assert (status.status, row(otp, challenge.id).attempts) == ("sent", 1)  # the failed claim was rolled back
+    assert len(outbox(otp)) == before + 1
+    assert otp.verify(member, last_code(otp)).ok
+
+
 def _queue_length(otp: OtpPro, queue: str) -> int:
     import redis
 
