@@ -1061,19 +1061,21 @@ class OtpPro:
 
         PostgreSQL with ``choose`` (:meth:`send_challenge`): the channel is ``choose(state)``
         for the member's state. An inline send on the member's own channel is first tried
-        as one statement (:data:`_GATED_SEND`); when that records nothing, the transaction
-        of :meth:`_record` reads the state again under the row lock and decides.
+        as one statement (:data:`_GATED_SEND`); otherwise, or when that records nothing, the
+        transaction of :meth:`_record` reads the state again under the row lock and decides.
         """
         queued = self.dispatcher.queued
         out: _Outgoing | None = None
         challenge_id: Any = None
         if choose is None:
             out = self._outgoing(member, cast(str, channel), purpose, binding)
-        elif not queued:
+        else:
+            # The message is made before any transaction (plugins' hooks hold no lock); the transaction
+            # makes it again only if the member's channel changed in between.
             with self.db.read_once() as conn:
                 seen = self._state(conn, member.id)
             out = self._outgoing(member, choose(seen), purpose, binding)
-            if out.channel == seen.channel:
+            if not queued and out.channel == seen.channel:
                 with self.db.write_once() as conn:
                     row = self.db.run(conn, _GATED_SEND, {**self._send_params(member, out, purpose, binding),
                                                           "b_state_channel": seen.channel, "b_now": out.now}).first()
