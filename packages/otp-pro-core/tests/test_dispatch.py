@@ -309,6 +309,13 @@ def enrol_by_email_through_the_worker(otp: OtpPro, member: Member, mailbox: Mail
     otp.complete_setup(member, mailed_code(mailbox))
 
 
+def enrol_on_the_outbox_through_the_worker(otp: OtpPro, member: Member) -> None:
+    """Set ``member`` up on the outbox while a worker runs; the worker sends the setup code."""
+    setup = otp.begin_setup(member, "outbox:code")
+    assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
+    otp.complete_setup(member, last_code(otp))
+
+
 def test_celery_transient_error_is_retried_then_sent(make_queued: Callable[..., OtpPro], queue: str,
                                                      member: Member, mailbox: Mailbox) -> None:
     otp = make_queued()
@@ -362,9 +369,7 @@ def test_celery_retries_are_bounded_by_delivery_max_attempts(make_queued: Callab
         raise TransientDeliveryError("provider busy", transport="outbox", provider_code="busy")
 
     with worker(otp, queue):
-        setup = otp.begin_setup(member, "outbox:code")
-        assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
-        otp.complete_setup(member, last_code(otp))
+        enrol_on_the_outbox_through_the_worker(otp, member)
         transport.send = always_busy  # type: ignore[method-assign]
         challenge = otp.send_challenge(member)
         status = settle(otp, member, challenge.id)
@@ -380,9 +385,7 @@ def test_celery_duplicate_tasks_send_once(make_queued: Callable[..., OtpPro], qu
     dispatcher = otp.dispatcher
     assert isinstance(dispatcher, CeleryDispatcher)
     with worker(otp, queue):
-        setup = otp.begin_setup(member, "outbox:code")
-        assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
-        otp.complete_setup(member, last_code(otp))
+        enrol_on_the_outbox_through_the_worker(otp, member)
     before = len(outbox(otp))
     challenge = otp.send_challenge(member)
     for _ in range(3):  # a broker redelivery, a retry racing a duplicate: the same id several times
@@ -444,9 +447,7 @@ def test_celery_worker_retries_while_the_database_is_away(make_queued: Callable[
     monkeypatch.setattr(storage_db, "SQLITE_BUSY_TIMEOUT_MS", 200)
     otp = make_queued()
     with worker(otp, queue):
-        setup = otp.begin_setup(member, "outbox:code")
-        assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
-        otp.complete_setup(member, last_code(otp))
+        enrol_on_the_outbox_through_the_worker(otp, member)
     before = len(outbox(otp))
     challenge = otp.send_challenge(member)  # queued; no worker yet
     tries: list[str] = []
@@ -490,9 +491,7 @@ def test_celery_replaced_challenge_task_does_nothing_and_nothing_secret_is_in_re
         make_queued: Callable[..., OtpPro], queue: str, member: Member, redis_client: Any) -> None:
     otp = make_queued()
     with worker(otp, queue):
-        setup = otp.begin_setup(member, "outbox:code")
-        assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
-        otp.complete_setup(member, last_code(otp))
+        enrol_on_the_outbox_through_the_worker(otp, member)
     before = len(outbox(otp))
     first = otp.send_challenge(member)  # no worker: it waits in Redis
     second = otp.send_challenge(member)
