@@ -129,9 +129,11 @@ _SENDS = select(*(q.scalar_subquery().label(name) for name, q in (
 )))
 _CHALLENGE_COLUMNS = ("member_id", "channel", "payload", "purpose", "secret_hash", "recipient_hash", "binding_hash",
                       "status", "created_at", "expires_at", "message")
-_INSERT_CHALLENGE = insert(challenges).values({
-    name: bindparam(f"c_{name}", type_=challenges.c[name].type) for name in _CHALLENGE_COLUMNS
-}).returning(challenges.c.id)
+# The new challenge's row, one bind ``c_<column>`` per column.
+_CHALLENGE_BINDS = tuple(bindparam(f"c_{name}", type_=challenges.c[name].type) for name in _CHALLENGE_COLUMNS)
+_CHALLENGE_ROW = select(*_CHALLENGE_BINDS)
+_INSERT_CHALLENGE = insert(challenges).values(dict(zip(_CHALLENGE_COLUMNS, _CHALLENGE_BINDS, strict=True))) \
+    .returning(challenges.c.id)
 # PostgreSQL: the counts and, when they allow it, the new challenge, in one statement (one round trip).
 # The condition is _throttle_refusal's, in SQL: no send since b_cooldown_since, both hourly caps unmet.
 _sends = _SENDS.cte("sends")
@@ -140,11 +142,8 @@ _SEND_ALLOWED = and_(
     _sends.c.member_count < bindparam("b_member_cap"),
     _sends.c.recipient_count < bindparam("b_recipient_cap"),
 )
-_inserted = insert(challenges).from_select(
-    list(_CHALLENGE_COLUMNS),
-    select(*(bindparam(f"c_{name}", type_=challenges.c[name].type) for name in _CHALLENGE_COLUMNS)).where(
-        _SEND_ALLOWED),
-).returning(challenges.c.id).cte("inserted")
+_inserted = insert(challenges).from_select(list(_CHALLENGE_COLUMNS), _CHALLENGE_ROW.where(_SEND_ALLOWED)) \
+    .returning(challenges.c.id).cte("inserted")
 _SENDS_AND_INSERT = select(_sends, _inserted.c.id).select_from(_sends.outerjoin(_inserted, true()))
 # PostgreSQL: a send takes the member's row lock by writing the row (a new row version, whose
 # xmin changes), not by SELECT ... FOR UPDATE: a concurrent _GATED_SEND then sees that the row
@@ -168,10 +167,8 @@ _gate = update(members).where(
         members.c.locked_until <= bindparam("b_now", type_=members.c.locked_until.type)),
     exists().select_from(_sends).where(_SEND_ALLOWED),
 ).values(updated_at=members.c.updated_at).returning(members.c.member_id).cte("gate")
-_gated = insert(challenges).from_select(
-    list(_CHALLENGE_COLUMNS),
-    select(*(bindparam(f"c_{name}", type_=challenges.c[name].type) for name in _CHALLENGE_COLUMNS)).select_from(_gate),
-).returning(challenges.c.id).cte("inserted")
+_gated = insert(challenges).from_select(list(_CHALLENGE_COLUMNS), _CHALLENGE_ROW.select_from(_gate)) \
+    .returning(challenges.c.id).cte("inserted")
 _GATED_SEND = select(_gated.c.id)
 # Both at once: the new challenge is marked sent, the member's other unused ones are voided.
 _IS_NEW = challenges.c.id == bindparam("b_id")
@@ -231,7 +228,6 @@ _IN_FLIGHT = ("queued", "sending", "pending")
 # PostgreSQL: the same UPDATE and the challenge_sent audit row in one statement, which is its own
 # transaction (one round trip instead of BEGIN, UPDATE, INSERT, COMMIT); SQLite has no UPDATE in WITH.
 _MARK_SENT_AUDITED = audit.INSERT.add_cte(_MARK_SENT_VOID_OTHERS.cte("marked"))
-_AUDIT_COLUMNS = audit.COLUMNS
 _AUDITED: dict[int, Any] = {}
 
 
@@ -247,8 +243,8 @@ def _audited(statement: Any) -> Any:
         changed = statement.cte("changed")
         has_channel = "channel" in changed.c
         values = [changed.c.channel if name == "channel" and has_channel
-                  else bindparam(f"a_{name}", type_=audit_events.c[name].type) for name in _AUDIT_COLUMNS]
-        _AUDITED[key] = insert(audit_events).from_select(list(_AUDIT_COLUMNS), select(*values).select_from(changed)) \
+                  else bindparam(f"a_{name}", type_=audit_events.c[name].type) for name in audit.COLUMNS]
+        _AUDITED[key] = insert(audit_events).from_select(list(audit.COLUMNS), select(*values).select_from(changed)) \
             .returning(audit_events.c.id, audit_events.c.channel)
     return _AUDITED[key]
 
@@ -1017,16 +1013,8 @@ class OtpPro:
                 raise LockedOut("too many failed attempts; try again later", locked_until=locked)
             return chosen
 
-        if self.db.is_postgresql:
-            # _deliver reads the state and chooses: an inline send is then recorded by one statement that
-            # re-checks that state, or else by the transaction, which reads it again under the row lock.
-            return self._deliver(member, None, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
-                                 choose=choose)
-        with self.db.read_once() as conn:
-            state = self._state(conn, member.id)
-        chosen = choose(state)
-        return self._deliver(member, chosen, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
-                             member_row=True, other_channel=chosen != state.channel)
+        return self._deliver(member, None, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
+                             choose=choose)
 
     def _outgoing(self, member: Member, channel: str, purpose: str, binding: str | None) -> _Outgoing:
         """The message of a new challenge on ``channel``: its code or link made, rendered, sealed for a queue."""
@@ -1055,18 +1043,18 @@ class OtpPro:
                          now, expires, value, message, sealed)
 
     def _deliver(self, member: Member, channel: str | None, purpose: str, *, ip: str | None, user_agent: str | None,
-                 binding: str | None = None, member_row: bool = False, other_channel: bool = False,
-                 choose: Callable[[Any], str] | None = None) -> Challenge:
+                 binding: str | None = None, choose: Callable[[Any], str] | None = None) -> Challenge:
         """Make, record and send (or queue) a challenge on ``channel``.
 
-        PostgreSQL with ``choose`` (:meth:`send_challenge`): the channel is ``choose(state)``
-        for the member's state. An inline send on the member's own channel is first tried
-        as one statement (:data:`_GATED_SEND`); otherwise, or when that records nothing, the
+        With ``choose`` (:meth:`send_challenge`) the member's state is read and the channel
+        is ``choose(state)``; asking for a channel other than the member's own is a fallback.
+        On PostgreSQL an inline send on the member's own channel is first tried as one
+        statement (:data:`_GATED_SEND`); otherwise, or when that records nothing, the
         transaction of :meth:`_record` reads the state again under the row lock and decides.
         """
         queued = self.dispatcher.queued
-        out: _Outgoing | None = None
         challenge_id: Any = None
+        other_channel = False
         if choose is None:
             out = self._outgoing(member, cast(str, channel), purpose, binding)
         else:
@@ -1075,15 +1063,15 @@ class OtpPro:
             with self.db.read_once() as conn:
                 seen = self._state(conn, member.id)
             out = self._outgoing(member, choose(seen), purpose, binding)
-            if not queued and out.channel == seen.channel:
+            other_channel = out.channel != seen.channel
+            if self.db.is_postgresql and not queued and not other_channel:
                 with self.db.write_once() as conn:
                     row = self.db.run(conn, _GATED_SEND, {**self._send_params(member, out, purpose, binding),
                                                           "b_state_channel": seen.channel, "b_now": out.now}).first()
                 challenge_id = row[0] if row is not None else None
         if challenge_id is None:
             challenge_id, out = self._record(member, out, purpose, ip=ip, user_agent=user_agent, binding=binding,
-                                             member_row=member_row, other_channel=other_channel, choose=choose)
-        assert out is not None
+                                             other_channel=other_channel, choose=choose)
         channel, transport, recipient, now, expires, message = (
             out.channel, out.transport, out.recipient, out.now, out.expires, out.message)
         if queued:
@@ -1144,8 +1132,8 @@ class OtpPro:
             "c_expires_at": out.expires, "c_message": out.sealed,
         }
 
-    def _record(self, member: Member, out: _Outgoing | None, purpose: str, *, ip: str | None,
-                user_agent: str | None, binding: str | None, member_row: bool, other_channel: bool,
+    def _record(self, member: Member, out: _Outgoing, purpose: str, *, ip: str | None,
+                user_agent: str | None, binding: str | None, other_channel: bool,
                 choose: Callable[[Any], str] | None) -> tuple[Any, _Outgoing]:
         """The new challenge's transaction: the member's lock, the throttle, the insert (and the
         fallback or queued event); the challenge's id and message, or the :class:`ThrottledError`
@@ -1157,16 +1145,15 @@ class OtpPro:
                 state = self.db.run(conn, _LOCK_FOR_SEND, {"b_member": member.id}).first()
                 if choose is not None:
                     chosen = choose(state)
-                    if out is None or out.channel != chosen:
+                    if out.channel != chosen:  # the member's channel changed since _deliver read it
                         out = self._outgoing(member, chosen, purpose, binding)
                     other_channel = chosen != state.channel
                 elif state is None:
                     self._ensure_member(conn, member.id)
                     self.db.run(conn, _LOCK_FOR_SEND, {"b_member": member.id})
-            elif not member_row:  # BEGIN IMMEDIATE already serialises writers
-                # member_row: the caller read the member's row, and rows of otp_members are never deleted.
+            elif choose is None:  # BEGIN IMMEDIATE already serialises writers
+                # With choose, _deliver read the member's row, and rows of otp_members are never deleted.
                 self._ensure_member(conn, member.id)
-            assert out is not None
             params = self._send_params(member, out, purpose, binding)
             channel, now = out.channel, out.now
             challenge_id: Any = None
@@ -1511,6 +1498,16 @@ class OtpPro:
         With ``accepted`` (``events`` and the event to write on success; PostgreSQL
         only) the audit row is inserted by the same statement and appended to ``events``.
         """
+        params, hashes = self._consume_params(member_id, secret, purpose, now, channel=channel, payloads=payloads)
+        statement = _consume_statement(channel is not None, hashes, None if payloads is None else len(payloads))
+        if accepted is not None:
+            return self._accept_audited(conn, statement, params, *accepted)
+        row = self.db.run(conn, statement, params).first()
+        return row[0] if row is not None else None
+
+    def _consume_params(self, member_id: str, secret: str, purpose: str, now: datetime, *, channel: str | None = None,
+                        payloads: Sequence[str] | None = None) -> tuple[dict[str, Any], int]:
+        """The binds of :func:`_consume_statement` for ``secret``, and how many key hashes they hold."""
         hashes = self.keys.hashes("challenge", secret)
         params: dict[str, Any] = {"b_member": member_id, "b_purpose": purpose, "b_now": now}
         params.update((f"b_hash{i}", value) for i, value in enumerate(hashes))
@@ -1518,11 +1515,7 @@ class OtpPro:
             params["b_channel"] = channel
         if payloads is not None:
             params.update((f"b_payload{i}", name) for i, name in enumerate(payloads))
-        statement = _consume_statement(channel is not None, len(hashes), None if payloads is None else len(payloads))
-        if accepted is not None:
-            return self._accept_audited(conn, statement, params, *accepted)
-        row = self.db.run(conn, statement, params).first()
-        return row[0] if row is not None else None
+        return params, len(hashes)
 
     def _accept_audited(self, conn: Connection, statement: Any, params: dict[str, Any], events: list[AuditEvent],
                         event: AuditEvent) -> str | None:
@@ -1672,14 +1665,10 @@ class OtpPro:
         events: list[AuditEvent] = []
         if is_code:
             ok_event = self._ok_event(member.id, None, "code", ip, user_agent)
-            hashes = self.keys.hashes("challenge", normalized)
-            params: dict[str, Any] = {"b_member": member.id, "b_purpose": PURPOSE_VERIFY, "b_now": now,
-                                      **audit.params(ok_event)}
-            params.update((f"b_hash{i}", value) for i, value in enumerate(hashes))
-            params.update((f"b_payload{i}", name) for i, name in enumerate(code_payloads))
+            params, hashes = self._consume_params(member.id, normalized, PURPOSE_VERIFY, now, payloads=code_payloads)
             with self.db.write_once() as conn:
-                state = self.db.run(conn, _state_and_consume_statement(len(hashes), len(code_payloads)),
-                                    params).first()
+                state = self.db.run(conn, _state_and_consume_statement(hashes, len(code_payloads)),
+                                    {**params, **audit.params(ok_event)}).first()
             if state is not None and state.ok_id is not None:
                 self._emit([AuditEvent(**{**ok_event.__dict__, "id": state.ok_id, "channel": state.ok_channel})],
                            member)

@@ -62,7 +62,7 @@ class FastStatement:
         if getattr(compiled, "escaped_bind_names", None):
             raise ValueError("fast statements take plain bind names only")
         self.sql: str = compiled.string
-        names = {bind: name for bind, name in compiled.bind_names.items()}
+        names = compiled.bind_names
         self.positional = bool(compiled.positional)
         order = list(compiled.positiontup or ()) if self.positional else sorted(set(names.values()))
         self.order: tuple[str, ...] = tuple(order)
