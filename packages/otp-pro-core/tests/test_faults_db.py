@@ -294,10 +294,10 @@ def test_send_challenge_killed_before_the_message_goes_out_leaves_nothing(new_ot
     probe = new_otp()
     _enrolled(probe, clock)
     seen, before_send = _statements_around_the_send(probe, admin)
-    assert before_send >= 2  # the member's state, then the statement that records the challenge
-    # PostgreSQL runs both alone: the state read, and the one statement that checks the throttle
-    # and inserts the challenge (OtpPro._deliver, _GATED_SEND).
-    alone = {1, 1 + next(i for i, sql in enumerate(seen) if sql.startswith("WITH snap"))}
+    # PostgreSQL reads the member's state, checks the throttle and inserts the challenge with one
+    # statement that runs alone (OtpPro._deliver, _SEEN_AND_SEND), and nothing else before the send.
+    assert before_send == 1 and seen[0].startswith("WITH seen")
+    alone = {1}
     for target in range(1, before_send + 1):
         for phase in (BEFORE, AFTER):
             truncate_all(pg)

@@ -8,6 +8,7 @@ fast paths must keep.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pyotp
 import pytest
 from conftest import PG_SKIP_REASON, base_settings, enroll, last_code, truncate_all
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, func, select, text
 
 from otp_pro import Member, OtpPro
 from otp_pro.storage import db as storage_db
@@ -136,6 +137,71 @@ def test_a_failure_before_success_is_reset_by_an_email_code(make_otp, member):
     assert otp.verify(member, wrong).attempts_remaining == 2  # counted from zero again, not locked
 
 
+def test_an_inline_send_on_the_members_own_channel_is_two_writes(otp, member):
+    """The challenge recorded before the transport is called, then the sent mark with its audit row.
+
+    On PostgreSQL each is one statement of its own: the first reads the member's state,
+    checks the throttle and inserts the challenge (``_SEEN_AND_SEND``), with no read before it.
+    """
+    enroll(otp, member)
+    with transactions(otp) as counts:
+        otp.send_challenge(member)
+    assert counts["commit"] == 2
+    if otp.db.is_postgresql:
+        assert counts["statements"] == 2
+    assert otp.verify(member, last_code(otp)).ok
+
+
+def test_a_member_off_the_default_channel_is_sent_one_message_on_their_own(make_otp, member, mailbox):
+    """The message is first made for the policy's default channel; the member's own channel wins, and the
+    member's state comes from the statement that found the guess wrong (on PostgreSQL, no read of its own)."""
+    otp = make_otp()
+    otp.begin_setup(member, "email:code")
+    otp.complete_setup(member, _mailed_code(mailbox))
+    outbox = otp.transports["outbox"]
+    before, mails = len(outbox.messages), len(mailbox.to("ann@example.com"))  # type: ignore[attr-defined]
+    with transactions(otp) as counts:
+        challenge = otp.send_challenge(member)
+    assert challenge.channel == "email:code" and challenge.status == "sent"
+    assert len(outbox.messages) == before  # type: ignore[attr-defined]
+    assert len(mailbox.to("ann@example.com")) == mails + 1
+    assert counts["commit"] == 2
+    if otp.db.is_postgresql:
+        # The guess (no write), the transaction's member lock, its throttle + insert, then the sent mark.
+        assert counts["statements"] == 4
+    assert otp.verify(member, _mailed_code(mailbox)).ok
+    newest = otp.events(member, kinds=["challenge_sent"])[0]
+    assert (newest.channel, newest.details["challenge_id"]) == ("email:code", challenge.id)
+
+
+def test_a_hard_locked_member_is_sent_nothing(otp, member):
+    """Consecutive failures at the NIST limit lock for good, with no ``locked_until``: the one-statement
+    send must refuse as the state read does, with nothing recorded and nothing sent."""
+    from otp_pro import LockedOut
+    from otp_pro.settings import NIST_MAX_ATTEMPTS
+    from otp_pro.storage.schema import challenges, members
+
+    enroll(otp, member)
+    with otp.db.write() as conn:
+        conn.execute(members.update().where(members.c.member_id == member.id).values(
+            consecutive_failures=NIST_MAX_ATTEMPTS))
+        rows = conn.execute(select(func.count()).select_from(challenges)).scalar_one()
+    outbox = otp.transports["outbox"]
+    before = len(outbox.messages)  # type: ignore[attr-defined]
+    with pytest.raises(LockedOut):
+        otp.send_challenge(member)
+    assert len(outbox.messages) == before  # type: ignore[attr-defined]
+    with otp.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(challenges)).scalar_one() == rows
+
+
+def _mailed_code(mailbox: Any) -> str:
+    body = mailbox.to("ann@example.com")[-1].get_body(("plain",)).get_content()
+    match = re.search(r"\b(\d{6})\b", body)
+    assert match
+    return match.group(1)
+
+
 def test_sent_mark_voids_only_the_members_other_unused_challenges(make_otp, member):
     otp = make_otp()
     other = Member(id="43", email="bob@example.com", name="Bob")
@@ -171,4 +237,47 @@ def test_a_dead_pooled_connection_is_replaced_after_idling(pg_url, clock, member
         otp.send_challenge(member)  # the dead connection is pinged, dropped and replaced
         assert otp.verify(member, last_code(otp)).ok
     finally:
+        otp.close()
+
+
+def test_a_connection_lent_in_autocommit_is_pooled_back_in_transactions(pg_url):
+    """read_once and write_once switch the driver connection to autocommit; it must be switched back
+    before it is pooled again (also after an error in the block, and after the connection was lost),
+    or a later write() transaction would commit statement by statement."""
+    from otp_pro import StorageError
+    from otp_pro.storage.schema import members
+
+    if pg_url is None:
+        pytest.skip(PG_SKIP_REASON)
+    truncate_all(pg_url)
+    otp = OtpPro(base_settings(pg_url))
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+
+    def half_written(member_id: str) -> bool:
+        """A write() transaction that fails after its insert: True if the insert stayed anyway."""
+        with pytest.raises(RuntimeError), otp.db.write() as conn:
+            conn.execute(members.insert().values(member_id=member_id, failures=0, consecutive_failures=0,
+                                                 created_at=otp.clock(), updated_at=otp.clock()))
+            raise RuntimeError("the rest of the transaction failed")
+        with admin.connect() as check:
+            return check.execute(text("SELECT count(*) FROM otp_members WHERE member_id = :m"),
+                                 {"m": member_id}).scalar_one() == 1
+
+    try:
+        with otp.db.write_once() as conn:
+            conn.execute(text("SELECT 1"))
+        assert not half_written("after-write-once")
+        with pytest.raises(ValueError), otp.db.read_once() as conn:
+            conn.execute(text("SELECT 1"))
+            raise ValueError("the caller's own error")
+        assert not half_written("after-an-error")
+        assert otp.db.engine.pool.checkedin() == 1  # the same connection every time
+        with pytest.raises(StorageError), otp.db.write_once() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with admin.connect() as other:
+                assert other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+            conn.execute(text("SELECT 1"))
+        assert not half_written("after-a-lost-connection")
+    finally:
+        admin.dispose()
         otp.close()

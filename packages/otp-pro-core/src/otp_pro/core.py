@@ -146,30 +146,33 @@ _inserted = insert(challenges).from_select(list(_CHALLENGE_COLUMNS), _CHALLENGE_
     .returning(challenges.c.id).cte("inserted")
 _SENDS_AND_INSERT = select(_sends, _inserted.c.id).select_from(_sends.outerjoin(_inserted, true()))
 # PostgreSQL: a send takes the member's row lock by writing the row (a new row version, whose
-# xmin changes), not by SELECT ... FOR UPDATE: a concurrent _GATED_SEND then sees that the row
+# xmin changes), not by SELECT ... FOR UPDATE: a concurrent _SEEN_AND_SEND then sees that the row
 # changed since its snapshot and leaves the send to this transaction. Returns the member's state.
 _LOCK_FOR_SEND = update(members).where(members.c.member_id == bindparam("b_member")).values(
     updated_at=members.c.updated_at).returning(*members.c)
-# PostgreSQL: an inline send recorded by one statement of its own (autocommit), when nothing stands
-# in the way. The gate writes the member's row (its lock, as _LOCK_FOR_SEND) only if the row is
-# the version this statement's snapshot sees (xmin unchanged: no send, or any other write, committed
-# since or waiting on the lock), the member still has the channel and no lock that the state read
-# before showed, and the throttle's counts (same snapshot) allow a send; the challenge is inserted
-# only behind the gate. No row back: nothing was written, and the transaction path decides (a
-# throttled send is recorded there with its send_throttled row).
+# PostgreSQL: an inline send read and recorded by one statement of its own (autocommit). The
+# message was made for the channel the member most likely has (b_state_channel); the statement
+# returns the member's row as its snapshot sees it (``seen``) and, when nothing stands in the
+# way, ``sent_id``, the new challenge's id. The gate writes the member's row (its lock, as
+# _LOCK_FOR_SEND) only if the row is the version the snapshot sees (xmin unchanged: no send,
+# or any other write, committed since or waiting on the lock), the member has that channel and
+# no lock, and the throttle's counts (same snapshot) allow a send; the challenge is inserted
+# only behind the gate. No sent_id: nothing was written, and send_challenge goes on from the
+# row returned (a throttled send is recorded by the transaction path with its send_throttled row).
 _xmin: Any = literal_column("otp_members.xmin")
-_snap = select(_xmin.label("xmin")).where(members.c.member_id == bindparam("b_member")).cte("snap")
+_seen = select(members, _xmin.label("xmin")).where(members.c.member_id == bindparam("b_member")).cte("seen")
 _gate = update(members).where(
     members.c.member_id == bindparam("b_member"),
-    _xmin == select(_snap.c.xmin).scalar_subquery(),
+    _xmin == select(_seen.c.xmin).scalar_subquery(),
     members.c.channel == bindparam("b_state_channel"),
+    members.c.consecutive_failures < NIST_MAX_ATTEMPTS,
     or_(members.c.locked_until.is_(None),
         members.c.locked_until <= bindparam("b_now", type_=members.c.locked_until.type)),
     exists().select_from(_sends).where(_SEND_ALLOWED),
 ).values(updated_at=members.c.updated_at).returning(members.c.member_id).cte("gate")
 _gated = insert(challenges).from_select(list(_CHALLENGE_COLUMNS), _CHALLENGE_ROW.select_from(_gate)) \
     .returning(challenges.c.id).cte("inserted")
-_GATED_SEND = select(_gated.c.id)
+_SEEN_AND_SEND = select(_seen, _gated.c.id.label("sent_id")).select_from(_seen.outerjoin(_gated, true()))
 # Both at once: the new challenge is marked sent, the member's other unused ones are voided.
 _IS_NEW = challenges.c.id == bindparam("b_id")
 _MARK_SENT_VOID_OTHERS = update(challenges).where(
@@ -997,24 +1000,30 @@ class OtpPro:
         """
         req = self.requirement(member)
 
+        def usable(chosen: str) -> str:
+            """``chosen``, if a code may be sent there to ``member`` whatever their state says."""
+            if chosen == TOTP:
+                raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
+                                         reason="nothing to send")
+            self._check_channel(member, req, chosen)
+            return chosen
+
         def choose(state: Any) -> str:
             """The channel to send on, for the member's ``state``; or why nothing is sent."""
             if state is None or state.channel is None:
                 raise NotEnrolled("the member has no second factor set up")
             # Without an explicit channel the member's own is used; a TOTP member gets
             # nothing sent unless a fallback channel is asked for by name.
-            chosen: str = channel or state.channel
-            if chosen == TOTP:
-                raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
-                                         reason="nothing to send")
-            self._check_channel(member, req, chosen)
+            chosen = usable(channel or state.channel)
             locked = self._locked_until(state, self.clock())
             if locked:
                 raise LockedOut("too many failed attempts; try again later", locked_until=locked)
             return chosen
 
+        # Before anything is read, the likely channel: the one asked for, else the policy's default.
+        likely = channel or req.default_channel
         return self._deliver(member, None, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
-                             choose=choose)
+                             choose=choose, likely=(lambda: usable(likely)) if likely else None)
 
     def _outgoing(self, member: Member, channel: str, purpose: str, binding: str | None) -> _Outgoing:
         """The message of a new challenge on ``channel``: its code or link made, rendered, sealed for a queue."""
@@ -1043,14 +1052,18 @@ class OtpPro:
                          now, expires, value, message, sealed)
 
     def _deliver(self, member: Member, channel: str | None, purpose: str, *, ip: str | None, user_agent: str | None,
-                 binding: str | None = None, choose: Callable[[Any], str] | None = None) -> Challenge:
+                 binding: str | None = None, choose: Callable[[Any], str] | None = None,
+                 likely: Callable[[], str] | None = None) -> Challenge:
         """Make, record and send (or queue) a challenge on ``channel``.
 
-        With ``choose`` (:meth:`send_challenge`) the member's state is read and the channel
-        is ``choose(state)``; asking for a channel other than the member's own is a fallback.
-        On PostgreSQL an inline send on the member's own channel is first tried as one
-        statement (:data:`_GATED_SEND`); otherwise, or when that records nothing, the
-        transaction of :meth:`_record` reads the state again under the row lock and decides.
+        With ``choose`` (:meth:`send_challenge`) the channel is ``choose(state)`` for the
+        member's state; asking for a channel other than the member's own is a fallback.
+        On PostgreSQL an inline send first makes the message for the ``likely()`` channel
+        and tries to read the state and record the challenge with one statement
+        (:data:`_SEEN_AND_SEND`), which records only if the member has that channel and
+        nothing stands in the way. Otherwise (SQLite, a queue, a different channel, a
+        throttled send) the state is chosen from as read, and the transaction of
+        :meth:`_record` reads it again under the row lock and decides.
         """
         queued = self.dispatcher.queued
         challenge_id: Any = None
@@ -1060,15 +1073,24 @@ class OtpPro:
         else:
             # The message is made before any transaction (plugins' hooks hold no lock); the transaction
             # makes it again only if the member's channel changed in between.
-            with self.db.read_once() as conn:
-                seen = self._state(conn, member.id)
-            out = self._outgoing(member, choose(seen), purpose, binding)
-            other_channel = out.channel != seen.channel
-            if self.db.is_postgresql and not queued and not other_channel:
+            guess = self._likely_outgoing(member, likely, purpose, binding) \
+                if likely is not None and self.db.is_postgresql and not queued else None
+            if guess is not None:
                 with self.db.write_once() as conn:
-                    row = self.db.run(conn, _GATED_SEND, {**self._send_params(member, out, purpose, binding),
-                                                          "b_state_channel": seen.channel, "b_now": out.now}).first()
-                challenge_id = row[0] if row is not None else None
+                    seen = self.db.run(conn, _SEEN_AND_SEND, {**self._send_params(member, guess, purpose, binding),
+                                                              "b_state_channel": guess.channel,
+                                                              "b_now": guess.now}).first()
+                challenge_id = seen.sent_id if seen is not None else None
+            else:
+                with self.db.read_once() as conn:
+                    seen = self._state(conn, member.id)
+            if challenge_id is not None:
+                out = cast(_Outgoing, guess)
+            else:
+                chosen = choose(seen)
+                out = guess if guess is not None and guess.channel == chosen else \
+                    self._outgoing(member, chosen, purpose, binding)
+                other_channel = chosen != seen.channel
         if challenge_id is None:
             challenge_id, out = self._record(member, out, purpose, ip=ip, user_agent=user_agent, binding=binding,
                                              other_channel=other_channel, choose=choose)
@@ -1116,6 +1138,16 @@ class OtpPro:
         return Challenge(id=int(challenge_id), member_id=member.id, channel=channel, purpose=purpose, created_at=now,
                          expires_at=expires, recipient_hint=mask_recipient(recipient),
                          provider_message_id=receipt.provider_message_id)
+
+    def _likely_outgoing(self, member: Member, likely: Callable[[], str], purpose: str,
+                         binding: str | None) -> _Outgoing | None:
+        """The message on the ``likely()`` channel, or None when it cannot be made there (the member
+        may not have that channel; :meth:`_deliver` then chooses from the member's state as usual,
+        and whatever stood in the way is raised there if it still matters)."""
+        try:
+            return self._outgoing(member, likely(), purpose, binding)
+        except Exception:  # noqa: BLE001 - a guess: the usual path makes the message again, or raises
+            return None
 
     def _send_params(self, member: Member, out: _Outgoing, purpose: str, binding: str | None) -> dict[str, Any]:
         """The binds of the throttle's counts and limits and of the new challenge's row."""
