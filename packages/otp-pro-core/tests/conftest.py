@@ -81,6 +81,17 @@ def last_code(otp: OtpPro, recipient: str | None = None) -> str:
     return match.group(1)
 
 
+def mailed_code(mailbox: Mailbox, to: str = "ann@example.com") -> str:
+    """The code in the newest mail the loopback SMTP server took for ``to`` (its plain-text part)."""
+    messages = mailbox.to(to)
+    assert messages, f"no message to {to}"
+    body = messages[-1].get_body(preferencelist=("plain",))
+    assert body is not None
+    match = re.search(r"\b(\d{6})\b", body.get_content())
+    assert match, "no code in the mail"
+    return match.group(1)
+
+
 def enroll(otp: OtpPro, member: Member, channel: str = "outbox:code") -> list[str]:
     """Set up ``channel`` for ``member``; return the backup codes."""
     info = otp.begin_setup(member, channel)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import Mailbox, bare_flask_client, enroll, last_code
+from conftest import Mailbox, bare_flask_client, enroll, last_code, mailed_code
 
 from otp_pro import ConfigurationError, DeliveryError, Member, OtpPro, ThrottledError, hookimpl
 from otp_pro.celery import TASK_NAME, CeleryDispatcher
@@ -109,15 +109,6 @@ def row(otp: OtpPro, challenge_id: int) -> Any:
 
     with otp.db.read() as conn:
         return conn.execute(select(challenges).where(challenges.c.id == challenge_id)).one()
-
-
-def mailed_code(mailbox: Mailbox) -> str:
-    """The code in the newest mail to Ann (its plain-text part)."""
-    body = mailbox.to("ann@example.com")[-1].get_body(preferencelist=("plain",))
-    assert body is not None
-    match = re.search(r"\b(\d{6})\b", body.get_content())
-    assert match, "no code in the mail"
-    return match.group(1)
 
 
 def outbox(otp: OtpPro) -> list[Any]:
@@ -426,10 +417,11 @@ def database_outage(otp: OtpPro) -> Iterator[Callable[[], None]]:
             hide_password=False), autocommit=True)
         other.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         other.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        away = [True]
+        away = [True]  # emptied by the first restore: the block's end may restore again
 
         def restore() -> None:
-            if away.pop() if away else False:
+            if away:
+                away.clear()
                 other.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
                 otp.db.engine.dispose()  # the pooled connections the server ended
     try:

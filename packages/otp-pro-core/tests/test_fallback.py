@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import Mailbox, bare_flask_client, last_code
+from conftest import Mailbox, bare_flask_client, last_code, mailed_code
 
 from otp_pro import (
     DeliveryError,
@@ -92,14 +92,6 @@ def build(make_otp: Callable[..., OtpPro]) -> Callable[..., OtpPro]:
         return make_otp(plugins=[Pigeons(), *plugins], **overrides)
 
     return factory
-
-
-def mailed_code(mailbox: Mailbox, to: str = "ann@example.com") -> str:
-    body = mailbox.to(to)[-1].get_body(preferencelist=("plain",))
-    assert body is not None
-    match = re.search(r"\b(\d{6})\b", body.get_content())
-    assert match
-    return match.group(1)
 
 
 def enroll_by_email(otp: OtpPro, member: Member, mailbox: Mailbox, clock: Any) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import pyotp
 import pytest
-from conftest import SECRET_KEY, base_settings
+from conftest import SECRET_KEY, base_settings, mailed_code
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
@@ -186,16 +186,6 @@ class LeakScan:
         assert not found, "secrets leaked:\n" + "\n".join(sorted(set(found)))
 
 
-def _code_in(mailbox: Mailbox, address: str) -> str:
-    messages = mailbox.to(address)
-    assert messages, f"no message to {address}"
-    body = messages[-1].get_body(preferencelist=("plain",))
-    assert body is not None
-    found = re.search(r"\b(\d{6})\b", body.get_content())
-    assert found, "no code in the message"
-    return found.group(1)
-
-
 def _other(code: str) -> str:
     return f"{(int(code) + 1) % 10**6:06d}"
 
@@ -239,13 +229,13 @@ def test_no_secret_leaks_from_the_core_flows(
         # Email code: setup (a wrong code first), sign-in, replay, wrong code.
         ann = Member("ann", email="ann@example.com", name="Ann")
         scan.returned("begin_setup(email)", otp.begin_setup(ann, "email:code"))
-        setup_code = _code_in(mailbox, "ann@example.com")
+        setup_code = mailed_code(mailbox, "ann@example.com")
         scan.secret("email setup code", setup_code)
         _raises(scan, "complete_setup(wrong)", InvalidCode, lambda: otp.complete_setup(ann, _other(setup_code)))
         backup = otp.complete_setup(ann, setup_code)
         scan.secret("backup code", *backup)
         scan.returned("send_challenge", otp.send_challenge(ann, ip="203.0.113.9", user_agent="Browser/1"))
-        code = _code_in(mailbox, "ann@example.com")
+        code = mailed_code(mailbox, "ann@example.com")
         scan.secret("email sign-in code", code)
         scan.returned("verify(wrong)", otp.verify(ann, _other(code)))
         assert scan.returned("verify(email)", otp.verify(ann, code)).ok
@@ -304,7 +294,7 @@ def test_no_secret_leaks_from_the_core_flows(
         # Refusals with their own texts.
         throttled = build(resend_cooldown_seconds=60)
         throttled.send_challenge(ann)
-        scan.secret("email sign-in code", _code_in(mailbox, "ann@example.com"))
+        scan.secret("email sign-in code", mailed_code(mailbox, "ann@example.com"))
         _raises(scan, "send_challenge(cooldown)", ThrottledError, lambda: throttled.send_challenge(ann))
         wrong_password = "wrong-" + SMTP_PASSWORD
         scan.secret("wrong SMTP password", wrong_password)

@@ -144,10 +144,12 @@ def test_each_login_pattern(pattern: str, demo: tuple[str, DemoSite], context: A
 def focused(page: Any, expected: str) -> str:
     """The id of the focused element, once it is ``expected`` or after 2 s. Chromium applies
     ``autofocus`` when it next renders the page, which can come after the load event."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     try:
         page.wait_for_function(f"document.activeElement && document.activeElement.id === {expected!r}",
                                timeout=2000)
-    except Exception:  # noqa: BLE001 - Playwright's timeout: the caller's assertion names the element
+    except PlaywrightTimeout:  # the caller's assertion names the element that has the focus instead
         pass
     return str(page.evaluate("document.activeElement.id"))
 
