@@ -8,14 +8,13 @@ fast paths must keep.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pyotp
 import pytest
-from conftest import PG_SKIP_REASON, base_settings, enroll, last_code, truncate_all
+from conftest import PG_SKIP_REASON, base_settings, enroll, last_code, mailed_code, truncate_all
 from sqlalchemy import create_engine, event, func, select, text
 
 from otp_pro import Member, OtpPro
@@ -157,7 +156,7 @@ def test_a_member_off_the_default_channel_is_sent_one_message_on_their_own(make_
     member's state comes from the statement that found the guess wrong (on PostgreSQL, no read of its own)."""
     otp = make_otp()
     otp.begin_setup(member, "email:code")
-    otp.complete_setup(member, _mailed_code(mailbox))
+    otp.complete_setup(member, mailed_code(mailbox))
     outbox = otp.transports["outbox"]
     before, mails = len(outbox.messages), len(mailbox.to("ann@example.com"))  # type: ignore[attr-defined]
     with transactions(otp) as counts:
@@ -169,9 +168,26 @@ def test_a_member_off_the_default_channel_is_sent_one_message_on_their_own(make_
     if otp.db.is_postgresql:
         # The guess (no write), the transaction's member lock, its throttle + insert, then the sent mark.
         assert counts["statements"] == 4
-    assert otp.verify(member, _mailed_code(mailbox)).ok
+    assert otp.verify(member, mailed_code(mailbox)).ok
     newest = otp.events(member, kinds=["challenge_sent"])[0]
     assert (newest.channel, newest.details["challenge_id"]) == ("email:code", challenge.id)
+
+
+def test_a_send_whose_guessed_channel_cannot_be_used_goes_on_from_the_members_state(make_otp, member):
+    """The policy's default is the authenticator app, which has nothing to send: the guess is dropped, the
+    member's state is read, and the code goes out once on the member's own channel."""
+    otp = make_otp(default_channel="totp")
+    enroll(otp, member)  # on the outbox
+    outbox = otp.transports["outbox"]
+    before = len(outbox.messages)  # type: ignore[attr-defined]
+    with transactions(otp) as counts:
+        challenge = otp.send_challenge(member)
+    assert challenge.channel == "outbox:code" and len(outbox.messages) == before + 1  # type: ignore[attr-defined]
+    assert counts["commit"] == 2
+    if otp.db.is_postgresql:
+        # The state read, the transaction's member lock, its throttle + insert, then the sent mark.
+        assert counts["statements"] == 4
+    assert otp.verify(member, last_code(otp)).ok
 
 
 def test_a_hard_locked_member_is_sent_nothing(otp, member):
@@ -193,13 +209,6 @@ def test_a_hard_locked_member_is_sent_nothing(otp, member):
     assert len(outbox.messages) == before  # type: ignore[attr-defined]
     with otp.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(challenges)).scalar_one() == rows
-
-
-def _mailed_code(mailbox: Any) -> str:
-    body = mailbox.to("ann@example.com")[-1].get_body(("plain",)).get_content()
-    match = re.search(r"\b(\d{6})\b", body)
-    assert match
-    return match.group(1)
 
 
 def test_sent_mark_voids_only_the_members_other_unused_challenges(make_otp, member):

@@ -1021,9 +1021,9 @@ class OtpPro:
             return chosen
 
         # Before anything is read, the likely channel: the one asked for, else the policy's default.
-        likely = channel or req.default_channel
+        guess = channel or req.default_channel
         return self._deliver(member, None, PURPOSE_VERIFY, ip=ip, user_agent=user_agent, binding=binding,
-                             choose=choose, likely=(lambda: usable(likely)) if likely else None)
+                             choose=choose, likely=(lambda: usable(guess)) if guess else None)
 
     def _outgoing(self, member: Member, channel: str, purpose: str, binding: str | None) -> _Outgoing:
         """The message of a new challenge on ``channel``: its code or link made, rendered, sealed for a queue."""
