@@ -3,7 +3,7 @@
     python bench/compare.py [--quick] [--no-write] [--only email,totp,concurrency,cold,memory]
 
 (``python -m nox -s bench`` installs the core, every companion, Django and
-django-otp, then runs this.) In one run, for each scenario, the three sides
+django-otp, then runs this.) In one run, for each scenario, the sides
 take turns batch by batch (A B C, then C B A, ...) so that machine noise hits
 them alike; each batch is ``--members`` operations on members that no batch
 used before (replay protection and send cooldowns would refuse a second round
@@ -48,6 +48,7 @@ sys.path.insert(0, str(HERE))
 from sides import (  # noqa: E402 - the bench folder is not a package
     DjangoOtpSide,
     OtpProSide,
+    RawSentSide,
     RawSide,
     Target,
     configure_django,
@@ -55,6 +56,7 @@ from sides import (  # noqa: E402 - the bench folder is not a package
 )
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+SENT = RawSentSide.name
 ALL_PARTS = ("email", "totp", "concurrency", "cold", "memory")
 
 
@@ -172,7 +174,7 @@ def measure(sides: Sequence[Any], kind: str, members: int, repeats: int, warmup:
     keys: dict[str, list[bytes]] = {}
     channel = "totp" if kind == "totp" else "outbox:code"
     for side in sides:
-        ids = [f"{kind}-{side.name[:3]}-{n}" for n in range(total)]
+        ids = [f"{kind}-{getattr(side, 'prefix', side.name[:3])}-{n}" for n in range(total)]
         keys[side.name] = side.enrol(ids, channel)
     out = {side.name: Figures() for side in sides}
 
@@ -236,6 +238,8 @@ def run_side_by_side(args: argparse.Namespace, folder: Path, scratch: ScratchDat
                 own = Target("sqlite", sqlite_path=str(folder / f"otp-pro-{kind}-{alias}.sqlite3"))
                 raw = Target("sqlite", sqlite_path=str(folder / f"raw-{kind}-{alias}.sqlite3"))
             sides = [OtpProSide(own), DjangoOtpSide(alias), RawSide(raw)]
+            if kind == "email":  # the floor with otp-pro's record of the delivery (TOTP's floor has it all)
+                sides.append(RawSentSide(raw))
             started = time.perf_counter()
             try:
                 figures = measure(sides, kind, args.members, args.repeats, args.warmup)
@@ -422,8 +426,10 @@ def targets(rows: list[Row], conc: list[dict[str, Any]] | None, cold: dict[str, 
     if email_pg:
         own, peer, raw = (email_pg.sides[n].median for n in ("otp-pro", "django-otp", "raw floor"))
         out.append(Target_("email on PostgreSQL: >= 2x django-otp", peer / own >= 2, f"{peer / own:.2f}x"))
-        out.append(Target_("email on PostgreSQL: within 1.5x of the raw floor", own / raw <= 1.5,
-                           f"{own / raw:.2f}x the floor"))
+        detail = f"{own / raw:.2f}x the floor"
+        if SENT in email_pg.sides:
+            detail += f" ({own / email_pg.sides[SENT].median:.2f}x the floor + sent record)"
+        out.append(Target_("email on PostgreSQL: within 1.5x of the raw floor", own / raw <= 1.5, detail))
     totp_pg = find("TOTP", "PostgreSQL")
     if totp_pg:
         own, peer = totp_pg.sides["otp-pro"].median, totp_pg.sides["django-otp"].median
@@ -455,16 +461,22 @@ def targets(rows: list[Row], conc: list[dict[str, Any]] | None, cold: dict[str, 
 def table(rows: list[Row]) -> list[str]:
     lines = [
         "| scenario | database | otp-pro us/op (min-max) | django-otp us/op (min-max) | raw floor us/op (min-max) "
-        "| otp-pro ops/s | django-otp / otp-pro | otp-pro / raw | statements per op (otp-pro / django-otp / raw) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| raw floor + sent record us/op (min-max) | otp-pro ops/s | django-otp / otp-pro | otp-pro / raw "
+        "| otp-pro / (raw + sent) | statements per op (otp-pro / django-otp / raw / raw + sent) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         own, peer, raw = (r.sides[n] for n in ("otp-pro", "django-otp", "raw floor"))
+        sent = r.sides.get(SENT)
         stmts = " / ".join(f"{f.statements:.1f}" if f.statements is not None else "?" for f in (own, peer, raw))
+        stmts += f" / {sent.statements:.1f}" if sent is not None and sent.statements is not None else " / -"
+        sent_cells = (f"{sent.median * 1e6:,.0f} ({sent.spread()})", f"{own.median / sent.median:.2f}x") \
+            if sent is not None else ("- (the floor does it all)", "-")
         lines.append(
             f"| {r.scenario} | {r.database} | {own.median * 1e6:,.0f} ({own.spread()}) | "
             f"{peer.median * 1e6:,.0f} ({peer.spread()}) | {raw.median * 1e6:,.0f} ({raw.spread()}) | "
-            f"{1 / own.median:,.0f} | {peer.median / own.median:.2f}x | {own.median / raw.median:.2f}x | {stmts} |")
+            f"{sent_cells[0]} | {1 / own.median:,.0f} | {peer.median / own.median:.2f}x | "
+            f"{own.median / raw.median:.2f}x | {sent_cells[1]} | {stmts} |")
     return lines
 
 
@@ -479,8 +491,10 @@ def report(args: argparse.Namespace, info: dict[str, str], rows: list[Row], conc
         "<!-- Generated by bench/compare.py (python -m nox -s bench). Do not edit by hand: rerun it. -->",
         "",
         "otp-pro against [django-otp](https://github.com/django-otp/django-otp) and against the raw floor (the",
-        "fewest SQL statements doing the same durable work, sent with the DB-API driver directly), measured in one",
-        "run with the sides taking turns batch by batch. Rerun with `python -m nox -s bench` (about 10 minutes;",
+        "fewest SQL statements that insert a hashed challenge, consume it with a conditional update and insert an",
+        "audit row, sent with the DB-API driver directly); for email also against that floor plus otp-pro's record",
+        "of the delivery (\"raw floor + sent record\": the same durable work as otp-pro). Measured in one run with",
+        "the sides taking turns batch by batch. Rerun with `python -m nox -s bench` (about 10 minutes;",
         "`-- --quick` for a smaller run of about 2 minutes).",
         "",
         "## Machine",

@@ -1,4 +1,4 @@
-"""The three sides of the comparison (otp-pro, django-otp, the raw floor), one class per side and operation.
+"""The sides of the comparison (otp-pro, django-otp, the raw floor, the floor + sent record), one class each.
 
 Each side offers ``enrol(ids)`` (not timed: members with an email device or an
 authenticator seed) and ``op(i)`` (timed: one email challenge + verify, or one
@@ -269,7 +269,7 @@ RAW_SCHEMA = {
         "CREATE TABLE IF NOT EXISTS raw_members (member_id TEXT PRIMARY KEY, seed TEXT, last_step BIGINT)",
         "CREATE TABLE IF NOT EXISTS raw_challenges (id INTEGER PRIMARY KEY, member_id TEXT NOT NULL, "
         "secret_hash TEXT NOT NULL, created_at TIMESTAMP NOT NULL, expires_at TIMESTAMP NOT NULL, "
-        "consumed_at TIMESTAMP)",
+        "sent_at TIMESTAMP, consumed_at TIMESTAMP)",
         "CREATE INDEX IF NOT EXISTS ix_raw_challenges_member ON raw_challenges (member_id)",
         "CREATE TABLE IF NOT EXISTS raw_audit (id INTEGER PRIMARY KEY, at TIMESTAMP NOT NULL, kind TEXT NOT NULL, "
         "member_id TEXT, details TEXT NOT NULL)",
@@ -278,7 +278,7 @@ RAW_SCHEMA = {
         "CREATE TABLE IF NOT EXISTS raw_members (member_id VARCHAR(255) PRIMARY KEY, seed TEXT, last_step BIGINT)",
         "CREATE TABLE IF NOT EXISTS raw_challenges (id BIGSERIAL PRIMARY KEY, member_id VARCHAR(255) NOT NULL, "
         "secret_hash VARCHAR(64) NOT NULL, created_at TIMESTAMP NOT NULL, expires_at TIMESTAMP NOT NULL, "
-        "consumed_at TIMESTAMP)",
+        "sent_at TIMESTAMP, consumed_at TIMESTAMP)",
         "CREATE INDEX IF NOT EXISTS ix_raw_challenges_member ON raw_challenges (member_id)",
         "CREATE TABLE IF NOT EXISTS raw_audit (id BIGSERIAL PRIMARY KEY, at TIMESTAMP NOT NULL, "
         "kind VARCHAR(50) NOT NULL, member_id VARCHAR(255), details TEXT NOT NULL)",
@@ -319,7 +319,8 @@ class RawSide:
             self.conn.execute(statement)
         p = self.p
         self.sql_insert = (f"INSERT INTO raw_challenges (member_id, secret_hash, created_at, expires_at) "
-                           f"VALUES ({p}, {p}, {p}, {p})")
+                           f"VALUES ({p}, {p}, {p}, {p}) RETURNING id")
+        self.sql_sent = f"UPDATE raw_challenges SET sent_at = {p} WHERE id = {p}"
         self.sql_consume = (f"UPDATE raw_challenges SET consumed_at = {p} WHERE member_id = {p} AND secret_hash = {p} "
                             f"AND consumed_at IS NULL AND expires_at > {p}")
         self.sql_audit = f"INSERT INTO raw_audit (at, kind, member_id, details) VALUES ({p}, {p}, {p}, {p})"
@@ -355,9 +356,11 @@ class RawSide:
         stamp = now.isoformat(" ") if self.kind == "sqlite" else now
         expires = now + timedelta(minutes=10)
         self._exec(self.begin)
-        self._exec(self.sql_insert, (member_id, hmac.new(self.key, code.encode(), hashlib.sha256).hexdigest(), stamp,
-                                     expires.isoformat(" ") if self.kind == "sqlite" else expires))
+        challenge_id = self._exec(self.sql_insert, (
+            member_id, hmac.new(self.key, code.encode(), hashlib.sha256).hexdigest(), stamp,
+            expires.isoformat(" ") if self.kind == "sqlite" else expires)).fetchone()[0]
         self._exec("COMMIT")
+        self.sent(member_id, challenge_id)
         # ... the code travels to the member and comes back ...
         secret_hash = hmac.new(self.key, code.encode(), hashlib.sha256).hexdigest()
         now2 = self._now()
@@ -367,6 +370,9 @@ class RawSide:
         self._exec("COMMIT")
         if not won:
             raise AssertionError("raw floor refused a fresh code")
+
+    def sent(self, member_id: str, challenge_id: int) -> None:
+        """Once the message is out: nothing on the issue's floor (:class:`RawSentSide` records it)."""
 
     def totp_op(self, i: int, code: str) -> None:
         member_id = self.ids[i]
@@ -388,3 +394,25 @@ class RawSide:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class RawSentSide(RawSide):
+    """The floor plus otp-pro's record of the delivery: the durable work of otp-pro's email operation.
+
+    Between the floor's two transactions, once the message is out, a third one
+    marks the challenge sent (one ``UPDATE`` by id) and inserts a
+    ``challenge_sent`` audit row, as otp-pro does (otp-pro's ``UPDATE`` also
+    voids the member's earlier unused challenges). Three commits: five
+    statements plus ``BEGIN`` and ``COMMIT``, eleven in all. Email only: for TOTP the floor already
+    does otp-pro's durable work.
+    """
+
+    name = "raw floor + sent record"
+    prefix = "rws"
+
+    def sent(self, member_id: str, challenge_id: int) -> None:
+        now = self._now()
+        self._exec(self.begin)
+        self._exec(self.sql_sent, (now, challenge_id))
+        self._exec(self.sql_audit, (now, "challenge_sent", member_id, json.dumps({"challenge_id": challenge_id})))
+        self._exec("COMMIT")
