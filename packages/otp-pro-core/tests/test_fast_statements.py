@@ -106,3 +106,42 @@ def test_a_naive_datetime_is_refused_before_anything_is_sent(otp):
                                               "m_at2": WHEN, "m_at3": WHEN, "m_locked": None, "m_step": None})
     with otp.db.read() as conn:
         assert otp.db.run(conn, _STATE, {"b_member": "ann"}).first() is None
+
+
+def test_sqlite_begin_runs_on_the_cursor_with_engine_events_and_a_write_takes_the_lock_first(tmp_path):
+    """SQLite's BEGIN goes to the driver's cursor (``FastStatements.run_sql``): the engine events still see
+    it, a write transaction holds SQLite's write lock from its first statement, a read does not."""
+    import sqlite3
+
+    from conftest import base_settings
+
+    from otp_pro import OtpPro
+
+    path = tmp_path / "begin.sqlite3"
+    otp = OtpPro(base_settings(f"sqlite:///{path}"), entry_points=False)
+    seen: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    def try_to_write() -> str:
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            return "free"
+        except sqlite3.OperationalError as exc:
+            return str(exc)
+        finally:
+            other.close()
+
+    event.listen(otp.db.engine, "before_cursor_execute", before)
+    try:
+        with otp.db.write():
+            assert try_to_write() == "database is locked"
+        with otp.db.read():
+            assert try_to_write() == "free"
+    finally:
+        event.remove(otp.db.engine, "before_cursor_execute", before)
+        otp.close()
+    assert seen == ["BEGIN IMMEDIATE", "BEGIN"]

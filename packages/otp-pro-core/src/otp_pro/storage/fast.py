@@ -125,18 +125,26 @@ class FastStatements:
     def run(self, conn: Connection, statement: Any, params: Mapping[str, Any]) -> FastResult:
         """Run ``statement`` with ``params`` on ``conn``'s driver connection, in its current transaction."""
         fast = self.get(statement)
-        args = fast.parameters(params)
+        return self._execute(conn, fast.sql, fast.parameters(params), fast)
+
+    def run_sql(self, conn: Connection, sql: str) -> None:
+        """Run ``sql``, a fixed statement with no parameters and no rows (SQLite's ``BEGIN IMMEDIATE``), on
+        ``conn``'s driver connection: the same events and errors as :meth:`run`, and no compilation."""
+        self._execute(conn, sql, (), None)
+
+    def _execute(self, conn: Connection, sql: str, args: Sequence[Any] | dict[str, Any],
+                 fast: FastStatement | None) -> FastResult:
         dbapi_connection = conn.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
         dispatch = conn.dispatch
         try:
             if dispatch.before_cursor_execute:
-                dispatch.before_cursor_execute(conn, cursor, fast.sql, args, None, False)
-            cursor.execute(fast.sql, args)
+                dispatch.before_cursor_execute(conn, cursor, sql, args, None, False)
+            cursor.execute(sql, args)
             if dispatch.after_cursor_execute:
-                dispatch.after_cursor_execute(conn, cursor, fast.sql, args, None, False)
-            rows = fast.rows(cursor.fetchall()) if fast.returns else []
+                dispatch.after_cursor_execute(conn, cursor, sql, args, None, False)
+            rows = fast.rows(cursor.fetchall()) if fast is not None and fast.returns else []
             result = FastResult(rows, cursor.rowcount)
         except self.dbapi_error as exc:
             invalidated = bool(self.dialect.is_disconnect(exc, dbapi_connection, cursor))
