@@ -298,6 +298,7 @@ class RawSide:
     """
 
     name = "raw floor"
+    records_delivery = False
 
     def __init__(self, target: Target) -> None:
         self.kind = target.kind
@@ -319,7 +320,7 @@ class RawSide:
             self.conn.execute(statement)
         p = self.p
         self.sql_insert = (f"INSERT INTO raw_challenges (member_id, secret_hash, created_at, expires_at) "
-                           f"VALUES ({p}, {p}, {p}, {p}) RETURNING id")
+                           f"VALUES ({p}, {p}, {p}, {p})" + (" RETURNING id" if self.records_delivery else ""))
         self.sql_sent = f"UPDATE raw_challenges SET sent_at = {p} WHERE id = {p}"
         self.sql_consume = (f"UPDATE raw_challenges SET consumed_at = {p} WHERE member_id = {p} AND secret_hash = {p} "
                             f"AND consumed_at IS NULL AND expires_at > {p}")
@@ -356,11 +357,13 @@ class RawSide:
         stamp = now.isoformat(" ") if self.kind == "sqlite" else now
         expires = now + timedelta(minutes=10)
         self._exec(self.begin)
-        challenge_id = self._exec(self.sql_insert, (
+        inserted = self._exec(self.sql_insert, (
             member_id, hmac.new(self.key, code.encode(), hashlib.sha256).hexdigest(), stamp,
-            expires.isoformat(" ") if self.kind == "sqlite" else expires)).fetchone()[0]
+            expires.isoformat(" ") if self.kind == "sqlite" else expires))
+        challenge_id = inserted.fetchone()[0] if self.records_delivery else None  # read before COMMIT (SQLite)
         self._exec("COMMIT")
-        self.sent(member_id, challenge_id)
+        if self.records_delivery:
+            self.sent(member_id, challenge_id)
         # ... the code travels to the member and comes back ...
         secret_hash = hmac.new(self.key, code.encode(), hashlib.sha256).hexdigest()
         now2 = self._now()
@@ -372,7 +375,9 @@ class RawSide:
             raise AssertionError("raw floor refused a fresh code")
 
     def sent(self, member_id: str, challenge_id: int) -> None:
-        """Once the message is out: nothing on the issue's floor (:class:`RawSentSide` records it)."""
+        """Once the message is out: :class:`RawSentSide` records it; the issue's floor records nothing (and
+        its insert returns no id), so that the floor the target is measured against is the issue's own."""
+        raise NotImplementedError
 
     def totp_op(self, i: int, code: str) -> None:
         member_id = self.ids[i]
@@ -403,12 +408,13 @@ class RawSentSide(RawSide):
     marks the challenge sent (one ``UPDATE`` by id) and inserts a
     ``challenge_sent`` audit row, as otp-pro does (otp-pro's ``UPDATE`` also
     voids the member's earlier unused challenges). Three commits: five
-    statements plus ``BEGIN`` and ``COMMIT``, eleven in all. Email only: for TOTP the floor already
-    does otp-pro's durable work.
+    statements plus ``BEGIN`` and ``COMMIT``, eleven in all. Email only: for
+    TOTP the floor already does otp-pro's durable work.
     """
 
     name = "raw floor + sent record"
     prefix = "rws"
+    records_delivery = True
 
     def sent(self, member_id: str, challenge_id: int) -> None:
         now = self._now()
