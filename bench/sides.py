@@ -419,6 +419,7 @@ class RawSentSide(RawSide):
     def sent(self, member_id: str, challenge_id: int) -> None:
         now = self._now()
         self._exec(self.begin)
-        self._exec(self.sql_sent, (now, challenge_id))
+        if self._exec(self.sql_sent, (now, challenge_id)).rowcount != 1:  # as the floor checks its consume
+            raise AssertionError("raw floor + sent record marked no challenge sent")
         self._exec(self.sql_audit, (now, "challenge_sent", member_id, json.dumps({"challenge_id": challenge_id})))
         self._exec("COMMIT")
