@@ -811,3 +811,38 @@ def test_every_hook_is_documented_with_its_signature() -> None:
     documented_hooks = [h for h in sections if h.startswith(f"{hookspecs.PROJECT_NAME}_")]
     problems += [f"{h}: documented but not a hookspec" for h in documented_hooks if h not in spec_names()]
     assert not problems, f"{DOCS}:\n" + "\n".join(problems)
+
+
+class BrokenOnTheOutbox(Plugin):
+    """A renderer whose template for one channel (the policy's default in these tests) is broken."""
+
+    @hookimpl
+    def otp_pro_render_message(self, channel: str) -> Message | None:
+        if channel == "outbox:code":
+            raise RuntimeError("template for the outbox is broken")
+        return None
+
+
+def test_a_renderer_broken_on_the_default_channel_fails_only_the_sends_on_that_channel(
+        make_otp: Callable[..., OtpPro], member: Member, mailbox: Any) -> None:
+    """On PostgreSQL the message is first made for the policy's default channel: a renderer that fails
+    there must not fail a send to a member whose own channel is another (docs/plugin-hooks.md); a send on
+    the broken channel still fails, with nothing recorded."""
+    from conftest import mailed_code
+    from sqlalchemy import func, select
+
+    from otp_pro import PluginError
+    from otp_pro.storage.schema import challenges
+
+    otp = make_otp(plugins=[BrokenOnTheOutbox("acme_broken")])  # default channel: outbox:code
+    otp.begin_setup(member, "email:code")
+    otp.complete_setup(member, mailed_code(mailbox))
+    challenge = otp.send_challenge(member)
+    assert challenge.channel == "email:code" and challenge.status == "sent"
+    assert otp.verify(member, mailed_code(mailbox)).ok
+    with otp.db.read() as conn:
+        before = conn.execute(select(func.count()).select_from(challenges)).scalar_one()
+    with pytest.raises(PluginError, match="acme_broken"):
+        otp.send_challenge(member, channel="outbox:code")
+    with otp.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(challenges)).scalar_one() == before

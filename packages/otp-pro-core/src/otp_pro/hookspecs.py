@@ -123,6 +123,10 @@ def otp_pro_render_message(
     renderer runs last). ``transport.message_format`` says whether it wants an
     email (subject, text, optional HTML) or one short text (SMS). The recipient
     is in ``variables["recipient"]``.
+
+    On PostgreSQL ``send_challenge`` may first make the message for the policy's
+    default channel and drop it unsent (ignoring an exception raised for it) when
+    the member's channel is another: keep this hook free of side effects.
     """
 
 
