@@ -302,15 +302,20 @@ class RoleSettings:
     default_channel: str | None = None
 
 
+# The dataclasses' defaults are the specs' own: each default is written once, in the Setting.
+_CORE_DEFAULTS: dict[str, Any] = {spec.name: spec.default for spec in CORE_SETTINGS}
+_TOTP_DEFAULTS: dict[str, Any] = {spec.name: spec.default for spec in TOTP_SETTINGS}
+
+
 @dataclass(frozen=True)
 class TotpSettings:
     """Authenticator-app parameters (``totp.*``)."""
 
-    digits: int = 6
-    period: int = 30
-    algorithm: str = "SHA1"
-    issuer: str | None = None
-    valid_window: int = 1
+    digits: int = _TOTP_DEFAULTS["digits"]
+    period: int = _TOTP_DEFAULTS["period"]
+    algorithm: str = _TOTP_DEFAULTS["algorithm"]
+    issuer: str | None = _TOTP_DEFAULTS["issuer"]
+    valid_window: int = _TOTP_DEFAULTS["valid_window"]
 
 
 @dataclass(frozen=True)
@@ -318,30 +323,30 @@ class Settings:
     """Validated settings. Build with :meth:`from_mapping` or :meth:`from_file`."""
 
     secret_key: Secret
-    database_url: str = DEFAULT_DATABASE_URL
-    database_pool_size: int = 5
-    database_max_overflow: int = 10
-    previous_secret_keys: tuple[Secret, ...] = ()
-    site_name: str = "otp-pro"
-    support_email: str | None = None
-    mode: str = "visible"
-    default_channel: str = "email:code"
-    channels: tuple[str, ...] | None = None
-    grace_days: int = 0
-    code_length: int = 6
-    code_ttl_seconds: int = 600
-    setup_ttl_seconds: int = 900
-    max_attempts: int = 5
-    lockout_seconds: int = 900
-    resend_cooldown_seconds: int = 30
-    max_sends_per_hour: int = 10
-    max_sends_per_hour_per_recipient: int = 10
-    backup_code_count: int = 10
-    trusted_device_days: int = 30
-    disable_plugins: tuple[str, ...] = ()
-    dispatcher: str = "inline"
-    delivery_max_attempts: int = 5
-    delivery_retry_backoff_seconds: float = 2.0
+    database_url: str = _CORE_DEFAULTS["database_url"]
+    database_pool_size: int = _CORE_DEFAULTS["database_pool_size"]
+    database_max_overflow: int = _CORE_DEFAULTS["database_max_overflow"]
+    previous_secret_keys: tuple[Secret, ...] = tuple(_CORE_DEFAULTS["previous_secret_keys"])
+    site_name: str = _CORE_DEFAULTS["site_name"]
+    support_email: str | None = _CORE_DEFAULTS["support_email"]
+    mode: str = _CORE_DEFAULTS["mode"]
+    default_channel: str = _CORE_DEFAULTS["default_channel"]
+    channels: tuple[str, ...] | None = _CORE_DEFAULTS["channels"]
+    grace_days: int = _CORE_DEFAULTS["grace_days"]
+    code_length: int = _CORE_DEFAULTS["code_length"]
+    code_ttl_seconds: int = _CORE_DEFAULTS["code_ttl_seconds"]
+    setup_ttl_seconds: int = _CORE_DEFAULTS["setup_ttl_seconds"]
+    max_attempts: int = _CORE_DEFAULTS["max_attempts"]
+    lockout_seconds: int = _CORE_DEFAULTS["lockout_seconds"]
+    resend_cooldown_seconds: int = _CORE_DEFAULTS["resend_cooldown_seconds"]
+    max_sends_per_hour: int = _CORE_DEFAULTS["max_sends_per_hour"]
+    max_sends_per_hour_per_recipient: int = _CORE_DEFAULTS["max_sends_per_hour_per_recipient"]
+    backup_code_count: int = _CORE_DEFAULTS["backup_code_count"]
+    trusted_device_days: int = _CORE_DEFAULTS["trusted_device_days"]
+    disable_plugins: tuple[str, ...] = tuple(_CORE_DEFAULTS["disable_plugins"])
+    dispatcher: str = _CORE_DEFAULTS["dispatcher"]
+    delivery_max_attempts: int = _CORE_DEFAULTS["delivery_max_attempts"]
+    delivery_retry_backoff_seconds: float = _CORE_DEFAULTS["delivery_retry_backoff_seconds"]
     totp: TotpSettings = field(default_factory=TotpSettings)
     roles: Mapping[str, RoleSettings] = field(default_factory=dict)
     providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
