@@ -1,4 +1,4 @@
-"""otp-pro against django-otp and the raw floor: every scenario of issue 8, one table, docs/benchmarks.md.
+"""otp-pro against django-otp and the raw floor: every scenario in one table, written to docs/benchmarks.md.
 
     python bench/compare.py [--quick] [--no-write] [--only email,totp,concurrency,cold,memory]
 

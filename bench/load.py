@@ -1,4 +1,4 @@
-"""Load test (issue 11): many application instances sharing PostgreSQL, delivery through a task queue.
+"""Load test: many application instances sharing PostgreSQL, delivery through a task queue.
 
 Starts, on loopback only:
 - a real SMTP server (aiosmtpd) in this process, which reads each code as it arrives;

@@ -375,8 +375,8 @@ class RawSide:
             raise AssertionError("raw floor refused a fresh code")
 
     def sent(self, member_id: str, challenge_id: int) -> None:
-        """Once the message is out: :class:`RawSentSide` records it; the issue's floor records nothing (and
-        its insert returns no id), so that the floor the target is measured against is the issue's own."""
+        """Once the message is out: :class:`RawSentSide` records it; the plain floor records nothing (and
+        its insert returns no id): it stays the bare minimum the targets are measured against."""
         raise NotImplementedError
 
     def totp_op(self, i: int, code: str) -> None:

@@ -1,6 +1,6 @@
 """Who must use a second factor, and with which channels. Pure functions, no I/O.
 
-The rules (DESIGN.md):
+The rules:
 
 * site mode ``hidden``: nobody is asked, nothing is offered (a kill switch that
   role overrides do not lift);

@@ -1,8 +1,8 @@
 """The ``magic_link`` payload: a single-use sign-in link the member clicks instead of typing a code.
 
 Its settings live in the section ``providers.magic_links`` (declared through
-``otp_pro_register_settings``, see :data:`SETTINGS`), so the section is named as
-in the issue and the docs even though the payload, and so the channel
+``otp_pro_register_settings``, see :data:`SETTINGS`): the section is named after
+the distribution, plural, while the payload, and so the channel
 ``email:magic_link``, is singular like ``code``.
 """
 

@@ -14,7 +14,7 @@ from otp_pro import RecipientUnavailable
 if TYPE_CHECKING:
     import phonenumbers
 
-# phonenumbers (about 30 ms to import) is imported by the functions that use it: plugin
+# phonenumbers (slow to import: its metadata) is imported by the functions that use it: plugin
 # discovery (``otp-pro providers list``) loads this module without checking any number.
 
 #: Types that can receive a text message (phonenumbers' PhoneNumberType.MOBILE and

@@ -142,7 +142,7 @@ def _sqlite_setup(engine: Engine, *, memory: bool) -> None:
         cursor.close()
 
     # BEGIN goes to the driver's cursor as the hot statements do (storage/fast.py), with the same
-    # events and errors: exec_driver_sql spends about 15 µs of SQLAlchemy on it, once per transaction.
+    # events and errors: exec_driver_sql's own overhead is paid once per transaction otherwise.
     statements = FastStatements(engine.dialect)
 
     @event.listens_for(engine, "begin")
@@ -265,8 +265,8 @@ class Database:
         """A pooled PostgreSQL connection in autocommit for the block, back out of it before it is pooled again.
 
         The driver connection's own switch, not ``isolation_level="AUTOCOMMIT"``:
-        SQLAlchemy's per-checkout characteristics machinery costs about 7 µs each
-        time, on a path that runs two or three times per sign-in. A connection that
+        SQLAlchemy's per-checkout characteristics machinery costs more than the switch
+        itself, on a path that runs two or three times per sign-in. A connection that
         cannot be switched back (lost meanwhile) is invalidated, never pooled in
         autocommit: a later :meth:`write` on it would commit statement by statement.
         """
