@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, event, func, insert, select
 
 from otp_pro import Member, audit
 from otp_pro.audit import AuditEvent
-from otp_pro.core import _SENDS, _STATE
+from otp_pro.storage.statements import SENDS, STATE
 from otp_pro.errors import StorageError
 from otp_pro.storage.schema import audit_events, members
 
@@ -42,9 +42,9 @@ def test_rows_match_sqlalchemys_with_aware_datetimes(otp):
     with otp.db.write() as conn:
         add_member(otp, conn, "ann", locked=WHEN + timedelta(minutes=5), step=2**40)
     with otp.db.read() as conn:
-        fast = otp.db.run(conn, _STATE, {"b_member": "ann"}).first()
-        slow = conn.execute(_STATE, {"b_member": "ann"}).first()
-        assert otp.db.run(conn, _STATE, {"b_member": "nobody"}).first() is None
+        fast = otp.db.run(conn, STATE, {"b_member": "ann"}).first()
+        slow = conn.execute(STATE, {"b_member": "ann"}).first()
+        assert otp.db.run(conn, STATE, {"b_member": "nobody"}).first() is None
     assert tuple(fast) == tuple(slow)
     assert fast.enrolled_at == WHEN and fast.enrolled_at.tzinfo is timezone.utc
     assert fast.locked_until == WHEN + timedelta(minutes=5)
@@ -54,12 +54,12 @@ def test_rows_match_sqlalchemys_with_aware_datetimes(otp):
 def test_aggregates_over_dates_come_back_as_aware_datetimes(otp):
     with otp.db.read() as conn:  # no rows: every aggregate is NULL or 0 on both paths
         params = {"b_member": "ann", "b_recipient": "r", "b_since": WHEN}
-        assert tuple(otp.db.run(conn, _SENDS, params).one()) == tuple(conn.execute(_SENDS, params).one())
+        assert tuple(otp.db.run(conn, SENDS, params).one()) == tuple(conn.execute(SENDS, params).one())
     ann = Member(id="ann", email="ann@example.com", name="Ann")
     otp.begin_setup(ann, "outbox:code")
     with otp.db.read() as conn:
         since = otp.clock() - timedelta(hours=1)
-        last, count, oldest, *_ = otp.db.run(conn, _SENDS, {**params, "b_since": since}).one()
+        last, count, oldest, *_ = otp.db.run(conn, SENDS, {**params, "b_since": since}).one()
     assert count == 1 and last == oldest and last.tzinfo is timezone.utc
 
 
@@ -105,7 +105,7 @@ def test_a_naive_datetime_is_refused_before_anything_is_sent(otp):
             otp.db.run(conn, _INSERT_MEMBER, {"m_id": "bob", "m_channel": None, "m_at": datetime(2026, 1, 1),
                                               "m_at2": WHEN, "m_at3": WHEN, "m_locked": None, "m_step": None})
     with otp.db.read() as conn:
-        assert otp.db.run(conn, _STATE, {"b_member": "ann"}).first() is None
+        assert otp.db.run(conn, STATE, {"b_member": "ann"}).first() is None
 
 
 def test_sqlite_begin_runs_on_the_cursor_with_engine_events_and_a_write_takes_the_lock_first(tmp_path):

@@ -295,7 +295,7 @@ def test_send_challenge_killed_before_the_message_goes_out_leaves_nothing(new_ot
     _enrolled(probe, clock)
     seen, before_send = _statements_around_the_send(probe, admin)
     # PostgreSQL reads the member's state, checks the throttle and inserts the challenge with one
-    # statement that runs alone (OtpPro._deliver, _SEEN_AND_SEND), and nothing else before the send.
+    # statement that runs alone (delivery.deliver, statements.SEEN_AND_SEND), and nothing else before the send.
     assert before_send == 1 and seen[0].startswith("WITH seen")
     alone = {1}
     for target in range(1, before_send + 1):
@@ -594,7 +594,7 @@ def test_a_queue_worker_killed_after_sending_still_records_the_send(pg, admin, c
 
 def test_a_right_code_on_a_clean_record_is_accepted_by_one_statement_or_not_at_all(new_otp, pg, admin, clock, caplog):
     # No failures to reset: one autocommit statement reads the state, consumes the code and writes
-    # verify_ok (Otp._verify_once). Killed before it: nothing is written and the code still works;
+    # verify_ok (verification._verify_once). Killed before it: nothing is written and the code still works;
     # killed after it: it was committed, and the member is signed in once.
     caplog.set_level(logging.DEBUG)
     probe = new_otp()

@@ -719,7 +719,7 @@ def test_hook_otp_pro_cli_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         "plugin acme_cmds: command 'init' refused: it is a core otp-pro command",
         "plugin acme_cmds failed to add commands: TypeError: register() takes a named click.Command or "
         "click.Group, not 'not a command'",
-        "plugin acme_more: command 'acme-hello' refused: already added by plugin acme_cmds",
+        "plugin acme_more: command 'acme-hello' refused: already registered by plugin acme_cmds",
     ]
     result = CliRunner().invoke(cli, ["acme-hello"], obj={"plugins": plugins})
     assert result.exit_code == 0 and result.output.endswith("hello\n")
@@ -768,7 +768,7 @@ def test_hook_otp_pro_register_dispatchers(build: Callable[..., OtpPro], member:
     # A second plugin registering the same name is reported by name; the first one keeps it.
     otp = build(Tubes("acme_tubes"), Clash("acme_clash"), dispatcher="tube")
     clash = info(otp, "acme_clash")
-    assert clash.error is not None and "already registered by acme_tubes" in clash.error
+    assert clash.error is not None and "already registered by plugin acme_tubes" in clash.error
     with pytest.raises(ConfigurationError, match="dispatcher: no installed plugin provides the dispatcher 'tube'"):
         build(dispatcher="tube")
 
@@ -846,3 +846,67 @@ def test_a_renderer_broken_on_the_default_channel_fails_only_the_sends_on_that_c
         otp.send_challenge(member, channel="outbox:code")
     with otp.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(challenges)).scalar_one() == before
+
+
+def test_every_hook_says_what_an_exception_does() -> None:
+    sections = documented_sections()
+    problems = [f"{name}: hookspec docstring has no 'If it raises'" for name in spec_names()
+                if "If it raises" not in (getattr(hookspecs, name).__doc__ or "")]
+    problems += [f"{name}: no '**If it raises**' in {DOCS.name}" for name in spec_names()
+                 if "**If it raises**" not in sections.get(name, "")]
+    assert not problems, "\n".join(problems)
+
+
+class KindsListener(Plugin):
+    """Keeps the kinds of the events it receives."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.kinds: list[str] = []
+
+    @hookimpl
+    def otp_pro_event(self, event: AuditEvent) -> None:
+        self.kinds.append(event.kind)
+
+
+class BrokenListener(Plugin):
+    @hookimpl
+    def otp_pro_event(self, event: AuditEvent) -> None:
+        raise RuntimeError(f"cannot handle {event.kind}")
+
+
+class EventWrapper(Plugin):
+    """A pluggy hook wrapper around every listener: sees the call and what the listeners answered."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.outcomes: list[list[Any]] = []
+
+    @hookimpl(wrapper=True)
+    def otp_pro_event(self) -> Any:
+        answers = yield
+        self.outcomes.append(list(answers))
+        return answers
+
+
+def test_hooks_are_called_through_pluggy_and_one_failure_does_not_stop_the_others(
+        build: Callable[..., OtpPro], caplog: pytest.LogCaptureFixture) -> None:
+    from otp_pro.hookcall import HookFailure
+
+    # Registered after the good listener, the broken one is called first (pluggy's order).
+    good, broken, wrapper = KindsListener("acme_good"), BrokenListener("acme_broken"), EventWrapper("acme_wrapper")
+    otp = build(good, broken, wrapper)
+    traced: list[str] = []
+    undo = otp.host.pm.add_hookcall_monitoring(lambda name, impls, kwargs: traced.append(name),
+                                               lambda outcome, name, impls, kwargs: None)
+    try:
+        otp.record_event("acme_ping", "ann")
+    finally:
+        undo()
+    assert "otp_pro_event" in traced  # pluggy's monitoring sees the call
+    assert good.kinds == ["acme_ping"]  # called after the broken one raised
+    assert len(wrapper.outcomes) == 1
+    failures = [a for a in wrapper.outcomes[0] if isinstance(a, HookFailure)]
+    assert [(f.plugin, type(f.error)) for f in failures] == [("acme_broken", RuntimeError)]
+    assert "otp-pro plugin acme_broken failed in otp_pro_event: RuntimeError" in caplog.text
+    assert "cannot handle" not in caplog.text  # the log policy gives the type, never the text

@@ -140,7 +140,7 @@ def test_an_inline_send_on_the_members_own_channel_is_two_writes(otp, member):
     """The challenge recorded before the transport is called, then the sent mark with its audit row.
 
     On PostgreSQL each is one statement of its own: the first reads the member's state,
-    checks the throttle and inserts the challenge (``_SEEN_AND_SEND``), with no read before it.
+    checks the throttle and inserts the challenge (``statements.SEEN_AND_SEND``), with no read before it.
     """
     enroll(otp, member)
     with transactions(otp) as counts:

@@ -344,9 +344,7 @@ def test_backup_codes_single_use_and_one_kdf_per_check(otp, member, monkeypatch)
         calls.append(1)
         return real(*args)
 
-    import otp_pro.core as core_module
-
-    monkeypatch.setattr(core_module, "backup_kdf", counting)
+    monkeypatch.setattr(crypto_module, "backup_kdf", counting)
     result = otp.verify(member, codes[7].upper().replace("-", " "))
     assert result.ok and result.method == "backup_code" and result.backup_codes_remaining == 9
     assert len(calls) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .builtins.rendering import format_template
+from .codes import normalize_code
 from .dispatch import Dispatcher
 from .errors import (
     ChannelUnavailable,
@@ -33,10 +34,14 @@ from .hookspecs import hookimpl
 from .member import InvalidMember, Member
 from .results import (
     Challenge,
+    ChallengeStatus,
     ChannelInfo,
     DeliveryStatus,
     MemberStatus,
+    Method,
     PluginInfo,
+    Purpose,
+    Reason,
     SetupInfo,
     TrustedDevice,
     VerifyResult,
@@ -44,6 +49,7 @@ from .results import (
 from .secret import REDACTED, Secret
 from .settings import Setting, Settings
 from .transports import (
+    TOTP,
     Message,
     Payload,
     PayloadContext,
@@ -57,11 +63,11 @@ from .transports import (
 if TYPE_CHECKING:
     __version__: str
     from .audit import AuditEvent
-    from .core import HARD_LOCK, OtpPro, normalize_code
+    from .core import HARD_LOCK, OtpPro
 
 # Imported on first use: they need SQLAlchemy, which a plugin module or a CLI listing
 # (``otp-pro providers list``) that imports ``otp_pro`` for its base classes does not.
-_LAZY = {"AuditEvent": "audit", "HARD_LOCK": "core", "OtpPro": "core", "normalize_code": "core"}
+_LAZY = {"AuditEvent": "audit", "HARD_LOCK": "core", "OtpPro": "core"}
 
 
 def __getattr__(name: str) -> Any:
@@ -86,8 +92,10 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "HARD_LOCK",
     "REDACTED",
+    "TOTP",
     "AuditEvent",
     "Challenge",
+    "ChallengeStatus",
     "ChannelInfo",
     "ChannelUnavailable",
     "ConfigurationError",
@@ -100,6 +108,7 @@ __all__ = [
     "Member",
     "MemberStatus",
     "Message",
+    "Method",
     "NotEnrolled",
     "NotFound",
     "OtpPro",
@@ -113,6 +122,8 @@ __all__ = [
     "PolicyError",
     "ProviderConfig",
     "ProviderTestResult",
+    "Purpose",
+    "Reason",
     "Receipt",
     "RecipientUnavailable",
     "Secret",

@@ -186,9 +186,8 @@ def prune(otp: OtpPro, older_than: timedelta, *, actor: str | None = None, batch
         deleted += count
         if count < batch_size:
             break
-    with otp._write() as (conn, events):
-        otp._audit(conn, events, audit.AUDIT_PRUNED, None, actor=actor, deleted=deleted,
-                   cutoff=cutoff.isoformat(), older_than_days=round(older_than.total_seconds() / 86400, 3))
+    otp.record_event(audit.AUDIT_PRUNED, actor=actor, deleted=deleted, cutoff=cutoff.isoformat(),
+                     older_than_days=round(older_than.total_seconds() / 86400, 3))
     return deleted
 
 

@@ -49,7 +49,8 @@ def _disabled_in(path: Path) -> tuple[str, ...]:
 
 def discover(core: Iterable[str], *, config: str | None = None, extra: Iterable[object] = ()) -> PluginCommands:
     """Ask every enabled plugin for its commands; refuse names of ``core`` commands and repeats."""
-    from .plugins import PluginHost, _describe
+    from .hookcall import describe_error
+    from .plugins import PluginHost, Registry
 
     path = Path(config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
     found = PluginCommands()
@@ -63,27 +64,26 @@ def discover(core: Iterable[str], *, config: str | None = None, extra: Iterable[
         logger.disabled = previous
     found.warnings += [f"plugin {r.name} could not be loaded: {r.error}" for r in host.records if r.error]
     reserved = set(core)
-    for impl in host.pm.hook.otp_pro_cli_commands.get_hookimpls():
-        record = host.record_for(impl.plugin)
-        owner = record.name if record is not None else impl.plugin_name
+    registry = Registry(reserved=lambda name: "it is a core otp-pro command" if name in reserved else None)
 
-        def register(command: click.Command, _owner: str = owner) -> None:
-            if not isinstance(command, click.Command) or not command.name:
-                raise TypeError(f"register() takes a named click.Command or click.Group, not {command!r}")
-            name = command.name
-            if name in reserved:
-                found.warnings.append(f"plugin {_owner}: command {name!r} refused: it is a core otp-pro command")
-            elif name in found.commands:
-                found.warnings.append(f"plugin {_owner}: command {name!r} refused: already added by plugin "
-                                      f"{found.owners[name]}")
-            else:
-                found.commands[name] = command
-                found.owners[name] = _owner
+    def register(command: click.Command) -> None:
+        if not isinstance(command, click.Command) or not command.name:
+            raise TypeError(f"register() takes a named click.Command or click.Group, not {command!r}")
+        registry.claim("command", command.name, command)
 
-        try:
-            host.call(impl, register=register)
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the command line down
-            found.warnings.append(f"plugin {owner} failed to add commands: {_describe(exc)}")
+    _answers, failures = host.call_collecting("otp_pro_cli_commands", register=register)
+    # Warnings plugin by plugin, in registration order: its refused names, then its failure (which ended its call).
+    by_plugin: dict[str, list[str]] = {}
+    for plugin, message in registry.settle(host.rank):
+        by_plugin.setdefault(plugin, []).append(message)
+    for failure in failures:
+        by_plugin.setdefault(failure.plugin, []).append(
+            f"plugin {failure.plugin} failed to add commands: {describe_error(failure.error)}")
+    for plugin in sorted(by_plugin, key=host.rank):
+        found.warnings += by_plugin[plugin]
+    for name, (owner, command) in registry.of_kind("command").items():
+        found.commands[name] = command
+        found.owners[name] = owner
     return found
 
 

@@ -1,7 +1,7 @@
 """Delivery dispatchers: how a rendered message leaves the request.
 
 The ``dispatcher`` setting names one. ``inline`` (the default, registered here)
-sends through the transport inside the request, as otp-pro always did. A queue
+sends through the transport inside the request. A queue
 dispatcher (``celery``, in :mod:`otp_pro.celery`) has ``queued = True``: the core
 then renders the message in the request, stores it *encrypted* on the challenge
 row with the status ``queued``, and hands the dispatcher only the challenge id.
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import PluginError
+from .hookcall import OnError, calling_plugin
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -99,30 +100,20 @@ class QueuedDelivery:
 
 def collect(host: PluginHost) -> dict[str, tuple[str, type[Dispatcher]]]:
     """Every registered dispatcher class by name, with the plugin that registered it."""
-    found: dict[str, tuple[str, type[Dispatcher]]] = {}
-    for impl in host.pm.hook.otp_pro_register_dispatchers.get_hookimpls():
-        record = host.record_for(impl.plugin)
-        owner = record.name if record else impl.plugin_name
+    from .plugins import Registry  # here: ``import otp_pro`` imports this module and must stay light
 
-        def register(cls: object, _owner: str = owner) -> None:
-            if not isinstance(cls, type) or not issubclass(cls, Dispatcher) or not getattr(cls, "name", ""):
-                raise PluginError(f"plugin {_owner} registered {cls!r}, which is not a named Dispatcher subclass",
-                                  plugin=_owner)
-            if cls.name in found:
-                raise PluginError(f"plugin {_owner} registered dispatcher {cls.name!r}, already registered by "
-                                  f"{found[cls.name][0]}", plugin=_owner)
-            found[cls.name] = (_owner, cls)
+    registry = Registry()
 
-        try:
-            impl.function(register=register)
-        except Exception as exc:  # noqa: BLE001 - reported by name, the others go on
-            if record is not None:
-                record.error = f"{type(exc).__name__}: {exc}"
-            import logging
+    def register(cls: object) -> None:
+        if not isinstance(cls, type) or not issubclass(cls, Dispatcher) or not getattr(cls, "name", ""):
+            owner = calling_plugin()
+            raise PluginError(f"plugin {owner} registered {cls!r}, which is not a named Dispatcher subclass",
+                              plugin=owner)
+        registry.claim("dispatcher", cls.name, cls)
 
-            logging.getLogger("otp_pro.plugins").warning("otp-pro plugin %s failed to register dispatchers: %s",
-                                                         owner, exc)
-    return found
+    host.call("otp_pro_register_dispatchers", OnError.SKIP, register=register)
+    host.refused(registry.settle(host.rank))
+    return registry.of_kind("dispatcher")
 
 
 def build(otp: OtpPro, problems: _Problems) -> Dispatcher:

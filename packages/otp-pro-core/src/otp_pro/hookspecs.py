@@ -12,6 +12,13 @@ it is called by every :class:`~otp_pro.OtpPro` instance that loads it::
 
 Every hook receives keyword arguments; implement only the ones you use (pluggy
 passes a hook just the parameters its implementation names).
+
+The core calls every hook through pluggy (its call order, tracing and hook
+wrappers apply), and one implementation's exception never stops the others
+from being called: each hookspec below says, under "If it raises", what the
+exception means instead (:class:`otp_pro.hookcall.OnError` has the policies).
+A hook wrapper sees each answer as an :class:`otp_pro.hookcall.Answer`
+naming its plugin, and each exception as a :class:`otp_pro.hookcall.HookFailure`.
 """
 
 from __future__ import annotations
@@ -46,7 +53,11 @@ def otp_pro_register_transports(register: Callable[[type[Transport]], None]) -> 
     subclass the plugin provides. The class's ``name`` becomes the transport id
     and the prefix of its channels (``sms_twilio`` gives ``sms_twilio:code``);
     its ``settings`` are read from ``providers.<name>``. Registering a name that
-    is already taken is reported as a plugin error naming both plugins.
+    is already taken is refused, naming both plugins: names are granted in plugin
+    registration order (built-ins first), whatever order pluggy calls in.
+
+    If it raises: the plugin's error is kept (``OtpPro.plugins()``) and logged;
+    what it registered before raising stands, and the other plugins go on.
 
     Return nothing.
     """
@@ -59,7 +70,10 @@ def otp_pro_register_payloads(register: Callable[[type[Payload]], None]) -> None
     Called once at start-up, like :func:`otp_pro_register_transports`. Call
     ``register(PayloadClass)`` for each :class:`~otp_pro.transports.Payload`
     subclass. Every transport whose ``Payload.supports(transport)`` is true
-    then offers the channel ``<transport>:<payload>``.
+    then offers the channel ``<transport>:<payload>``. Names are shared with
+    transports and settings sections; a clash is refused as for transports.
+
+    If it raises: as :func:`otp_pro_register_transports`.
 
     Return nothing.
     """
@@ -78,7 +92,9 @@ def otp_pro_register_dispatchers(register: Callable[[type[Dispatcher]], None]) -
     dispatcher's :meth:`~otp_pro.dispatch.Dispatcher.enqueue` receives only a
     challenge id (the message waits encrypted in the database); its worker calls
     :meth:`OtpPro.deliver_queued` with that id. Registering a name that is
-    already taken is reported as a plugin error naming both plugins.
+    already taken is refused as for transports.
+
+    If it raises: as :func:`otp_pro_register_transports`.
 
     Return nothing.
     """
@@ -93,7 +109,11 @@ def otp_pro_channel_available(otp: OtpPro, member: Member, channel: str) -> bool
     channel name (``email:code``, ``totp``). Return ``None`` (or ``True``) for no
     objection; return ``False`` or a short reason string (``"no mobile number on
     file"``) to hide the channel. Every implementation is called and any
-    objection hides the channel; the first reason is shown in ``status``.
+    objection hides the channel; the first reason, in pluggy's call order (the
+    last registered plugin first), is shown in ``status``.
+
+    If it raises: no objection from this plugin; the error is logged and kept as
+    the plugin's error. A broken check never hides a channel.
     """
 
 
@@ -107,8 +127,12 @@ def otp_pro_message_variables(
     ``"notification"`` or ``"test"`` (a provider test). ``variables`` holds what the core provides: ``payload``,
     ``payload_kind``, ``site_name``, ``member_name``, ``support_email``,
     ``issued_at``, ``expires_at``, ``expiry_minutes``, ``channel``, ``purpose``.
-    Return a mapping of extra names (they are merged in plugin order, later
-    plugins winning), or ``None``. Never return secrets other than the payload.
+    Return a mapping of extra names, or ``None``. The mappings are merged so
+    that the implementation pluggy calls first (the last registered plugin, or a
+    ``tryfirst`` one) wins a name. Never return secrets other than the payload.
+
+    If it raises: this plugin's variables are left out; the error is logged and
+    kept as the plugin's error.
     """
 
 
@@ -127,6 +151,11 @@ def otp_pro_render_message(
     On PostgreSQL ``send_challenge`` may first make the message for the policy's
     default channel and drop it unsent (ignoring an exception raised for it) when
     the member's channel is another: keep this hook free of side effects.
+
+    If it raises: the message cannot be made, so the send (or provider test)
+    fails with :class:`~otp_pro.errors.PluginError` naming the plugin and the
+    exception's type, never its text (it may quote the message); nothing is
+    recorded as pending. The error is kept as the plugin's error.
     """
 
 
@@ -145,8 +174,10 @@ def otp_pro_event(otp: OtpPro, event: AuditEvent, member: Member | None) -> None
     with ``otp.member(event.member_id)``. Name only the parameters you use
     (``def otp_pro_event(event)`` is fine). Events are passed in the order they
     were written; an event a listener records (``otp.record_event``) reaches
-    the listeners after the current one. An exception raised here is logged
-    and does not undo the change.
+    the listeners after the current one.
+
+    If it raises: the exception's type is logged naming the plugin; the change
+    stays committed and the other listeners still receive the event.
     """
 
 
@@ -156,6 +187,9 @@ def otp_pro_member_lookup(otp: OtpPro, member_id: str) -> Member | None:
 
     Return a :class:`~otp_pro.Member`, or ``None`` when this plugin does not know
     the id (the next implementation is asked). The first ``Member`` wins.
+
+    If it raises: the lookup fails with :class:`~otp_pro.errors.PluginError`
+    naming the plugin; the error is kept as the plugin's error.
     """
 
 
@@ -169,7 +203,9 @@ def otp_pro_register_settings(register: Callable[[str, Sequence[Setting]], None]
     ranges, secrets redacted, unknown keys refused) and available as
     ``otp.plugin_settings[name]`` (a :class:`~otp_pro.transports.ProviderConfig`).
     Use it for templating, notification or webhook plugins. A name already used
-    by a transport, payload or another plugin is reported as a plugin error.
+    by a transport, payload or another plugin is refused as for transports.
+
+    If it raises: as :func:`otp_pro_register_transports`.
 
     Return nothing.
     """
@@ -185,8 +221,9 @@ def otp_pro_startup(otp: OtpPro) -> Sequence[str] | None:
     at start-up with its file and line instead of at send time). Return a list
     of problems, each ``"<key>: <what is wrong>"``, or ``None``; every problem
     of every plugin is raised together as one
-    :class:`~otp_pro.errors.ConfigurationError`. An exception raised here is
-    reported as a problem naming the plugin.
+    :class:`~otp_pro.errors.ConfigurationError`.
+
+    If it raises: the exception is one more start-up problem, naming the plugin.
     """
 
 
@@ -203,8 +240,10 @@ def otp_pro_cli_commands(register: Callable[[click.Command], None]) -> None:
     A command can read the core's ``--config`` from
     ``click.get_current_context().find_root().obj["config"]``. A name taken by
     a core command or by another plugin is refused with a warning naming the
-    plugin; an exception raised here is a one-line warning and the command
-    line carries on.
+    plugin.
+
+    If it raises: a one-line warning naming the plugin; the commands it
+    registered before raising stand, and the command line carries on.
 
     Return nothing.
     """

@@ -3,7 +3,9 @@
 Built-ins come from :data:`DEFAULT_PLUGINS`, external plugins from the
 entry-point group ``otp_pro``; both go through the same guarded registration.
 A plugin that fails to import, validate or register is reported by name (in
-:meth:`OtpPro.plugins` and the log) and skipped; the others carry on.
+:meth:`OtpPro.plugins` and the log) and skipped; the others carry on. Hooks
+are called through :meth:`PluginHost.call` (see :mod:`otp_pro.hookcall`), and
+every registration hook fills a :class:`Registry`.
 ``OTP_PRO_DISABLE_PLUGINS`` (comma-separated names) and the ``disable_plugins``
 setting leave named plugins unloaded.
 """
@@ -14,19 +16,19 @@ import functools
 import importlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
-from pluggy import HookImpl
 
 from . import hookspecs
 from .entry_points import installed
 from .errors import PluginError
+from .hookcall import Answer, GuardedPluginManager, HookFailure, OnError, calling_plugin, describe_error
 from .results import PluginInfo
 from .settings import Setting
-from .transports import Payload, Transport
+from .transports import TOTP, Payload, Transport
 
 log = logging.getLogger("otp_pro.plugins")
 
@@ -77,21 +79,59 @@ class _Record:
         )
 
 
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+class Registry:
+    """What registration hooks registered, by name, each with the plugin that registered it.
+
+    The one registration helper behind transports, payloads, settings sections,
+    dispatchers and CLI commands. During the hook call ``register`` callbacks
+    :meth:`claim` names for the calling plugin (named by
+    :func:`~otp_pro.hookcall.calling_plugin`); :meth:`settle` then grants the
+    claims in the plugins' registration order, so a built-in keeps its name
+    whatever order pluggy called the implementations in, and refuses a name that
+    is reserved or already taken with a message naming both plugins. Several
+    kinds share one registry when they share a namespace (transports, payloads
+    and settings sections are all configured as ``providers.<name>``).
+    """
+
+    def __init__(self, reserved: Callable[[str], str | None] = lambda name: None) -> None:
+        #: name -> (owning plugin, kind, value), once settled
+        self.entries: dict[str, tuple[str, str, Any]] = {}
+        #: why nobody may register a name, or None
+        self.reserved = reserved
+        self._claims: list[tuple[str, str, str, Any]] = []
+
+    def claim(self, kind: str, name: str, value: Any) -> None:
+        """Ask for ``name`` (a ``kind``: transport, command...) for the calling plugin."""
+        self._claims.append((calling_plugin(), kind, name, value))
+
+    def settle(self, rank: Callable[[str], int]) -> list[tuple[str, str]]:
+        """Grant the claims made so far, the plugin ranked first first; return the refusals as (plugin, message)."""
+        refusals: list[tuple[str, str]] = []
+        for owner, kind, name, value in sorted(self._claims, key=lambda claim: rank(claim[0])):
+            why = self.reserved(name)
+            if why is None and name in self.entries:
+                why = f"already registered by plugin {self.entries[name][0]}"
+            if why is not None:
+                refusals.append((owner, f"plugin {owner}: {kind} {name!r} refused: {why}"))
+            else:
+                self.entries[name] = (owner, kind, value)
+        self._claims.clear()
+        return refusals
+
+    def of_kind(self, *kinds: str) -> dict[str, tuple[str, Any]]:
+        """The entries of ``kinds``, as name -> (owning plugin, value), in the order they were granted."""
+        return {name: (owner, value) for name, (owner, kind, value) in self.entries.items() if kind in kinds}
 
 
 class PluginHost:
     """Owns one pluggy manager and what is known about each plugin."""
 
     def __init__(self, *, disabled: Iterable[str] = (), extra: Iterable[object] = (), entry_points: bool = True):
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm = GuardedPluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.disabled = set(disabled) | disabled_from_env()
         self.records: list[_Record] = []
+        self._loaded: dict[str, _Record] = {}
         found = installed(ENTRY_POINT_GROUP)
         for name, module_name in DEFAULT_PLUGINS:
             builtin = _Record(name, module_name, "otp-pro-core", found.core_version, True)
@@ -110,7 +150,7 @@ class PluginHost:
         if record.name in self.disabled:
             record.enabled = False
             return
-        if any(r.name == record.name and r is not record and r.plugin is not None for r in self.records):
+        if record.name in self._loaded:
             record.error = f"another plugin is already registered as {record.name!r}"
             log.warning("otp-pro plugin %s skipped: %s", record.name, record.error)
             return
@@ -118,10 +158,11 @@ class PluginHost:
             plugin = load()
             self.pm.register(plugin, name=record.name)
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
-            record.error = _describe(exc)
+            record.error = describe_error(exc)
             log.warning("otp-pro plugin %s could not be loaded: %s", record.name, record.error)
             return
         record.plugin = plugin
+        self._loaded[record.name] = record
 
     def _check_pending(self) -> None:
         # A hookimpl with a misspelt name would be silently ignored: report it by plugin.
@@ -133,31 +174,63 @@ class PluginHost:
                 culprit = exc.plugin
                 for record in self.records:
                     if record.plugin is culprit:
-                        record.error = _describe(exc)
+                        record.error = describe_error(exc)
                         record.plugin = None
+                        self._loaded.pop(record.name, None)
                         log.warning("otp-pro plugin %s skipped: %s", record.name, record.error)
                 self.pm.unregister(culprit)
 
-    @staticmethod
-    def call(impl: HookImpl, **kwargs: Any) -> Any:
-        """Call one implementation with just the arguments it names (pluggy's own rule)."""
-        return impl.function(**{name: kwargs[name] for name in impl.argnames})
+    # ------------------------------------------------------------ hook calls
 
-    def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[_Record | None, Any]]:
-        """Call one hook's implementations one by one, attributing any error to its plugin.
+    def call(self, hook_name: str, on_error: OnError, /, *, what: str = "", **kwargs: Any) -> list[Answer]:
+        """Call hook ``hook_name`` through pluggy with ``kwargs``; apply ``on_error`` to failed implementations.
 
-        The record is None for an implementation registered on the manager directly, not through this host.
+        Returns the answers that are not ``None``, in pluggy's call order (last
+        registered first; one at most for a ``firstresult`` hook). ``what`` says
+        what the call was doing, for the :class:`~otp_pro.errors.PluginError` of
+        :attr:`OnError.RAISE` ("to render a challenge message for email:code").
+        ``OnError.COLLECT`` is :meth:`call_collecting`'s.
         """
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # registration order: built-ins first
-            record = self.record_for(impl.plugin)
-            try:
-                yield record, self.call(impl, **kwargs)
-            except Exception as exc:  # noqa: BLE001
-                if record is not None:
-                    record.error = _describe(exc)
-                owner = record.name if record else impl.plugin_name
-                log.warning("otp-pro plugin %s failed in %s: %s", owner, hook_name, _describe(exc))
+        answers, failures = self.call_collecting(hook_name, **kwargs)
+        for failure in failures:
+            self._failed(hook_name, failure, on_error, what)
+        return answers
+
+    def call_collecting(self, hook_name: str, **kwargs: Any) -> tuple[list[Answer], list[HookFailure]]:
+        """Call hook ``hook_name`` and hand back its answers and its failures (:attr:`OnError.COLLECT`)."""
+        try:
+            raw = getattr(self.pm.hook, hook_name)(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - a plugin's hook wrapper raised: the hook's policy applies
+            return [], [HookFailure("?", exc)]
+        answers: list[Answer] = []
+        failures: list[HookFailure] = []
+        for value in raw if isinstance(raw, list) else ([] if raw is None else [raw]):
+            if isinstance(value, HookFailure):
+                failures.append(value)
+            elif isinstance(value, Answer):
+                answers.append(value)
+            else:  # a hook wrapper replaced the result: nobody to name
+                answers.append(Answer("?", value))
+        return answers, failures
+
+    def _failed(self, hook_name: str, failure: HookFailure, on_error: OnError, what: str) -> None:
+        record = self._loaded.get(failure.plugin)
+        error = failure.error
+        if on_error is OnError.SKIP:
+            if record is not None:
+                record.error = describe_error(error)
+            log.warning("otp-pro plugin %s failed in %s: %s", failure.plugin, hook_name, describe_error(error))
+        elif on_error is OnError.LOG:
+            log.warning("otp-pro plugin %s failed in %s: %s", failure.plugin, hook_name, type(error).__name__)
+        elif on_error is OnError.RAISE:
+            if record is not None:
+                record.error = f"{type(error).__name__} in {hook_name}"
+            raise PluginError(f"plugin {failure.plugin} failed {what or 'in ' + hook_name}: {type(error).__name__}",
+                              plugin=failure.plugin)
+        else:
+            raise ValueError(f"{on_error} failures are handed back by call_collecting(), not call()")
+
+    # ---------------------------------------------------------------- records
 
     def record_for(self, plugin: object) -> _Record | None:
         for record in self.records:
@@ -179,71 +252,54 @@ class PluginHost:
         themselves: ``otp-pro providers list`` uses this alone, :class:`~otp_pro.OtpPro`
         then validates the settings and starts the providers.
         """
-        found: dict[str, tuple[str, type[Transport] | type[Payload]]] = {}
+        # One namespace: each of them is configured as providers.<name>.
+        # ":" separates a channel's transport from its payload; TOTP is the authenticator apps' channel.
+        registry = Registry(reserved=lambda name: "the name is reserved" if ":" in name or name == TOTP else None)
 
-        def collect(kind: str, base: type[Transport] | type[Payload]) -> Callable[[object], None]:
+        def provider_registrar(kind: str, base: type[Transport] | type[Payload]) -> Callable[[object], None]:
             def register(cls: object) -> None:
-                record = current[0]
-                owner = record.name if record else "?"
                 if not isinstance(cls, type) or not issubclass(cls, base) or not getattr(cls, "name", ""):
+                    owner = calling_plugin()
                     raise PluginError(
                         f"plugin {owner} registered {cls!r}, which is not a named {base.__name__} subclass",
                         plugin=owner,
                     )
-                name = cls.name
-                if name in found:
-                    raise PluginError(
-                        f"plugin {owner} registered {kind} {name!r}, already registered by {found[name][0]}",
-                        plugin=owner,
-                    )
-                if ":" in name or name == "totp":  # the channel of authenticator apps
-                    raise PluginError(f"plugin {owner} registered the reserved name {name!r}", plugin=owner)
-                found[name] = (owner, cls)
-                if record is not None:
-                    (record.transports if kind == "transport" else record.payloads).append(name)
+                registry.claim(kind, cls.name, cls)
 
             return register
 
-        current: list[Any] = [None]
-        kinds: tuple[tuple[str, str, type[Transport] | type[Payload]], ...] = (
-            ("otp_pro_register_transports", "transport", Transport),
-            ("otp_pro_register_payloads", "payload", Payload),
-        )
-        for hook_name, kind, base in kinds:
-            register = collect(kind, base)
-            hook = getattr(self.pm.hook, hook_name)
-            for impl in hook.get_hookimpls():
-                current[0] = self.record_for(impl.plugin)
-                try:
-                    impl.function(register=register)
-                except Exception as exc:  # noqa: BLE001 - reported by name, others go on
-                    name = current[0].name if current[0] else impl.plugin_name
-                    if current[0] is not None:
-                        current[0].error = f"{type(exc).__name__}: {exc}"
-                    log.warning("otp-pro plugin %s failed to register: %s", name, exc)
+        def register_section(name: str, specs: Sequence[Setting]) -> None:
+            owner = calling_plugin()
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {owner} registered settings {name!r}, which is not a name", plugin=owner)
+            if not all(isinstance(spec, Setting) for spec in specs):
+                raise PluginError(f"plugin {owner} registered settings {name!r} that are not Setting objects",
+                                  plugin=owner)
+            registry.claim("settings", name, tuple(specs))
+
+        self.call("otp_pro_register_transports", OnError.SKIP, register=provider_registrar("transport", Transport))
+        self.call("otp_pro_register_payloads", OnError.SKIP, register=provider_registrar("payload", Payload))
         # Settings sections of plugins that are neither transports nor payloads (templating, webhooks).
-        sections: dict[str, tuple[str, tuple[Setting, ...]]] = {}
-        for impl in self.pm.hook.otp_pro_register_settings.get_hookimpls():
-            record = self.record_for(impl.plugin)
-            owner = record.name if record else impl.plugin_name
+        self.call("otp_pro_register_settings", OnError.SKIP, register=register_section)
+        self.refused(registry.settle(self.rank))
+        for name, (owner, kind, _value) in registry.entries.items():
+            record = self._loaded.get(owner)
+            if record is not None and kind != "settings":
+                (record.transports if kind == "transport" else record.payloads).append(name)
+        return registry.of_kind("transport", "payload"), registry.of_kind("settings")
 
-            def register_section(name: str, specs: Sequence[Setting], _owner: str = owner) -> None:
-                if not isinstance(name, str) or not name or name in found or name in sections:
-                    taken = found.get(name, sections.get(name, ("?",)))[0] if isinstance(name, str) else "?"
-                    raise PluginError(f"plugin {_owner} registered settings {name!r}, already taken by {taken}",
-                                      plugin=_owner)
-                if not all(isinstance(spec, Setting) for spec in specs):
-                    raise PluginError(f"plugin {_owner} registered settings {name!r} that are not Setting objects",
-                                      plugin=_owner)
-                sections[name] = (_owner, tuple(specs))
+    def rank(self, plugin: str) -> int:
+        """Where ``plugin`` stands in registration order (built-ins first); one not registered here comes last."""
+        record = self._loaded.get(plugin)
+        return self.records.index(record) if record is not None else len(self.records)
 
-            try:
-                impl.function(register=register_section)
-            except Exception as exc:  # noqa: BLE001 - reported by name, others go on
-                if record is not None:
-                    record.error = f"{type(exc).__name__}: {exc}"
-                log.warning("otp-pro plugin %s failed to register settings: %s", owner, exc)
-        return found, sections
+    def refused(self, refusals: Iterable[tuple[str, str]]) -> None:
+        """Keep each refused registration as its plugin's error, and log it."""
+        for plugin, message in refusals:
+            record = self._loaded.get(plugin)
+            if record is not None:
+                record.error = message
+            log.warning("otp-pro plugin %s failed to register: %s", plugin, message)
 
 
 def _given(plugin: object) -> object:

@@ -5,6 +5,56 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
+
+
+class ChallengeStatus:
+    """Where a challenge's delivery stands: :attr:`Challenge.status`, the column ``otp_challenges.status``.
+
+    ``pending``: recorded, an inline send in progress. ``queued``: waiting, encrypted,
+    for a queue worker. ``sending``: claimed by a worker. ``sent``: the transport took
+    it. ``failed``: the transport refused it (or the queue could not take it).
+    ``replaced``: voided while still queued, by a newer challenge or a reset.
+    """
+
+    PENDING: Final = "pending"
+    QUEUED: Final = "queued"
+    SENDING: Final = "sending"
+    SENT: Final = "sent"
+    FAILED: Final = "failed"
+    REPLACED: Final = "replaced"
+
+
+class Purpose:
+    """What a challenge's code or link proves: :attr:`Challenge.purpose`, the column ``otp_challenges.purpose``."""
+
+    #: The second step of a sign-in.
+    VERIFY: Final = "verify"
+    #: Confirming a channel being set up.
+    SETUP: Final = "setup"
+
+
+class Reason:
+    """Why :meth:`OtpPro.verify` or :meth:`OtpPro.verify_token` refused (:attr:`VerifyResult.reason`)."""
+
+    INVALID: Final = "invalid"
+    EXPIRED: Final = "expired"
+    MALFORMED: Final = "malformed"
+    LOCKED: Final = "locked"
+    NOT_ENROLLED: Final = "not_enrolled"
+    #: Tokens only: no such token, already used, replaced by a newer one, or clicked in another browser.
+    UNKNOWN: Final = "unknown"
+    USED: Final = "used"
+    REPLACED: Final = "replaced"
+    WRONG_BROWSER: Final = "wrong_browser"
+
+
+class Method:
+    """How a verification was passed (:attr:`VerifyResult.method`); a clicked token gives its payload's name."""
+
+    CODE: Final = "code"
+    TOTP: Final = "totp"
+    BACKUP_CODE: Final = "backup_code"
 
 
 @dataclass(frozen=True)
@@ -64,7 +114,7 @@ class Challenge:
     recipient_hint: str | None = None
     provider_message_id: str | None = None
     #: ``sent`` when delivered in the request; ``queued`` when a task-queue dispatcher will send it.
-    status: str = "sent"
+    status: str = ChallengeStatus.SENT
 
 
 @dataclass(frozen=True)
@@ -92,7 +142,7 @@ class DeliveryStatus:
     @property
     def done(self) -> bool:
         """Whether the status is final (``sent``, ``failed`` or ``replaced``): a page can stop polling."""
-        return self.status in ("sent", "failed", "replaced")
+        return self.status in (ChallengeStatus.SENT, ChallengeStatus.FAILED, ChallengeStatus.REPLACED)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from .core import OtpPro
 
 
+#: The channel of authenticator apps (TOTP): nothing is delivered, so it has no transport or payload.
+TOTP = "totp"
+
+
 class ProviderConfig(Mapping[str, Any]):
     """The validated settings of one transport or payload (``providers.<name>``).
 

@@ -32,7 +32,7 @@ from ..errors import DeliveryError, PluginError, RecipientUnavailable, UnknownMe
 from ..hookspecs import hookimpl
 from ..member import Member
 from ..settings import Setting
-from ..transports import mask_recipient
+from ..transports import TOTP, mask_recipient
 
 if TYPE_CHECKING:  # annotations only: plugin discovery must not import SQLAlchemy (audit, core)
     from ..audit import AuditEvent
@@ -157,7 +157,7 @@ def preview_variables(otp: OtpPro, kind: str = SETUP_COMPLETED) -> dict[str, Any
     """Sample notice variables for previews (``otp-pro templates preview notification``, html-email samples)."""
     from ..audit import AuditEvent
 
-    channel = "totp" if "totp" in otp.channels else next(iter(otp.channels), None)
+    channel = TOTP if TOTP in otp.channels else next(iter(otp.channels), None)
     sample = AuditEvent(kind=kind, at=otp.clock(), member_id="preview", channel=channel, ip="203.0.113.9",
                         user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
                         details={"label": "Firefox on Linux"})

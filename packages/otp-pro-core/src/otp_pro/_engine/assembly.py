@@ -1,0 +1,174 @@
+"""Start-up and shut-down: providers started from the plugins, channels built, the database opened and checked.
+
+:func:`start` runs once from ``OtpPro(...)``. Every configuration problem
+found on the way (bad provider settings, an unknown channel, a dispatcher
+that cannot start) is collected and raised together as one
+:class:`~otp_pro.errors.ConfigurationError`, before the database is touched;
+the plugins' ``otp_pro_startup`` checks run last, with everything ready.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from .. import dispatch
+from ..errors import ConfigurationError
+from ..settings import _Problems, validate_section
+from ..storage import migrate
+from ..storage.db import Database
+from ..transports import TOTP, Payload, ProviderConfig, Transport
+from .runtime import ChannelDef, Runtime
+
+log = logging.getLogger("otp_pro")
+
+
+def start(rt: Runtime, migrate_database: bool | None) -> None:
+    """Start the providers and the dispatcher, build the channels, open the database, run the start-up checks."""
+    problems = _Problems()
+    _start_providers(rt, problems)
+    rt.dispatcher = dispatch.build(rt.otp, problems)
+    rt.channels.update(_channels(rt))
+    _check_channels(rt, problems)
+    problems.raise_if_any()
+    s = rt.settings
+    rt.open_database(Database(s.database_url, pool_size=s.database_pool_size, max_overflow=s.database_max_overflow))
+    _prepare_database(rt, migrate_database)
+    _startup_checks(rt)
+
+
+def _start_providers(rt: Runtime, problems: _Problems) -> None:
+    found, sections = rt.host.collect_providers()
+    providers = dict(rt.settings.providers)
+    for name, (_owner, specs) in sections.items():
+        raw = providers.pop(name, {})
+        rt.plugin_settings[name] = ProviderConfig(
+            name, validate_section(specs, raw, f"providers.{name}.", problems), specs
+        )
+    for name, (owner, cls) in found.items():
+        raw = providers.pop(name, {})
+        values = validate_section(cls.settings, raw, f"providers.{name}.", problems)
+        config = ProviderConfig(name, values, cls.settings)
+        try:
+            instance = cls(config, rt.otp)
+        except Exception as exc:  # noqa: BLE001 - a provider that cannot start is a configuration problem
+            problems.add(f"providers.{name}", f"plugin {owner} failed to start: {type(exc).__name__}: {exc}")
+            continue
+        if isinstance(instance, Transport):
+            rt.transports[name] = instance
+        else:
+            rt.payloads[name] = instance
+    for name in providers:
+        installed = ", ".join(sorted([*found, *sections])) or "none"
+        problems.add(
+            f"providers.{name}", f"no installed plugin has settings called {name!r} (installed: {installed})"
+        )
+    started: list[Transport | Payload] = [*rt.transports.values(), *rt.payloads.values()]
+    for provider in started:
+        for problem in provider.check():
+            key, _, message = problem.partition(": ")
+            problems.add(key if message else f"providers.{provider.name}", message or problem)
+
+
+def _channels(rt: Runtime) -> dict[str, ChannelDef]:
+    channels: dict[str, ChannelDef] = {}
+    for transport in rt.transports.values():
+        for payload in rt.payloads.values():
+            if payload.supports(transport):
+                name = f"{transport.name}:{payload.name}"
+                label = transport.label if payload.name == "code" else f"{transport.label} ({payload.label})"
+                channels[name] = ChannelDef(name, label, transport, payload)
+    channels[TOTP] = ChannelDef(TOTP, "Authenticator app", None, None)
+    return channels
+
+
+def _check_channels(rt: Runtime, problems: _Problems) -> None:
+    known = ", ".join(rt.channels)
+
+    def check(key: str, name: str | None) -> None:
+        if name is not None and name not in rt.channels:
+            problems.add(key, f"unknown channel {name!r} (available: {known})")
+
+    s = rt.settings
+    site = s.channels if s.channels is not None else rt.registered_channels
+    if s.channels is not None:
+        for name in s.channels:
+            check("channels", name)
+    if s.mode != "hidden" and s.default_channel not in rt.channels:
+        check("default_channel", s.default_channel)
+    for role in s.roles.values():
+        for name in role.channels or ():
+            check(f"roles.{role.name}.channels", name)
+        check(f"roles.{role.name}.default_channel", role.default_channel)
+    if s.channels is not None and not site:
+        problems.add("channels", "must list at least one channel")
+
+
+def _prepare_database(rt: Runtime, migrate_database: bool | None) -> None:
+    if migrate_database is False:
+        return
+    db = rt.db
+    has_tables = db.has_tables()
+    if migrate_database or (db.is_sqlite and not has_tables):
+        migrate.upgrade(db.engine)
+        return
+    if db.is_sqlite:
+        if migrate.current_revision(db.engine) != migrate.head_revision():
+            migrate.upgrade(db.engine)
+        return
+    if not has_tables:
+        raise ConfigurationError(
+            "the database has no otp-pro tables yet: run `otp-pro db upgrade`", key="database_url"
+        )
+    # A shared database is never migrated by an instance (several would race): one that is behind
+    # this code is refused. One ahead of it (a rolling deploy's newer instances migrated it) is
+    # accepted: migrations only add, so older code keeps working on a newer schema.
+    current = migrate.current_revision(db.engine)
+    if current != migrate.head_revision() and current in migrate.known_revisions():
+        raise ConfigurationError(
+            f"the database schema is at revision {current}, this otp-pro-core needs "
+            f"{migrate.head_revision()}: run `otp-pro db upgrade`", key="database_url"
+        )
+
+
+def _startup_checks(rt: Runtime) -> None:
+    """Call every ``otp_pro_startup`` hook; their problems (and their exceptions) fail start-up together."""
+    problems = _Problems()
+    answers, failures = rt.host.call_collecting("otp_pro_startup", otp=rt.otp)
+    for failure in failures:
+        problems.add(f"plugin {failure.plugin}",
+                     f"failed at start-up: {type(failure.error).__name__}: {failure.error}")
+    for answer in answers:
+        found: Any = answer.value
+        if isinstance(found, str) or not isinstance(found, Iterable):
+            found = [str(found)]
+        for problem in found:
+            key, _, message = str(problem).partition(": ")
+            problems.add(key if message else f"plugin {answer.plugin}", message or str(problem))
+    if problems.items:
+        rt.db.dispose()
+    problems.raise_if_any("start-up checks failed")
+
+
+def close(rt: Runtime) -> None:
+    """Release database connections and whatever the transports and the dispatcher hold."""
+    try:
+        rt.dispatcher.close()
+    except Exception as exc:  # noqa: BLE001 - closing must go on for the others
+        log.warning("otp-pro dispatcher %s failed to close: %s", rt.dispatcher.name, type(exc).__name__)
+    for transport in rt.transports.values():
+        try:
+            transport.close()
+        except Exception as exc:  # noqa: BLE001 - closing must go on for the others
+            log.warning("otp-pro transport %s failed to close: %s", transport.name, type(exc).__name__)
+    rt.db.dispose()
+
+
+def redacted_settings(rt: Runtime) -> dict[str, Any]:
+    """The effective settings with secrets shown as ``'********'``, providers as validated."""
+    out = rt.settings.redacted()
+    started: dict[str, Transport | Payload] = {**rt.transports, **rt.payloads}
+    out["providers"] = {name: p.config.redacted() for name, p in started.items()}
+    out["providers"].update({name: config.redacted() for name, config in rt.plugin_settings.items()})
+    return out

@@ -1,0 +1,125 @@
+"""Setting up a second factor: begin (a TOTP seed, or a confirmation code sent), then confirm with a code.
+
+A link-confirmed setup (a magic link) is finished by
+:func:`~otp_pro._engine.tokens.verify_token`, through the same :func:`enrol`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from .. import audit, totp
+from ..audit import AuditEvent
+from ..codes import normalize_code
+from ..errors import InvalidCode, SetupError
+from ..member import Member
+from ..results import Purpose, Reason, SetupInfo, VerifyResult
+from ..storage import statements
+from ..storage.schema import members
+from ..transports import TOTP
+from . import auditing, backup_codes, delivery, lockout, status
+from .runtime import Runtime
+from .verification import consume_challenge
+
+
+def begin_setup(rt: Runtime, member: Member, channel: str, *, seed: str | None, ip: str | None,
+                user_agent: str | None, binding: str | None) -> SetupInfo:
+    """:meth:`OtpPro.begin_setup`."""
+    status.check_channel(rt, member, status.requirement(rt, member), channel)
+    now = rt.clock()
+    expires = now + timedelta(seconds=rt.settings.setup_ttl_seconds)
+    with rt.db.read() as conn:
+        lockout.refuse_if_locked(rt.state(conn, member.id), now)
+    if seed is not None and channel != TOTP:
+        raise SetupError("a seed can only be imported for the totp channel")
+    if channel == TOTP:
+        seed = totp.new_seed() if seed is None else totp.check_seed(seed)
+        cfg = rt.settings.totp
+        issuer = cfg.issuer or rt.settings.site_name
+        uri = totp.provisioning_uri(seed, member.email or member.display_name, issuer, cfg)
+        _pending(rt, member, TOTP, expires, now, seed=rt.keys.encrypt(seed), ip=ip, user_agent=user_agent)
+        return SetupInfo(
+            channel=TOTP, expires_at=expires, provisioning_uri=uri, qr_svg=totp.qr_svg(uri), secret=seed
+        )
+    _pending(rt, member, channel, expires, now, seed=None, ip=ip, user_agent=user_agent)
+    challenge = delivery.deliver(rt, member, channel, Purpose.SETUP, ip=ip, user_agent=user_agent, binding=binding)
+    return SetupInfo(channel=channel, expires_at=expires, challenge=challenge)
+
+
+def _pending(rt: Runtime, member: Member, channel: str, expires: datetime, now: datetime, *, seed: str | None,
+             ip: str | None, user_agent: str | None) -> None:
+    """Keep ``channel`` (and a TOTP seed, encrypted) as the member's setup in progress, with its audit row."""
+    with auditing.transaction(rt, member) as (conn, events):
+        rt.ensure_member(conn, member.id)
+        conn.execute(
+            update(members).where(members.c.member_id == member.id).values(
+                pending_channel=channel, pending_totp_seed=seed, pending_expires_at=expires, updated_at=now,
+            )
+        )
+        auditing.record(rt, conn, events, audit.SETUP_STARTED, member.id, channel=channel, ip=ip,
+                        user_agent=user_agent)
+
+
+def complete_setup(rt: Runtime, member: Member, code: str, *, ip: str | None, user_agent: str | None) -> list[str]:
+    """:meth:`OtpPro.complete_setup`."""
+    now = rt.clock()
+    normalized = normalize_code(code)
+    with rt.db.read() as conn:
+        state = rt.state(conn, member.id)
+    if state is None or state.pending_channel is None:
+        raise SetupError("no setup in progress: call begin_setup first")
+    if state.pending_expires_at is None or state.pending_expires_at <= now:
+        raise SetupError("the setup expired: start it again")
+    lockout.refuse_if_locked(state, now)
+    channel = state.pending_channel
+    if normalized is None:
+        raise InvalidCode("the code is not in a valid format", result=VerifyResult(False, reason=Reason.MALFORMED))
+    with auditing.transaction(rt, member) as (conn, events):
+        ok = False
+        if channel == TOTP:
+            pending_seed = state.pending_totp_seed or ""
+            step = totp.match(rt.keys.decrypt(pending_seed), normalized, now, rt.settings.totp, after_step=None)
+            if step is not None:
+                ok = conn.execute(
+                    update(members).where(
+                        members.c.member_id == member.id,
+                        members.c.pending_channel == TOTP,
+                        members.c.pending_totp_seed == pending_seed,
+                    ).values(totp_seed=rt.keys.rotate(pending_seed), totp_last_step=step)
+                ).rowcount == 1
+        else:
+            ok = consume_challenge(rt, conn, member.id, normalized, Purpose.SETUP, now, channel=channel) is not None
+        if not ok:
+            result = lockout.record_failure(rt, conn, events, member.id, now, channel=channel, ip=ip,
+                                            user_agent=user_agent, reason=Reason.INVALID, setup=True)
+        else:
+            codes = enrol(rt, conn, events, member.id, channel, now, ip=ip, user_agent=user_agent)
+    if not ok:
+        raise InvalidCode("the code is not correct", result=result)
+    return codes
+
+
+def enrol(rt: Runtime, conn: Connection, events: list[AuditEvent], member_id: str, channel: str, now: datetime, *,
+          ip: str | None, user_agent: str | None) -> list[str]:
+    """Make ``channel`` the member's factor, clear the setup and the failures, issue backup codes; the codes.
+
+    A TOTP seed was moved into place by the statement that matched its code;
+    any other channel drops the member's earlier seed.
+    """
+    values: dict[str, Any] = dict(
+        channel=channel, enrolled_at=now, disabled_at=None, pending_channel=None, pending_totp_seed=None,
+        pending_expires_at=None, updated_at=now, **statements.FAILURES_CLEARED,
+    )
+    if channel != TOTP:
+        values.update(totp_seed=None, totp_last_step=None)
+    conn.execute(update(members).where(members.c.member_id == member_id).values(**values))
+    codes = backup_codes.issue(rt, conn, member_id, now)
+    auditing.record(rt, conn, events, audit.SETUP_COMPLETED, member_id, channel=channel, ip=ip,
+                    user_agent=user_agent, outcome=audit.OK)
+    # setup=True: part of the setup, which the member hears about once.
+    auditing.record(rt, conn, events, audit.BACKUP_CODES_GENERATED, member_id, channel=channel, ip=ip,
+                    user_agent=user_agent, count=len(codes), setup=True)
+    return codes

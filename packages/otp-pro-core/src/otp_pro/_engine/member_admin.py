@@ -1,0 +1,71 @@
+"""Support and security operations on a member: disable, reset, unlock; and rotating the key that seals seeds."""
+
+from __future__ import annotations
+
+from sqlalchemy import case, delete, or_, select, update
+
+from .. import audit
+from ..errors import PolicyError
+from ..member import Member
+from ..results import ChallengeStatus
+from ..storage import statements
+from ..storage.schema import backup_codes, challenges, members, trusted_devices
+from . import auditing, status
+from .runtime import Runtime
+
+
+def disable(rt: Runtime, member: Member, *, actor: str | None, force: bool, ip: str | None,
+            user_agent: str | None) -> None:
+    """:meth:`OtpPro.disable`."""
+    if status.requirement(rt, member).is_required and not force:
+        raise PolicyError("two-factor authentication is required for this member and cannot be disabled")
+    clear(rt, member, audit.DISABLED, actor=actor, ip=ip, user_agent=user_agent, disabled=True)
+
+
+def clear(rt: Runtime, member: Member, kind: str, *, actor: str | None, ip: str | None, user_agent: str | None,
+          disabled: bool) -> None:
+    """Remove the member's factor, backup codes, trusted devices, lock and unused challenges; audit it as ``kind``."""
+    now = rt.clock()
+    with auditing.transaction(rt, member) as (conn, events):
+        rt.ensure_member(conn, member.id)
+        state = rt.state(conn, member.id, for_update=True)
+        conn.execute(update(members).where(members.c.member_id == member.id).values(
+            channel=None, enrolled_at=None, totp_seed=None, totp_last_step=None, pending_channel=None,
+            pending_totp_seed=None, pending_expires_at=None, backup_salt=None, backup_key_id=None,
+            disabled_at=now if disabled else None, updated_at=now, **statements.FAILURES_CLEARED,
+        ))
+        conn.execute(delete(backup_codes).where(backup_codes.c.member_id == member.id))
+        revoked = conn.execute(update(trusted_devices).where(
+            trusted_devices.c.member_id == member.id, trusted_devices.c.revoked_at.is_(None)).values(revoked_at=now)
+        ).rowcount
+        conn.execute(update(challenges).where(
+            challenges.c.member_id == member.id, challenges.c.consumed_at.is_(None),
+            challenges.c.invalidated_at.is_(None)).values(
+                invalidated_at=now, message=None,  # a queued code is never sent after a reset
+                status=case((challenges.c.status == ChallengeStatus.QUEUED, ChallengeStatus.REPLACED),
+                            else_=challenges.c.status)))
+        auditing.record(rt, conn, events, kind, member.id, channel=state.channel if state else None, actor=actor,
+                        ip=ip, user_agent=user_agent, devices_revoked=revoked)
+
+
+def unlock(rt: Runtime, member: Member, *, actor: str | None) -> None:
+    """:meth:`OtpPro.unlock`."""
+    with auditing.transaction(rt, member) as (conn, events):
+        conn.execute(update(members).where(members.c.member_id == member.id).values(
+            updated_at=rt.clock(), **statements.FAILURES_CLEARED))
+        auditing.record(rt, conn, events, audit.UNLOCKED, member.id, actor=actor)
+
+
+def rotate_keys(rt: Runtime, *, actor: str | None) -> int:
+    """:meth:`OtpPro.rotate_keys`."""
+    count = 0
+    with auditing.transaction(rt) as (conn, events):
+        rows = conn.execute(select(members.c.member_id, members.c.totp_seed, members.c.pending_totp_seed).where(
+            or_(members.c.totp_seed.is_not(None), members.c.pending_totp_seed.is_not(None)))).all()
+        for row in rows:
+            conn.execute(update(members).where(members.c.member_id == row.member_id).values(
+                totp_seed=rt.keys.rotate(row.totp_seed) if row.totp_seed else None,
+                pending_totp_seed=rt.keys.rotate(row.pending_totp_seed) if row.pending_totp_seed else None))
+            count += 1
+        auditing.record(rt, conn, events, audit.KEYS_ROTATED, None, actor=actor, seeds=count)
+    return count

@@ -1,0 +1,131 @@
+"""What every operation shares: settings, clock, keys, plugins, providers, channels and the database.
+
+One :class:`Runtime` per :class:`~otp_pro.OtpPro`, built by
+:mod:`~otp_pro._engine.assembly` and read by every other module of the engine;
+the facade's public attributes (``otp.settings``, ``otp.db``...) are views of it.
+It also reads a member's row (:meth:`Runtime.state`), which almost every
+operation starts from.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from sqlalchemy import Connection
+
+from ..crypto import KeyRing
+from ..dispatch import Dispatcher, InlineDispatcher
+from ..plugins import PluginHost
+from ..settings import Settings
+from ..storage import statements
+from ..storage.db import Database
+from ..storage.schema import members
+from ..transports import Payload, ProviderConfig, Transport
+
+if TYPE_CHECKING:
+    from ..core import OtpPro
+
+
+def utcnow() -> datetime:
+    """The default clock: the current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class MemberState(Protocol):
+    """A member's row of ``otp_members``, as :meth:`Runtime.state` returns it (read-only)."""
+
+    member_id: str
+    channel: str | None
+    enrolled_at: datetime | None
+    disabled_at: datetime | None
+    required_since: datetime | None
+    failures: int
+    consecutive_failures: int
+    locked_until: datetime | None
+    totp_seed: str | None
+    totp_last_step: int | None
+    pending_channel: str | None
+    pending_totp_seed: str | None
+    pending_expires_at: datetime | None
+    backup_salt: str | None
+    backup_key_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelDef:
+    """A channel: a transport with a payload, or ``totp``."""
+
+    name: str
+    label: str
+    transport: Transport | None
+    payload: Payload | None
+
+
+class Runtime:
+    """The state one :class:`~otp_pro.OtpPro` holds, shared by the engine's operations.
+
+    ``otp`` is the facade: hooks and providers receive it. The providers, the
+    channels and the dispatcher are filled in by
+    :func:`~otp_pro._engine.assembly.start`, which opens the database last.
+    """
+
+    def __init__(self, otp: OtpPro, settings: Settings, clock: Callable[[], datetime], host: PluginHost) -> None:
+        self.otp = otp
+        self.settings = settings
+        self.clock = clock
+        self.keys = KeyRing(settings.all_secret_keys)
+        self.host = host
+        self.transports: dict[str, Transport] = {}
+        self.payloads: dict[str, Payload] = {}
+        #: Validated ``providers.<name>`` sections declared through ``otp_pro_register_settings``.
+        self.plugin_settings: dict[str, ProviderConfig] = {}
+        #: Until assembly starts the dispatcher the settings name.
+        self.dispatcher: Dispatcher = InlineDispatcher(otp)
+        self.channels: dict[str, ChannelDef] = {}
+        #: Per thread: the events being passed to listeners (:func:`~otp_pro._engine.auditing.emit`).
+        self.emitting = threading.local()
+        self._db: Database | None = None
+        self._insert_member: Any = None
+
+    @property
+    def db(self) -> Database:
+        """The database, once assembly has opened it (providers are started before it is)."""
+        if self._db is None:
+            raise RuntimeError("the database is opened after the providers start: use it from a send, not __init__")
+        return self._db
+
+    def open_database(self, db: Database) -> None:
+        self._db = db
+        # The two supported dialects' insert() return different classes with the same on_conflict_do_nothing().
+        dialect_insert: Any
+        if db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        self._insert_member = dialect_insert(members).on_conflict_do_nothing(index_elements=["member_id"])
+
+    def state(self, conn: Connection, member_id: str, *, for_update: bool = False) -> MemberState | None:
+        """The member's row (locked on PostgreSQL with ``for_update``), or None before the member's first write."""
+        query = statements.STATE_FOR_UPDATE if for_update and self.db.is_postgresql else statements.STATE
+        return cast("MemberState | None", self.db.run(conn, query, {"b_member": member_id}).first())
+
+    def ensure_member(self, conn: Connection, member_id: str) -> None:
+        """Insert the member's row if it is missing (rows of ``otp_members`` are never deleted)."""
+        now = self.clock()
+        conn.execute(self._insert_member, {"member_id": member_id, "created_at": now, "updated_at": now,
+                                           "failures": 0, "consecutive_failures": 0})
+
+    @property
+    def registered_channels(self) -> tuple[str, ...]:
+        """Channels offered site-wide when ``channels`` is not set (see :attr:`OtpPro.registered_channels`)."""
+        return tuple(
+            name
+            for name, c in self.channels.items()
+            if c.transport is None or (c.transport.offered_by_default and c.transport.configured)
+        )

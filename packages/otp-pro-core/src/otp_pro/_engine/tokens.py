@@ -1,0 +1,76 @@
+"""Clicked tokens (magic links): the token names its member, is consumed once, and may finish a setup."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from .. import audit
+from ..results import Purpose, Reason, VerifyResult
+from ..storage import statements
+from ..storage.schema import challenges, members
+from . import auditing, enrolment, lockout
+from .runtime import Runtime
+
+#: Longer tokens are refused unread.
+MAX_TOKEN = 512
+
+
+def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | None, ip: str | None,
+                 user_agent: str | None) -> VerifyResult:
+    """:meth:`OtpPro.verify_token`."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN or not token.isascii():
+        return VerifyResult(False, reason=Reason.MALFORMED)
+    now = rt.clock()
+    hashes = rt.keys.hashes("challenge", token)
+    with rt.db.read() as conn:
+        row = conn.execute(select(challenges).where(
+            challenges.c.secret_hash.in_(hashes), challenges.c.payload == payload,
+        ).order_by(challenges.c.id.desc()).limit(1)).first()
+        state = rt.state(conn, row.member_id) if row is not None else None
+    if row is None:
+        with auditing.transaction(rt) as (conn, events):
+            auditing.record(rt, conn, events, audit.VERIFY_FAILED, None, outcome=audit.FAILED, ip=ip,
+                            user_agent=user_agent, reason=Reason.UNKNOWN, payload=payload)
+        return VerifyResult(False, reason=Reason.UNKNOWN)
+    member_id = row.member_id
+    locked = lockout.locked_until(state, now)
+    if locked is not None:
+        return VerifyResult(False, reason=Reason.LOCKED, attempts_remaining=0, locked_until=locked,
+                            member_id=member_id)
+    bound_ok = row.binding_hash is None or (
+        binding is not None and row.binding_hash in rt.keys.hashes("binding", binding))
+    with auditing.transaction(rt) as (conn, events):
+        won = bound_ok and conn.execute(update(challenges).where(
+            challenges.c.id == row.id, statements.VERIFIABLE, challenges.c.consumed_at.is_(None),
+            challenges.c.invalidated_at.is_(None), challenges.c.expires_at > now,
+        ).values(consumed_at=now)).rowcount == 1
+        if not won:
+            if not bound_ok:
+                reason = Reason.WRONG_BROWSER
+            elif row.consumed_at is not None:
+                reason = Reason.USED
+            elif row.invalidated_at is not None:
+                reason = Reason.REPLACED
+            elif row.expires_at <= now:
+                reason = Reason.EXPIRED
+            else:
+                reason = Reason.USED  # consumed by a concurrent click a moment ago
+            failed = lockout.record_failure(rt, conn, events, member_id, now, channel=row.channel, ip=ip,
+                                            user_agent=user_agent, reason=reason,
+                                            setup=row.purpose == Purpose.SETUP)
+            result = VerifyResult(False, reason=failed.reason if failed.reason == Reason.LOCKED else reason,
+                                  attempts_remaining=failed.attempts_remaining, locked_until=failed.locked_until,
+                                  channel=row.channel, member_id=member_id, purpose=row.purpose)
+        elif row.purpose == Purpose.SETUP:
+            codes = enrolment.enrol(rt, conn, events, member_id, row.channel, now, ip=ip, user_agent=user_agent)
+            result = VerifyResult(True, method=payload, channel=row.channel, member_id=member_id,
+                                  purpose=Purpose.SETUP, backup_codes=tuple(codes),
+                                  attempts_remaining=rt.settings.max_attempts)
+        else:
+            conn.execute(update(members).where(members.c.member_id == member_id).values(
+                **statements.FAILURES_CLEARED))
+            auditing.record(rt, conn, events, audit.VERIFY_OK, member_id, outcome=audit.OK, channel=row.channel,
+                            ip=ip, user_agent=user_agent, method=payload)
+            result = VerifyResult(True, method=payload, channel=row.channel, member_id=member_id,
+                                  purpose=Purpose.VERIFY, attempts_remaining=rt.settings.max_attempts)
+    return result

@@ -1,0 +1,227 @@
+"""Checking what a member typed: a one-time code, an authenticator (TOTP) code or a backup code.
+
+A code is accepted once: its challenge is consumed by one conditional UPDATE
+whose row count decides (:func:`consume_challenge`), a TOTP step only moves
+forward (``last_step < matched_step``), a backup code is marked used the same
+way. A failure of any kind counts toward the member's lock
+(:func:`~otp_pro._engine.lockout.record_failure`) in the transaction that tried
+the code. On PostgreSQL a right code on a clean record is accepted by one
+statement in autocommit with its audit row (:func:`_verify_once`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, select
+
+from .. import audit, totp
+from ..audit import AuditEvent
+from ..codes import normalize_code
+from ..member import Member
+from ..results import Method, Purpose, Reason, VerifyResult
+from ..storage import statements
+from ..storage.schema import challenges
+from ..transports import TOTP
+from . import auditing, backup_codes, lockout
+from .runtime import Runtime
+
+
+def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_agent: str | None) -> VerifyResult:
+    """:meth:`OtpPro.verify`."""
+    normalized = normalize_code(code)
+    if normalized is None:
+        return VerifyResult(False, reason=Reason.MALFORMED)
+    now = rt.clock()
+    code_payloads = [name for name, p in rt.payloads.items() if p.entered_as_code]
+    cfg = rt.settings.totp
+    postgresql = rt.db.is_postgresql
+    totp_step: int | None = None
+    backup_id: int | None = None
+    backup_unused = 0
+    digits = normalized.isdigit()
+    is_code = digits and len(normalized) == rt.settings.code_length
+    state: Any = None
+    if digits and postgresql:
+        accepted = _verify_once(rt, member, normalized, now, is_code, code_payloads, ip, user_agent)
+        if accepted is not None:
+            return accepted
+    if not digits:
+        # A backup code's KDF runs before the write transaction, which on SQLite holds the
+        # database's write lock; a code of digits is checked in one transaction (matching is cheap).
+        with rt.db.read() as conn:
+            state = rt.state(conn, member.id)
+        refusal = lockout.verify_refusal(state, now)
+        if refusal is not None:
+            return refusal
+        if state.backup_salt is not None:
+            backup_id, backup_unused = backup_codes.match(rt, state, normalized)
+    with auditing.transaction(rt, member) as (conn, events):
+        if digits:
+            state = rt.state(conn, member.id)
+            refusal = lockout.verify_refusal(state, now)
+            if refusal is not None:
+                return refusal
+            if state.totp_seed is not None and len(normalized) == cfg.digits:
+                totp_step = totp.match(rt.keys.decrypt(state.totp_seed), normalized, now, cfg,
+                                       after_step=state.totp_last_step)
+        method: str | None = None
+        channel: str | None = None
+        remaining: int | None = None
+        # On PostgreSQL the verify_ok row of a TOTP or one-time code is written by the statement
+        # that accepts the code (see statements.audited); written_ok then says it is done.
+        events_before = len(events)
+        # A matched TOTP step is tried first: the member's pending challenges are then left alone
+        # (one statement moves the step and resets the failure counters).
+        if totp_step is not None:
+            step_params = {"b_member": member.id, "b_step": totp_step}
+            if postgresql:
+                if accept_audited(rt, conn, statements.TOTP_STEP_RESET_RETURNING, step_params, events,
+                                  ok_event(rt, member.id, TOTP, Method.TOTP, ip, user_agent)) is not None:
+                    method, channel = Method.TOTP, TOTP
+            elif rt.db.run(conn, statements.TOTP_STEP_RESET, step_params).rowcount == 1:
+                method, channel = Method.TOTP, TOTP
+        if method is None and is_code:
+            channel = consume_challenge(
+                rt, conn, member.id, normalized, Purpose.VERIFY, now, payloads=code_payloads,
+                accepted=(events, ok_event(rt, member.id, None, Method.CODE, ip, user_agent)) if postgresql else None)
+            if channel is not None:
+                method = Method.CODE
+        written_ok = len(events) > events_before
+        if method is None and backup_id is not None and backup_codes.use(conn, backup_id, now):
+            method, remaining = Method.BACKUP_CODE, backup_unused - 1
+        if method is None:
+            reason = Reason.INVALID
+            if is_code and _expired_match(rt, conn, member.id, normalized, now):
+                reason = Reason.EXPIRED
+            result = lockout.record_failure(rt, conn, events, member.id, now, channel=state.channel, ip=ip,
+                                            user_agent=user_agent, reason=reason)
+        else:
+            # Read in this transaction, the state says whether there is anything to reset;
+            # a backup code's state was read before the transaction, so it always resets.
+            if method != Method.TOTP and (not digits or state.failures or state.consecutive_failures
+                                          or state.locked_until is not None):
+                rt.db.run(conn, statements.RESET_FAILURES, {"b_member": member.id})
+            if method == Method.BACKUP_CODE:
+                auditing.record(rt, conn, events, audit.BACKUP_CODE_USED, member.id, outcome=audit.OK, ip=ip,
+                                user_agent=user_agent, remaining=remaining)
+            if not written_ok:
+                auditing.record(rt, conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK,
+                                channel=channel or state.channel, ip=ip, user_agent=user_agent, method=method)
+            result = VerifyResult(True, method=method, channel=channel or state.channel,
+                                  attempts_remaining=rt.settings.max_attempts, backup_codes_remaining=remaining)
+    return result
+
+
+def _verify_once(rt: Runtime, member: Member, normalized: str, now: datetime, is_code: bool,
+                 code_payloads: Sequence[str], ip: str | None, user_agent: str | None) -> VerifyResult | None:
+    """PostgreSQL: accept a right code in one or two round trips, or answer None to let the transaction decide.
+
+    A one-time code is tried by one statement in autocommit, which is its own
+    transaction (:func:`~otp_pro.storage.statements.state_and_consume`): for a member
+    with a clean record it consumes the code and inserts the ``verify_ok`` row, and it
+    returns the member's state either way. Otherwise the state is read in autocommit.
+    A matching TOTP step is then accepted by one more statement, on condition that the
+    state read still holds (enrolled, not locked, the same seed). Anything else (a
+    refusal, a wrong or replayed code, failure counters to reset) is left to
+    :func:`verify`'s transaction, which reads again and records what happened; a
+    refusal read here is returned as the transaction would return it.
+    """
+    events: list[AuditEvent] = []
+    state: Any
+    if is_code:
+        accepted = ok_event(rt, member.id, None, Method.CODE, ip, user_agent)
+        params, hashes = consume_params(rt, member.id, normalized, Purpose.VERIFY, now, payloads=code_payloads)
+        with rt.db.write_once() as conn:
+            state = rt.db.run(conn, statements.state_and_consume(hashes, len(code_payloads)),
+                              {**params, **audit.params(accepted)}).first()
+        if state is not None and state.ok_id is not None:
+            auditing.emit(rt, [AuditEvent(**{**accepted.__dict__, "id": state.ok_id, "channel": state.ok_channel})],
+                          member)
+            return VerifyResult(True, method=Method.CODE, channel=state.ok_channel,
+                                attempts_remaining=rt.settings.max_attempts)
+    else:
+        with rt.db.read_once() as conn:
+            state = rt.state(conn, member.id)
+    refusal = lockout.verify_refusal(state, now)
+    if refusal is not None or state.failures or state.consecutive_failures or state.locked_until is not None:
+        return refusal
+    cfg = rt.settings.totp
+    if state.totp_seed is not None and len(normalized) == cfg.digits:
+        step = totp.match(rt.keys.decrypt(state.totp_seed), normalized, now, cfg, after_step=state.totp_last_step)
+        if step is not None:
+            with rt.db.write_once() as conn:
+                won = accept_audited(
+                    rt, conn, statements.TOTP_STEP_ONCE, {"b_member": member.id, "b_step": step,
+                                                          "b_seed": state.totp_seed, "b_now": now},
+                    events, ok_event(rt, member.id, TOTP, Method.TOTP, ip, user_agent))
+            if won is None:
+                return None
+            auditing.emit(rt, events, member)
+            return VerifyResult(True, method=Method.TOTP, channel=TOTP, attempts_remaining=rt.settings.max_attempts)
+    # A wrong, expired or replayed code, an authenticator member's wrong code or emailed
+    # fallback code: the transaction tries the code and records the failure (one write, not two).
+    return None
+
+
+def consume_challenge(rt: Runtime, conn: Connection, member_id: str, secret: str, purpose: str, now: datetime, *,
+                      channel: str | None = None, payloads: Sequence[str] | None = None,
+                      accepted: tuple[list[AuditEvent], AuditEvent] | None = None) -> str | None:
+    """Consume a live challenge matching ``secret``: one conditional UPDATE; its row count decides.
+
+    Returns the consumed challenge's channel, or None. With ``accepted`` (``events``
+    and the event to write on success; PostgreSQL only) the audit row is inserted by
+    the same statement and appended to ``events``.
+    """
+    params, hashes = consume_params(rt, member_id, secret, purpose, now, channel=channel, payloads=payloads)
+    statement = statements.consume(channel is not None, hashes, None if payloads is None else len(payloads))
+    if accepted is not None:
+        return accept_audited(rt, conn, statement, params, *accepted)
+    row = rt.db.run(conn, statement, params).first()
+    return row[0] if row is not None else None
+
+
+def consume_params(rt: Runtime, member_id: str, secret: str, purpose: str, now: datetime, *,
+                   channel: str | None = None, payloads: Sequence[str] | None = None) -> tuple[dict[str, Any], int]:
+    """The binds of :func:`~otp_pro.storage.statements.consume` for ``secret``, and how many key hashes they hold."""
+    hashes = rt.keys.hashes("challenge", secret)
+    params: dict[str, Any] = {"b_member": member_id, "b_purpose": purpose, "b_now": now}
+    params.update((f"b_hash{i}", value) for i, value in enumerate(hashes))
+    if channel is not None:
+        params["b_channel"] = channel
+    if payloads is not None:
+        params.update((f"b_payload{i}", name) for i, name in enumerate(payloads))
+    return params, len(hashes)
+
+
+def accept_audited(rt: Runtime, conn: Connection, statement: Any, params: dict[str, Any],
+                   events: list[AuditEvent], event: AuditEvent) -> str | None:
+    """PostgreSQL: run ``statement`` with ``event``'s audit row (:func:`~otp_pro.storage.statements.audited`);
+    the audit row's channel, or None when the statement changed nothing."""
+    row = rt.db.run(conn, statements.audited(statement), {**params, **audit.params(event)}).first()
+    if row is None:
+        return None
+    events.append(AuditEvent(**{**event.__dict__, "id": row[0], "channel": row[1]}))
+    return cast("str | None", row[1])
+
+
+def ok_event(rt: Runtime, member_id: str, channel: str | None, method: str, ip: str | None,
+             user_agent: str | None) -> AuditEvent:
+    """The ``verify_ok`` event that :func:`accept_audited` writes with the accepting statement."""
+    return AuditEvent(kind=audit.VERIFY_OK, at=rt.clock(), outcome=audit.OK, member_id=member_id, channel=channel,
+                      ip=ip, user_agent=user_agent, details={"method": method})
+
+
+def _expired_match(rt: Runtime, conn: Connection, member_id: str, code: str, now: datetime) -> bool:
+    """Whether ``code`` is an unused code of the member's that expired (a refusal then says so)."""
+    return conn.execute(
+        select(challenges.c.id).where(
+            challenges.c.member_id == member_id,
+            challenges.c.secret_hash.in_(rt.keys.hashes("challenge", code)),
+            challenges.c.consumed_at.is_(None),
+            challenges.c.expires_at <= now,
+        ).limit(1)
+    ).first() is not None
+
