@@ -39,6 +39,9 @@ from .texts import SIGN_IN_FIRST_TEXT, cooldown_text, locked_text
 if TYPE_CHECKING:
     from .extension import OtpProFlask
 
+#: The HTTP status of a refused sign-in link, by refusal reason (410 Gone for the others: expired, used, replaced).
+LINK_REFUSAL_STATUS = {"locked": 429, "wrong_browser": 403, "unknown": 404}
+
 
 def page(template: str, http_status: int = 200, /, **context: Any) -> Response:
     """``template`` rendered with ``context``, answered with ``http_status``."""
@@ -148,7 +151,7 @@ def magic_link(ext: OtpProFlask) -> Response:
     result = core.verify_token("magic_link", token, binding=binding, **state.client())
     if not result.ok:
         outcome = refuse(core, result)
-        code = {"locked": 429, "wrong_browser": 403, "unknown": 404}.get(result.reason or "", 410)
+        code = LINK_REFUSAL_STATUS.get(result.reason or "", 410)
         return _message(code, "This sign-in link cannot be used", outcome.message, ext.login_url)
     member = ext.current_member()
     if member is None or member.id != result.member_id:
