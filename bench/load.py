@@ -143,7 +143,7 @@ def prepare(config: dict[str, Any], members: int, sink: Sink) -> list[str]:
     try:
         emails = [f"load{i:05d}@load.test" for i in range(members)]
         accounts = site.store.add_members(((e, f"Load {i}") for i, e in enumerate(emails)), PASSWORD, ("member",))
-        clock = site.otp._demo_clock  # type: ignore[attr-defined]
+        clock = site.clock
         clock.offset = timedelta(minutes=10)
         def enrol(member: Any) -> None:
             assert member.email is not None

@@ -1,0 +1,105 @@
+"""The extension's JSON API for AJAX pages: status, send, delivery and verify (under ``<url_prefix>/api/``).
+
+Every answer is a JSON object with ``ok`` and, on a refusal, ``error`` (a short
+word) and ``message`` (for the member); a POST carries the CSRF token in the
+``X-CSRF-Token`` header.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import jsonify, make_response, request
+from werkzeug.wrappers import Response
+
+from ...errors import OtpProError
+from . import state
+from .outcome import lock_minutes
+from .security import secure
+from .texts import SIGN_IN_FIRST_TEXT
+
+if TYPE_CHECKING:
+    from .extension import OtpProFlask
+
+log = logging.getLogger("otp_pro.web")
+
+NOT_AN_OBJECT: Mapping[str, Any] = {"ok": False, "error": "bad_request", "message": "Send a JSON object."}
+
+
+def _json(data: Mapping[str, Any], status: int = 200) -> Response:
+    return secure(make_response(jsonify(dict(data)), status))
+
+
+def _json_body() -> Mapping[str, Any] | None:
+    data = request.get_json(silent=True)
+    return data if isinstance(data, Mapping) else None
+
+
+def status(ext: OtpProFlask) -> Response:
+    """``GET``: where this session stands (for AJAX pages), with the CSRF token to send back."""
+    member_status = ext.status()
+    base: dict[str, Any] = {"csrf_token": ext.csrf_token(), "signed_in": member_status is not None}
+    if member_status is None:
+        return _json(base)
+    sent = ext.verify_context_sent() or {}
+    base.update(
+        verified=ext.is_verified(), verification_needed=member_status.verification_needed,
+        must_setup=member_status.must_setup, in_grace=member_status.in_grace, channel=member_status.channel,
+        recipient_hint=sent.get("hint"), sent_channel=sent.get("channel"), resend_in=ext.resend_in(),
+        locked_minutes=lock_minutes(member_status.locked_until, ext.core.clock()),
+        next=state.next_url(ext.home_url),
+    )
+    return _json(base)
+
+
+def send(ext: OtpProFlask) -> Response:
+    """``POST`` ``{"channel": optional}``: send a code; ``{"ok", "message", "retry_after"}``."""
+    data = _json_body()
+    if data is None:
+        return _json(NOT_AN_OBJECT, 400)
+    channel = data.get("channel")
+    if channel is not None and not isinstance(channel, str):
+        return _json({"ok": False, "error": "bad_request", "message": "channel must be a string."}, 400)
+    outcome = ext.send_code(channel or None)
+    payload = outcome.as_json()
+    if outcome.ok:
+        sent = ext.verify_context_sent() or {}
+        payload.update(recipient_hint=sent.get("hint"), channel=sent.get("channel"))
+    return _json(payload, outcome.status)
+
+
+def delivery(ext: OtpProFlask) -> Response:
+    """``GET``: the delivery of this login's last code, polled by the verify page.
+
+    ``{"ok": true, "status": "sending"|"sent"|"failed"|"replaced", "done", "message", "error_code",
+    "fallback": [{"channel", "label"}]}``; ``{"ok": false, "error": "signed_out"|"nothing_sent"}`` otherwise.
+    """
+    if ext.current_member() is None:
+        return _json({"ok": False, "error": "signed_out", "message": SIGN_IN_FIRST_TEXT}, 401)
+    try:
+        found = ext.delivery()
+    except OtpProError:  # a database hiccup: the page keeps polling
+        log.warning("otp-pro delivery status could not be read")
+        return _json({"ok": False, "error": "unavailable", "message": "Try again in a moment."}, 503)
+    if found is None:
+        return _json({"ok": False, "error": "nothing_sent", "message": "No code was sent yet."}, 404)
+    return _json({"ok": True, **found})
+
+
+def verify(ext: OtpProFlask) -> Response:
+    """``POST`` ``{"code": "...", "trust_device": false}``: ``{"ok": true, "location"}`` or the refusal."""
+    data = _json_body()
+    if data is None:
+        return _json(NOT_AN_OBJECT, 400)
+    code = data.get("code")
+    if not isinstance(code, str):
+        return _json({"ok": False, "error": "empty", "message": "Enter the code you received."}, 400)
+    if ext.current_member() is not None and ext.is_verified():
+        return _json({"ok": True, "message": "Already verified.", "location": state.next_url(ext.home_url)})
+    outcome, token = ext.verify_code(code, trust_device=data.get("trust_device") is True)
+    response = _json(outcome.as_json(), outcome.status)
+    if token:
+        ext.set_device_cookie(response, token)
+    return response

@@ -1,0 +1,145 @@
+"""Sending and checking the signed-in member's codes: the operations the pages, the JSON API and a site's own
+login pages share (through :class:`~otp_pro.web.flask.OtpProFlask`'s ``send_code``, ``verify_code`` and
+``delivery``)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from flask import flash, session
+
+from ...core import OtpPro
+from ...errors import ChannelUnavailable, DeliveryError, LockedOut, NotEnrolled, PolicyError, ThrottledError
+from ...member import Member
+from ...results import Challenge, VerifyResult
+from . import state
+from .outcome import Outcome, lock_minutes, refusal
+from .state import K_ATTEMPTS, K_SENT, MAX_FIELD
+from .texts import (
+    DELIVERY_TEXT,
+    EMPTY_CODE_TEXT,
+    NO_SUCH_CHANNEL_TEXT,
+    SIGN_IN_EXPIRED_TEXT,
+    SIGN_IN_FIRST_TEXT,
+    VERIFIED_TEXT,
+    backup_code_used_text,
+    channel_refused_text,
+    cooldown_text,
+    delivery_failed_text,
+    hourly_cap_text,
+    locked_text,
+    sent_text,
+)
+
+if TYPE_CHECKING:
+    from .extension import OtpProFlask
+
+
+def send_code(ext: OtpProFlask, channel: str | None = None) -> Outcome:
+    """Send a code (or link) to the signed-in member; where it went is kept in the session for the pages."""
+    member = ext.current_member()
+    if member is None:
+        return Outcome(False, SIGN_IN_FIRST_TEXT, 401, error="signed_out")
+    core = ext.core
+    if channel is not None and (channel not in core.channels or len(channel) > 100):
+        return Outcome(False, NO_SUCH_CHANNEL_TEXT, 400, error="channel")
+    try:
+        challenge: Challenge = core.send_challenge(member, channel=channel or None, binding=state.binding(),
+                                                   **state.client())
+    except ThrottledError as exc:
+        text = cooldown_text(exc.retry_after) if exc.limit == "cooldown" else hourly_cap_text(exc.retry_after)
+        return Outcome(False, text, 429, error="throttled", retry_after=exc.retry_after)
+    except LockedOut as exc:
+        minutes = lock_minutes(exc.locked_until, core.clock())
+        return Outcome(False, locked_text(minutes), 429, error="locked", locked_minutes=minutes)
+    except (ChannelUnavailable, NotEnrolled, PolicyError) as exc:
+        reason = getattr(exc, "reason", None)
+        return Outcome(False, channel_refused_text(reason or exc), 400, error="channel")
+    except DeliveryError as exc:
+        return _delivery_failed(ext, member, exc, channel)
+    label = core.channels[challenge.channel].label
+    session[K_SENT] = {"at": time.time(), "hint": challenge.recipient_hint, "channel": challenge.channel,
+                       "label": label, "challenge": challenge.id}
+    what = "a sign-in link" if challenge.channel.endswith(":magic_link") else "a code"
+    queued = challenge.status == "queued"
+    return Outcome(True, sent_text(what, label, challenge.recipient_hint, queued=queued),
+                   retry_after=core.settings.resend_cooldown_seconds, delivery="queued" if queued else "sent")
+
+
+def fallback_options(core: OtpPro, member: Member, failed_channel: str | None) -> tuple[dict[str, str], ...]:
+    """The member's other channels after a failed send on ``failed_channel``, in policy order."""
+    return tuple({"channel": name, "label": core.channels[name].label}
+                 for name in core.fallback_channels(member, failed_channel))
+
+
+def _delivery_failed(ext: OtpProFlask, member: Member, exc: DeliveryError, channel: str | None) -> Outcome:
+    """The send failed: remember it for the verify page and offer the member's other channels."""
+    core = ext.core
+    status = ext.status()
+    failed = channel or (status.channel if status is not None else None) or ""
+    label = core.channels[failed].label if failed in core.channels else "this method"
+    session[K_SENT] = {"at": 0, "hint": None, "channel": failed, "label": label,
+                       "challenge": exc.challenge_id, "failed": True}
+    options = fallback_options(core, member, failed)
+    return Outcome(False, delivery_failed_text(label, [o["label"] for o in options]), 502, error="delivery",
+                   fallback=options)
+
+
+def refuse(core: OtpPro, result: VerifyResult) -> Outcome:
+    """The outcome of a refused code; the attempts left before a lockout are kept for the verify page."""
+    outcome = refusal(result, core.clock)
+    if result.reason != "locked" and result.attempts_remaining is not None:
+        session[K_ATTEMPTS] = result.attempts_remaining
+    return outcome
+
+
+def verify_code(ext: OtpProFlask, code: object, *, trust_device: bool = False) -> tuple[Outcome, str | None]:
+    """Check what the member typed; on success the session is verified (and rotated).
+
+    Returns the outcome and, when ``trust_device`` was asked and allowed, the
+    trusted-device token to set as a cookie.
+    """
+    member = ext.current_member()
+    if member is None:
+        return Outcome(False, SIGN_IN_EXPIRED_TEXT, 401, error="signed_out"), None
+    if not isinstance(code, str) or not code.strip():
+        return Outcome(False, EMPTY_CODE_TEXT, 400, error="empty"), None
+    core = ext.core
+    result = core.verify(member, code[:MAX_FIELD], **state.client())
+    if not result.ok:
+        return refuse(core, result), None
+    state.mark_verified()
+    token = None
+    if trust_device and core.settings.trusted_device_days > 0:
+        token = core.trust_device(member, label=state.device_label(), **state.client())
+    message = VERIFIED_TEXT
+    if result.method == "backup_code" and result.backup_codes_remaining is not None:
+        message = backup_code_used_text(result.backup_codes_remaining)
+        flash(message, "info")
+    return Outcome(True, message, 200, result, location=state.next_url(ext.home_url)), token
+
+
+def delivery(ext: OtpProFlask) -> dict[str, Any] | None:
+    """The delivery of this login's last code (see :meth:`OtpProFlask.delivery`), or None before any send."""
+    member = ext.current_member()
+    sent = ext.verify_context_sent()
+    if member is None or sent is None:
+        return None
+    core = ext.core
+    challenge_id = sent.get("challenge")
+    found = core.delivery_status(member, challenge_id) if isinstance(challenge_id, int) else None
+    error_code: str | None
+    if found is None:
+        if not sent.get("failed"):
+            return None
+        state_name, error_code, done = "failed", "delivery", True
+        fallback = fallback_options(core, member, str(sent.get("channel") or ""))
+    else:
+        state_name = "sending" if found.status in ("queued", "sending") else found.status
+        error_code, done = found.error_code, found.done
+        fallback = tuple({"channel": name, "label": core.channels[name].label} for name in found.fallback_channels)
+    label = str(sent.get("label") or "")
+    message = DELIVERY_TEXT.get(state_name, "").format(label=label, hint=sent.get("hint"))
+    return {"status": state_name, "label": label, "hint": sent.get("hint"), "error_code": error_code, "done": done,
+            "message": message, "fallback": [dict(item) for item in fallback]}

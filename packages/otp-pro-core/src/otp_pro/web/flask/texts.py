@@ -1,0 +1,91 @@
+"""The texts the extension shows to members about codes: refusals, lockouts, throttling, deliveries, failures.
+
+The wording a member reads after an operation lives here, apart from the views
+that show it, so the pages, the JSON API and a site's own login pages say the
+same thing.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Why a code or a sign-in link was refused, keyed by :attr:`otp_pro.VerifyResult.reason`.
+REASON_TEXT = {
+    "invalid": "That code is not correct.",
+    "expired": "That code has expired: ask for a new one.",
+    "malformed": "Enter the code as digits (or a backup code as letters and digits).",
+    "not_enrolled": "Two-step verification is not set up for this account.",
+    "unknown": "This sign-in link is not valid: it may come from an old message. Ask for a new one.",
+    "used": "This sign-in link was already used. Each link works once.",
+    "replaced": "A newer sign-in link was sent: only the newest one works.",
+    "wrong_browser": "Open the link in the browser you are signing in with.",
+}
+#: A refusal whose reason has no text in :data:`REASON_TEXT`.
+OTHER_REASON_TEXT = "That code cannot be used."
+
+#: The delivery of a login's last code, keyed by its state (``{label}``: the channel, ``{hint}``: the masked recipient).
+DELIVERY_TEXT = {
+    "sending": "Sending your code by {label}...",
+    "sent": "Sent by {label} to {hint}.",
+    "failed": "The code could not be sent by {label}: try another method.",
+    "replaced": "A newer code was asked for: use the newest one.",
+}
+
+#: Shown (HTTP 503) when the database failed during a request; the operation was rolled back.
+STORAGE_FAILED_TEXT = ("Something went wrong on our side and nothing was changed (a code you entered is still "
+                       "unused). Try again in a moment.")
+#: Shown (HTTP 400) for a POST without the session's CSRF token.
+CSRF_FAILED_TEXT = "This form has expired or did not come from this site. Reload the page and try again."
+
+SIGN_IN_FIRST_TEXT = "Sign in first."
+SIGN_IN_EXPIRED_TEXT = "Your sign-in has expired: sign in again."
+EMPTY_CODE_TEXT = "Enter the code you received (or a backup code)."
+NO_SUCH_CHANNEL_TEXT = "That delivery channel is not available."
+VERIFIED_TEXT = "Verified."
+
+
+def locked_text(minutes: int | None) -> str:
+    """The lockout message for ``minutes`` left (from :func:`~otp_pro.web.flask.lock_minutes`; -1: hard lock)."""
+    if minutes == -1:
+        return "Sign-in is blocked after too many failed attempts. Contact support to unlock your account."
+    return f"Too many failed attempts. Try again in {minutes or 1} minute{'s' if minutes != 1 else ''}."
+
+
+def cooldown_text(retry_after: int) -> str:
+    """Another code was asked for before the resend cooldown ran out."""
+    return f"Please wait {retry_after} seconds before asking for another code."
+
+
+def hourly_cap_text(retry_after: int) -> str:
+    """The hourly cap on codes sent (per member or per recipient) is reached."""
+    return f"Too many codes were sent recently. Try again in {max(1, math.ceil(retry_after / 60))} minutes."
+
+
+def attempts_left_text(left: int) -> str:
+    """Appended to a refusal while the member still has attempts before a lockout."""
+    return f" {left} attempt{'s' if left != 1 else ''} left before a lockout."
+
+
+def channel_refused_text(reason: object) -> str:
+    """The member's channel cannot be used now (not enrolled, unavailable, not allowed by policy)."""
+    return f"That delivery channel cannot be used: {reason}."
+
+
+def backup_code_used_text(remaining: int) -> str:
+    """Signed in with a backup code; ``remaining`` are left."""
+    return f"Signed in with a backup code. {remaining} backup codes left."
+
+
+def sent_text(what: str, label: str, hint: str | None, *, queued: bool) -> str:
+    """A code or link (``what``) was handed to the channel ``label`` (``queued``: to a task queue)."""
+    if queued:
+        return f"Sending {what} by {label} to {hint}..."
+    return f"We sent {what} by {label} to {hint}."
+
+
+def delivery_failed_text(label: str, fallback_labels: list[str]) -> str:
+    """A send failed on ``label``; ``fallback_labels`` are the member's other channels, in policy order."""
+    text = f"The code could not be sent by {label}."
+    if fallback_labels:
+        return text + " Try another method: " + ", ".join(fallback_labels) + "."
+    return text + " Try again in a moment, or use a backup code."
