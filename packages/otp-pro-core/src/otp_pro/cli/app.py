@@ -13,7 +13,6 @@ import traceback
 
 import click
 
-from ..cli_plugins import PluginCommandGroup
 from ..errors import ConfigurationError, OtpProError, StorageError
 from .audit import audit_group
 from .common import CONFIG_ENV, DEFAULT_CONFIG, echo_error
@@ -24,6 +23,7 @@ from .init import init
 from .keys import keys
 from .members import members
 from .new_transport import new_transport
+from .plugin_commands import PluginCommandGroup
 from .providers import providers
 from .stats import stats_command
 from .templates import templates_group
