@@ -707,8 +707,7 @@ class MoreCommands(Plugin):
 def test_hook_otp_pro_cli_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from otp_pro.cli import cli
-    from otp_pro.cli_plugins import discover
+    from otp_pro.cli import cli, discover
 
     monkeypatch.delenv(DISABLE_ENV, raising=False)
     plugins = [Commands("acme_cmds"), MoreCommands("acme_more")]

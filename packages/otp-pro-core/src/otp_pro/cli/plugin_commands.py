@@ -14,15 +14,14 @@ commands keep working.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-CONFIG_ENV = "OTP_PRO_CONFIG"
-DEFAULT_CONFIG = "otp-pro.toml"
+from .common import config_path
+
 _META_KEY = "otp_pro.plugin_commands"
 
 
@@ -37,7 +36,7 @@ class PluginCommands:
 
 def _disabled_in(path: Path) -> tuple[str, ...]:
     """``disable_plugins`` of the settings file, read without validating the rest (help must work on a bad file)."""
-    from .settings import tomllib
+    from ..settings import tomllib
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -49,10 +48,10 @@ def _disabled_in(path: Path) -> tuple[str, ...]:
 
 def discover(core: Iterable[str], *, config: str | None = None, extra: Iterable[object] = ()) -> PluginCommands:
     """Ask every enabled plugin for its commands; refuse names of ``core`` commands and repeats."""
-    from .hookcall import describe_error
-    from .plugins import PluginHost, Registry
+    from ..hookcall import describe_error
+    from ..plugins import PluginHost, Registry
 
-    path = Path(config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    path = config_path(config)
     found = PluginCommands()
     # PluginHost logs load failures; here they become this command's own warning lines instead.
     logger = logging.getLogger("otp_pro.plugins")

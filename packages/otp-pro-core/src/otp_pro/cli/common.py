@@ -1,0 +1,108 @@
+"""What the command modules share: the error they raise, loading the settings and the ``OtpPro``, events as text.
+
+Importing it stays cheap: the core (and with it SQLAlchemy) is imported inside :func:`load_otp`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..settings import Settings
+
+#: The environment variable naming the settings file, and the file used without it or ``--config``.
+CONFIG_ENV = "OTP_PRO_CONFIG"
+DEFAULT_CONFIG = "otp-pro.toml"
+
+
+class CliError(click.ClickException):
+    """A command's refusal or failure: one line on standard error, exit code 2 unless given."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            vars(self)["exit_code"] = exit_code  # click types exit_code as a class variable
+
+    def show(self, file: Any = None) -> None:
+        echo_error(self.format_message())
+
+
+def echo_error(text: str) -> None:
+    """The one line of an error on standard error; the prefix is red on a terminal only (click strips styles)."""
+    # Errors quote what the operator typed (a path, an argument): a newline there would break the one line,
+    # an escape sequence would reach the terminal. Both are shown escaped, as repr() writes them.
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    click.echo(click.style("otp-pro:", fg="red", bold=True) + " " + text, err=True)
+
+
+def config_path(config: str | None) -> Path:
+    """The settings file: ``--config``, else ``$OTP_PRO_CONFIG``, else ``./otp-pro.toml``."""
+    return Path(config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_settings(ctx: click.Context) -> Settings:
+    """The settings of the file :func:`config_path` names; a missing file is a :class:`CliError`."""
+    path = config_path(ctx.obj.get("config"))
+    try:
+        found = path.exists()
+    except OSError as exc:  # a name too long for the file system, for one
+        raise CliError(f"cannot read the settings file {str(path)[:80]!r}: {exc.strerror}") from None
+    if not found:
+        raise CliError(f"no settings file at {path}: run `otp-pro init` or pass --config")
+    return Settings.from_file(path)
+
+
+def load_otp(ctx: click.Context, **kwargs: Any) -> Any:
+    """The command's ``OtpPro`` (``kwargs`` go to its constructor), made once and closed when the command ends."""
+    from ..core import OtpPro
+
+    if "otp" not in ctx.obj:
+        otp = ctx.obj["otp"] = OtpPro(load_settings(ctx), plugins=ctx.obj.get("plugins", ()), **kwargs)
+        # Made here, closed here: its pooled connections and transports go when the command ends
+        # (an OtpPro passed in by the caller stays the caller's to close).
+        ctx.find_root().call_on_close(otp.close)
+    return ctx.obj["otp"]
+
+
+def os_user() -> str:
+    """The operator's OS user name, the default ``--actor`` in the audit log."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+def iso(value: Any) -> str | None:
+    """A date-time in ISO 8601, or ``None``."""
+    return value.isoformat() if value is not None else None
+
+
+#: ``--actor NAME``: the operator named in the audit log.
+actor_option = click.option("--actor", default=None, help="operator named in the audit log (default: OS user)")
+
+
+def event_dict(e: Any) -> dict[str, Any]:
+    """An audit event as JSON-ready data."""
+    return {"id": e.id, "at": iso(e.at), "kind": e.kind, "outcome": e.outcome, "member_id": e.member_id,
+            "channel": e.channel, "ip": e.ip, "user_agent": e.user_agent, "actor": e.actor, "details": dict(e.details)}
+
+
+_OUTCOME_COLOURS = {"ok": "green", "failed": "red"}
+
+
+def event_line(e: Any, colour: bool = False) -> str:
+    """One event on one line; with ``colour`` the outcome is green or red (shown on a terminal only)."""
+    details = " ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
+    at = e.at.strftime("%Y-%m-%d %H:%M:%S")
+    outcome = f"{e.outcome:<6}"
+    if colour and e.outcome in _OUTCOME_COLOURS:
+        outcome = click.style(outcome, fg=_OUTCOME_COLOURS[e.outcome])
+    return (f"{at}  {e.kind:<22} {outcome} {e.member_id or '-':<16} {e.channel or '-':<14} "
+            f"{('by ' + e.actor) if e.actor else ''} {details}").rstrip()

@@ -1,0 +1,71 @@
+"""``otp-pro providers``: list the plugins and what they bring; send or render a provider test message."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import CliError, load_otp, load_settings, os_user
+
+
+@click.group()
+def providers() -> None:
+    """Transports and payloads."""
+
+
+@providers.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON (same as --format json)")
+@click.pass_context
+def providers_list(ctx: click.Context, fmt: str, as_json: bool) -> None:
+    """Every plugin, the transports and payloads it brings, where it came from.
+
+    Only discovers the plugins and asks what they register: no database, no start-up
+    checks, no provider settings validated (that is ``otp-pro config check``).
+    """
+    if "otp" in ctx.obj:
+        infos = ctx.obj["otp"].plugins()
+    else:
+        from ..plugins import PluginHost
+
+        host = PluginHost(disabled=load_settings(ctx).disable_plugins, extra=ctx.obj.get("plugins", ()))
+        host.collect_providers()
+        infos = host.infos()
+    rows = [
+        {
+            "plugin": p.name, "distribution": p.distribution, "version": p.version, "builtin": p.builtin,
+            "enabled": p.enabled, "transports": list(p.transports), "payloads": list(p.payloads), "error": p.error,
+        }
+        for p in infos
+    ]
+    if fmt == "json" or as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = "error: " + r["error"] if r["error"] else ("enabled" if r["enabled"] else "disabled")
+        colour = "red" if r["error"] else ("green" if r["enabled"] else "yellow")
+        provides = ", ".join([*r["transports"], *(f"payload {p}" for p in r["payloads"])]) or "-"
+        click.echo(f"{r['plugin']:<24} {r['distribution'] or '-'} {r['version'] or ''}  "
+                   f"[{click.style(state, fg=colour)}]  {provides}")
+
+
+@providers.command("test")
+@click.argument("transport")
+@click.option("--to", "to", required=True, help="recipient (address or number)")
+@click.option("--dry-run/--send", default=None,
+              help="only render, or really send (default: the transport's dry_run_in_provider_test, else dry run)")
+@click.option("--actor", default=None, help="operator named in the audit log (default: OS user)")
+@click.pass_context
+def providers_test(ctx: click.Context, transport: str, to: str, dry_run: bool | None, actor: str | None) -> None:
+    """Provider test: send (or render) a test message through TRANSPORT."""
+    otp = load_otp(ctx)
+    if dry_run is None:
+        chosen = otp.transports.get(transport)
+        dry_run = bool(chosen.config.get("dry_run_in_provider_test", True)) if chosen is not None else True
+    result = otp.provider_test(transport, to, dry_run=dry_run, actor=actor or os_user())
+    click.echo(f"{'dry run' if result.dry_run else 'sent'} via {result.transport} to {result.recipient}")
+    click.echo(json.dumps(dict(result.parameters), indent=2, default=str))
+    click.echo("---\n" + (result.subject + "\n\n" if result.subject else "") + result.text)
+    if result.error:
+        raise CliError(result.error)
