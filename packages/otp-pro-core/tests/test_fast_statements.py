@@ -14,9 +14,9 @@ from sqlalchemy import bindparam, event, func, insert, select
 
 from otp_pro import Member, audit
 from otp_pro.audit import AuditEvent
-from otp_pro.storage.statements import SENDS, STATE
 from otp_pro.errors import StorageError
 from otp_pro.storage.schema import audit_events, members
+from otp_pro.storage.statements import SENDS, STATE
 
 WHEN = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=timezone.utc)
 _INSERT_MEMBER = insert(members).values(

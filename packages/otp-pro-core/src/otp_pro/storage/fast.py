@@ -3,10 +3,11 @@
 SQLAlchemy's ``Connection.execute`` runs more Python per statement (cache
 lookup, execution context, result metadata, events) than SQLite needs to run
 the statement itself: on SQLite that is most of a verification, and a sign-in
-runs a dozen statements (``python -m nox -s bench`` measures both). The few statements of the send and verify paths are compiled
-once per engine here, by SQLAlchemy from the same ``Table`` definitions and
-with the same bind and result processing (``UTCDateTime`` included), and run on
-the connection's DB-API cursor inside the caller's SQLAlchemy transaction.
+runs a dozen statements (``python -m nox -s bench`` measures both). The few
+statements of the send and verify paths are compiled once per engine here, by
+SQLAlchemy from the same ``Table`` definitions and with the same bind and
+result processing (``UTCDateTime`` included), and run on the connection's
+DB-API cursor inside the caller's SQLAlchemy transaction.
 
 What stays as with ``Connection.execute``:
 
