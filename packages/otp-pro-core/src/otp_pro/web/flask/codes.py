@@ -12,7 +12,7 @@ from flask import flash, session
 from ...core import OtpPro
 from ...errors import ChannelUnavailable, DeliveryError, LockedOut, NotEnrolled, PolicyError, ThrottledError
 from ...member import Member
-from ...results import Challenge, VerifyResult
+from ...results import Challenge, ChallengeStatus, Reason, VerifyResult
 from . import state
 from .outcome import Outcome, lock_minutes, refusal
 from .state import K_ATTEMPTS, K_SENT, MAX_FIELD
@@ -62,9 +62,10 @@ def send_code(ext: OtpProFlask, channel: str | None = None) -> Outcome:
     session[K_SENT] = {"at": time.time(), "hint": challenge.recipient_hint, "channel": challenge.channel,
                        "label": label, "challenge": challenge.id}
     what = "a sign-in link" if challenge.channel.endswith(":magic_link") else "a code"
-    queued = challenge.status == "queued"
+    queued = challenge.status == ChallengeStatus.QUEUED
     return Outcome(True, sent_text(what, label, challenge.recipient_hint, queued=queued),
-                   retry_after=core.settings.resend_cooldown_seconds, delivery="queued" if queued else "sent")
+                   retry_after=core.settings.resend_cooldown_seconds,
+                   delivery=ChallengeStatus.QUEUED if queued else ChallengeStatus.SENT)
 
 
 def fallback_options(core: OtpPro, member: Member, failed_channel: str | None) -> tuple[dict[str, str], ...]:
@@ -89,7 +90,7 @@ def _delivery_failed(ext: OtpProFlask, member: Member, exc: DeliveryError, chann
 def refuse(core: OtpPro, result: VerifyResult) -> Outcome:
     """The outcome of a refused code; the attempts left before a lockout are kept for the verify page."""
     outcome = refusal(result, core.clock)
-    if result.reason != "locked" and result.attempts_remaining is not None:
+    if result.reason != Reason.LOCKED and result.attempts_remaining is not None:
         session[K_ATTEMPTS] = result.attempts_remaining
     return outcome
 
@@ -133,10 +134,11 @@ def delivery(ext: OtpProFlask) -> dict[str, Any] | None:
     if found is None:
         if not sent.get("failed"):
             return None
-        state_name, error_code, done = "failed", "delivery", True
+        state_name, error_code, done = ChallengeStatus.FAILED, "delivery", True
         fallback = fallback_options(core, member, str(sent.get("channel") or ""))
     else:
-        state_name = "sending" if found.status in ("queued", "sending") else found.status
+        in_flight = (ChallengeStatus.QUEUED, ChallengeStatus.SENDING)
+        state_name = ChallengeStatus.SENDING if found.status in in_flight else found.status
         error_code, done = found.error_code, found.done
         fallback = tuple({"channel": name, "label": core.channels[name].label} for name in found.fallback_channels)
     label = str(sent.get("label") or "")

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ...core import HARD_LOCK
-from ...results import VerifyResult
+from ...results import Reason, VerifyResult
 from .texts import OTHER_REASON_TEXT, REASON_TEXT, attempts_left_text, locked_text
 
 
@@ -53,13 +53,13 @@ def lock_minutes(locked_until: datetime | None, now: datetime) -> int | None:
 
 def refusal(result: VerifyResult, clock: Callable[[], datetime]) -> Outcome:
     """The outcome of a refused code or link: 429 when locked, 400 when malformed, else 200 with the reason."""
-    if result.reason == "locked":
+    if result.reason == Reason.LOCKED:
         minutes = lock_minutes(result.locked_until, clock())
         return Outcome(False, locked_text(minutes), 429, result, error="locked", locked_minutes=minutes,
                        attempts_remaining=0)
     text = REASON_TEXT.get(result.reason or "", OTHER_REASON_TEXT)
     if result.attempts_remaining is not None:
         text += attempts_left_text(result.attempts_remaining)
-    status = 400 if result.reason == "malformed" else 200
+    status = 400 if result.reason == Reason.MALFORMED else 200
     return Outcome(False, text, status, result, error=result.reason or "invalid",
                    attempts_remaining=result.attempts_remaining)

@@ -9,26 +9,28 @@ from __future__ import annotations
 
 import math
 
+from ...results import ChallengeStatus, Reason
+
 #: Why a code or a sign-in link was refused, keyed by :attr:`otp_pro.VerifyResult.reason`.
 REASON_TEXT = {
-    "invalid": "That code is not correct.",
-    "expired": "That code has expired: ask for a new one.",
-    "malformed": "Enter the code as digits (or a backup code as letters and digits).",
-    "not_enrolled": "Two-step verification is not set up for this account.",
-    "unknown": "This sign-in link is not valid: it may come from an old message. Ask for a new one.",
-    "used": "This sign-in link was already used. Each link works once.",
-    "replaced": "A newer sign-in link was sent: only the newest one works.",
-    "wrong_browser": "Open the link in the browser you are signing in with.",
+    Reason.INVALID: "That code is not correct.",
+    Reason.EXPIRED: "That code has expired: ask for a new one.",
+    Reason.MALFORMED: "Enter the code as digits (or a backup code as letters and digits).",
+    Reason.NOT_ENROLLED: "Two-step verification is not set up for this account.",
+    Reason.UNKNOWN: "This sign-in link is not valid: it may come from an old message. Ask for a new one.",
+    Reason.USED: "This sign-in link was already used. Each link works once.",
+    Reason.REPLACED: "A newer sign-in link was sent: only the newest one works.",
+    Reason.WRONG_BROWSER: "Open the link in the browser you are signing in with.",
 }
 #: A refusal whose reason has no text in :data:`REASON_TEXT`.
 OTHER_REASON_TEXT = "That code cannot be used."
 
 #: The delivery of a login's last code, keyed by its state (``{label}``: the channel, ``{hint}``: the masked recipient).
 DELIVERY_TEXT = {
-    "sending": "Sending your code by {label}...",
-    "sent": "Sent by {label} to {hint}.",
-    "failed": "The code could not be sent by {label}: try another method.",
-    "replaced": "A newer code was asked for: use the newest one.",
+    ChallengeStatus.SENDING: "Sending your code by {label}...",
+    ChallengeStatus.SENT: "Sent by {label} to {hint}.",
+    ChallengeStatus.FAILED: "The code could not be sent by {label}: try another method.",
+    ChallengeStatus.REPLACED: "A newer code was asked for: use the newest one.",
 }
 
 #: Shown (HTTP 503) when the database failed during a request; the operation was rolled back.

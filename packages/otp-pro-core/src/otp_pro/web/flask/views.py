@@ -28,7 +28,7 @@ from ...errors import (
     ThrottledError,
 )
 from ...member import Member
-from ...results import MemberStatus, VerifyResult
+from ...results import ChallengeStatus, MemberStatus, Reason, VerifyResult
 from . import state
 from .codes import refuse
 from .outcome import lock_minutes
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .extension import OtpProFlask
 
 #: The HTTP status of a refused sign-in link, by refusal reason (410 Gone for the others: expired, used, replaced).
-LINK_REFUSAL_STATUS = {"locked": 429, "wrong_browser": 403, "unknown": 404}
+LINK_REFUSAL_STATUS = {Reason.LOCKED: 429, Reason.WRONG_BROWSER: 403, Reason.UNKNOWN: 404}
 
 
 def page(template: str, http_status: int = 200, /, **context: Any) -> Response:
@@ -74,7 +74,7 @@ def _verify_context(ext: OtpProFlask, status: MemberStatus) -> dict[str, Any]:
     delivery = ext.delivery()
     others = [(name, core.channels[name].label) for name in status.channels
               if name != TOTP and name != (sent or {}).get("channel", channel)]
-    if delivery is not None and delivery["status"] == "failed":
+    if delivery is not None and delivery["status"] == ChallengeStatus.FAILED:
         # After a failed delivery: the fallback channels, in policy order (availability checked).
         others = [(item["channel"], item["label"]) for item in delivery["fallback"]]
     return {
@@ -238,7 +238,7 @@ def setup_confirm(ext: OtpProFlask) -> Response:
     try:
         codes = core.complete_setup(member, code[:MAX_FIELD], **state.client())
     except InvalidCode as exc:
-        result = exc.result if isinstance(exc.result, VerifyResult) else VerifyResult(False, reason="invalid")
+        result = exc.result if isinstance(exc.result, VerifyResult) else VerifyResult(False, reason=Reason.INVALID)
         outcome = refuse(core, result)
         return page("otp_pro/setup_confirm.html", outcome.status, error=outcome.message, **common)
     except LockedOut as exc:
