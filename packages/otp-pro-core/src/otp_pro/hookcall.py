@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import contextvars
 import enum
-import logging
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pluggy
 from pluggy import HookImpl
-
-log = logging.getLogger("otp_pro.plugins")
 
 _CALLING: contextvars.ContextVar[str | None] = contextvars.ContextVar("otp_pro_calling_plugin", default=None)
 
@@ -70,7 +67,7 @@ class OnError(enum.Enum):
     """
 
     #: The implementation's answer is left out and the others' stand; a warning is logged and the
-    #: failure is kept as the plugin's error (``OtpPro.plugins()``, ``otp-pro plugins``).
+    #: failure is kept as the plugin's error (``OtpPro.plugins()``, ``otp-pro providers list``).
     SKIP = "skip"
     #: A warning naming the plugin is logged; the others' answers stand. For listeners of committed events.
     LOG = "log"
