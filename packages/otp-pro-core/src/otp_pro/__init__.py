@@ -2,6 +2,24 @@
 
 >>> from otp_pro import OtpPro, Member
 >>> otp = OtpPro({"secret_key": "...", "database_url": "sqlite:///otp.sqlite3"})  # doctest: +SKIP
+
+The map of the package:
+
+- the public API: :mod:`.core` (``OtpPro``, a facade over :mod:`._engine`, one
+  module per operation: its docstring has their map), :mod:`.results` (what the
+  API returns, and the closed sets ``ChallengeStatus``, ``Reason``...),
+  :mod:`.errors`, :mod:`.member`, :mod:`.settings`, :mod:`.codes`;
+- extending it: :mod:`.hookspecs` (the hooks), :mod:`.transports` (``Transport``,
+  ``Payload``, ``Message``), :mod:`.dispatch` (dispatchers), :mod:`.plugins`
+  (discovery, registration) and :mod:`.hookcall` (how hooks are called and what an
+  exception does); the built-in plugins are in :mod:`.builtins`;
+- rules and secrets: :mod:`.policy`, :mod:`.totp`, :mod:`.crypto`, :mod:`.secret`;
+- records: :mod:`.audit` (event kinds), :mod:`.auditlog` (listing, export,
+  retention), :mod:`.stats`;
+- storage: :mod:`.storage` (tables, engine, the hot statements, migrations);
+- around it: :mod:`.cli` (one module per command group), :mod:`.web` (the gate,
+  the WSGI middleware, the Flask extension, the demo site), :mod:`.celery`,
+  :mod:`.testing` (the pytest plugin), :mod:`.scaffold` (``otp-pro new-transport``).
 """
 
 from __future__ import annotations
