@@ -22,11 +22,14 @@ of the kit is imported here. Its fixtures:
 * ``register_plugin``: registers a plugin object on an instance's plugin manager
   for one test and always unregisters it, even when the test fails.
 
-Helpers: :func:`settings_toml` (settings as a file for the CLI),
-:func:`free_port` and :func:`tls_server_context` (for a fake provider), and
-:func:`system_chromium`, which opens the system's Chromium (Debian's
-``chromium``) through Playwright for browser tests, failing under CI and
-skipping elsewhere without it.
+Helpers for a test's steps: :func:`outbox_code` (the code the ``outbox``
+transport holds), :func:`enrol` (set up ``outbox:code`` or ``totp`` for a
+member), :func:`mailed_text` and :func:`mailed_code` (what the loopback SMTP
+server received), :func:`page_csrf` (the CSRF token of an otp-pro page),
+:func:`settings_toml` (settings as a file for the CLI), :func:`free_port` and
+:func:`tls_server_context` (for a fake provider), and :func:`system_chromium`,
+which opens the system's Chromium (Debian's ``chromium``) through Playwright for
+browser tests, failing under CI and skipping elsewhere without it.
 
 ``DiscoveryContract`` checks that an installed distribution is found through
 the ``otp_pro`` entry-point group and loaded by the core's plugin manager, that
@@ -52,10 +55,30 @@ from ._clock import Clock, clock
 from ._databases import PG_ENV, PG_SKIP_REASON, backend, pg_url, sqlite_url, temporary_pg_database, truncate_all
 from ._discovery import DiscoveryContract
 from ._email_contract import EmailTransportContract
-from ._instances import TEST_SECRET_KEY, make_member, otp, otp_factory, otp_plugins, otp_settings
+from ._instances import (
+    TEST_SECRET_KEY,
+    enrol,
+    make_member,
+    otp,
+    otp_factory,
+    otp_plugins,
+    otp_settings,
+    outbox_code,
+)
 from ._network import free_port, self_signed_certificate, tls_server_context
+from ._pages import page_csrf
 from ._registration import STARTUP_HOOKS, PluginRegistrar, register_plugin, registered_plugin
-from ._smtp import SMTP_PASSWORD, SMTP_USERNAME, Mailbox, mailbox, pytest_configure, smtp_login_server, smtp_server
+from ._smtp import (
+    SMTP_PASSWORD,
+    SMTP_USERNAME,
+    Mailbox,
+    mailbox,
+    mailed_code,
+    mailed_text,
+    pytest_configure,
+    smtp_login_server,
+    smtp_server,
+)
 from ._spies import PERMANENT, SUCCESS, TRANSIENT, Received
 from ._toml import settings_toml
 from ._transport_contract import TransportContract
@@ -80,14 +103,19 @@ __all__ = [
     "TransportContract",
     "backend",
     "clock",
+    "enrol",
     "free_port",
     "in_ci",
     "mailbox",
+    "mailed_code",
+    "mailed_text",
     "make_member",
     "otp",
     "otp_factory",
     "otp_plugins",
     "otp_settings",
+    "outbox_code",
+    "page_csrf",
     "pg_url",
     "pytest_configure",
     "register_plugin",

@@ -1,8 +1,9 @@
-"""``OtpPro`` instances and members for tests."""
+"""``OtpPro`` instances and members for tests, and reading and entering the codes an instance sends."""
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,32 @@ def make_member() -> Callable[..., Member]:
         )
 
     return factory
+
+
+def outbox_code(otp: OtpPro, recipient: str | None = None) -> str:
+    """The code in the newest message of ``otp``'s ``outbox`` transport (the newest to ``recipient``, if given).
+
+    The ``outbox`` transport keeps messages in memory instead of sending them, so a
+    test with ``outbox:code`` among its channels reads each code back with this.
+    """
+    message = otp.transports["outbox"].last(recipient)  # type: ignore[attr-defined]
+    assert message is not None, "no message in the outbox"
+    match = re.search(rf"\b(\d{{{otp.settings.code_length}}})\b", message.text)
+    assert match, "no code in the message"
+    return match.group(1)
+
+
+def enrol(otp: OtpPro, member: Member, channel: str = "outbox:code") -> list[str]:
+    """Set up ``channel`` for ``member`` and return the backup codes the setup issued.
+
+    For ``totp`` the code is computed from the secret the setup shows, at ``otp.clock()``;
+    for any other channel it is read from the outbox (:func:`outbox_code`), so the
+    channel must deliver there (``outbox:code``).
+    """
+    info = otp.begin_setup(member, channel)
+    if channel == "totp":
+        import pyotp
+
+        assert info.secret is not None
+        return otp.complete_setup(member, pyotp.TOTP(info.secret).at(otp.clock()))
+    return otp.complete_setup(member, outbox_code(otp))

@@ -1,9 +1,10 @@
-"""Real SMTP servers on loopback (aiosmtpd) and the mailbox they fill."""
+"""Real SMTP servers on loopback (aiosmtpd), the mailbox they fill, and reading codes from it."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import re
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -99,3 +100,19 @@ def smtp_login_server() -> Iterator[tuple[str, int, Mailbox]]:
         yield controller.hostname, controller.port, mailbox
     finally:
         controller.stop()
+
+
+def mailed_text(mailbox: Mailbox, to: str) -> str:
+    """The plain-text body of the newest message ``mailbox`` received for ``to``."""
+    messages = mailbox.to(to)
+    assert messages, f"no message to {to}"
+    body = messages[-1].get_body(preferencelist=("plain",))
+    assert body is not None, f"the newest message to {to} has no plain-text part"
+    return str(body.get_content())
+
+
+def mailed_code(mailbox: Mailbox, to: str, *, digits: int = 6) -> str:
+    """The ``digits``-digit code in the plain-text body of the newest message ``mailbox`` received for ``to``."""
+    match = re.search(rf"\b(\d{{{digits}}})\b", mailed_text(mailbox, to))
+    assert match, "no code in the mail"
+    return match.group(1)
