@@ -61,7 +61,7 @@ def test_bad_database_urls_are_configuration_errors(tmp_path):
 
 
 def _first_revision() -> str:
-    revisions = {migrate._revision_ids(path) for path in migrate.VERSIONS.glob("*.py")}
+    revisions = {migrate.revision_ids(path) for path in migrate.VERSIONS.glob("*.py")}
     return next(revision for revision, down in revisions if revision and not down)
 
 
