@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Receiver, webhook_settings
+from webhook_support import Receiver, webhook_settings
 
 from otp_pro import Member
 from otp_pro.testing import PERMANENT, SUCCESS, TRANSIENT, DiscoveryContract, Received, TransportContract

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import SECRET, Receiver, webhook_settings
+from webhook_support import SECRET, Receiver, webhook_settings
 
 from otp_pro import ConfigurationError, Member, OtpPro, PermanentDeliveryError, TransientDeliveryError
 from otp_pro.testing import Clock, free_port

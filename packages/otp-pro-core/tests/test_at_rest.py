@@ -8,11 +8,12 @@ import sqlite3
 from pathlib import Path
 
 import pyotp
-from conftest import base_settings, last_code
+from core_support import base_settings
 from sqlalchemy import text
 
 from otp_pro import Member, OtpPro
 from otp_pro.storage.schema import metadata
+from otp_pro.testing import outbox_code
 
 
 def _full_run(otp: OtpPro, clock) -> list[str]:
@@ -20,13 +21,13 @@ def _full_run(otp: OtpPro, clock) -> list[str]:
     secrets_seen: list[str] = []
     ann = Member(id="ann", email="ann@example.com")
     otp.begin_setup(ann, "outbox:code")
-    secrets_seen.append(last_code(otp))
+    secrets_seen.append(outbox_code(otp))
     backup = otp.complete_setup(ann, secrets_seen[-1])
     secrets_seen += backup
     for _ in range(3):
         clock.advance(31)
         otp.send_challenge(ann)
-        secrets_seen.append(last_code(otp))
+        secrets_seen.append(outbox_code(otp))
     otp.verify(ann, secrets_seen[-1])
     otp.verify(ann, backup[0])
     secrets_seen += otp.regenerate_backup_codes(ann)

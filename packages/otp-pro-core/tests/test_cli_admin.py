@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET_KEY, enroll, free_port, last_code
+from core_support import SECRET_KEY
 
 from otp_pro import DeliveryError, Member, OtpPro, hookimpl
 from otp_pro.cli import cli, sample_templates
 from otp_pro.stats import collect
+from otp_pro.testing import enrol, free_port, outbox_code
 
 ANN = Member("42", roles=["editor"], email="ann@example.com", name="Ann")
 EVE = Member("13", roles=["editor"], email="eve@example.com", name="Eve")
@@ -86,10 +87,10 @@ def make_history(otp: OtpPro, clock) -> None:
     """Two days of real activity through the public API (see the counts asserted below)."""
     # Day 1: Ann sets up and signs in with a code; Eve sets up and is disabled; Dan's email cannot be
     # delivered (nothing listens on the SMTP port); Boss is seen while required (grace starts).
-    enroll(otp, ANN)  # challenge_sent 1
+    enrol(otp, ANN)  # challenge_sent 1
     otp.send_challenge(ANN)  # challenge_sent 2
-    assert otp.verify(ANN, last_code(otp)).ok  # verify_ok outbox:code
-    enroll(otp, EVE)  # challenge_sent 3
+    assert otp.verify(ANN, outbox_code(otp)).ok  # verify_ok outbox:code
+    enrol(otp, EVE)  # challenge_sent 3
     otp.disable(EVE, actor="ops")
     with pytest.raises(DeliveryError):
         otp.begin_setup(DAN, "email:code")  # delivery_failed email / TransientDeliveryError / connection_refused
@@ -99,7 +100,7 @@ def make_history(otp: OtpPro, clock) -> None:
     otp.send_challenge(ANN)  # challenge_sent 4
     for _ in range(3):
         assert not otp.verify(ANN, "000000").ok  # verify_failed x3, then locked_out
-    backup = enroll(otp, CAROL, "totp")
+    backup = enrol(otp, CAROL, "totp")
     assert otp.verify(CAROL, backup[0]).ok  # backup_code_used, verify_ok totp
 
 
@@ -277,7 +278,7 @@ def test_templates_install_copies_every_sample_file(tmp_path):
 
 def test_colours_only_when_asked_or_on_a_terminal(site):
     otp, config = site
-    enroll(otp, ANN)
+    enrol(otp, ANN)
     assert not otp.verify(ANN, "000000").ok
     for args in (["stats"], ["audit", "list"], ["providers", "list"]):
         plain = invoke(otp, config, *args)
@@ -291,7 +292,7 @@ def test_colours_only_when_asked_or_on_a_terminal(site):
 
 def test_json_on_every_listing_command(site):
     otp, config = site
-    enroll(otp, ANN)
+    enrol(otp, ANN)
     for args in (["providers", "list"], ["members", "show", "42"], ["audit", "list"], ["stats"]):
         result = invoke(otp, config, *args, "--json")
         assert result.exit_code == 0, (args, result.output)

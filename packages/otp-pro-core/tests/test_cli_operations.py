@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET_KEY, last_code
+from core_support import SECRET_KEY
 from sqlalchemy import text
 
 from otp_pro import Member, OtpPro, audit, hookimpl
 from otp_pro.audit import AuditEvent
 from otp_pro.auditlog import AuditFilter, export, parse_age, parse_when
 from otp_pro.cli import cli
+from otp_pro.testing import outbox_code
 
 ANN = Member("42", roles=["editor"], email="ann@example.com", name="Ann")
 BOSS = Member("7", roles=["admin"], email="boss@example.com", name="Boss")
@@ -88,7 +89,7 @@ def seed(otp: OtpPro, events: list[AuditEvent]) -> None:
 def test_members_show_unlock_reset_disable(site):
     otp, config = site
     otp.begin_setup(ANN, "outbox:code")
-    otp.complete_setup(ANN, last_code(otp))
+    otp.complete_setup(ANN, outbox_code(otp))
     otp.trust_device(ANN, label="Ann's laptop")
     otp.send_challenge(ANN)
     for _ in range(3):
@@ -120,7 +121,7 @@ def test_members_show_unlock_reset_disable(site):
 
     # The admin role requires a second factor: disabling needs --force.
     otp.begin_setup(BOSS, "outbox:code")
-    otp.complete_setup(BOSS, last_code(otp))
+    otp.complete_setup(BOSS, outbox_code(otp))
     refused = invoke(otp, config, "members", "disable", "7")
     assert refused.exit_code == 2 and "--force" in refused.output and otp.status(BOSS).enrolled
     forced = invoke(otp, config, "members", "disable", "7", "--force")

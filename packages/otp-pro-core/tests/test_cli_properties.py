@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET_KEY, enroll
+from core_support import SECRET_KEY
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, select
 from otp_pro import Member, OtpPro
 from otp_pro.cli import main
 from otp_pro.storage.schema import metadata
+from otp_pro.testing import enrol
 
 SCRIPT = Path(sys.executable).with_name("otp-pro")
 CLI = settings(max_examples=int(os.environ.get("OTP_PRO_CLI_EXAMPLES", "25")), deadline=None, derandomize=True,
@@ -51,7 +52,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         encoding="utf-8")
     with OtpPro.from_file(str(config)) as otp:
         ann = Member("42", email="ann@example.com")
-        enroll(otp, ann)
+        enrol(otp, ann)
         otp.trust_device(ann, label="Laptop")
         for _ in range(3):
             otp.verify(ann, "000000")

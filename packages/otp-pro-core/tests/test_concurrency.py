@@ -15,11 +15,12 @@ from typing import Any
 
 import pyotp
 import pytest
-from conftest import PG_SKIP_REASON, base_settings, last_code
+from core_support import base_settings
 from sqlalchemy import create_engine, func, insert, select, text, update
 
 from otp_pro import Member, OtpPro, ThrottledError
 from otp_pro.storage.schema import audit_events, challenges, members
+from otp_pro.testing import PG_SKIP_REASON, outbox_code
 
 WORKERS = 16
 ROUNDS = 50
@@ -86,12 +87,12 @@ def test_same_code_raced_by_16_workers(fleet, clock):
     member = Member(id="race-code", email="race@example.com")
     setup = fleet[0]
     setup.begin_setup(member, "outbox:code")
-    setup.complete_setup(member, last_code(setup))
+    setup.complete_setup(member, outbox_code(setup))
 
     def next_code(_round: int) -> str:
         clock.advance(1)
         setup.send_challenge(member)
-        return last_code(setup)
+        return outbox_code(setup)
 
     _check_rounds(fleet, member, next_code)
 
@@ -100,7 +101,7 @@ def test_same_backup_code_raced_by_16_workers(fleet, clock):
     member = Member(id="race-backup", email="race-b@example.com")
     setup = fleet[0]
     setup.begin_setup(member, "outbox:code")
-    codes = setup.complete_setup(member, last_code(setup))
+    codes = setup.complete_setup(member, outbox_code(setup))
     pool: list[str] = []
 
     def next_backup(_round: int) -> str:
@@ -134,7 +135,7 @@ def test_wrong_codes_from_16_workers_are_all_counted(backend, clock):
     try:
         member = Member(id="race-wrong", email="race-w@example.com")
         fleet[0].begin_setup(member, "outbox:code")
-        fleet[0].complete_setup(member, last_code(fleet[0]))
+        fleet[0].complete_setup(member, outbox_code(fleet[0]))
         for round_no in range(1, 6):
             results = _race(fleet, member, "00000000")
             assert all(not r.ok for r in results)
@@ -155,7 +156,7 @@ def test_concurrent_sends_to_one_member_respect_the_cooldown(backend, clock):
     try:
         member = Member(id="race-send", email="race-s@example.com")
         fleet[0].begin_setup(member, "outbox:code")
-        fleet[0].complete_setup(member, last_code(fleet[0]))
+        fleet[0].complete_setup(member, outbox_code(fleet[0]))
         clock.advance(31)
         barrier = threading.Barrier(len(fleet))
         outcomes: list[str] = []
@@ -193,7 +194,7 @@ def test_a_send_committed_while_the_one_statement_send_waits_makes_it_step_aside
     try:
         member = Member(id="gate", email="gate@example.com")
         otp.begin_setup(member, "outbox:code")
-        otp.complete_setup(member, last_code(otp))
+        otp.complete_setup(member, outbox_code(otp))
         clock.advance(31)
         outbox = otp.transports["outbox"]
         sent_before = len(outbox.messages)  # type: ignore[attr-defined]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import PG_SKIP_REASON, base_settings
+from core_support import base_settings
 from sqlalchemy import text
 
 from otp_pro import OtpPro
+from otp_pro.testing import PG_SKIP_REASON
 
 
 @pytest.fixture

@@ -23,14 +23,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import Mailbox, bare_flask_client, enroll, last_code, mailed_code
+from core_support import bare_flask_client
 
 from otp_pro import ConfigurationError, DeliveryError, Member, OtpPro, ThrottledError, hookimpl
 from otp_pro.celery import TASK_NAME, CeleryDispatcher
 from otp_pro.dispatch import Dispatcher, InlineDispatcher
 from otp_pro.results import DeliveryStatus
 from otp_pro.storage.schema import challenges
-from otp_pro.testing import in_ci
+from otp_pro.testing import Mailbox, enrol, in_ci, mailed_code, outbox_code
 
 REDIS_URL = os.environ.get("OTP_PRO_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -120,7 +120,7 @@ def outbox(otp: OtpPro) -> list[Any]:
 
 def test_inline_is_the_default_and_sends_in_the_request(otp: OtpPro, member: Member) -> None:
     assert isinstance(otp.dispatcher, InlineDispatcher) and otp.dispatcher.queued is False
-    enroll(otp, member)
+    enrol(otp, member)
     challenge = otp.send_challenge(member)
     assert challenge.status == "sent"
     status = otp.delivery_status(member)
@@ -186,7 +186,7 @@ def enrol_through_the_queue(otp: OtpPro, member: Member) -> None:
     setup = otp.begin_setup(member, "outbox:code")
     assert setup.challenge is not None
     otp.deliver_queued(setup.challenge.id)
-    otp.complete_setup(member, last_code(otp))
+    otp.complete_setup(member, outbox_code(otp))
 
 
 def test_a_third_party_dispatcher_queues_and_its_worker_sends(make_otp: Callable[..., OtpPro], member: Member,
@@ -209,7 +209,7 @@ def test_a_third_party_dispatcher_queues_and_its_worker_sends(make_otp: Callable
     assert len(outbox(otp)) == 1
     sent_row = row(otp, setup.challenge.id)
     assert sent_row.status == "sent" and sent_row.message is None and sent_row.attempts == 1
-    otp.complete_setup(member, last_code(otp))
+    otp.complete_setup(member, outbox_code(otp))
     kinds = [e.kind for e in otp.events(member, kinds=["challenge_queued", "challenge_sent"])]
     assert kinds == ["challenge_sent", "challenge_queued"]
 
@@ -276,17 +276,17 @@ def test_celery_queued_then_sent_and_verified(make_queued: Callable[..., OtpPro]
         setup = otp.begin_setup(member, "outbox:code")
         assert setup.challenge is not None and setup.challenge.status == "queued"
         assert settle(otp, member, setup.challenge.id).status == "sent"
-        otp.complete_setup(member, last_code(otp))
+        otp.complete_setup(member, outbox_code(otp))
         challenge = otp.send_challenge(member)
         assert challenge.status == "queued"
         status = settle(otp, member, challenge.id)
     assert (status.status, status.attempts, status.fallback_channels) == ("sent", 1, ())
-    assert otp.verify(member, last_code(otp)).ok
+    assert otp.verify(member, outbox_code(otp)).ok
     assert row(otp, challenge.id).message is None  # the ciphertext is wiped once sent
     sent = otp.events(member, kinds=["challenge_sent"])[0]
     assert sent.details["dispatcher"] == "celery" and sent.details["attempts"] == 1
     # No code in a log line (at DEBUG, the worker's included) or an audit record.
-    code = last_code(otp)
+    code = outbox_code(otp)
     records = json.dumps([[e.kind, dict(e.details), e.channel] for e in otp.events(member)], default=str)
     assert "celery" in caplog.text  # Celery's own DEBUG lines were captured
     for secret in (code, "ann@example.com"):
@@ -297,14 +297,14 @@ def enrol_by_email_through_the_worker(otp: OtpPro, member: Member, mailbox: Mail
     """Set ``member`` up by email while a worker runs; the worker sends the setup code, read from the mailbox."""
     setup = otp.begin_setup(member, "email:code")
     assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
-    otp.complete_setup(member, mailed_code(mailbox))
+    otp.complete_setup(member, mailed_code(mailbox, "ann@example.com"))
 
 
 def enrol_on_the_outbox_through_the_worker(otp: OtpPro, member: Member) -> None:
     """Set ``member`` up on the outbox while a worker runs; the worker sends the setup code."""
     setup = otp.begin_setup(member, "outbox:code")
     assert setup.challenge is not None and settle(otp, member, setup.challenge.id).status == "sent"
-    otp.complete_setup(member, last_code(otp))
+    otp.complete_setup(member, outbox_code(otp))
 
 
 def test_celery_transient_error_is_retried_then_sent(make_queued: Callable[..., OtpPro], queue: str,
@@ -318,7 +318,7 @@ def test_celery_transient_error_is_retried_then_sent(make_queued: Callable[..., 
         status = settle(otp, member, challenge.id)
     assert (status.status, status.attempts) == ("sent", 2)
     assert len(mailbox.to("ann@example.com")) == before + 1  # this code, once
-    code = mailed_code(mailbox)
+    code = mailed_code(mailbox, "ann@example.com")
     assert otp.verify(member, code).ok
     retried = otp.events(member, kinds=["delivery_retried"])
     assert len(retried) == 1 and retried[0].details["provider_code"] == "451"
@@ -341,7 +341,7 @@ def test_celery_permanent_error_fails_with_an_audit_event_and_offers_fallback(
         # The fallback: another channel, at once (a failed send does not count against the cooldown).
         fallback = otp.send_challenge(member, channel="outbox:code")
         assert settle(otp, member, fallback.id).status == "sent"
-    assert otp.verify(member, last_code(otp)).ok
+    assert otp.verify(member, outbox_code(otp)).ok
     event = otp.events(member, kinds=["delivery_fallback"])[0]
     assert event.details["from_channel"] == "email:code" and event.details["to_channel"] == "outbox:code"
     assert event.details["failed_challenge_id"] == challenge.id and event.details["error_code"] == "550"
@@ -466,7 +466,7 @@ def test_celery_worker_retries_while_the_database_is_away(make_queued: Callable[
     assert tries[-1] == "sent" and len(tries) >= 2
     assert (status.status, row(otp, challenge.id).attempts) == ("sent", 1)  # the failed claim was rolled back
     assert len(outbox(otp)) == before + 1
-    assert otp.verify(member, last_code(otp)).ok
+    assert otp.verify(member, outbox_code(otp)).ok
 
 
 def _queue_length(otp: OtpPro, queue: str) -> int:
@@ -497,7 +497,7 @@ def test_celery_replaced_challenge_task_does_nothing_and_nothing_secret_is_in_re
         time.sleep(0.3)
     assert len(outbox(otp)) == before + 1  # the replaced challenge's task sent nothing
     assert otp.delivery_status(member, first.id).status == "replaced"  # type: ignore[union-attr]
-    code = last_code(otp)
+    code = outbox_code(otp)
     # What went through the broker: the challenge id, and nothing secret or personal.
     blob = b"\n".join(raw)
     decoded = b"\n".join(base64.b64decode(json.loads(r)["body"]) for r in raw)
@@ -581,7 +581,7 @@ def test_flask_verify_page_says_sending_and_polls_until_sent(make_otp: Callable[
     assert "We sent a 6-digit code by Development outbox" in page.text and "otp_pro_delivery.js" not in page.text
     found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
     assert found
-    done = client.post("/otp/verify", data={"code": last_code(otp), "csrf_token": found.group(1)})
+    done = client.post("/otp/verify", data={"code": outbox_code(otp), "csrf_token": found.group(1)})
     assert done.status_code == 303 and done.headers["Location"] == "/home"
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import base_settings, free_port
+from core_support import base_settings
 
 from otp_pro import ChannelUnavailable, Member, OtpPro, PermanentDeliveryError, TransientDeliveryError
 from otp_pro.storage.schema import challenges
+from otp_pro.testing import free_port
 
 
 def _code(message) -> str:

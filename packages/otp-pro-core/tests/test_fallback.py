@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import Mailbox, bare_flask_client, last_code, mailed_code
+from core_support import bare_flask_client
 
 from otp_pro import (
     DeliveryError,
@@ -27,7 +27,7 @@ from otp_pro import (
     Transport,
     hookimpl,
 )
-from otp_pro.testing import free_port
+from otp_pro.testing import Mailbox, free_port, mailed_code, outbox_code
 
 
 class PigeonTransport(Transport):
@@ -96,7 +96,7 @@ def build(make_otp: Callable[..., OtpPro]) -> Callable[..., OtpPro]:
 
 def enroll_by_email(otp: OtpPro, member: Member, mailbox: Mailbox, clock: Any) -> None:
     otp.begin_setup(member, "email:code")
-    otp.complete_setup(member, mailed_code(mailbox))
+    otp.complete_setup(member, mailed_code(mailbox, "ann@example.com"))
     clock.advance(61)  # past the cooldown of the setup code
 
 
@@ -157,7 +157,7 @@ def test_refused_connection_and_a_crashing_provider_are_failures_with_fallback(
     assert status is not None and status.channel == "email:code" and status.status == "failed"
     assert status.fallback_channels == ("pigeon:code", "outbox:code")
     challenge = otp.send_challenge(ann, channel="outbox:code")
-    assert otp.verify(ann, last_code(otp)).ok and challenge.channel == "outbox:code"
+    assert otp.verify(ann, outbox_code(otp)).ok and challenge.channel == "outbox:code"
     moves = [(e.details["from_channel"], e.details["to_channel"])
              for e in reversed(otp.events(ann, kinds=["delivery_fallback"]))]
     assert moves == [("pigeon:code", "email:code"), ("email:code", "outbox:code")]
@@ -233,7 +233,7 @@ def test_flask_verify_page_offers_fallback_after_a_failed_send(web: tuple[Any, O
     assert client.get("/otp/api/delivery").json["status"] == "sent"
     event = otp.events("42", kinds=["delivery_fallback"])[0]
     assert (event.details["from_channel"], event.details["to_channel"]) == ("email:code", "outbox:code")
-    done = client.post("/otp/verify", data={"code": last_code(otp), "csrf_token": csrf(client)})
+    done = client.post("/otp/verify", data={"code": outbox_code(otp), "csrf_token": csrf(client)})
     assert done.status_code == 303 and done.headers["Location"] == "/home"
 
 

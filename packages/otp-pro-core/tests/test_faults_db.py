@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import SECRET_KEY, bare_flask_client, last_code, page_csrf
+from core_support import SECRET_KEY, bare_flask_client
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from otp_pro import Member, OtpPro, StorageError, ThrottledError, hookimpl
 from otp_pro.storage.schema import audit_events, challenges, members
-from otp_pro.testing import PG_SKIP_REASON, Clock, truncate_all
+from otp_pro.testing import PG_SKIP_REASON, Clock, outbox_code, page_csrf, truncate_all
 
 BEFORE, AFTER = "before", "after"
 
@@ -158,10 +158,10 @@ def _check_error(error: StorageError, caplog: pytest.LogCaptureFixture, code: st
 def _enrolled_with_challenge(otp: OtpPro, clock: Clock, *, failures: int) -> str:
     """ANN enrolled on the outbox, ``failures`` wrong codes counted, and a fresh live code; returns it."""
     otp.begin_setup(ANN, "outbox:code")
-    otp.complete_setup(ANN, last_code(otp))
+    otp.complete_setup(ANN, outbox_code(otp))
     clock.advance(31)
     otp.send_challenge(ANN)
-    code = last_code(otp)
+    code = outbox_code(otp)
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(failures):
         assert not otp.verify(ANN, wrong).ok
@@ -261,7 +261,7 @@ def test_a_wrong_code_is_counted_whole_or_not_at_all_at_every_statement(new_otp,
 
 def _enrolled(otp: OtpPro, clock: Clock) -> None:
     otp.begin_setup(ANN, "outbox:code")
-    otp.complete_setup(ANN, last_code(otp))
+    otp.complete_setup(ANN, outbox_code(otp))
     clock.advance(31)
 
 
@@ -320,13 +320,13 @@ def test_send_challenge_killed_before_the_message_goes_out_leaves_nothing(new_ot
                 after = _snapshot(otp, pg)
                 assert after["kinds"][len(before["kinds"]):] == ["challenge_sent"]
                 assert [r.status for r in after["challenges"]][-1] == "sent" and _sent(otp) == messages + 1
-                assert otp.verify(ANN, last_code(otp)).ok
+                assert otp.verify(ANN, outbox_code(otp)).ok
                 clock.advance(60)
                 messages = _sent(otp)
             # Not counted against the 30 s cooldown: the next send goes through at once.
             challenge = otp.send_challenge(ANN)
             assert _sent(otp) == messages + 1
-            assert otp.verify(ANN, last_code(otp)).ok
+            assert otp.verify(ANN, outbox_code(otp)).ok
             assert otp.events(ANN, kinds=["challenge_sent"])[0].details["challenge_id"] == challenge.id
             clock.advance(60)
 
@@ -361,7 +361,7 @@ def test_send_challenge_killed_after_the_message_went_out_is_recorded(new_otp, p
             if not {"challenge_sent", "delivery_failed"} & set(new_kinds):
                 failures.append(f"{where}: no audit event for a message that went out "
                                 f"(challenge status {row.status!r}, new audit rows {new_kinds})")
-            if not otp.verify(ANN, last_code(otp)).ok and row.status == "pending":
+            if not otp.verify(ANN, outbox_code(otp)).ok and row.status == "pending":
                 failures.append(f"{where}: the challenge stays 'pending' and the code the member got is refused")
             clock.advance(1)
             try:
@@ -414,7 +414,7 @@ def test_the_verify_page_answers_503_with_a_message_and_the_code_still_works(new
     def signed_in_app(otp: OtpPro) -> tuple[Any, str]:
         client = bare_flask_client(otp, ANN)
         assert client.get("/login").status_code == 303
-        return client, last_code(otp)
+        return client, outbox_code(otp)
 
     probe = new_otp()
     _enrolled(probe, clock)
@@ -556,7 +556,7 @@ def test_a_queue_worker_killed_after_sending_still_records_the_send(pg, admin, c
         setup = otp.begin_setup(ANN, "outbox:code")
         assert setup.challenge is not None
         otp.deliver_queued(setup.challenge.id)
-        otp.complete_setup(ANN, last_code(otp))
+        otp.complete_setup(ANN, outbox_code(otp))
         return otp, shelf
 
     try:
@@ -586,7 +586,7 @@ def test_a_queue_worker_killed_after_sending_still_records_the_send(pg, admin, c
                 sent = otp.events(ANN, kinds=["challenge_sent"])
                 assert status == "sent", where
                 assert [e.details["challenge_id"] for e in sent].count(challenge.id) == 1, where
-                assert otp.verify(ANN, last_code(otp)).ok, where
+                assert otp.verify(ANN, outbox_code(otp)).ok, where
     finally:
         for otp in made:
             otp.close()

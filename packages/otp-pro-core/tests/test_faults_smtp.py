@@ -24,11 +24,11 @@ import pyotp
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from conftest import bare_flask_client, base_settings, free_port, page_csrf
+from core_support import bare_flask_client, base_settings
 
 from otp_pro import DeliveryError, Member, OtpPro, PermanentDeliveryError, TransientDeliveryError
 from otp_pro.storage.schema import challenges, members
-from otp_pro.testing import tls_server_context
+from otp_pro.testing import free_port, page_csrf, tls_server_context
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "smtp-pa55word-never-shown"

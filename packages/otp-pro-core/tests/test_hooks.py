@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import Clock, base_settings, enroll, last_code
+from core_support import base_settings
 
 from otp_pro import (
     AuditEvent,
@@ -42,6 +42,7 @@ from otp_pro import (
     hookspecs,
 )
 from otp_pro.plugins import DEFAULT_PLUGINS, DISABLE_ENV
+from otp_pro.testing import Clock, enrol, mailed_code, outbox_code
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "plugin-hooks.md"
 
@@ -300,7 +301,7 @@ def test_hook_otp_pro_message_variables(build: Callable[..., OtpPro], member: Me
 
     channel, kind, variables = first.seen[-1]
     assert (channel, kind) == ("outbox:code", "challenge")
-    assert variables["payload"] == last_code(otp)
+    assert variables["payload"] == outbox_code(otp)
     assert variables["payload_kind"] == "code"
     assert variables["purpose"] == "setup"
     assert variables["site_name"] == "Example"
@@ -345,17 +346,17 @@ def test_hook_otp_pro_render_message(build: Callable[..., OtpPro], member: Membe
     branded = Branded("acme_branding")
     otp = build(branded, Abstains("acme_abstains"), Pigeons("acme_pigeons"),
                 channels=["outbox:code", "pigeon:code"], providers={"pigeon": {"loft": "x"}})
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(31)
     otp.send_challenge(member)
 
     message = otp.transports["outbox"].last()  # type: ignore[attr-defined]
     assert message.subject == "[Example] sign-in code"
     assert re.fullmatch(r"CODE=\d{6}", message.text)
-    assert message.html == f"<p>Code <b>{last_code(otp)}</b> for Ann</p>"
+    assert message.html == f"<p>Code <b>{outbox_code(otp)}</b> for Ann</p>"
     # The core fills in what the renderer did not: member, channel.
     assert (message.member_id, message.channel, message.recipient) == ("42", "outbox:code", "ann@example.com")
-    assert otp.verify(member, last_code(otp)).ok
+    assert otp.verify(member, outbox_code(otp)).ok
 
     # A renderer returning None leaves the message to the next one, and finally to the core's plain text.
     pigeon_member = Member("44", fields={"loft": "Loft 1"})
@@ -390,7 +391,7 @@ def test_hook_otp_pro_event(make_otp: Callable[..., OtpPro], member: Member) -> 
     # Both databases: "committed before listeners run" is a transaction property.
     listener = Listener("acme_listener")
     otp = make_otp(plugins=[Failing("acme_failing"), listener])
-    enroll(otp, member)
+    enrol(otp, member)
 
     kinds = [e.kind for e in listener.events]
     # The built-in notification plugin's notification_sent (recorded while setup_completed was being
@@ -415,7 +416,7 @@ def test_hook_otp_pro_event(make_otp: Callable[..., OtpPro], member: Member) -> 
     assert by_kind["challenge_sent"].factor_change is False
     assert by_kind["backup_codes_generated"].details["count"] == 10
     # No secret reaches a listener.
-    code = last_code(otp)
+    code = outbox_code(otp)
     assert all(code not in repr(e) for e in listener.events)
     # The failing listener changed nothing: the setup stands.
     assert otp.status(member).enrolled
@@ -559,10 +560,10 @@ def test_plugin_raising_in_register_hook_is_reported_and_others_work(
         assert builtin.builtin and builtin.enabled and builtin.error is None
         assert builtin.distribution == "otp-pro-core"
 
-    enroll(otp, member)  # the outbox still works
+    enrol(otp, member)  # the outbox still works
     clock.advance(31)
     otp.send_challenge(member, channel="outbox:code")
-    assert otp.verify(member, last_code(otp)).ok
+    assert otp.verify(member, outbox_code(otp)).ok
     assert "pigeon:code" in otp.channels
 
 
@@ -591,7 +592,7 @@ def test_plugin_with_unknown_hook_is_reported_and_skipped(build: Callable[..., O
     wrong = info(otp, "acme_wrong_args")
     assert wrong.error is not None and "otp_pro_channel_available" in wrong.error
     assert otp.status(member).channels == ("outbox:code", "email:code")  # the skipped hook never ran
-    enroll(otp, member)
+    enrol(otp, member)
 
     with pytest.raises(ConfigurationError) as caught:
         build(UnknownHook("acme_unknown"), channels=["pigeon:code"], default_channel="pigeon:code")
@@ -626,7 +627,7 @@ def test_duplicate_transport_name_is_reported(build: Callable[..., OtpPro], memb
     # The first registration stands.
     assert otp.channels["pigeon:code"].label == "Carrier pigeon"
     assert type(otp.transports["outbox"]).__name__ == "OutboxTransport"
-    enroll(otp, member)
+    enrol(otp, member)
 
 
 def test_duplicate_plugin_name_is_reported(build: Callable[..., OtpPro]) -> None:
@@ -763,7 +764,7 @@ def test_hook_otp_pro_register_dispatchers(build: Callable[..., OtpPro], member:
     assert setup.challenge is not None and setup.challenge.status == "queued" and tube.ids == [setup.challenge.id]
     assert otp.transports["outbox"].last() is None  # type: ignore[attr-defined]
     assert otp.deliver_queued(tube.ids[0]).action == "sent"
-    otp.complete_setup(member, last_code(otp))
+    otp.complete_setup(member, outbox_code(otp))
     # A second plugin registering the same name is reported by name; the first one keeps it.
     otp = build(Tubes("acme_tubes"), Clash("acme_clash"), dispatcher="tube")
     clash = info(otp, "acme_clash")
@@ -827,7 +828,6 @@ def test_a_renderer_broken_on_the_default_channel_fails_only_the_sends_on_that_c
     """On PostgreSQL the message is first made for the policy's default channel: a renderer that fails
     there must not fail a send to a member whose own channel is another (docs/plugin-hooks.md); a send on
     the broken channel still fails, with nothing recorded."""
-    from conftest import mailed_code
     from sqlalchemy import func, select
 
     from otp_pro import PluginError
@@ -835,10 +835,10 @@ def test_a_renderer_broken_on_the_default_channel_fails_only_the_sends_on_that_c
 
     otp = make_otp(plugins=[BrokenOnTheOutbox("acme_broken")])  # default channel: outbox:code
     otp.begin_setup(member, "email:code")
-    otp.complete_setup(member, mailed_code(mailbox))
+    otp.complete_setup(member, mailed_code(mailbox, "ann@example.com"))
     challenge = otp.send_challenge(member)
     assert challenge.channel == "email:code" and challenge.status == "sent"
-    assert otp.verify(member, mailed_code(mailbox)).ok
+    assert otp.verify(member, mailed_code(mailbox, "ann@example.com")).ok
     with otp.db.read() as conn:
         before = conn.execute(select(func.count()).select_from(challenges)).scalar_one()
     with pytest.raises(PluginError, match="acme_broken"):

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import PG_ENV, base_settings, temporary_pg_database
+from core_support import base_settings
 from sqlalchemy import create_engine, inspect
 
 from otp_pro import ConfigurationError, OtpPro
 from otp_pro.storage import migrate
 from otp_pro.storage.schema import metadata
+from otp_pro.testing import PG_ENV, temporary_pg_database
 
 
 def test_new_sqlite_file_is_migrated_and_in_wal_mode(tmp_path):
@@ -61,7 +62,7 @@ def test_bad_database_urls_are_configuration_errors(tmp_path):
 
 
 def _first_revision() -> str:
-    revisions = {migrate._revision_ids(path) for path in migrate.VERSIONS.glob("*.py")}
+    revisions = {migrate.revision_ids(path) for path in migrate.VERSIONS.glob("*.py")}
     return next(revision for revision, down in revisions if revision and not down)
 
 

@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 import pyotp
 import pytest
 from click.testing import CliRunner
-from conftest import base_settings, enroll, free_port, last_code
+from core_support import base_settings
 
 from otp_pro import Member, Message, OtpPro, Receipt, Setting, Transport, audit, hookimpl
 from otp_pro.builtins import notify
 from otp_pro.cli import cli
 from otp_pro.errors import ConfigurationError, RecipientUnavailable
-from otp_pro.testing import Clock, Mailbox, settings_toml
+from otp_pro.testing import Clock, Mailbox, enrol, free_port, outbox_code, settings_toml
 
 SUBJECT = "Example: security change on your account"
 IP, UA = "203.0.113.9", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -89,7 +89,7 @@ def test_each_factor_change_sends_exactly_one_notice(make_otp: Callable[..., Otp
     assert "support:bob" not in text  # who at the site did it is for the audit log, not the member
 
     # 5. Disable, by the member (Flask passes actor=member.id): set up again first, which notifies too.
-    secrets_seen += enroll(otp, member)
+    secrets_seen += enrol(otp, member)
     assert len(notices(mailbox)) == 5
     assert "Your second step is now: Development outbox." in body(notices(mailbox)[-1])
     otp.disable(member, actor=member.id, ip=IP, user_agent=UA)
@@ -110,7 +110,7 @@ def test_each_factor_change_sends_exactly_one_notice(make_otp: Callable[..., Otp
         assert event.details["provider_message_id"].startswith("<")
     assert events_of(otp, notify.NOTIFICATION_FAILED) == []
     # A notice never carries a code, a backup code, a device token or the seed; nor does its audit record.
-    secrets_seen.append(last_code(otp))
+    secrets_seen.append(outbox_code(otp))
     for message in notices(mailbox):
         whole = message.as_string()
         assert not [s for s in secrets_seen if s in whole]
@@ -120,11 +120,11 @@ def test_each_factor_change_sends_exactly_one_notice(make_otp: Callable[..., Otp
 def test_switched_off_sends_none(make_otp: Callable[..., OtpPro], member: Member, mailbox: Mailbox,
                                  smtp_server: tuple[str, int, Mailbox]) -> None:
     def all_five(otp: OtpPro) -> None:
-        enroll(otp, member)
+        enrol(otp, member)
         otp.regenerate_backup_codes(member)
         otp.trust_device(member, label="Phone")
         otp.reset(member, actor="support")
-        enroll(otp, member)
+        enrol(otp, member)
         otp.disable(member)
 
     otp = make_otp(providers=email_provider(smtp_server, enabled=False))
@@ -183,7 +183,7 @@ def test_a_failing_notice_leaves_the_change_done_and_is_audited(
 
         plugins.append(BrokenNotices())
     otp = make_otp(providers=providers, plugins=plugins, channels=["outbox:code", "totp", "email:code"])
-    codes = enroll(otp, member)
+    codes = enrol(otp, member)
     mailbox.clear()
     if fault == "refused_data":
         mailbox.reply = "554 5.7.1 Message refused"  # the server refuses the next message's DATA
@@ -272,7 +272,7 @@ def test_totp_member_without_email_gets_no_notice(make_otp: Callable[..., OtpPro
     otp = make_otp()
     carol = Member("8", name="Carol")
     caplog.set_level(logging.INFO, logger="otp_pro.notify")
-    enroll(otp, carol, "totp")
+    enrol(otp, carol, "totp")
     otp.reset(carol)
     assert mailbox.messages == [] and otp.transports["outbox"].messages == []  # type: ignore[attr-defined]
     assert events_of(otp, notify.NOTIFICATION_SENT, notify.NOTIFICATION_FAILED) == []
@@ -331,7 +331,7 @@ def test_admin_reset_from_the_cli_notifies_the_member(backend: str, tmp_path: Pa
     config.write_text(settings_toml(settings))
     otp = OtpPro(settings, plugins=[Directory()])
     try:
-        enroll(otp, member)
+        enrol(otp, member)
     finally:
         otp.close()
     mailbox.clear()

@@ -17,10 +17,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import SECRET_KEY, Clock, enroll
+from core_support import SECRET_KEY
 
 from otp_pro import ChannelUnavailable, Member, OtpPro, PolicyError, policy
 from otp_pro.settings import Settings
+from otp_pro.testing import Clock, enrol
 
 NR, OPT, REQ = "not_required", "optional", "required"
 EMAIL, SMS, TOTP = "email:code", "sms:code", "totp"
@@ -245,7 +246,7 @@ def test_conflicts_lists_every_disjoint_pair() -> None:
 # --------------------------------------------------------------------------
 
 OUTBOX = "outbox:code"
-#: conftest's site: channels outbox:code, totp, email:code; default outbox:code.
+#: core_support.base_settings' site: channels outbox:code, totp, email:code; default outbox:code.
 API_ROLES: dict[str, dict[str, Any]] = {
     "guest": {"requirement": NR},
     "staff": {"requirement": OPT, "channels": [TOTP, EMAIL], "default_channel": TOTP},
@@ -369,7 +370,7 @@ def test_grace_start_persists_across_instances(make_otp: MakeOtp, clock: Clock) 
 def test_enrolled_member_never_must_setup(make_otp: MakeOtp, clock: Clock, grace_days: int) -> None:
     otp = make_otp(mode="required", grace_days=grace_days)
     member = person()
-    enroll(otp, member, OUTBOX)
+    enrol(otp, member, OUTBOX)
     for _ in range(3):
         status = otp.status(member)
         assert status.enrolled and status.channel == OUTBOX
@@ -382,7 +383,7 @@ def test_enrolled_member_never_must_setup(make_otp: MakeOtp, clock: Clock, grace
 def test_required_member_cannot_disable_without_force(make_otp: MakeOtp) -> None:
     otp = api_otp(make_otp, "visible")
     member = person("admin")
-    enroll(otp, member, OUTBOX)
+    enrol(otp, member, OUTBOX)
     assert otp.status(member).can_disable is False
     with pytest.raises(PolicyError) as info:
         otp.disable(member)
@@ -398,7 +399,7 @@ def test_required_member_cannot_disable_without_force(make_otp: MakeOtp) -> None
 def test_required_by_site_mode_cannot_disable(make_otp: MakeOtp) -> None:
     otp = make_otp(mode="required", grace_days=0)
     member = person()
-    enroll(otp, member, OUTBOX)
+    enrol(otp, member, OUTBOX)
     with pytest.raises(PolicyError):
         otp.disable(member)
     otp.disable(member, force=True)
@@ -413,7 +414,7 @@ def test_optional_member_may_disable(make_otp: MakeOtp, mode: str, roles: tuple[
     otp = api_otp(make_otp, mode)
     member = person(*roles)
     channel = TOTP if roles else OUTBOX
-    enroll(otp, member, channel)
+    enrol(otp, member, channel)
     status = otp.status(member)
     assert status.requirement == OPT and status.enrolled and status.can_disable
     otp.disable(member)

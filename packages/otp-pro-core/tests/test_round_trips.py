@@ -14,11 +14,12 @@ from typing import Any
 
 import pyotp
 import pytest
-from conftest import PG_SKIP_REASON, base_settings, enroll, last_code, mailed_code, truncate_all
+from core_support import base_settings
 from sqlalchemy import create_engine, event, func, select, text
 
 from otp_pro import Member, OtpPro
 from otp_pro.storage import db as storage_db
+from otp_pro.testing import PG_SKIP_REASON, enrol, mailed_code, outbox_code, truncate_all
 
 
 @contextmanager
@@ -108,7 +109,7 @@ def test_totp_code_leaves_a_pending_email_code_usable(make_otp, member, clock):
     otp = make_otp(channels=["outbox:code", "totp"])
     app = totp_member(otp, member)
     otp.send_challenge(member, channel="outbox:code")
-    emailed = last_code(otp)
+    emailed = outbox_code(otp)
     clock.advance(30)
     assert otp.verify(member, app.at(clock())).method == "totp"
     result = otp.verify(member, emailed)
@@ -117,9 +118,9 @@ def test_totp_code_leaves_a_pending_email_code_usable(make_otp, member, clock):
 
 
 def test_email_code_verify_is_one_transaction(otp, member):
-    enroll(otp, member)
+    enrol(otp, member)
     otp.send_challenge(member)
-    code = last_code(otp)
+    code = outbox_code(otp)
     with transactions(otp) as counts:
         assert otp.verify(member, code).ok
     assert counts["commit"] == 1
@@ -127,9 +128,9 @@ def test_email_code_verify_is_one_transaction(otp, member):
 
 def test_a_failure_before_success_is_reset_by_an_email_code(make_otp, member):
     otp = make_otp(max_attempts=3)
-    enroll(otp, member)
+    enrol(otp, member)
     otp.send_challenge(member)
-    code = last_code(otp)
+    code = outbox_code(otp)
     wrong = "000000" if code != "000000" else "111111"
     assert otp.verify(member, wrong).attempts_remaining == 2
     assert otp.verify(member, code).ok
@@ -142,13 +143,13 @@ def test_an_inline_send_on_the_members_own_channel_is_two_writes(otp, member):
     On PostgreSQL each is one statement of its own: the first reads the member's state,
     checks the throttle and inserts the challenge (``statements.SEEN_AND_SEND``), with no read before it.
     """
-    enroll(otp, member)
+    enrol(otp, member)
     with transactions(otp) as counts:
         otp.send_challenge(member)
     assert counts["commit"] == 2
     if otp.db.is_postgresql:
         assert counts["statements"] == 2
-    assert otp.verify(member, last_code(otp)).ok
+    assert otp.verify(member, outbox_code(otp)).ok
 
 
 def test_a_member_off_the_default_channel_is_sent_one_message_on_their_own(make_otp, member, mailbox):
@@ -156,7 +157,7 @@ def test_a_member_off_the_default_channel_is_sent_one_message_on_their_own(make_
     member's state comes from the statement that found the guess wrong (on PostgreSQL, no read of its own)."""
     otp = make_otp()
     otp.begin_setup(member, "email:code")
-    otp.complete_setup(member, mailed_code(mailbox))
+    otp.complete_setup(member, mailed_code(mailbox, "ann@example.com"))
     outbox = otp.transports["outbox"]
     before, mails = len(outbox.messages), len(mailbox.to("ann@example.com"))  # type: ignore[attr-defined]
     with transactions(otp) as counts:
@@ -168,7 +169,7 @@ def test_a_member_off_the_default_channel_is_sent_one_message_on_their_own(make_
     if otp.db.is_postgresql:
         # The guess (no write), the transaction's member lock, its throttle + insert, then the sent mark.
         assert counts["statements"] == 4
-    assert otp.verify(member, mailed_code(mailbox)).ok
+    assert otp.verify(member, mailed_code(mailbox, "ann@example.com")).ok
     newest = otp.events(member, kinds=["challenge_sent"])[0]
     assert (newest.channel, newest.details["challenge_id"]) == ("email:code", challenge.id)
 
@@ -177,7 +178,7 @@ def test_a_send_whose_guessed_channel_cannot_be_used_goes_on_from_the_members_st
     """The policy's default is the authenticator app, which has nothing to send: the guess is dropped, the
     member's state is read, and the code goes out once on the member's own channel."""
     otp = make_otp(default_channel="totp")
-    enroll(otp, member)  # on the outbox
+    enrol(otp, member)  # on the outbox
     outbox = otp.transports["outbox"]
     before = len(outbox.messages)  # type: ignore[attr-defined]
     with transactions(otp) as counts:
@@ -187,7 +188,7 @@ def test_a_send_whose_guessed_channel_cannot_be_used_goes_on_from_the_members_st
     if otp.db.is_postgresql:
         # The state read, the transaction's member lock, its throttle + insert, then the sent mark.
         assert counts["statements"] == 4
-    assert otp.verify(member, last_code(otp)).ok
+    assert otp.verify(member, outbox_code(otp)).ok
 
 
 def test_a_hard_locked_member_is_sent_nothing(otp, member):
@@ -197,7 +198,7 @@ def test_a_hard_locked_member_is_sent_nothing(otp, member):
     from otp_pro.settings import NIST_MAX_ATTEMPTS
     from otp_pro.storage.schema import challenges, members
 
-    enroll(otp, member)
+    enrol(otp, member)
     with otp.db.write() as conn:
         conn.execute(members.update().where(members.c.member_id == member.id).values(
             consecutive_failures=NIST_MAX_ATTEMPTS))
@@ -214,14 +215,14 @@ def test_a_hard_locked_member_is_sent_nothing(otp, member):
 def test_sent_mark_voids_only_the_members_other_unused_challenges(make_otp, member):
     otp = make_otp()
     other = Member(id="43", email="bob@example.com", name="Bob")
-    enroll(otp, member)
-    enroll(otp, other)
+    enrol(otp, member)
+    enrol(otp, other)
     otp.send_challenge(other)
-    bobs = last_code(otp, "bob@example.com")
+    bobs = outbox_code(otp, "bob@example.com")
     otp.send_challenge(member)
-    first = last_code(otp, "ann@example.com")
+    first = outbox_code(otp, "ann@example.com")
     otp.send_challenge(member)
-    second = last_code(otp, "ann@example.com")
+    second = outbox_code(otp, "ann@example.com")
     assert otp.verify(member, first).reason in ("invalid", "expired")
     assert otp.verify(member, second).ok
     assert otp.verify(other, bobs).ok  # another member's challenge is left alone
@@ -233,7 +234,7 @@ def test_a_dead_pooled_connection_is_replaced_after_idling(pg_url, clock, member
     truncate_all(pg_url)
     otp = OtpPro(base_settings(pg_url), clock=clock)
     try:
-        enroll(otp, member)
+        enrol(otp, member)
         assert otp.db.engine.pool.checkedin() == 1  # one operation at a time: one pooled connection
         with otp.db.engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
@@ -244,7 +245,7 @@ def test_a_dead_pooled_connection_is_replaced_after_idling(pg_url, clock, member
         admin.dispose()
         monkeypatch.setattr(storage_db, "PING_AFTER_IDLE_SECONDS", 0.0)
         otp.send_challenge(member)  # the dead connection is pinged, dropped and replaced
-        assert otp.verify(member, last_code(otp)).ok
+        assert otp.verify(member, outbox_code(otp)).ok
     finally:
         otp.close()
 

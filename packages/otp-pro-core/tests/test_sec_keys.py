@@ -16,7 +16,7 @@ from typing import Any
 import pyotp
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET_KEY, base_settings, enroll
+from core_support import SECRET_KEY, base_settings
 from sqlalchemy import select
 
 from otp_pro import Member, OtpPro
@@ -25,7 +25,7 @@ from otp_pro.crypto import KeyRing
 from otp_pro.errors import ConfigurationError
 from otp_pro.secret import Secret
 from otp_pro.storage.schema import members
-from otp_pro.testing import Clock, settings_toml
+from otp_pro.testing import Clock, enrol, settings_toml
 
 NEW_KEY = "the-new-secret-key-" + "n" * 32
 TOTP_MEMBER = Member("t1", email="tina@example.com")
@@ -52,7 +52,7 @@ def before(backend: str, clock: Clock) -> Iterator[dict[str, Any]]:
     assert info.secret is not None
     app = pyotp.TOTP(info.secret)
     totp_backup = otp.complete_setup(TOTP_MEMBER, app.at(clock()))
-    code_backup = enroll(otp, CODE_MEMBER)
+    code_backup = enrol(otp, CODE_MEMBER)
     pending = otp.begin_setup(PENDING_MEMBER, "totp")
     assert pending.secret is not None
     device = otp.trust_device(TOTP_MEMBER, label="Laptop")

@@ -30,7 +30,7 @@ from typing import Any
 
 import pyotp
 import pytest
-from conftest import SECRET_KEY, base_settings, mailed_code
+from core_support import SECRET_KEY, base_settings
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
@@ -51,7 +51,7 @@ from otp_pro.errors import (
 )
 from otp_pro.settings import Settings
 from otp_pro.storage.schema import metadata
-from otp_pro.testing import Clock, Mailbox, free_port
+from otp_pro.testing import Clock, Mailbox, free_port, mailed_code
 
 SMTP_USER = "otp-mailer"
 SMTP_PASSWORD = "smtp-pa55word-" + secrets.token_hex(8)

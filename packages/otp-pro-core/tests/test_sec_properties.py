@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SECRET_KEY, base_settings, enroll
+from core_support import SECRET_KEY, base_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -33,7 +33,7 @@ from otp_pro.member import InvalidMember
 from otp_pro.results import VerifyResult
 from otp_pro.settings import CORE_SETTINGS, TOTP_SETTINGS, Settings
 from otp_pro.storage.schema import audit_events, backup_codes, challenges, members, trusted_devices
-from otp_pro.testing import Clock
+from otp_pro.testing import Clock, enrol
 
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -110,7 +110,7 @@ def _snapshot(otp: OtpPro, member_id: str) -> dict[str, Any]:
 def enrolled(make_otp: Any, clock: Clock) -> tuple[OtpPro, Member]:
     otp = make_otp(max_attempts=100)
     member = Member("prop", email="prop@example.com")
-    enroll(otp, member)  # a code channel with no live challenge left: no code typed here can be right
+    enrol(otp, member)  # a code channel with no live challenge left: no code typed here can be right
     otp.trust_device(member, label="Laptop")
     return otp, member
 
@@ -176,7 +176,7 @@ def test_verify_token_with_tokens_of_every_shape(enrolled: tuple[OtpPro, Member]
 def test_a_full_width_code_with_separators_is_accepted(backend: str, make_otp: Any) -> None:
     otp = make_otp()
     member = Member("fw", email="fw@example.com")
-    enroll(otp, member)
+    enrol(otp, member)
     otp.send_challenge(member)
     code = otp.transports["outbox"].last().text  # type: ignore[attr-defined]
     digits = re.search(r"\b(\d{6})\b", code)
@@ -191,7 +191,7 @@ def test_a_full_width_code_with_separators_is_accepted(backend: str, make_otp: A
 def test_bad_codes_count_nothing_on_postgresql_too(backend: str, make_otp: Any) -> None:
     otp = make_otp()
     member = Member("pg", email="pg@example.com")
-    enroll(otp, member)
+    enrol(otp, member)
     for code in (None, b"\xff\xfe", 12.5, "", " - ", "9" * 65, "١٢٣٤٥٦", "abc!def", ["123456"]):
         assert otp.verify(member, code).reason == "malformed"
     with otp.db.engine.connect() as conn:

@@ -16,11 +16,11 @@ from typing import Any
 
 import pyotp
 import pytest
-from conftest import enroll
 from sqlalchemy import select
 
 from otp_pro import ConfigurationError, Member, OtpPro, Settings, crypto, totp
 from otp_pro.storage.schema import members
+from otp_pro.testing import enrol
 
 
 def test_secrets_come_from_the_operating_system_csprng(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +63,7 @@ def test_out_of_band_codes_expire_after_10_minutes_by_default(make_otp: Callable
     """SP 800-63B 5.1.3.2 (invalid if not completed within 10 minutes); ASVS 2.7.2."""
     otp = make_otp()
     assert otp.settings.code_ttl_seconds == 600
-    enroll(otp, member)
+    enrol(otp, member)
     challenge = otp.send_challenge(member)
     assert (challenge.expires_at - challenge.created_at).total_seconds() == 600
 
@@ -74,8 +74,8 @@ def test_backup_codes_entropy_salt_and_kdf(make_otp: Callable[..., OtpPro], memb
     assert bits > 49  # well over 20; under 64, so the lockout applies to them too (5.2.2)
     otp = make_otp()
     other = Member("43", email="bob@example.com", name="Bob")
-    enroll(otp, member)
-    enroll(otp, other)
+    enrol(otp, member)
+    enrol(otp, other)
     with otp.db.read() as conn:
         salts = [row.backup_salt for row in conn.execute(select(members.c.backup_salt))]
     assert len(salts) == 2 and len(set(salts)) == 2  # one random salt per set

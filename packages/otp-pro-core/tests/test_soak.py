@@ -41,12 +41,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import PG_SKIP_REASON, SECRET_KEY, truncate_all
+from core_support import SECRET_KEY
 from sqlalchemy import create_engine, func, select
 
 from otp_pro import Member, OtpPro, totp
 from otp_pro.errors import LockedOut, ThrottledError
 from otp_pro.storage.schema import audit_events, challenges, members
+from otp_pro.testing import PG_SKIP_REASON, truncate_all
 
 OPS = int(os.environ.get("OTP_PRO_SOAK_OPS", "100000"))
 MEMBERS = int(os.environ.get("OTP_PRO_SOAK_MEMBERS", "1000"))

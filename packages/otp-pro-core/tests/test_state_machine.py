@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import base_settings
+from core_support import base_settings
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test

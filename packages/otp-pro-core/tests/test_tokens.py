@@ -7,9 +7,9 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import enroll
 
 from otp_pro import Member, Payload, PayloadContext, PayloadValue, hookimpl
+from otp_pro.testing import enrol
 
 
 class LinkPayload(Payload):
@@ -43,7 +43,7 @@ def link_otp(make_otp: Any) -> Any:
 
 
 def test_link_verifies_once_and_names_the_member(link_otp, member):
-    enroll(link_otp, member)
+    enrol(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     token = token_in(link_otp)
     assert "sign-in link" in link_otp.transports["outbox"].last().subject
@@ -55,13 +55,13 @@ def test_link_verifies_once_and_names_the_member(link_otp, member):
 
 
 def test_link_token_is_not_accepted_as_a_typed_code(link_otp, member):
-    enroll(link_otp, member)
+    enrol(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     assert not link_otp.verify(member, token_in(link_otp)).ok
 
 
 def test_expired_replaced_unknown_and_malformed_tokens(link_otp, member, clock):
-    enroll(link_otp, member)
+    enrol(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     first = token_in(link_otp)
     link_otp.send_challenge(member, channel="outbox:link")
@@ -77,7 +77,7 @@ def test_expired_replaced_unknown_and_malformed_tokens(link_otp, member, clock):
 
 
 def test_binding_ties_the_link_to_the_browser(link_otp, member):
-    enroll(link_otp, member)
+    enrol(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link", binding="cookie-abc")
     token = token_in(link_otp)
     assert link_otp.verify_token("link", token).reason == "wrong_browser"
@@ -86,7 +86,7 @@ def test_binding_ties_the_link_to_the_browser(link_otp, member):
 
 
 def test_link_failures_share_the_lockout(link_otp, member):
-    enroll(link_otp, member)
+    enrol(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     token = token_in(link_otp)
     assert link_otp.verify_token("link", token).ok
@@ -118,7 +118,7 @@ def test_setup_link_can_be_bound_to_the_browser(link_otp):
 
 def test_concurrent_clicks_have_one_winner(make_otp, member):
     link_otp = make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link"], max_attempts=20)
-    enroll(link_otp, member)
+    enrol(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     token = token_in(link_otp)
     barrier = threading.Barrier(8)

@@ -8,10 +8,11 @@ from datetime import datetime, timezone
 
 import pyotp
 import pytest
-from conftest import SECRET_KEY, base_settings, enroll
+from core_support import SECRET_KEY, base_settings
 
 from otp_pro import Member, OtpPro, SetupError
 from otp_pro.storage.schema import members
+from otp_pro.testing import enrol
 
 # RFC 6238 Appendix B: seeds are the ASCII strings below; 8-digit codes at these Unix times.
 SEEDS = {
@@ -127,5 +128,5 @@ def test_seed_is_encrypted_and_key_rotation_keeps_members_working(backend, clock
 
 
 def test_totp_member_also_accepts_backup_codes(otp, member, clock):
-    codes = enroll(otp, member, "totp")
+    codes = enrol(otp, member, "totp")
     assert otp.verify(member, codes[3]).method == "backup_code"

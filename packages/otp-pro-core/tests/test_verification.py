@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pytest
-from conftest import enroll, last_code
 
 from otp_pro import (
     HARD_LOCK,
@@ -25,12 +24,13 @@ from otp_pro import (
 )
 from otp_pro import crypto as crypto_module
 from otp_pro.storage.schema import challenges
+from otp_pro.testing import enrol, outbox_code
 
 
 def test_code_is_accepted_once(otp, member):
-    enroll(otp, member)
+    enrol(otp, member)
     challenge = otp.send_challenge(member, ip="203.0.113.5", user_agent="pytest")
-    code = last_code(otp)
+    code = outbox_code(otp)
     first = otp.verify(member, code, ip="203.0.113.5", user_agent="pytest")
     assert first.ok and first.method == "code" and first.channel == "outbox:code"
     second = otp.verify(member, code)
@@ -40,19 +40,19 @@ def test_code_is_accepted_once(otp, member):
 
 def test_code_length_setting_is_used(make_otp, member):
     otp = make_otp(code_length=8)
-    enroll(otp, member)
+    enrol(otp, member)
     otp.send_challenge(member)
-    code = last_code(otp)
+    code = outbox_code(otp)
     assert len(code) == 8
     assert otp.verify(member, code).ok
 
 
 def test_code_expires(make_otp, member, clock):
     otp = make_otp(code_ttl_seconds=900)
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(60)
     otp.send_challenge(member)
-    code = last_code(otp)
+    code = outbox_code(otp)
     clock.advance(899)
     clock.advance(1)
     result = otp.verify(member, code)
@@ -61,22 +61,22 @@ def test_code_expires(make_otp, member, clock):
 
 def test_code_is_valid_until_just_before_expiry(make_otp, member, clock):
     otp = make_otp(code_ttl_seconds=900)
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(60)
     otp.send_challenge(member)
-    code = last_code(otp)
+    code = outbox_code(otp)
     clock.advance(899)
     assert otp.verify(member, code).ok
 
 
 def test_new_challenge_invalidates_earlier_ones(otp, member, clock):
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(31)
     otp.send_challenge(member)
-    old = last_code(otp)
+    old = outbox_code(otp)
     clock.advance(31)
     otp.send_challenge(member)
-    new = last_code(otp)
+    new = outbox_code(otp)
     if old != new:
         assert not otp.verify(member, old).ok
     assert otp.verify(member, new).ok
@@ -84,24 +84,24 @@ def test_new_challenge_invalidates_earlier_ones(otp, member, clock):
 
 def test_setup_code_cannot_sign_in_and_sign_in_code_cannot_complete_setup(otp, member, clock):
     otp.begin_setup(member, "outbox:code")
-    setup_code = last_code(otp)
+    setup_code = outbox_code(otp)
     assert otp.verify(member, setup_code).reason == "not_enrolled"
     otp.complete_setup(member, setup_code)
     clock.advance(31)
     otp.begin_setup(member, "email:code")
     clock.advance(31)
     otp.send_challenge(member, channel="outbox:code")  # voids the setup code
-    sign_in = last_code(otp)
+    sign_in = outbox_code(otp)
     with pytest.raises(InvalidCode):
         otp.complete_setup(member, sign_in)
 
 
 def test_wrong_codes_lock_the_member(make_otp, member, clock):
     otp = make_otp(max_attempts=3, lockout_seconds=600, code_ttl_seconds=1800)
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(31)
     otp.send_challenge(member)
-    good = last_code(otp)
+    good = outbox_code(otp)
     wrong = "000000" if good != "000000" else "111111"
     assert otp.verify(member, wrong).attempts_remaining == 2
     assert otp.verify(member, wrong).attempts_remaining == 1
@@ -122,7 +122,7 @@ def test_wrong_codes_lock_the_member(make_otp, member, clock):
 
 def test_failures_count_across_methods(make_otp, member):
     otp = make_otp(max_attempts=3)
-    enroll(otp, member, "totp")
+    enrol(otp, member, "totp")
     otp.verify(member, "000000")  # a TOTP-shaped or code-shaped guess
     otp.verify(member, "aaaaa-bbbbb")  # a backup-code-shaped guess
     result = otp.verify(member, "99999999")  # wrong length for both
@@ -131,10 +131,10 @@ def test_failures_count_across_methods(make_otp, member):
 
 def test_success_resets_the_failure_count(make_otp, member, clock):
     otp = make_otp(max_attempts=3)
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(31)
     otp.send_challenge(member)
-    good = last_code(otp)
+    good = outbox_code(otp)
     wrong = "000000" if good != "000000" else "111111"
     otp.verify(member, wrong)
     otp.verify(member, wrong)
@@ -144,7 +144,7 @@ def test_success_resets_the_failure_count(make_otp, member, clock):
 
 def test_nist_ceiling_hard_locks_after_100_consecutive_failures(make_otp, member, clock):
     otp = make_otp(max_attempts=10, lockout_seconds=60)
-    enroll(otp, member)
+    enrol(otp, member)
     for i in range(100):
         result = otp.verify(member, "000000" if i % 2 else "111111")
         if result.reason == "locked" and i < 99:
@@ -162,7 +162,7 @@ def test_nist_ceiling_hard_locks_after_100_consecutive_failures(make_otp, member
     "code", [None, "", "   ", "12 34", "١٢٣٤٥٦", "12345678901234567890" * 5, b"\xff\xfe", "abc$%", 3.5, []]
 )
 def test_malformed_input_is_refused_without_state_change(otp, member, code):
-    enroll(otp, member)
+    enrol(otp, member)
     before = len(otp.events(member, limit=1000))
     result = otp.verify(member, code)
     assert not result.ok
@@ -171,17 +171,17 @@ def test_malformed_input_is_refused_without_state_change(otp, member, code):
 
 
 def test_full_width_digits_spaces_and_dashes_are_accepted(otp, member, clock):
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(31)
     otp.send_challenge(member)
-    code = last_code(otp)
+    code = outbox_code(otp)
     typed = " " + "".join(chr(0xFF10 + int(d)) for d in code[:3]) + "-" + code[3:] + " "
     assert otp.verify(member, typed).ok
 
 
 def test_cooldown_between_sends(make_otp, member, clock):
     otp = make_otp(resend_cooldown_seconds=30)
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(30)
     otp.send_challenge(member)
     clock.advance(10)
@@ -195,14 +195,14 @@ def test_cooldown_between_sends(make_otp, member, clock):
 
 def test_cooldown_zero_switches_it_off(make_otp, member):
     otp = make_otp(resend_cooldown_seconds=0, max_sends_per_hour=50)
-    enroll(otp, member)
+    enrol(otp, member)
     for _ in range(3):
         otp.send_challenge(member)
 
 
 def test_hourly_cap_per_member(make_otp, member, clock):
     otp = make_otp(resend_cooldown_seconds=0, max_sends_per_hour=3)
-    enroll(otp, member)  # the setup code is the first send
+    enrol(otp, member)  # the setup code is the first send
     otp.send_challenge(member)
     otp.send_challenge(member)
     with pytest.raises(ThrottledError) as info:
@@ -217,7 +217,7 @@ def test_the_cooldown_ends_to_the_microsecond(make_otp, member, clock, gap, refu
     # On PostgreSQL the throttle is decided in SQL (the insert's condition) and explained in
     # Python: both must draw the line at the same instant.
     otp = make_otp(resend_cooldown_seconds=30)
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(30)
     otp.send_challenge(member)
     clock.advance(gap)
@@ -231,7 +231,7 @@ def test_the_cooldown_ends_to_the_microsecond(make_otp, member, clock, gap, refu
 
 def test_the_hourly_cap_frees_a_send_when_the_oldest_turns_an_hour_old(make_otp, member, clock):
     otp = make_otp(resend_cooldown_seconds=0, max_sends_per_hour=2)
-    enroll(otp, member)  # the setup code is the first send
+    enrol(otp, member)  # the setup code is the first send
     clock.advance(1)
     otp.send_challenge(member)
     clock.advance(3598.999999)  # the setup code is a microsecond short of an hour old: it still counts
@@ -283,7 +283,7 @@ class FlakyPlugin:
 
 def test_failed_delivery_is_void_and_does_not_count_against_cooldown(make_otp, member, clock):
     otp = make_otp(plugins=[FlakyPlugin()], channels=["outbox:code", "flaky:code"], resend_cooldown_seconds=30)
-    enroll(otp, member)
+    enrol(otp, member)
     clock.advance(31)
     FailingTransport.fail = True
     with pytest.raises(DeliveryError) as info:
@@ -318,7 +318,7 @@ def test_plain_exception_from_a_transport_becomes_a_delivery_error(make_otp, mem
             register(Broken)
 
     otp = make_otp(plugins=[Plugin()], channels=["outbox:code", "broken:code"])
-    enroll(otp, member)
+    enrol(otp, member)
     with pytest.raises(TransientDeliveryError) as info:
         otp.send_challenge(member, channel="broken:code")
     assert "boom" not in str(info.value) and info.value.provider_code == "RuntimeError"
@@ -327,7 +327,7 @@ def test_plain_exception_from_a_transport_becomes_a_delivery_error(make_otp, mem
 def test_send_challenge_refuses_unenrolled_totp_and_unknown_channels(otp, member):
     with pytest.raises(NotEnrolled):
         otp.send_challenge(member)
-    enroll(otp, member, "totp")
+    enrol(otp, member, "totp")
     with pytest.raises(ChannelUnavailable):
         otp.send_challenge(member)
     with pytest.raises(ChannelUnavailable):
@@ -335,7 +335,7 @@ def test_send_challenge_refuses_unenrolled_totp_and_unknown_channels(otp, member
 
 
 def test_backup_codes_single_use_and_one_kdf_per_check(otp, member, monkeypatch):
-    codes = enroll(otp, member)
+    codes = enrol(otp, member)
     assert len(codes) == 10 and len(set(codes)) == 10
     calls = []
     real = crypto_module.backup_kdf
@@ -357,7 +357,7 @@ def test_backup_codes_single_use_and_one_kdf_per_check(otp, member, monkeypatch)
 
 def test_regenerated_backup_codes_replace_the_old_ones(make_otp, member):
     otp = make_otp(backup_code_count=12)
-    old = enroll(otp, member)
+    old = enrol(otp, member)
     new = otp.regenerate_backup_codes(member, actor="ann")
     assert len(new) == 12 and not set(old) & set(new)
     assert not otp.verify(member, old[0]).ok
@@ -368,7 +368,7 @@ def test_regenerated_backup_codes_replace_the_old_ones(make_otp, member):
 
 def test_trusted_devices(make_otp, member, clock):
     otp = make_otp(trusted_device_days=30)
-    enroll(otp, member)
+    enrol(otp, member)
     token = otp.trust_device(member, label="Firefox on Linux\x00")
     assert otp.is_trusted(member, token)
     assert not otp.is_trusted(member, token + "x")
@@ -396,7 +396,7 @@ def test_trusted_devices_switched_off(make_otp, member):
 def test_reset_forces_setup_and_revokes_everything(make_otp, clock):
     otp = make_otp(mode="required")
     member = Member(id="7", email="r@example.com")
-    codes = enroll(otp, member)
+    codes = enrol(otp, member)
     token = otp.trust_device(member, label="phone")
     otp.reset(member, actor="support")
     status = otp.status(member)
@@ -408,7 +408,7 @@ def test_reset_forces_setup_and_revokes_everything(make_otp, clock):
 
 
 def test_disable_optional_member(otp, member):
-    enroll(otp, member)
+    enrol(otp, member)
     assert otp.status(member).can_disable
     otp.disable(member, actor="ann")
     status = otp.status(member)
@@ -420,20 +420,20 @@ def test_complete_setup_errors(otp, member, clock):
         otp.complete_setup(member, "123456")
     otp.begin_setup(member, "outbox:code")
     with pytest.raises(InvalidCode) as info:
-        otp.complete_setup(member, "000000" if last_code(otp) != "000000" else "111111")
+        otp.complete_setup(member, "000000" if outbox_code(otp) != "000000" else "111111")
     assert info.value.result.attempts_remaining == 4
     clock.advance(seconds=otp.settings.setup_ttl_seconds + 1)
     with pytest.raises(SetupError):
-        otp.complete_setup(member, last_code(otp))
+        otp.complete_setup(member, outbox_code(otp))
 
 
 def test_every_step_is_audited_with_ip_and_user_agent(otp, member, clock):
     otp.begin_setup(member, "outbox:code", ip="198.51.100.7", user_agent="UA/1")
-    code = last_code(otp)
+    code = outbox_code(otp)
     otp.complete_setup(member, code, ip="198.51.100.7", user_agent="UA/1")
     clock.advance(31)
     otp.send_challenge(member, ip="198.51.100.7", user_agent="UA/1")
-    otp.verify(member, last_code(otp), ip="198.51.100.7", user_agent="UA/1")
+    otp.verify(member, outbox_code(otp), ip="198.51.100.7", user_agent="UA/1")
     events = otp.events(member)
     kinds = [e.kind for e in reversed(events)]
     assert kinds == ["setup_started", "challenge_sent", "setup_completed", "backup_codes_generated",
@@ -460,7 +460,7 @@ def test_event_listeners_get_committed_events_and_cannot_undo_them(make_otp, mem
             raise RuntimeError("listener bug")
 
     otp = make_otp(plugins=[Listener()])
-    enroll(otp, member)
+    enrol(otp, member)
     assert ("setup_completed", True, 1) in seen and ("challenge_sent", False, 1) in seen
     assert otp.status(member).enrolled
 
@@ -483,7 +483,7 @@ def test_unconfigured_transport_is_left_out_and_close_reaches_transports(sqlite_
         def otp_pro_register_transports(self, register):
             register(Idle)
 
-    from conftest import base_settings
+    from core_support import base_settings
 
     from otp_pro import OtpPro
 

@@ -12,29 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from html_email_support import base_settings
 
 from otp_pro import OtpPro
-
-# Fixtures clock, smtp_server and mailbox come from the otp_pro.testing pytest plugin.
 from otp_pro.testing import Mailbox
-
-SECRET_KEY = "html-email-test-key-" + "x" * 32
-
-
-def base_settings(database_url: str, **overrides: Any) -> dict[str, Any]:
-    settings: dict[str, Any] = {
-        "secret_key": SECRET_KEY,
-        "database_url": database_url,
-        "site_name": "Example",
-        "support_email": "help@example.com",
-        "channels": ["email:code", "outbox:code"],
-        "default_channel": "email:code",
-        "resend_cooldown_seconds": 0,
-        "max_sends_per_hour": 1000,
-        "max_sends_per_hour_per_recipient": 1000,
-    }
-    settings.update(overrides)
-    return settings
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SECRET_KEY
+from html_email_support import SECRET_KEY
 
 from otp_pro_html_email.samples import SAMPLE_CODE
 

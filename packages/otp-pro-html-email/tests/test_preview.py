@@ -7,7 +7,7 @@ import email.policy
 
 import pytest
 from click.testing import CliRunner
-from conftest import SECRET_KEY
+from html_email_support import SECRET_KEY
 
 from otp_pro import ConfigurationError
 from otp_pro_html_email import preview

@@ -86,7 +86,7 @@ def test_several_broken_templates_are_reported_together(make_otp, tmp_path):
 
 
 def test_a_relative_template_dir_is_read_from_the_settings_file_folder(tmp_path, monkeypatch):
-    from conftest import SECRET_KEY
+    from html_email_support import SECRET_KEY
 
     from otp_pro import OtpPro
 

@@ -21,12 +21,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import Mailbox, WebServer, enroll, last_link
+from magic_links_support import WebServer, enrol_by_email, last_link
 from sqlalchemy import select
 
 from otp_pro import Member, OtpPro
 from otp_pro.storage.schema import challenges
-from otp_pro.testing import system_chromium
+from otp_pro.testing import Mailbox, system_chromium
 from otp_pro_magic_links import Response, ensure_binding, make_wsgi_app, parse, send_link
 from otp_pro_magic_links.web import SECURITY_HEADERS
 
@@ -134,7 +134,7 @@ class Site:
 def site(make_otp: Any, web: WebServer, member: Member, mailbox: Mailbox) -> Callable[..., Site]:
     def build(**overrides: Any) -> Site:
         otp = make_otp(**overrides)
-        enroll(otp, member, mailbox)  # email:code; links are asked for with channel email:magic_link
+        enrol_by_email(otp, member, mailbox)  # email:code; links are asked for with channel email:magic_link
         app = Site(otp, member)
         web.mount(app)
         return app

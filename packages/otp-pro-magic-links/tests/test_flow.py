@@ -7,11 +7,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Mailbox, WebServer, enroll, last_link, last_text
+from magic_links_support import WebServer, enrol_by_email, last_link
 from sqlalchemy import select
 
 from otp_pro import Member
 from otp_pro.storage.schema import challenges
+from otp_pro.testing import Mailbox, mailed_text
 from otp_pro_magic_links import BindingRequired, ensure_binding, make_wsgi_app, parse, send_link
 
 REQUIRED_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
@@ -50,7 +51,7 @@ def site(make_otp: Any, web: WebServer, signed_in: list[Any]) -> Any:
 
 def test_get_twice_then_post_once_then_refused_as_used(site, web, mailbox: Mailbox, member, signed_in):
     otp = site()
-    enroll(otp, member, mailbox)
+    enrol_by_email(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     link = last_link(mailbox, member.email)
     assert link.startswith(f"{web.url}/otp/magic?token=")
@@ -87,10 +88,10 @@ def test_get_twice_then_post_once_then_refused_as_used(site, web, mailbox: Mailb
 
 def test_expired_link(site, web, mailbox, member, clock):
     otp = site(magic_links={"ttl_seconds": 300})
-    enroll(otp, member, mailbox)
+    enrol_by_email(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     token = parse(last_link(mailbox, member.email))
-    assert "expires in 5 minutes" in last_text(mailbox, member.email)
+    assert "expires in 5 minutes" in mailed_text(mailbox, member.email)
     clock.advance(seconds=301)
     assert web.request("GET", last_link(mailbox, member.email)).status == 200  # GET still never decides
     reply = web.request("POST", f"{web.url}/otp/magic", {"token": token})
@@ -100,7 +101,7 @@ def test_expired_link(site, web, mailbox, member, clock):
 
 def test_a_new_link_replaces_the_older_one(site, web, mailbox, member, signed_in):
     otp = site()
-    enroll(otp, member, mailbox)
+    enrol_by_email(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     first = parse(last_link(mailbox, member.email))
     otp.send_challenge(member, channel="email:magic_link")
@@ -113,7 +114,7 @@ def test_a_new_link_replaces_the_older_one(site, web, mailbox, member, signed_in
 
 def test_same_browser_on(site, web, mailbox, member, signed_in):
     otp = site(magic_links={"same_browser": True})
-    enroll(otp, member, mailbox)
+    enrol_by_email(otp, member, mailbox)
     with pytest.raises(BindingRequired):
         otp.send_challenge(member, channel="email:magic_link")
     with pytest.raises(BindingRequired):
@@ -139,7 +140,7 @@ def test_same_browser_on(site, web, mailbox, member, signed_in):
 
 def test_same_browser_off(site, web, mailbox, member, signed_in):
     otp = site()
-    enroll(otp, member, mailbox)
+    enrol_by_email(otp, member, mailbox)
     value, _ = ensure_binding(None)
     send_link(otp, member, binding=value)  # ignored: the setting is off
     token = parse(last_link(mailbox, member.email))
@@ -151,7 +152,7 @@ def test_setup_by_clicking_the_link(site, web, mailbox, signed_in):
     otp = site()
     newcomer = Member(id="new", email="new@example.com", name="Newcomer")
     otp.begin_setup(newcomer, "email:magic_link")
-    assert "Open this link" in last_text(mailbox, newcomer.email)
+    assert "Open this link" in mailed_text(mailbox, newcomer.email)
     token = parse(last_link(mailbox, newcomer.email))
     assert web.request("POST", f"{web.url}/otp/magic", {"token": token}).status == 303
     assert signed_in[0].purpose == "setup" and len(signed_in[0].backup_codes) == 10
@@ -165,12 +166,12 @@ def test_setup_by_clicking_the_link(site, web, mailbox, signed_in):
 
 def test_plain_text_mail_without_the_html_companion(site, mailbox, member, web):
     otp = site(disable_plugins=["otp_pro_html_email"])
-    enroll(otp, member, mailbox)
+    enrol_by_email(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     (mail,) = mailbox.to(member.email)
     assert mail.get_content_type() == "text/plain"
     assert "sign-in link" in str(mail["Subject"])
-    text = last_text(mailbox, member.email)
+    text = mailed_text(mailbox, member.email)
     assert "Open this link to finish signing in to Example" in text and "works once" in text
     assert urlsplit(last_link(mailbox, member.email)).netloc == urlsplit(web.url).netloc
 
@@ -201,7 +202,7 @@ def test_wsgi_routes_and_methods(site, web):
 
 def test_cross_site_post_is_refused_without_touching_the_link(site, web, mailbox, member):
     otp = site()
-    enroll(otp, member, mailbox)
+    enrol_by_email(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     token = parse(last_link(mailbox, member.email))
     url = f"{web.url}/otp/magic"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SECRET_KEY
+from magic_links_support import SECRET_KEY
 
 from otp_pro import ChannelUnavailable, ConfigurationError, Member, OtpPro, Transport, hookimpl
 from otp_pro_magic_links import binding_cookie, new_binding, parse, read_binding

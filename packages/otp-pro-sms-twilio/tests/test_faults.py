@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import AUTH_TOKEN, FakeTwilio, Reply, free_port, twilio_error
+from twilio_support import AUTH_TOKEN, FakeTwilio, Reply, twilio_error
 
 from otp_pro import DeliveryError, Member, OtpPro, PermanentDeliveryError, TransientDeliveryError
 from otp_pro.storage.schema import challenges, members
-from otp_pro.testing import tls_server_context
+from otp_pro.testing import free_port, tls_server_context
 from otp_pro_sms_twilio.errors import PERMANENT_CODES
 from otp_pro_sms_twilio.transport import parse_retry_after
 

@@ -6,7 +6,7 @@ import logging
 import re
 
 import pytest
-from conftest import AUTH_TOKEN, FROM_NUMBER, LANDLINE_GB, MOBILE_FR, MOBILE_GB, Reply, twilio_error
+from twilio_support import AUTH_TOKEN, FROM_NUMBER, LANDLINE_GB, MOBILE_FR, MOBILE_GB, Reply, twilio_error
 
 from otp_pro import (
     ChannelUnavailable,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import LANDLINE_GB, MOBILE_FR, MOBILE_GB, MOBILE_GG
+from twilio_support import LANDLINE_GB, MOBILE_FR, MOBILE_GB, MOBILE_GG
 
 from otp_pro import ChannelUnavailable, Member, RecipientUnavailable
 

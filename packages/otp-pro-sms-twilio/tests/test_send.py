@@ -6,19 +6,10 @@ import logging
 import time
 
 import pytest
-from conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    FROM_NUMBER,
-    MOBILE_GB,
-    SERVICE_SID,
-    FakeTwilio,
-    Reply,
-    free_port,
-    twilio_error,
-)
+from twilio_support import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, MOBILE_GB, SERVICE_SID, FakeTwilio, Reply, twilio_error
 
 from otp_pro import DeliveryError, Message, PermanentDeliveryError, TransientDeliveryError
+from otp_pro.testing import free_port
 
 CODE = "493817"
 BODY = f"{CODE} is your Example verification code. It expires in 10 min."

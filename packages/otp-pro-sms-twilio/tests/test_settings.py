@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, SERVICE_SID, site_settings, sms_settings
+from twilio_support import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, SERVICE_SID, site_settings, sms_settings
 
 from otp_pro import ConfigurationError, Member, OtpPro
 from otp_pro_sms_twilio.transport import DEFAULT_TEMPLATE, TwilioSmsTransport

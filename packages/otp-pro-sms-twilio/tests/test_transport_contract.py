@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import FakeTwilio, Reply, sms_settings, twilio_error
+from twilio_support import FakeTwilio, Reply, sms_settings, twilio_error
 
 from otp_pro import Member
 from otp_pro.testing import PERMANENT, SUCCESS, TRANSIENT, Received, TransportContract

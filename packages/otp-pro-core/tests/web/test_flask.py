@@ -21,8 +21,8 @@ EDITOR = ("editor@demo.test", "editor-demo")
 FAST = {"resend_cooldown_seconds": 0}
 
 
-# The fixtures live here, not in a tests/web/conftest.py: a second module named ``conftest``
-# would shadow tests/conftest.py for the modules that ``from conftest import ...``.
+# The fixtures live here, not in a tests/web/conftest.py, so that tests/integration loads them by this
+# module's name (``pytest_plugins = ("test_flask",)``) without a second module named ``conftest``.
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[DemoSite]:
     demo = DemoSite(str(tmp_path / "demo.sqlite3"), overrides=FAST)

@@ -30,7 +30,7 @@ def alembic_config() -> Config:
     return cfg
 
 
-def _revision_ids(path: Path) -> tuple[Any, Any]:
+def revision_ids(path: Path) -> tuple[Any, Any]:
     """``revision`` and ``down_revision`` of one migration file, read without importing it."""
     found: dict[str, Any] = {}
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
@@ -50,7 +50,7 @@ def _graph() -> tuple[set[str], set[str]]:
     revisions: set[str] = set()
     revised: set[str] = set()
     for path in VERSIONS.glob("*.py"):
-        revision, down = _revision_ids(path)
+        revision, down = revision_ids(path)
         if revision is None:
             continue
         revisions.add(revision)
