@@ -122,7 +122,8 @@ def _defines(text: str, name: str) -> bool:
 def test_every_test_in_the_requirements_map_exists() -> None:
     rows = _requirement_rows()
     sections = {row[0] for row in rows}
-    # Both standards, and the sections issue 9 names (SP 800-63B 5.1.2 to 5.2.8; ASVS 4.0.3 V2.7, V2.8, V6).
+    # Both standards, and the sections that bear on a second factor (SP 800-63B 5.1.2 to 5.2.8; ASVS 4.0.3 V2.7,
+    # V2.8, V6).
     for needed in ("5.1.2.2", "5.1.3.2", "5.1.4.1", "5.2.2", "5.2.8", "V2.7.2", "V2.8.4", "V6.2.8", "V6.3.1",
                    "V6.4.1"):
         assert any(needed in section for section in sections), f"no row for {needed}"

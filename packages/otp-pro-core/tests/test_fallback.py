@@ -1,4 +1,4 @@
-"""Channel fallback (issue 9): when delivery on the member's channel fails, the member is offered
+"""Channel fallback: when delivery on the member's channel fails, the member is offered
 their other available channels in policy order; the failure and the fallback are audit events.
 
 Faults come from real parts: the loopback SMTP server answering 550 or 451, an SMTP port

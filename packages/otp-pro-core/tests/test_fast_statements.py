@@ -113,7 +113,7 @@ def test_sqlite_begin_runs_on_the_cursor_with_engine_events_and_a_write_takes_th
     it, a write transaction holds SQLite's write lock from its first statement, a read does not."""
     import sqlite3
 
-    from conftest import base_settings
+    from core_support import base_settings
 
     from otp_pro import OtpPro
 
