@@ -26,7 +26,7 @@ from .hookspecs import hookimpl
 if TYPE_CHECKING:
     from .core import OtpPro
     from .plugins import PluginHost
-    from .settings import _Problems
+    from .settings import Problems
 
 INLINE = "inline"
 
@@ -116,7 +116,7 @@ def collect(host: PluginHost) -> dict[str, tuple[str, type[Dispatcher]]]:
     return registry.of_kind("dispatcher")
 
 
-def build(otp: OtpPro, problems: _Problems) -> Dispatcher:
+def build(otp: OtpPro, problems: Problems) -> Dispatcher:
     """The dispatcher the ``dispatcher`` setting names, started; problems are added to ``problems``."""
     from .errors import ConfigurationError
 

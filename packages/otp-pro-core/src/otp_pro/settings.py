@@ -57,7 +57,9 @@ class Setting:
     env: str | None = None  # environment variable read when the key is absent
 
 
-class _Problems:
+class Problems:
+    """Configuration problems collected while settings and plugins are checked, raised together at the end."""
+
     def __init__(self) -> None:
         self.items: list[tuple[str, str]] = []
 
@@ -73,7 +75,7 @@ class _Problems:
         raise ConfigurationError(text, key=first_key, problems=lines)
 
 
-def _resolve_env(key: str, value: Any, problems: _Problems) -> Any:
+def _resolve_env(key: str, value: Any, problems: Problems) -> Any:
     if isinstance(value, Mapping) and set(value) == {"env"}:
         name = value["env"]
         if not isinstance(name, str) or not name:
@@ -106,7 +108,7 @@ def _num(n: float) -> str:
     return str(int(n)) if float(n).is_integer() else f"{n:g}"
 
 
-def convert(spec: Setting, key: str, raw: Any, problems: _Problems) -> Any:
+def convert(spec: Setting, key: str, raw: Any, problems: Problems) -> Any:
     """Convert and check one raw value against its spec; record a problem and return _MISSING on error."""
     raw = _resolve_env(key, raw, problems)
     if raw is _MISSING:
@@ -181,7 +183,7 @@ def convert(spec: Setting, key: str, raw: Any, problems: _Problems) -> Any:
 
 
 def validate_section(
-    specs: Iterable[Setting], raw: Mapping[str, Any], prefix: str, problems: _Problems,
+    specs: Iterable[Setting], raw: Mapping[str, Any], prefix: str, problems: Problems,
     *, also_allowed: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Validate a flat section of settings against ``specs``; unknown keys are problems."""
@@ -361,7 +363,7 @@ class Settings:
             return raw
         if not isinstance(raw, Mapping):
             raise ConfigurationError(f"settings must be a mapping, not {type(raw).__name__}")
-        problems = _Problems()
+        problems = Problems()
         flat = {k: v for k, v in raw.items() if k not in ("totp", "roles", "providers")}
         core = validate_section(CORE_SETTINGS, flat, "", problems, also_allowed=("totp", "roles", "providers"))
 

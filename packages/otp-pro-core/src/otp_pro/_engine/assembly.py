@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import dispatch
 from ..errors import ConfigurationError
-from ..settings import _Problems, validate_section
+from ..settings import Problems, validate_section
 from ..storage import migrate
 from ..storage.db import Database
 from ..transports import TOTP, Payload, ProviderConfig, Transport
@@ -26,7 +26,7 @@ log = logging.getLogger("otp_pro")
 
 def start(rt: Runtime, migrate_database: bool | None) -> None:
     """Start the providers and the dispatcher, build the channels, open the database, run the start-up checks."""
-    problems = _Problems()
+    problems = Problems()
     _start_providers(rt, problems)
     rt.dispatcher = dispatch.build(rt.otp, problems)
     rt.channels.update(_channels(rt))
@@ -38,7 +38,7 @@ def start(rt: Runtime, migrate_database: bool | None) -> None:
     _startup_checks(rt)
 
 
-def _start_providers(rt: Runtime, problems: _Problems) -> None:
+def _start_providers(rt: Runtime, problems: Problems) -> None:
     found, sections = rt.host.collect_providers()
     providers = dict(rt.settings.providers)
     for name, (_owner, specs) in sections.items():
@@ -83,7 +83,7 @@ def _channels(rt: Runtime) -> dict[str, ChannelDef]:
     return channels
 
 
-def _check_channels(rt: Runtime, problems: _Problems) -> None:
+def _check_channels(rt: Runtime, problems: Problems) -> None:
     known = ", ".join(rt.channels)
 
     def check(key: str, name: str | None) -> None:
@@ -134,7 +134,7 @@ def _prepare_database(rt: Runtime, migrate_database: bool | None) -> None:
 
 def _startup_checks(rt: Runtime) -> None:
     """Call every ``otp_pro_startup`` hook; their problems (and their exceptions) fail start-up together."""
-    problems = _Problems()
+    problems = Problems()
     answers, failures = rt.host.call_collecting("otp_pro_startup", otp=rt.otp)
     for failure in failures:
         problems.add(f"plugin {failure.plugin}",
