@@ -1,4 +1,4 @@
-"""No secret in a log line, an audit record, a stored row, an exception or a ``repr`` (DESIGN.md, security rules).
+"""No secret in a log line, an audit record, a stored row, an exception or a ``repr``.
 
 Every flow runs with every logger at DEBUG (SQLAlchemy's statement and parameter
 logging included) against a real SMTP server that asks for a login, and the test
@@ -452,3 +452,21 @@ def test_the_scan_fails_when_a_secret_is_logged(all_logs: list[logging.LogRecord
     scan.returned("leak", f"{times} code 482913")
     with pytest.raises(AssertionError, match="of leak"):
         scan.check()
+
+
+def test_member_and_payload_context_reprs_leave_out_field_values_and_the_binding() -> None:
+    from datetime import datetime, timezone
+
+    from otp_pro import Member, PayloadContext
+
+    member = Member(id="42", roles=["editor"], email="ann@example.com", name="Ann",
+                    fields={"phone": "+447911123456", "fax": "+441632960000"})
+    shown = repr(member)
+    assert "+447911123456" not in shown and "+441632960000" not in shown
+    assert shown == ("Member(id='42', roles=('editor',), email='ann@example.com', name='Ann', "
+                     "fields=['fax', 'phone'])")
+    now = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    context = PayloadContext(member, "email:magic_link", "email", "verify", now, now,
+                             binding="browser-cookie-value-" + "b" * 32)
+    assert "browser-cookie-value" not in repr(context) and "+447911123456" not in repr(context)
+    assert context.binding is not None  # still there for the payload to use

@@ -387,6 +387,41 @@ def test_trusted_devices(make_otp, member, clock):
         otp.revoke_device(member, "not-a-number")
 
 
+def test_a_new_factor_revokes_the_trusted_devices(make_otp, member, clock):
+    """After a new authenticator seed (or any new factor) an old device cookie no longer skips the step."""
+    import pyotp
+
+    otp = make_otp(trusted_device_days=30)
+    enrol(otp, member)
+    token = otp.trust_device(member, label="laptop")
+    info = otp.begin_setup(member, "totp")
+    assert otp.is_trusted(member, token)  # a setup only begun changes nothing yet
+    otp.complete_setup(member, pyotp.TOTP(info.secret).at(clock()))
+    assert not otp.is_trusted(member, token)
+    assert otp.trusted_devices(member) == []
+    completed = otp.events(member, kinds=["setup_completed"])[0]
+    assert completed.details["devices_revoked"] == 1
+
+
+def test_the_hard_lock_refuses_trusted_devices_and_a_temporary_lock_does_not(make_otp, member):
+    otp = make_otp(trusted_device_days=30, max_attempts=5, lockout_seconds=60)
+    enrol(otp, member)
+    token = otp.trust_device(member, label="laptop")
+    for _ in range(5):
+        otp.verify(member, "00000000")
+    assert otp.status(member).locked_until is not None
+    assert otp.is_trusted(member, token)  # a temporary lock: the member's own device still passes
+    from sqlalchemy import update
+
+    from otp_pro.storage.schema import members
+
+    with otp.db.write() as conn:  # 100 consecutive failures, as a long attack across lockouts leaves them
+        conn.execute(update(members).where(members.c.member_id == member.id).values(consecutive_failures=100))
+    assert not otp.is_trusted(member, token)
+    otp.unlock(member, actor="support")
+    assert otp.is_trusted(member, token)
+
+
 def test_trusted_devices_switched_off(make_otp, member):
     otp = make_otp(trusted_device_days=0)
     with pytest.raises(PolicyError):

@@ -66,6 +66,11 @@ class Member:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "fields", dict(fields or {}))
 
+    def __repr__(self) -> str:
+        # Field values are the site's data about the member (phone numbers): the names say enough in a log.
+        return (f"Member(id={self.id!r}, roles={self.roles!r}, email={self.email!r}, name={self.name!r}, "
+                f"fields={sorted(self.fields)!r})")
+
     @property
     def display_name(self) -> str:
         """The name to greet the member with: ``name``, else the email's local part, else the id."""

@@ -213,7 +213,8 @@ class PayloadContext:
     purpose: str
     issued_at: datetime
     expires_at: datetime
-    binding: str | None = None
+    #: What the link is bound to (a browser cookie's value): a secret of that browser, left out of ``repr``.
+    binding: str | None = field(default=None, repr=False)
 
 
 class Payload:

@@ -71,19 +71,24 @@ def use(conn: Connection, code_id: int, now: datetime) -> bool:
     ).rowcount == 1
 
 
-def match(rt: Runtime, state: MemberState, code: str) -> tuple[int | None, int]:
-    """Find which unused backup code ``code`` is, with one KDF evaluation: (row id or None, unused count)."""
+def match(rt: Runtime, state: MemberState, code: str, conn: Connection | None = None) -> tuple[int | None, int]:
+    """Find which unused backup code ``code`` is, with one KDF evaluation: (row id or None, unused count).
+
+    The codes are read in ``conn`` when given (the caller's transaction), else in a read of their own.
+    """
     if len(code) != BACKUP_CODE_LENGTH:
         return None, 0
     pepper = rt.keys.pepper(state.backup_key_id or "")
     if pepper is None:
         log.warning("otp-pro: backup codes of a member were made with a key no longer configured")
         return None, 0
-    with rt.db.read() as conn:
-        rows = conn.execute(
-            select(backup_codes.c.id, backup_codes.c.code_hash).where(
-                backup_codes.c.member_id == state.member_id, backup_codes.c.used_at.is_(None))
-        ).all()
+    query = select(backup_codes.c.id, backup_codes.c.code_hash).where(
+        backup_codes.c.member_id == state.member_id, backup_codes.c.used_at.is_(None))
+    if conn is not None:
+        rows = conn.execute(query).all()
+    else:
+        with rt.db.read() as reading:
+            rows = reading.execute(query).all()
     if not rows or state.backup_salt is None:
         return None, 0
     # Looked up on otp_pro.crypto at each call, so a test can count the KDF's evaluations there.

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import Connection, CursorResult, or_, select, update
 
 from .. import audit
 from ..crypto import new_token
 from ..errors import NotFound, PolicyError
 from ..member import Member
 from ..results import TrustedDevice
-from ..storage.schema import trusted_devices
+from ..settings import NIST_MAX_ATTEMPTS
+from ..storage.schema import members, trusted_devices
 from . import auditing
 from .runtime import Runtime
 
@@ -53,11 +54,15 @@ def is_trusted(rt: Runtime, member: Member, token: object) -> bool:
         return False
     now = rt.clock()
     with rt.db.read() as conn:
-        row = conn.execute(select(trusted_devices.c.id, trusted_devices.c.last_used_at).where(
+        # The hard lock (NIST's 100 consecutive failures) refuses a trusted device too, until an operator
+        # unlocks the member; a temporary lock does not (docs/security.md says why).
+        row = conn.execute(select(trusted_devices.c.id, trusted_devices.c.last_used_at).select_from(
+            trusted_devices.outerjoin(members, members.c.member_id == trusted_devices.c.member_id)).where(
             trusted_devices.c.member_id == member.id,
             trusted_devices.c.token_hash.in_(rt.keys.hashes("device", token)),
             trusted_devices.c.revoked_at.is_(None),
             trusted_devices.c.expires_at > now,
+            or_(members.c.consecutive_failures.is_(None), members.c.consecutive_failures < NIST_MAX_ATTEMPTS),
         )).first()
     if row is None:
         return False
@@ -65,6 +70,13 @@ def is_trusted(rt: Runtime, member: Member, token: object) -> bool:
         with rt.db.write() as conn:  # at most one write an hour per device
             conn.execute(update(trusted_devices).where(trusted_devices.c.id == row.id).values(last_used_at=now))
     return True
+
+
+def revoke_all(conn: Connection, member_id: str, now: datetime) -> int:
+    """Revoke every live trusted device of the member in ``conn``'s transaction; how many there were."""
+    return conn.execute(update(trusted_devices).where(
+        trusted_devices.c.member_id == member_id, trusted_devices.c.revoked_at.is_(None)).values(revoked_at=now)
+    ).rowcount
 
 
 def live(rt: Runtime, member: Member) -> list[TrustedDevice]:

@@ -20,7 +20,7 @@ from ..results import Purpose, Reason, SetupInfo, VerifyResult
 from ..storage import statements
 from ..storage.schema import members
 from ..transports import TOTP
-from . import auditing, backup_codes, delivery, lockout, status
+from . import auditing, backup_codes, delivery, devices, lockout, status
 from .runtime import Runtime
 from .verification import consume_challenge
 
@@ -67,17 +67,19 @@ def complete_setup(rt: Runtime, member: Member, code: str, *, ip: str | None, us
     """:meth:`OtpPro.complete_setup`."""
     now = rt.clock()
     normalized = normalize_code(code)
-    with rt.db.read() as conn:
-        state = rt.state(conn, member.id)
-    if state is None or state.pending_channel is None:
-        raise SetupError("no setup in progress: call begin_setup first")
-    if state.pending_expires_at is None or state.pending_expires_at <= now:
-        raise SetupError("the setup expired: start it again")
-    lockout.refuse_if_locked(state, now)
-    channel = state.pending_channel
-    if normalized is None:
-        raise InvalidCode("the code is not in a valid format", result=VerifyResult(False, reason=Reason.MALFORMED))
     with auditing.transaction(rt, member) as (conn, events):
+        # The setup and the lock state read under the member's row lock (SQLite: the write lock),
+        # in the transaction that records the attempt: concurrent attempts are judged one at a time.
+        state = rt.state(conn, member.id, for_update=True)
+        if state is None or state.pending_channel is None:
+            raise SetupError("no setup in progress: call begin_setup first")
+        if state.pending_expires_at is None or state.pending_expires_at <= now:
+            raise SetupError("the setup expired: start it again")
+        lockout.refuse_if_locked(state, now)
+        channel = state.pending_channel
+        if normalized is None:
+            raise InvalidCode("the code is not in a valid format",
+                              result=VerifyResult(False, reason=Reason.MALFORMED))
         ok = False
         if channel == TOTP:
             pending_seed = state.pending_totp_seed or ""
@@ -104,7 +106,8 @@ def complete_setup(rt: Runtime, member: Member, code: str, *, ip: str | None, us
 
 def enrol(rt: Runtime, conn: Connection, events: list[AuditEvent], member_id: str, channel: str, now: datetime, *,
           ip: str | None, user_agent: str | None) -> list[str]:
-    """Make ``channel`` the member's factor, clear the setup and the failures, issue backup codes; the codes.
+    """Make ``channel`` the member's factor, clear the setup and the failures, issue backup codes, revoke the
+    trusted devices; the backup codes.
 
     A TOTP seed was moved into place by the statement that matched its code;
     any other channel drops the member's earlier seed.
@@ -117,8 +120,10 @@ def enrol(rt: Runtime, conn: Connection, events: list[AuditEvent], member_id: st
         values.update(totp_seed=None, totp_last_step=None)
     conn.execute(update(members).where(members.c.member_id == member_id).values(**values))
     codes = backup_codes.issue(rt, conn, member_id, now)
+    # A device trusted under the old factor does not vouch for the new one.
+    revoked = devices.revoke_all(conn, member_id, now)
     auditing.record(rt, conn, events, audit.SETUP_COMPLETED, member_id, channel=channel, ip=ip,
-                    user_agent=user_agent, outcome=audit.OK)
+                    user_agent=user_agent, outcome=audit.OK, devices_revoked=revoked)
     # setup=True: part of the setup, which the member hears about once.
     auditing.record(rt, conn, events, audit.BACKUP_CODES_GENERATED, member_id, channel=channel, ip=ip,
                     user_agent=user_agent, count=len(codes), setup=True)

@@ -6,10 +6,16 @@ Failures count per member across every method, atomically
 starts again; ``consecutive_failures`` only resets on a success, and at NIST's
 ceiling of 100 the member stays locked (:data:`HARD_LOCK`) until an operator
 unlocks them.
+
+The lock state is read and the attempt counted in one transaction, so N
+concurrent wrong attempts evaluate exactly ``max_attempts``. An attempt whose
+check is slow (a backup code's KDF, which must not run while SQLite's write
+lock is held) is counted first, as a reservation, and judged after.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Connection, case, update
@@ -55,10 +61,22 @@ def verify_refusal(state: MemberState | None, now: datetime) -> VerifyResult | N
     return None
 
 
-def record_failure(rt: Runtime, conn: Connection, events: list[AuditEvent], member_id: str, now: datetime, *,
-                   channel: str | None, ip: str | None, user_agent: str | None, reason: str,
-                   setup: bool = False) -> VerifyResult:
-    """Count a failure atomically with its ``verify_failed`` row; lock the member when the maximum is reached."""
+@dataclass(frozen=True)
+class Counted:
+    """A failure as :func:`count_failure` counted it: the counters after it, and the lock it set (or None)."""
+
+    failures: int
+    consecutive: int
+    locked: datetime | None
+
+
+def count_failure(rt: Runtime, conn: Connection, member_id: str, now: datetime) -> Counted:
+    """Count one failed attempt atomically; lock the member when the maximum is reached.
+
+    Run it in the transaction that read the member's lock state (under the row
+    lock on PostgreSQL, SQLite's write lock otherwise), so that concurrent attempts
+    are counted one after the other and none is looked at once the member is locked.
+    """
     s = rt.settings
     reached = members.c.failures + 1 >= s.max_attempts
     row = conn.execute(
@@ -75,10 +93,28 @@ def record_failure(rt: Runtime, conn: Connection, events: list[AuditEvent], memb
         locked = HARD_LOCK
     elif failures == 0 and until is not None and until > now:
         locked = until
+    return Counted(failures, consecutive, locked)
+
+
+def audit_failure(rt: Runtime, conn: Connection, events: list[AuditEvent], member_id: str, counted: Counted, *,
+                  channel: str | None, ip: str | None, user_agent: str | None, reason: str,
+                  setup: bool = False) -> VerifyResult:
+    """The ``verify_failed`` row of a counted failure (and ``locked_out`` when it locked the member); the result."""
     auditing.record(rt, conn, events, audit.VERIFY_FAILED, member_id, outcome=audit.FAILED, channel=channel, ip=ip,
-                    user_agent=user_agent, reason=reason, setup=setup, failures=consecutive)
-    if locked is not None:
+                    user_agent=user_agent, reason=reason, setup=setup, failures=counted.consecutive)
+    if counted.locked is not None:
         auditing.record(rt, conn, events, audit.LOCKED_OUT, member_id, outcome=audit.FAILED, channel=channel, ip=ip,
-                        user_agent=user_agent, until=locked.isoformat(), consecutive_failures=consecutive)
-        return VerifyResult(False, reason=Reason.LOCKED, attempts_remaining=0, locked_until=locked, channel=channel)
-    return VerifyResult(False, reason=reason, attempts_remaining=s.max_attempts - failures, channel=channel)
+                        user_agent=user_agent, until=counted.locked.isoformat(),
+                        consecutive_failures=counted.consecutive)
+        return VerifyResult(False, reason=Reason.LOCKED, attempts_remaining=0, locked_until=counted.locked,
+                            channel=channel)
+    return VerifyResult(False, reason=reason, attempts_remaining=rt.settings.max_attempts - counted.failures,
+                        channel=channel)
+
+
+def record_failure(rt: Runtime, conn: Connection, events: list[AuditEvent], member_id: str, now: datetime, *,
+                   channel: str | None, ip: str | None, user_agent: str | None, reason: str,
+                   setup: bool = False) -> VerifyResult:
+    """Count a failure atomically with its ``verify_failed`` row; lock the member when the maximum is reached."""
+    return audit_failure(rt, conn, events, member_id, count_failure(rt, conn, member_id, now), channel=channel,
+                         ip=ip, user_agent=user_agent, reason=reason, setup=setup)

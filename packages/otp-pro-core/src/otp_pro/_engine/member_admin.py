@@ -9,8 +9,8 @@ from ..errors import PolicyError
 from ..member import Member
 from ..results import ChallengeStatus
 from ..storage import statements
-from ..storage.schema import backup_codes, challenges, members, trusted_devices
-from . import auditing, status
+from ..storage.schema import backup_codes, challenges, members
+from . import auditing, devices, status
 from .runtime import Runtime
 
 
@@ -35,9 +35,7 @@ def clear(rt: Runtime, member: Member, kind: str, *, actor: str | None, ip: str 
             disabled_at=now if disabled else None, updated_at=now, **statements.FAILURES_CLEARED,
         ))
         conn.execute(delete(backup_codes).where(backup_codes.c.member_id == member.id))
-        revoked = conn.execute(update(trusted_devices).where(
-            trusted_devices.c.member_id == member.id, trusted_devices.c.revoked_at.is_(None)).values(revoked_at=now)
-        ).rowcount
+        revoked = devices.revoke_all(conn, member.id, now)
         conn.execute(update(challenges).where(
             challenges.c.member_id == member.id, challenges.c.consumed_at.is_(None),
             challenges.c.invalidated_at.is_(None)).values(

@@ -26,20 +26,21 @@ def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | Non
         row = conn.execute(select(challenges).where(
             challenges.c.secret_hash.in_(hashes), challenges.c.payload == payload,
         ).order_by(challenges.c.id.desc()).limit(1)).first()
-        state = rt.state(conn, row.member_id) if row is not None else None
     if row is None:
         with auditing.transaction(rt) as (conn, events):
             auditing.record(rt, conn, events, audit.VERIFY_FAILED, None, outcome=audit.FAILED, ip=ip,
                             user_agent=user_agent, reason=Reason.UNKNOWN, payload=payload)
         return VerifyResult(False, reason=Reason.UNKNOWN)
     member_id = row.member_id
-    locked = lockout.locked_until(state, now)
-    if locked is not None:
-        return VerifyResult(False, reason=Reason.LOCKED, attempts_remaining=0, locked_until=locked,
-                            member_id=member_id)
     bound_ok = row.binding_hash is None or (
         binding is not None and row.binding_hash in rt.keys.hashes("binding", binding))
     with auditing.transaction(rt) as (conn, events):
+        # The lock state read under the member's row lock (SQLite: the write lock), in the
+        # transaction that records the attempt: concurrent clicks are judged one at a time.
+        locked = lockout.locked_until(rt.state(conn, member_id, for_update=True), now)
+        if locked is not None:
+            return VerifyResult(False, reason=Reason.LOCKED, attempts_remaining=0, locked_until=locked,
+                                member_id=member_id)
         won = bound_ok and conn.execute(update(challenges).where(
             challenges.c.id == row.id, statements.VERIFIABLE, challenges.c.consumed_at.is_(None),
             challenges.c.invalidated_at.is_(None), challenges.c.expires_at > now,

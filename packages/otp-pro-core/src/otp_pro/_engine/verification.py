@@ -3,10 +3,13 @@
 A code is accepted once: its challenge is consumed by one conditional UPDATE
 whose row count decides (:func:`consume_challenge`), a TOTP step only moves
 forward (``last_step < matched_step``), a backup code is marked used the same
-way. A failure of any kind counts toward the member's lock
-(:func:`~otp_pro._engine.lockout.record_failure`) in the transaction that tried
-the code. On PostgreSQL a right code on a clean record is accepted by one
-statement in autocommit with its audit row (:func:`_verify_once`).
+way. The member's lock state is read, under the member's row lock (SQLite: the
+write lock), in the transaction that counts the attempt, so concurrent attempts
+are judged one at a time and none once the member is locked; a failure of any
+kind counts toward the lock (:func:`~otp_pro._engine.lockout.record_failure`).
+A backup code's KDF never runs under SQLite's write lock: its attempt is counted
+first (:func:`_verify_backup_code`). On PostgreSQL a right code on a clean record
+is accepted by one statement in autocommit with its audit row (:func:`_verify_once`).
 """
 
 from __future__ import annotations
@@ -35,41 +38,30 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
     if normalized is None:
         return VerifyResult(False, reason=Reason.MALFORMED)
     now = rt.clock()
+    if not normalized.isdigit():
+        return _verify_backup_code(rt, member, normalized, now, ip, user_agent)
     code_payloads = [name for name, p in rt.payloads.items() if p.entered_as_code]
     cfg = rt.settings.totp
     postgresql = rt.db.is_postgresql
     totp_step: int | None = None
-    backup_id: int | None = None
-    backup_unused = 0
-    digits = normalized.isdigit()
-    is_code = digits and len(normalized) == rt.settings.code_length
+    is_code = len(normalized) == rt.settings.code_length
     state: Any = None
-    if digits and postgresql:
+    if postgresql:
         accepted = _verify_once(rt, member, normalized, now, is_code, code_payloads, ip, user_agent)
         if accepted is not None:
             return accepted
-    if not digits:
-        # A backup code's KDF runs before the write transaction, which on SQLite holds the
-        # database's write lock; a code of digits is checked in one transaction (matching is cheap).
-        with rt.db.read() as conn:
-            state = rt.state(conn, member.id)
+    with auditing.transaction(rt, member) as (conn, events):
+        # The lock state read under the member's row lock (SQLite: the write lock), in the
+        # transaction that records the attempt: concurrent attempts are judged one at a time.
+        state = rt.state(conn, member.id, for_update=True)
         refusal = lockout.verify_refusal(state, now)
         if refusal is not None:
             return refusal
-        if state.backup_salt is not None:
-            backup_id, backup_unused = backup_codes.match(rt, state, normalized)
-    with auditing.transaction(rt, member) as (conn, events):
-        if digits:
-            state = rt.state(conn, member.id)
-            refusal = lockout.verify_refusal(state, now)
-            if refusal is not None:
-                return refusal
-            if state.totp_seed is not None and len(normalized) == cfg.digits:
-                totp_step = totp.match(rt.keys.decrypt(state.totp_seed), normalized, now, cfg,
-                                       after_step=state.totp_last_step)
+        if state.totp_seed is not None and len(normalized) == cfg.digits:
+            totp_step = totp.match(rt.keys.decrypt(state.totp_seed), normalized, now, cfg,
+                                   after_step=state.totp_last_step)
         method: str | None = None
         channel: str | None = None
-        remaining: int | None = None
         # On PostgreSQL the verify_ok row of a TOTP or one-time code is written by the statement
         # that accepts the code (see statements.audited); written_ok then says it is done.
         events_before = len(events)
@@ -90,8 +82,6 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
             if channel is not None:
                 method = Method.CODE
         written_ok = len(events) > events_before
-        if method is None and backup_id is not None and backup_codes.use(conn, backup_id, now):
-            method, remaining = Method.BACKUP_CODE, backup_unused - 1
         if method is None:
             reason = Reason.INVALID
             if is_code and _expired_match(rt, conn, member.id, normalized, now):
@@ -99,20 +89,69 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
             result = lockout.record_failure(rt, conn, events, member.id, now, channel=state.channel, ip=ip,
                                             user_agent=user_agent, reason=reason)
         else:
-            # Read in this transaction, the state says whether there is anything to reset;
-            # a backup code's state was read before the transaction, so it always resets.
-            if method != Method.TOTP and (not digits or state.failures or state.consecutive_failures
+            # Read in this transaction, the state says whether there is anything to reset.
+            if method != Method.TOTP and (state.failures or state.consecutive_failures
                                           or state.locked_until is not None):
                 rt.db.run(conn, statements.RESET_FAILURES, {"b_member": member.id})
-            if method == Method.BACKUP_CODE:
-                auditing.record(rt, conn, events, audit.BACKUP_CODE_USED, member.id, outcome=audit.OK, ip=ip,
-                                user_agent=user_agent, remaining=remaining)
             if not written_ok:
                 auditing.record(rt, conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK,
                                 channel=channel or state.channel, ip=ip, user_agent=user_agent, method=method)
             result = VerifyResult(True, method=method, channel=channel or state.channel,
-                                  attempts_remaining=rt.settings.max_attempts, backup_codes_remaining=remaining)
+                                  attempts_remaining=rt.settings.max_attempts)
     return result
+
+
+def _verify_backup_code(rt: Runtime, member: Member, normalized: str, now: datetime, ip: str | None,
+                        user_agent: str | None) -> VerifyResult:
+    """A backup code: its KDF runs once the attempt holds its place among the member's attempts.
+
+    PostgreSQL: in one transaction, under the member's row lock (it holds this member
+    only): the lock state is read, the KDF runs, the code is used or the failure
+    counted. SQLite: the KDF must not run while the write lock (the whole database's)
+    is held, so the attempt is counted first, as a failure, in a transaction that
+    reads the lock state; the KDF runs outside any; a second transaction uses the code
+    and forgives the failures counted up to this attempt, or writes the failure's
+    audit rows. Either way N concurrent attempts judge at most ``max_attempts``.
+    """
+    if rt.db.is_postgresql:
+        with auditing.transaction(rt, member) as (conn, events):
+            state = rt.state(conn, member.id, for_update=True)
+            refusal = lockout.verify_refusal(state, now)
+            if refusal is not None:
+                return refusal
+            assert state is not None
+            code_id, unused = backup_codes.match(rt, state, normalized, conn) if state.backup_salt else (None, 0)
+            if code_id is None or not backup_codes.use(conn, code_id, now):
+                return lockout.record_failure(rt, conn, events, member.id, now, channel=state.channel, ip=ip,
+                                              user_agent=user_agent, reason=Reason.INVALID)
+            rt.db.run(conn, statements.RESET_FAILURES, {"b_member": member.id})
+            return _backup_code_used(rt, conn, events, member, state.channel, unused - 1, ip, user_agent)
+    with auditing.transaction(rt, member) as (conn, _reserved):
+        state = rt.state(conn, member.id)
+        refusal = lockout.verify_refusal(state, now)
+        if refusal is not None:
+            return refusal
+        assert state is not None
+        counted = lockout.count_failure(rt, conn, member.id, now)
+    code_id, unused = backup_codes.match(rt, state, normalized) if state.backup_salt else (None, 0)
+    with auditing.transaction(rt, member) as (conn, events):
+        if code_id is None or not backup_codes.use(conn, code_id, now):
+            return lockout.audit_failure(rt, conn, events, member.id, counted, channel=state.channel, ip=ip,
+                                         user_agent=user_agent, reason=Reason.INVALID)
+        conn.execute(statements.FORGIVE_COUNTED, {"b_member": member.id, "b_counted": counted.consecutive,
+                                                  "b_max_attempts": rt.settings.max_attempts})
+        return _backup_code_used(rt, conn, events, member, state.channel, unused - 1, ip, user_agent)
+
+
+def _backup_code_used(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member,
+                      channel: str | None, remaining: int, ip: str | None, user_agent: str | None) -> VerifyResult:
+    """The audit rows of an accepted backup code, and the result."""
+    auditing.record(rt, conn, events, audit.BACKUP_CODE_USED, member.id, outcome=audit.OK, ip=ip,
+                    user_agent=user_agent, remaining=remaining)
+    auditing.record(rt, conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK, channel=channel, ip=ip,
+                    user_agent=user_agent, method=Method.BACKUP_CODE)
+    return VerifyResult(True, method=Method.BACKUP_CODE, channel=channel, attempts_remaining=rt.settings.max_attempts,
+                        backup_codes_remaining=remaining)
 
 
 def _verify_once(rt: Runtime, member: Member, normalized: str, now: datetime, is_code: bool,

@@ -30,6 +30,15 @@ STATE_FOR_UPDATE = STATE.with_for_update()
 FAILURES_CLEARED: dict[str, Any] = {"failures": 0, "consecutive_failures": 0, "locked_until": None}
 RESET_FAILURES = update(members).where(members.c.member_id == bindparam("b_member")).values(**FAILURES_CLEARED)
 
+# A success judged after its attempt was counted (a backup code on SQLite, whose KDF runs between the two
+# transactions) forgives the failures counted up to and including its own (b_counted, the consecutive count
+# its reservation left), not those counted after it: they keep counting, and a lock they reached stands.
+_LEFT = case((members.c.consecutive_failures > bindparam("b_counted"),
+              members.c.consecutive_failures - bindparam("b_counted")), else_=0)
+FORGIVE_COUNTED = update(members).where(members.c.member_id == bindparam("b_member")).values(
+    consecutive_failures=_LEFT, failures=_LEFT % bindparam("b_max_attempts"),
+    locked_until=case((_LEFT >= bindparam("b_max_attempts"), members.c.locked_until), else_=None))
+
 # ------------------------------------------------------------------- TOTP steps
 
 TOTP_STEP = update(members).where(
