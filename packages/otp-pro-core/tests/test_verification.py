@@ -527,3 +527,20 @@ def test_unconfigured_transport_is_left_out_and_close_reaches_transports(sqlite_
     assert "email:code" in otp.registered_channels and "outbox:code" not in otp.registered_channels
     otp.close()
     assert closed == ["idle"]
+
+
+def test_a_failure_of_the_sites_own_check_counts_toward_the_lockout(make_otp, member):
+    otp = make_otp(max_attempts=3)
+    enrol(otp, member)
+    first = otp.record_failure(member, reason="password", ip="203.0.113.5")
+    assert not first.ok and first.reason == "password" and first.attempts_remaining == 2
+    assert otp.verify(member, "00000000").attempts_remaining == 1  # the same counter as codes
+    locked = otp.record_failure(member, reason="password")
+    assert locked.reason == "locked" and locked.locked_until is not None
+    again = otp.record_failure(member, reason="password")  # locked: refused, not counted again
+    assert again.reason == "locked"
+    failed = otp.events(member, kinds=["verify_failed"])
+    assert [e.details["reason"] for e in failed] == ["password", "invalid", "password"]
+    assert failed[0].ip is None and failed[2].ip == "203.0.113.5"
+    with pytest.raises(ValueError, match="snake_case"):
+        otp.record_failure(member, reason="wrong password!")

@@ -20,6 +20,7 @@ from ._engine import (
     delivery_outcome,
     devices,
     enrolment,
+    lockout,
     member_admin,
     messages,
     queue,
@@ -333,6 +334,18 @@ class OtpPro:
         says why. Each failure counts toward the lockout, across all methods.
         """
         return verification.verify(self._rt, member, code, ip=ip, user_agent=user_agent)
+
+    def record_failure(self, member: Member, *, reason: str, ip: str | None = None,
+                       user_agent: str | None = None) -> VerifyResult:
+        """Count a failed check the site ran itself (a password asked again before a change) toward the lockout.
+
+        The attempt is counted like a wrong code, with a ``verify_failed`` event
+        whose ``reason`` is ``reason`` (a short snake_case word: ``"password"``),
+        and may lock the member. A member already locked is not counted again: the
+        result says ``locked``. Call it only for a failure; a success clears the
+        counters when the member next passes the second step.
+        """
+        return lockout.record_site_failure(self._rt, member, reason=reason, ip=ip, user_agent=user_agent)
 
     def verify_token(
         self, payload: str, token: object, *, binding: str | None = None, ip: str | None = None,

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, case, update
 from .. import audit
 from ..audit import AuditEvent
 from ..errors import LockedOut
+from ..member import Member
 from ..results import Reason, VerifyResult
 from ..settings import NIST_MAX_ATTEMPTS
 from ..storage.schema import members
@@ -118,3 +119,18 @@ def record_failure(rt: Runtime, conn: Connection, events: list[AuditEvent], memb
     """Count a failure atomically with its ``verify_failed`` row; lock the member when the maximum is reached."""
     return audit_failure(rt, conn, events, member_id, count_failure(rt, conn, member_id, now), channel=channel,
                          ip=ip, user_agent=user_agent, reason=reason, setup=setup)
+
+
+def record_site_failure(rt: Runtime, member: Member, *, reason: str, ip: str | None,
+                        user_agent: str | None) -> VerifyResult:
+    """:meth:`OtpPro.record_failure`: a failure of the site's own check, counted unless the member is locked."""
+    if not isinstance(reason, str) or not reason.isidentifier() or len(reason) > 40:
+        raise ValueError(f"reason must be a short snake_case word, not {reason!r}")
+    now = rt.clock()
+    with auditing.transaction(rt, member) as (conn, events):
+        rt.ensure_member(conn, member.id)
+        until = locked_until(rt.state(conn, member.id, for_update=True), now)
+        if until is not None:
+            return VerifyResult(False, reason=Reason.LOCKED, attempts_remaining=0, locked_until=until)
+        return record_failure(rt, conn, events, member.id, now, channel=None, ip=ip, user_agent=user_agent,
+                              reason=reason)
