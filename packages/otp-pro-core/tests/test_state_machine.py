@@ -14,7 +14,8 @@ after every step the invariants are checked against the database:
 * the failure counters follow the lockout rule (``failures < max_attempts``, locked
   after ``max_attempts`` failures in a row, for ``lockout_seconds``);
 * the audit log holds, per member and per kind, exactly the events the model expects;
-* the live trusted devices are the model's, newest first.
+* the live trusted devices are the model's, newest first (a new factor revokes them; the hard lock refuses
+  them).
 
 CI runs a fixed, derandomized set of examples per database (seconds each).
 ``OTP_PRO_STATEFUL_EXAMPLES=2000`` runs that many random examples instead (a long local run);
@@ -285,6 +286,8 @@ class OtpMachine(RuleBasedStateMachine):
         m.pending = m.pending_seed = m.pending_expires = None
         m.failures = m.consecutive = 0
         m.locked_until = None
+        for device in m.devices:  # a new factor revokes the devices trusted under the old one
+            device.revoked = True
         m.audit["setup_completed"] += 1
         self._new_backup_set(m, codes)
 
@@ -506,7 +509,9 @@ class OtpMachine(RuleBasedStateMachine):
             assert not self.otp.is_trusted(m.member, "no-such-token")
             return
         owner, device = data.draw(st.sampled_from(pool))
-        expected = owner is m and not device.revoked and device.expires_at > self.now
+        # The hard lock (NIST's 100 consecutive failures) refuses trusted devices too.
+        expected = (owner is m and not device.revoked and device.expires_at > self.now
+                    and m.consecutive < NIST_MAX_ATTEMPTS)
         assert self.otp.is_trusted(m.member, device.token) is expected
 
     # ------------------------------------------------------------ time

@@ -50,7 +50,7 @@ def test_link_verifies_once_and_names_the_member(link_otp, member):
     result = link_otp.verify_token("link", token, ip="192.0.2.1", user_agent="mail client")
     assert result.ok and result.member_id == member.id and result.method == "link" and result.purpose == "verify"
     again = link_otp.verify_token("link", token)
-    assert not again.ok and again.reason == "used" and again.attempts_remaining == 4
+    assert not again.ok and again.reason == "used" and again.attempts_remaining is None  # an issued link: no guess
     assert link_otp.events(member, kinds=["verify_ok"])[0].details["method"] == "link"
 
 
@@ -85,17 +85,62 @@ def test_binding_ties_the_link_to_the_browser(link_otp, member):
     assert link_otp.verify_token("link", token, binding="cookie-abc").ok
 
 
-def test_link_failures_share_the_lockout(link_otp, member):
+def test_an_issued_link_never_counts_toward_the_lockout_and_a_locked_member_is_refused(link_otp, member, clock):
+    """Old links sit in mail archives, scanners and logs: posting them, however often, is no guess."""
     enrol(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
-    token = token_in(link_otp)
-    assert link_otp.verify_token("link", token).ok
-    for _ in range(3):
-        link_otp.verify_token("link", token)  # used: 3 failures
-    link_otp.verify(member, "000000")
-    locked = link_otp.verify(member, "111111")
-    assert locked.reason == "locked"
-    assert link_otp.verify_token("link", token).reason == "locked"
+    used = token_in(link_otp)
+    assert link_otp.verify_token("link", used).ok
+    link_otp.send_challenge(member, channel="outbox:link", binding="browser-a")
+    other_browser = token_in(link_otp)
+    link_otp.send_challenge(member, channel="outbox:link")
+    replaced = token_in(link_otp)
+    link_otp.send_challenge(member, channel="outbox:link")
+    live = token_in(link_otp)
+    for _ in range(120):  # past max_attempts and past NIST's 100
+        assert link_otp.verify_token("link", used, ip="198.51.100.7").reason == "used"
+        assert link_otp.verify_token("link", replaced, ip="198.51.100.7").reason == "replaced"
+        assert link_otp.verify_token("link", other_browser, ip="198.51.100.7").reason == "wrong_browser"
+    assert link_otp.status(member).locked_until is None
+    refused = link_otp.events(member, kinds=["verify_failed"], limit=1000)
+    assert len(refused) == 360 and all(e.details["counted"] is False for e in refused)
+    assert all("failures" not in e.details for e in refused)
+    # The shared lockout still applies to links: a member locked by wrong codes cannot sign in with one.
+    for _ in range(5):
+        link_otp.verify(member, "000000")
+    locked = link_otp.verify_token("link", live)
+    assert locked.reason == "locked" and locked.attempts_remaining is None
+    clock.advance(seconds=link_otp.settings.lockout_seconds + 1)
+    link_otp.send_challenge(member, channel="outbox:link")
+    assert link_otp.verify_token("link", token_in(link_otp)).ok
+
+
+def test_unknown_links_are_limited_per_ip_address(make_otp, member, clock):
+    otp = make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link", "totp"],
+                   max_unknown_links_per_hour_per_ip=3)
+    enrol(otp, member)
+    guesses = [otp.verify_token("link", secrets.token_urlsafe(32), ip="203.0.113.9") for _ in range(3)]
+    assert [g.reason for g in guesses] == ["unknown"] * 3
+    otp.send_challenge(member, channel="outbox:link")
+    real = token_in(otp)
+    limited = otp.verify_token("link", real, ip="203.0.113.9")  # over the limit: not even a real link is looked at
+    assert limited.reason == "rate_limited" and 3500 < (limited.retry_after or 0) <= 3601
+    assert otp.verify_token("link", real, ip="203.0.113.10").ok  # another address is not held back
+    assert [e.details["limit"] for e in otp.events(kinds=["ip_limited"])] == ["unknown_link"]
+    clock.advance(seconds=3601)
+    assert otp.verify_token("link", secrets.token_urlsafe(32), ip="203.0.113.9").reason == "unknown"
+
+
+def test_an_issued_link_gives_back_its_count(make_otp, member):
+    """Only guesses count toward the address's limit: real links, even stale ones, do not."""
+    otp = make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link", "totp"],
+                   max_unknown_links_per_hour_per_ip=2)
+    enrol(otp, member)
+    otp.send_challenge(member, channel="outbox:link")
+    token = token_in(otp)
+    for _ in range(10):
+        otp.verify_token("link", token, ip="203.0.113.20")
+    assert otp.verify_token("link", secrets.token_urlsafe(32), ip="203.0.113.20").reason == "unknown"
 
 
 def test_link_can_complete_a_setup(link_otp):

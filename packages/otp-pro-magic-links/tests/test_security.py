@@ -59,7 +59,8 @@ def test_sixteen_concurrent_consume_calls_have_one_winner(make_otp, mailbox, mem
     assert {r.result.reason for r in results if r.status != 303} == {"used"}
 
 
-def test_link_failures_count_toward_the_shared_lockout(make_otp, web, mailbox, member):
+def test_an_old_link_never_locks_the_member_and_the_shared_lockout_still_applies(make_otp, web, mailbox, member):
+    """Posting a used link again and again is no guess: nothing counts, nothing about attempts is told."""
     otp = make_otp(max_attempts=3)
     web.mount(make_wsgi_app(otp))
     enrol_by_email(otp, member, mailbox)
@@ -67,14 +68,25 @@ def test_link_failures_count_toward_the_shared_lockout(make_otp, web, mailbox, m
     token = parse(last_link(mailbox, member.email))
     url = f"{web.url}/otp/magic"
     assert web.request("POST", url, {"token": token}).status == 303
-    assert web.request("POST", url, {"token": token}).status == 410  # used: failure 1
-    assert not otp.verify(member, "000000").ok  # a wrong code: failure 2
-    locked = web.request("POST", url, {"token": token})  # failure 3: locked
+    for _ in range(10):
+        used = web.request("POST", url, {"token": token})
+        assert used.status == 410 and "attempt" not in used.body.lower()
+    assert otp.status(member).locked_until is None
+    for _ in range(3):
+        assert not otp.verify(member, "000000").ok  # wrong codes: these count, and lock at the third
+    locked = web.request("POST", url, {"token": token})
     assert locked.status == 429 and "Too many attempts" in locked.body
     assert int(locked.headers["Retry-After"]) > 0
-    assert otp.status(member).locked_until is not None
-    assert otp.verify(member, "123456").reason == "locked"
     assert otp.events(member, kinds=["locked_out"])
+
+
+def test_links_otp_pro_never_sent_are_limited_per_address(make_otp, web, member):
+    otp = make_otp(max_unknown_links_per_hour_per_ip=2)
+    web.mount(make_wsgi_app(otp))
+    url = f"{web.url}/otp/magic"
+    guesses = [web.request("POST", url, {"token": "G" * 43}) for _ in range(3)]
+    assert [g.status for g in guesses] == [404, 404, 429]
+    assert int(guesses[2].headers["Retry-After"]) > 3000 and "Too many sign-in links" in guesses[2].body
 
 
 def test_token_is_nowhere_but_the_mail(make_otp, web, mailbox, member, caplog):

@@ -37,6 +37,7 @@ PROVIDER_TEST = "provider_test"
 SEND_THROTTLED = "send_throttled"
 KEYS_ROTATED = "keys_rotated"
 AUDIT_PRUNED = "audit_pruned"
+IP_LIMITED = "ip_limited"
 
 #: Changes of a member's factors; a notification plugin tells the member about these.
 FACTOR_CHANGES = frozenset(

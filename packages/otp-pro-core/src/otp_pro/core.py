@@ -354,10 +354,12 @@ class OtpPro:
         """Verify a clicked token (a magic link) of ``payload``; the token itself names the member.
 
         The token is consumed by the same conditional UPDATE as a code, so two
-        concurrent clicks cannot both win. A failure counts toward the member's
-        lockout; an unknown token is audited without a member. When the token
-        belongs to a pending setup, the setup is completed and the result carries
-        the new ``backup_codes``.
+        concurrent clicks cannot both win. A refused link that was issued (used,
+        replaced, expired, another browser) is audited but never counts toward the
+        member's lockout; an unknown token is audited without a member and counts
+        toward ``ip``'s hourly limit, past which the answer is ``rate_limited``. When
+        the token belongs to a pending setup, the setup is completed and the result
+        carries the new ``backup_codes``.
         """
         return tokens.verify_token(self._rt, payload, token, binding=binding, ip=ip, user_agent=user_agent)
 

@@ -47,6 +47,8 @@ class Reason:
     USED: Final = "used"
     REPLACED: Final = "replaced"
     WRONG_BROWSER: Final = "wrong_browser"
+    #: The caller's IP address is over a per-IP limit (``retry_after`` says for how long).
+    RATE_LIMITED: Final = "rate_limited"
 
 
 class Method:
@@ -172,8 +174,9 @@ class VerifyResult:
     ``method`` is ``code``, ``totp``, ``backup_code`` or a payload name such as
     ``magic_link``. ``reason`` is one of ``invalid``, ``expired``, ``malformed``,
     ``locked``, ``not_enrolled``, and for tokens also ``unknown``, ``used``,
-    ``replaced`` and ``wrong_browser``. ``attempts_remaining`` counts failures left
-    before a lockout. ``member_id`` is set by :meth:`OtpPro.verify_token` (the token
+    ``replaced``, ``wrong_browser`` and ``rate_limited``. ``attempts_remaining`` counts
+    failures left before a lockout (not given for a refused token: a link that was
+    issued is not a guess and does not count). ``member_id`` is set by :meth:`OtpPro.verify_token` (the token
     names the member). ``backup_codes`` is set when a token completed a setup: show
     them once (they are left out of ``repr``).
     """
@@ -188,6 +191,8 @@ class VerifyResult:
     member_id: str | None = None
     purpose: str | None = None
     backup_codes: tuple[str, ...] | None = field(default=None, repr=False)
+    #: Seconds until a ``rate_limited`` caller may try again.
+    retry_after: int | None = None
 
     def __bool__(self) -> bool:
         return self.ok

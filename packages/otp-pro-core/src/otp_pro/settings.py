@@ -265,6 +265,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("max_sends_per_hour", int, 10, "sends per member per hour", minimum=1, maximum=1000),
     Setting("max_sends_per_hour_per_recipient", int, 10, "sends per address or number per hour", minimum=1,
             maximum=1000),
+    Setting("max_unknown_links_per_hour_per_ip", int, 20, "sign-in links clicked per IP address per hour that "
+            "otp-pro never issued (guesses)", minimum=1, maximum=100_000),
     Setting("backup_code_count", int, 10, "backup codes per set", minimum=1, maximum=50),
     Setting("trusted_device_days", int, 30, "how long a trusted device skips the second step (0 switches it off)",
             minimum=0, maximum=400),
@@ -343,6 +345,7 @@ class Settings:
     resend_cooldown_seconds: int = _CORE_DEFAULTS["resend_cooldown_seconds"]
     max_sends_per_hour: int = _CORE_DEFAULTS["max_sends_per_hour"]
     max_sends_per_hour_per_recipient: int = _CORE_DEFAULTS["max_sends_per_hour_per_recipient"]
+    max_unknown_links_per_hour_per_ip: int = _CORE_DEFAULTS["max_unknown_links_per_hour_per_ip"]
     backup_code_count: int = _CORE_DEFAULTS["backup_code_count"]
     trusted_device_days: int = _CORE_DEFAULTS["trusted_device_days"]
     disable_plugins: tuple[str, ...] = tuple(_CORE_DEFAULTS["disable_plugins"])
@@ -434,6 +437,7 @@ class Settings:
             resend_cooldown_seconds=core["resend_cooldown_seconds"],
             max_sends_per_hour=core["max_sends_per_hour"],
             max_sends_per_hour_per_recipient=core["max_sends_per_hour_per_recipient"],
+            max_unknown_links_per_hour_per_ip=core["max_unknown_links_per_hour_per_ip"],
             backup_code_count=core["backup_code_count"],
             trusted_device_days=core["trusted_device_days"],
             disable_plugins=tuple(core["disable_plugins"]),

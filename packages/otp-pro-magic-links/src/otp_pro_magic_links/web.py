@@ -98,6 +98,8 @@ PAGES: dict[str, tuple[int, str, str]] = {
                        "link from the device and browser you want to use.")),
     "locked": (429, "Too many attempts",
                "Sign-in is paused for this account after too many failed attempts. Try again later."),
+    "rate_limited": (429, "Too many sign-in links tried",
+                     "Too many links that we never sent were tried from your network. Try again later."),
     "cross_site": (403, "This request did not come from the sign-in page",
                    "Open the link from your mail and press the button on the page it shows."),
 }
@@ -181,6 +183,8 @@ def error_page(otp: OtpPro, reason: str, *, new_link_url: str = "/", result: Ver
         seconds = int((result.locked_until - otp.clock()).total_seconds())
         if 0 < seconds < 10**7:
             extra.append(("Retry-After", str(seconds)))
+    elif reason == "rate_limited" and result is not None and result.retry_after:
+        extra.append(("Retry-After", str(result.retry_after)))
     response = _page(status, title, body, otp.settings.site_name, extra)
     response.result = result
     return response

@@ -17,7 +17,8 @@ docstrings; each delegates here. The map:
 - ``backup_codes``: the recovery set: issue, match, use, regenerate.
 - ``messages``: a challenge's code or link made and rendered through the
   templating hooks; provider tests.
-- ``throttle``: cooldown and hourly caps.
+- ``throttle``: cooldown and hourly caps; ``ip_limits``: per-IP counters shared
+  by every instance (unknown sign-in links).
 - ``delivery``: send a challenge (choose, record, send or queue);
   ``delivery_outcome``: record what the provider did, and read it back.
 - ``queue``: the queue worker's claim, send and record.

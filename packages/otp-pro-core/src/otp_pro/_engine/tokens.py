@@ -1,4 +1,13 @@
-"""Clicked tokens (magic links): the token names its member, is consumed once, and may finish a setup."""
+"""Clicked tokens (magic links): the token names its member, is consumed once, and may finish a setup.
+
+A link that otp-pro really issued is not a guess, however stale (used, replaced,
+expired, opened in another browser): it sits in mail archives, scanners and
+access logs, so refusing it never counts toward the member's lockout, and the
+caller learns nothing about the member's attempts. A token otp-pro never issued
+is a guess of nobody in particular: it counts toward its IP address's limit
+(``max_unknown_links_per_hour_per_ip``), and over the limit no token from that
+address is looked at until the hour's window ends.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,7 @@ from .. import audit
 from ..results import Purpose, Reason, VerifyResult
 from ..storage import statements
 from ..storage.schema import challenges, members
-from . import auditing, enrolment, lockout
+from . import auditing, enrolment, ip_limits, lockout
 from .runtime import Runtime
 
 #: Longer tokens are refused unread.
@@ -22,15 +31,22 @@ def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | Non
         return VerifyResult(False, reason=Reason.MALFORMED)
     now = rt.clock()
     hashes = rt.keys.hashes("challenge", token)
-    with rt.db.read() as conn:
+    with auditing.transaction(rt) as (conn, events):
+        # Counted before the look-up, so concurrent guesses from one address never pass the limit together.
+        wait = ip_limits.reserve(rt, conn, ip_limits.UNKNOWN_LINK, ip, rt.settings.max_unknown_links_per_hour_per_ip,
+                                 now)
+        if wait is not None:
+            auditing.record(rt, conn, events, audit.IP_LIMITED, None, outcome=audit.FAILED, ip=ip,
+                            user_agent=user_agent, limit=ip_limits.UNKNOWN_LINK, retry_after=wait, payload=payload)
+            return VerifyResult(False, reason=Reason.RATE_LIMITED, retry_after=wait)
         row = conn.execute(select(challenges).where(
             challenges.c.secret_hash.in_(hashes), challenges.c.payload == payload,
         ).order_by(challenges.c.id.desc()).limit(1)).first()
-    if row is None:
-        with auditing.transaction(rt) as (conn, events):
+        if row is None:
             auditing.record(rt, conn, events, audit.VERIFY_FAILED, None, outcome=audit.FAILED, ip=ip,
                             user_agent=user_agent, reason=Reason.UNKNOWN, payload=payload)
-        return VerifyResult(False, reason=Reason.UNKNOWN)
+            return VerifyResult(False, reason=Reason.UNKNOWN)
+        ip_limits.release(rt, conn, ip_limits.UNKNOWN_LINK, ip)
     member_id = row.member_id
     bound_ok = row.binding_hash is None or (
         binding is not None and row.binding_hash in rt.keys.hashes("binding", binding))
@@ -39,8 +55,7 @@ def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | Non
         # transaction that records the attempt: concurrent clicks are judged one at a time.
         locked = lockout.locked_until(rt.state(conn, member_id, for_update=True), now)
         if locked is not None:
-            return VerifyResult(False, reason=Reason.LOCKED, attempts_remaining=0, locked_until=locked,
-                                member_id=member_id)
+            return VerifyResult(False, reason=Reason.LOCKED, locked_until=locked, member_id=member_id)
         won = bound_ok and conn.execute(update(challenges).where(
             challenges.c.id == row.id, statements.VERIFIABLE, challenges.c.consumed_at.is_(None),
             challenges.c.invalidated_at.is_(None), challenges.c.expires_at > now,
@@ -56,12 +71,12 @@ def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | Non
                 reason = Reason.EXPIRED
             else:
                 reason = Reason.USED  # consumed by a concurrent click a moment ago
-            failed = lockout.record_failure(rt, conn, events, member_id, now, channel=row.channel, ip=ip,
-                                            user_agent=user_agent, reason=reason,
-                                            setup=row.purpose == Purpose.SETUP)
-            result = VerifyResult(False, reason=failed.reason if failed.reason == Reason.LOCKED else reason,
-                                  attempts_remaining=failed.attempts_remaining, locked_until=failed.locked_until,
-                                  channel=row.channel, member_id=member_id, purpose=row.purpose)
+            # An issued link is not a guess: audited, never counted toward the member's lockout.
+            auditing.record(rt, conn, events, audit.VERIFY_FAILED, member_id, outcome=audit.FAILED,
+                            channel=row.channel, ip=ip, user_agent=user_agent, reason=reason,
+                            setup=row.purpose == Purpose.SETUP, counted=False)
+            result = VerifyResult(False, reason=reason, channel=row.channel, member_id=member_id,
+                                  purpose=row.purpose)
         elif row.purpose == Purpose.SETUP:
             codes = enrolment.enrol(rt, conn, events, member_id, row.channel, now, ip=ip, user_agent=user_agent)
             result = VerifyResult(True, method=payload, channel=row.channel, member_id=member_id,

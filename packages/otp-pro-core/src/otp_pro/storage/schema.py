@@ -126,6 +126,17 @@ trusted_devices = Table(
     Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
+# Per-IP counters shared by every instance: how many of one ``kind`` of event (an unknown sign-in link) an
+# address caused in the window that began at ``window_start``. The address is kept as a keyed hash only.
+ip_counters = Table(
+    "otp_ip_counters",
+    metadata,
+    Column("ip_hash", String(64), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("window_start", UTCDateTime(), nullable=False),
+    Column("count", Integer, nullable=False),
+)
+
 audit_events = Table(
     "otp_audit_events",
     metadata,
@@ -141,4 +152,4 @@ audit_events = Table(
     Column("details", Text, nullable=False, server_default="{}"),
 )
 
-__all__ = ["audit_events", "backup_codes", "challenges", "members", "metadata", "trusted_devices"]
+__all__ = ["audit_events", "backup_codes", "challenges", "ip_counters", "members", "metadata", "trusted_devices"]
