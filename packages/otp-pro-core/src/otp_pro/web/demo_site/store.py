@@ -2,6 +2,13 @@
 
 A real site has its own user table; this one exists so the demo has members
 with passwords in different roles.
+
+A session row carries a version, and every write of one is conditional: a
+write-back lands only on the row it was read from, unchanged and unexpired
+(``update_session``, ``rotate_session``), and only a brand-new id is inserted
+(``add_session``). So a session that was deleted (a logout) or rotated away
+meanwhile stays gone, whatever a request still in flight writes back, and a
+deleted id is never stored again.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import hmac
 import json
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,8 +46,12 @@ class DemoStore:
                 "CREATE TABLE IF NOT EXISTS demo_members (id TEXT PRIMARY KEY, email TEXT UNIQUE NOT NULL,"
                 " name TEXT NOT NULL, roles TEXT NOT NULL, phone TEXT, salt TEXT NOT NULL, hash TEXT NOT NULL);"
                 "CREATE TABLE IF NOT EXISTS demo_sessions (sid TEXT PRIMARY KEY, data TEXT NOT NULL,"
-                " expires REAL NOT NULL);"
+                " expires REAL NOT NULL, version INTEGER NOT NULL DEFAULT 0);"
             )
+            # A demo database from before sessions had versions: its sessions start at version 0.
+            columns = {row[1] for row in db.execute("PRAGMA table_info(demo_sessions)")}
+            if "version" not in columns:
+                db.execute("ALTER TABLE demo_sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -115,3 +127,51 @@ class DemoStore:
     def check_password(self, member: Member, password: str) -> bool:
         """Whether ``password`` is ``member``'s (the extension asks before a change of MFA settings)."""
         return member.email is not None and self.check_login(member.email, password) is not None
+
+    # ------------------------------------------------------------------ sessions
+
+    def session(self, sid: str) -> tuple[str, int] | None:
+        """The data (JSON) and version of the unexpired session ``sid``, or None."""
+        with self.connect() as db:
+            row = db.execute("SELECT data, version FROM demo_sessions WHERE sid = ? AND expires > ?",
+                             (sid, time.time())).fetchone()
+        return (str(row[0]), int(row[1])) if row else None
+
+    def add_session(self, sid: str, data: str, expires: float) -> None:
+        """Store a brand-new session at version 0; an id already stored raises ``sqlite3.IntegrityError``."""
+        with self.connect() as db:
+            db.execute("INSERT INTO demo_sessions (sid, data, expires, version) VALUES (?, ?, ?, 0)",
+                       (sid, data, expires))
+
+    def update_session(self, sid: str, version: int, data: str, expires: float) -> bool:
+        """Write ``data`` back to ``sid`` if it is still at ``version`` and unexpired; whether it was.
+
+        False means the session was deleted, rotated away, expired or written by
+        another request since it was read at ``version``: nothing is written.
+        """
+        with self.connect() as db:
+            cursor = db.execute("UPDATE demo_sessions SET data = ?, expires = ?, version = version + 1"
+                                " WHERE sid = ? AND version = ? AND expires > ?",
+                                (data, expires, sid, version, time.time()))
+            return cursor.rowcount == 1
+
+    def rotate_session(self, old_sid: str, version: int, sid: str, data: str, expires: float) -> bool:
+        """Replace ``old_sid`` (read at ``version``) by the new id ``sid`` holding ``data``; whether it was.
+
+        One transaction: the new id is stored only if the old row was still there,
+        unchanged and unexpired, so a rotation begun from a session that ended
+        meanwhile brings nothing back under the new id either.
+        """
+        with self.connect() as db:
+            cursor = db.execute("DELETE FROM demo_sessions WHERE sid = ? AND version = ? AND expires > ?",
+                                (old_sid, version, time.time()))
+            if cursor.rowcount != 1:
+                return False
+            db.execute("INSERT INTO demo_sessions (sid, data, expires, version) VALUES (?, ?, ?, 0)",
+                       (sid, data, expires))
+            return True
+
+    def delete_session(self, sid: str) -> None:
+        """End the session ``sid``, whatever its version: ending a session is never stale."""
+        with self.connect() as db:
+            db.execute("DELETE FROM demo_sessions WHERE sid = ?", (sid,))
