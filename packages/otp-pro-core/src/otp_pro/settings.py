@@ -265,6 +265,10 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("max_sends_per_hour", int, 10, "sends per member per hour", minimum=1, maximum=1000),
     Setting("max_sends_per_hour_per_recipient", int, 10, "sends per address or number per hour", minimum=1,
             maximum=1000),
+    Setting("max_sends_per_hour_per_ip", int, 50, "codes and links sent per IP address per hour, to any members "
+            "(SMS pumping spreads over many accounts)", minimum=1, maximum=100_000),
+    Setting("max_failed_verifications_per_hour_per_ip", int, 50, "verifications that did not pass per IP address "
+            "per hour, for any members (guesses spread over many accounts)", minimum=1, maximum=100_000),
     Setting("max_unknown_links_per_hour_per_ip", int, 20, "sign-in links clicked per IP address per hour that "
             "otp-pro never issued (guesses)", minimum=1, maximum=100_000),
     Setting("backup_code_count", int, 10, "backup codes per set", minimum=1, maximum=50),
@@ -345,6 +349,8 @@ class Settings:
     resend_cooldown_seconds: int = _CORE_DEFAULTS["resend_cooldown_seconds"]
     max_sends_per_hour: int = _CORE_DEFAULTS["max_sends_per_hour"]
     max_sends_per_hour_per_recipient: int = _CORE_DEFAULTS["max_sends_per_hour_per_recipient"]
+    max_sends_per_hour_per_ip: int = _CORE_DEFAULTS["max_sends_per_hour_per_ip"]
+    max_failed_verifications_per_hour_per_ip: int = _CORE_DEFAULTS["max_failed_verifications_per_hour_per_ip"]
     max_unknown_links_per_hour_per_ip: int = _CORE_DEFAULTS["max_unknown_links_per_hour_per_ip"]
     backup_code_count: int = _CORE_DEFAULTS["backup_code_count"]
     trusted_device_days: int = _CORE_DEFAULTS["trusted_device_days"]
@@ -437,6 +443,8 @@ class Settings:
             resend_cooldown_seconds=core["resend_cooldown_seconds"],
             max_sends_per_hour=core["max_sends_per_hour"],
             max_sends_per_hour_per_recipient=core["max_sends_per_hour_per_recipient"],
+            max_sends_per_hour_per_ip=core["max_sends_per_hour_per_ip"],
+            max_failed_verifications_per_hour_per_ip=core["max_failed_verifications_per_hour_per_ip"],
             max_unknown_links_per_hour_per_ip=core["max_unknown_links_per_hour_per_ip"],
             backup_code_count=core["backup_code_count"],
             trusted_device_days=core["trusted_device_days"],

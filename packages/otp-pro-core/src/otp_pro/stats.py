@@ -1,4 +1,5 @@
-"""Statistics for operators: adoption, challenges, verification rates, lockouts, backup codes, delivery failures.
+"""Statistics for operators: adoption, challenges, verification rates, lockouts, backup codes, delivery failures,
+per-IP limits.
 
 ``otp-pro stats`` is a thin wrapper around :func:`collect`. The database does the
 counting: every figure comes from a ``GROUP BY`` over ``otp_members`` or
@@ -25,6 +26,7 @@ from sqlalchemy import JSON, Date, Select, and_, case, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit
+from ._engine import ip_limits
 from .storage.schema import audit_events, members
 
 if TYPE_CHECKING:
@@ -114,6 +116,22 @@ class DeliveryFailures:
                 "count": self.count}
 
 
+@dataclass(frozen=True)
+class IpLimitActivity:
+    """One per-IP limit: its cap, the requests it refused in the period, and the addresses over it now."""
+
+    limit: str
+    setting: str
+    cap: int
+    refusals: int
+    addresses: int
+    over_now: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"limit": self.limit, "setting": self.setting, "cap": self.cap, "refusals": self.refusals,
+                "addresses": self.addresses, "over_now": self.over_now}
+
+
 @dataclass
 class Stats:
     """Everything ``otp-pro stats`` shows. ``daily`` has one entry per UTC day from ``since`` to ``until``
@@ -127,6 +145,7 @@ class Stats:
     totals: dict[str, int]
     delivery_failures: list[DeliveryFailures]
     daily: list[dict[str, Any]]
+    ip_limits: list[IpLimitActivity] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (``otp-pro stats --json``)."""
@@ -136,6 +155,7 @@ class Stats:
             "channels": [c.as_dict() for c in self.channels],
             "totals": dict(self.totals),
             "delivery_failures": [f.as_dict() for f in self.delivery_failures],
+            "ip_limits": [i.as_dict() for i in self.ip_limits],
             "daily": self.daily,
         }
 
@@ -166,7 +186,8 @@ def collect(otp: OtpPro, since: datetime | timedelta = timedelta(days=30), *, un
     adoption = _adoption_by_role(otp, now) if lookup else [_adoption_sql(otp, now)]
     channels, totals, daily = _activity(otp, start, until)
     return Stats(since=start, until=until, roles_known=lookup, adoption=adoption, channels=channels, totals=totals,
-                 delivery_failures=_delivery_failures(otp, start, until), daily=daily)
+                 delivery_failures=_delivery_failures(otp, start, until), daily=daily,
+                 ip_limits=_ip_limits(otp, start, until, now))
 
 
 # ----------------------------------------------------------------- adoption
@@ -300,4 +321,22 @@ def _delivery_failures(otp: OtpPro, start: datetime, until: datetime) -> list[De
     return sorted(rows, key=lambda r: (-r.count, r.provider, r.error, r.provider_code or ""))
 
 
-__all__ = ["ACTIVITY", "ALL_ROLES", "Adoption", "ChannelActivity", "DeliveryFailures", "Stats", "collect"]
+def _ip_limits(otp: OtpPro, start: datetime, until: datetime, now: datetime) -> list[IpLimitActivity]:
+    """Each per-IP limit's refusals in the period (``ip_limited`` rows) and the addresses over it now."""
+    c = audit_events.c
+    limit = _detail(otp, "limit")
+    query = (
+        select(limit, func.count(), func.count(func.distinct(c.ip)))
+        .where(c.kind == audit.IP_LIMITED, c.at >= start, c.at <= until)
+        .group_by(limit)
+    )
+    caps = {kind: getattr(otp.settings, setting) for kind, setting in ip_limits.CAPS.items()}
+    with otp.db.read() as conn:
+        refused = {str(kind): (int(n), int(addresses)) for kind, n, addresses in conn.execute(query)}
+        over = ip_limits.over_limit(conn, caps, now)
+    return [IpLimitActivity(kind, setting, caps[kind], *refused.get(kind, (0, 0)), over[kind])
+            for kind, setting in ip_limits.CAPS.items()]
+
+
+__all__ = ["ACTIVITY", "ALL_ROLES", "Adoption", "ChannelActivity", "DeliveryFailures", "IpLimitActivity", "Stats",
+           "collect"]

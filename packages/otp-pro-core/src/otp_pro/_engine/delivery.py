@@ -18,16 +18,19 @@ from typing import Any
 
 from .. import audit
 from ..audit import AuditEvent
-from ..errors import ChannelUnavailable, NotEnrolled, TransientDeliveryError
+from ..errors import ChannelUnavailable, NotEnrolled, ThrottledError, TransientDeliveryError
 from ..member import Member
 from ..results import Challenge, ChallengeStatus, Purpose
 from ..storage import statements
 from ..transports import TOTP, mask_recipient
-from . import auditing, delivery_outcome, lockout, status, throttle
+from . import auditing, delivery_outcome, ip_limits, lockout, status, throttle
 from .messages import Outgoing, outgoing
 from .runtime import MemberState, Runtime
 
 log = logging.getLogger("otp_pro")
+
+#: The limit named by the refusal of a send from an address over ``max_sends_per_hour_per_ip``.
+IP_HOURLY = "ip_hourly"
 
 
 def send_challenge(rt: Runtime, member: Member, *, channel: str | None, ip: str | None, user_agent: str | None,
@@ -75,36 +78,23 @@ def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, i
     transaction of :func:`_record` reads it again under the row lock and decides.
     """
     queued = rt.dispatcher.queued
-    challenge_id: Any = None
-    other_channel = False
-    if choose is None:
-        assert channel is not None
-        out = outgoing(rt, member, channel, purpose, binding)
-    else:
-        # The message is made before any transaction (plugins' hooks hold no lock); the transaction
-        # makes it again only if the member's channel changed in between.
-        guess = _likely_outgoing(rt, member, likely, purpose, binding) \
-            if likely is not None and rt.db.is_postgresql and not queued else None
-        seen: Any
-        if guess is not None:
-            with rt.db.write_once() as conn:
-                seen = rt.db.run(conn, statements.SEEN_AND_SEND,
-                                 {**throttle.send_params(rt, member, guess, purpose, binding),
-                                  "b_state_channel": guess.channel, "b_now": guess.now}).first()
-            challenge_id = seen.sent_id if seen is not None else None
-        else:
-            with rt.db.read_once() as conn:
-                seen = rt.state(conn, member.id)
-        if challenge_id is not None and guess is not None:
-            out = guess
-        else:
-            chosen = choose(seen)
-            out = guess if guess is not None and guess.channel == chosen else \
-                outgoing(rt, member, chosen, purpose, binding)
-            other_channel = chosen != seen.channel
-    if challenge_id is None:
-        challenge_id, out = _record(rt, member, out, purpose, ip=ip, user_agent=user_agent, binding=binding,
-                                    other_channel=other_channel, choose=choose)
+    # PostgreSQL: the send counted against the caller's address first, by a statement of its own,
+    # and given back if no challenge is recorded. (SQLite: counted in _record's transaction.)
+    ip_counted = bool(ip) and rt.db.is_postgresql
+    if ip_counted:
+        wait = ip_limits.reserve_alone(rt, ip_limits.SEND, ip, rt.settings.max_sends_per_hour_per_ip, rt.clock())
+        if wait is not None:
+            with auditing.transaction(rt, member) as (conn, events):
+                ip_limits.record_limited(rt, conn, events, ip_limits.SEND, member.id, ip=ip, user_agent=user_agent,
+                                         retry_after=wait, purpose=purpose)
+            raise ip_refusal(wait)
+    try:
+        challenge_id, out = _made_and_recorded(rt, member, channel, purpose, ip=ip, user_agent=user_agent,
+                                               binding=binding, choose=choose, likely=likely, count_ip=not ip_counted)
+    except BaseException:
+        if ip_counted:
+            ip_limits.release_alone(rt, ip_limits.SEND, ip)
+        raise
     number = int(challenge_id)
     transport, recipient = out.transport, out.recipient
     if queued:
@@ -146,6 +136,51 @@ def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, i
                      provider_message_id=receipt.provider_message_id)
 
 
+def _made_and_recorded(rt: Runtime, member: Member, channel: str | None, purpose: str, *, ip: str | None,
+                       user_agent: str | None, binding: str | None,
+                       choose: Callable[[MemberState | None], str] | None, likely: Callable[[], str] | None,
+                       count_ip: bool) -> tuple[Any, Outgoing]:
+    """:func:`deliver`'s first half: the message made and its challenge recorded; the challenge's id and message."""
+    queued = rt.dispatcher.queued
+    challenge_id: Any = None
+    other_channel = False
+    if choose is None:
+        assert channel is not None
+        out = outgoing(rt, member, channel, purpose, binding)
+    else:
+        # The message is made before any transaction (plugins' hooks hold no lock); the transaction
+        # makes it again only if the member's channel changed in between.
+        guess = _likely_outgoing(rt, member, likely, purpose, binding) \
+            if likely is not None and rt.db.is_postgresql and not queued else None
+        seen: Any
+        if guess is not None:
+            with rt.db.write_once() as conn:
+                seen = rt.db.run(conn, statements.SEEN_AND_SEND,
+                                 {**throttle.send_params(rt, member, guess, purpose, binding),
+                                  "b_state_channel": guess.channel, "b_now": guess.now}).first()
+            challenge_id = seen.sent_id if seen is not None else None
+        else:
+            with rt.db.read_once() as conn:
+                seen = rt.state(conn, member.id)
+        if challenge_id is not None and guess is not None:
+            out = guess
+        else:
+            chosen = choose(seen)
+            out = guess if guess is not None and guess.channel == chosen else \
+                outgoing(rt, member, chosen, purpose, binding)
+            other_channel = chosen != seen.channel
+    if challenge_id is None:
+        challenge_id, out = _record(rt, member, out, purpose, ip=ip, user_agent=user_agent, binding=binding,
+                                    other_channel=other_channel, choose=choose, count_ip=count_ip)
+    return challenge_id, out
+
+
+def ip_refusal(wait: int) -> ThrottledError:
+    """The refusal of a send from an address over ``max_sends_per_hour_per_ip``."""
+    return ThrottledError(f"too many codes sent from this network in the last hour; try again in {wait // 60 + 1} min",
+                          retry_after=wait, limit=IP_HOURLY)
+
+
 def _likely_outgoing(rt: Runtime, member: Member, likely: Callable[[], str], purpose: str,
                      binding: str | None) -> Outgoing | None:
     """The message on the ``likely()`` channel, or None when it cannot be made there (the member
@@ -159,10 +194,11 @@ def _likely_outgoing(rt: Runtime, member: Member, likely: Callable[[], str], pur
 
 def _record(rt: Runtime, member: Member, out: Outgoing, purpose: str, *, ip: str | None,
             user_agent: str | None, binding: str | None, other_channel: bool,
-            choose: Callable[[MemberState | None], str] | None) -> tuple[Any, Outgoing]:
-    """The new challenge's transaction: the member's lock, the throttle, the insert (and the
-    fallback or queued event); the challenge's id and message, or the :class:`ThrottledError`
-    raised once its ``send_throttled`` row is committed."""
+            choose: Callable[[MemberState | None], str] | None, count_ip: bool) -> tuple[Any, Outgoing]:
+    """The new challenge's transaction: the member's lock, the throttle (with ``count_ip``, the
+    address's hourly limit too), the insert (and the fallback or queued event); the challenge's id
+    and message, or the :class:`ThrottledError` raised once its ``send_throttled`` or
+    ``ip_limited`` row is committed."""
     queued = rt.dispatcher.queued
     postgresql = rt.db.is_postgresql
     with auditing.transaction(rt) as (conn, events):
@@ -183,6 +219,7 @@ def _record(rt: Runtime, member: Member, out: Outgoing, purpose: str, *, ip: str
         params = throttle.send_params(rt, member, out, purpose, binding)
         channel, now = out.channel, out.now
         challenge_id: Any = None
+        ip_limited: ThrottledError | None = None
         # Only when the member asked for a channel other than their own.
         failed = delivery_outcome.failed_before(conn, member.id, channel) if other_channel else None
         if postgresql and not queued:
@@ -194,7 +231,17 @@ def _record(rt: Runtime, member: Member, out: Outgoing, purpose: str, *, ip: str
                 raise RuntimeError("the send throttle's SQL refused a send that its counts allow")
         else:
             refusal = throttle.refusal(rt.settings, rt.db.run(conn, statements.SENDS, params).one(), now)
-        if refusal is not None:
+        if refusal is None and count_ip and ip:
+            # After the throttle: only a send that would otherwise happen counts against the address.
+            # (count_ip is never set with SENDS_AND_INSERT, which has inserted the challenge by now.)
+            wait = ip_limits.reserve(rt, conn, ip_limits.SEND, ip, rt.settings.max_sends_per_hour_per_ip, now)
+            if wait is not None:
+                ip_limits.record_limited(rt, conn, events, ip_limits.SEND, member.id, ip=ip, user_agent=user_agent,
+                                         retry_after=wait, purpose=purpose)
+                ip_limited = ip_refusal(wait)
+        if ip_limited is not None:
+            refusal = ip_limited
+        elif refusal is not None:
             auditing.record(rt, conn, events, audit.SEND_THROTTLED, member.id, outcome=audit.FAILED, channel=channel,
                             ip=ip, user_agent=user_agent, limit=refusal.limit, retry_after=refusal.retry_after)
         else:

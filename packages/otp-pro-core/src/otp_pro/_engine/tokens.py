@@ -36,8 +36,8 @@ def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | Non
         wait = ip_limits.reserve(rt, conn, ip_limits.UNKNOWN_LINK, ip, rt.settings.max_unknown_links_per_hour_per_ip,
                                  now)
         if wait is not None:
-            auditing.record(rt, conn, events, audit.IP_LIMITED, None, outcome=audit.FAILED, ip=ip,
-                            user_agent=user_agent, limit=ip_limits.UNKNOWN_LINK, retry_after=wait, payload=payload)
+            ip_limits.record_limited(rt, conn, events, ip_limits.UNKNOWN_LINK, None, ip=ip, user_agent=user_agent,
+                                     retry_after=wait, payload=payload)
             return VerifyResult(False, reason=Reason.RATE_LIMITED, retry_after=wait)
         row = conn.execute(select(challenges).where(
             challenges.c.secret_hash.in_(hashes), challenges.c.payload == payload,

@@ -10,6 +10,10 @@ kind counts toward the lock (:func:`~otp_pro._engine.lockout.record_failure`).
 A backup code's KDF never runs under SQLite's write lock: its attempt is counted
 first (:func:`_verify_backup_code`). On PostgreSQL a right code on a clean record
 is accepted by one statement in autocommit with its audit row (:func:`_verify_once`).
+An attempt from a known address is counted against it as a failure before its
+code is judged (``max_failed_verifications_per_hour_per_ip``,
+:mod:`~otp_pro._engine.ip_limits`); a code that passes gives the count back, and
+over the limit no code is judged (the one-statement paths read the limit too).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from ..results import Method, Purpose, Reason, VerifyResult
 from ..storage import statements
 from ..storage.schema import challenges
 from ..transports import TOTP
-from . import auditing, backup_codes, lockout
+from . import auditing, backup_codes, ip_limits, lockout
 from .runtime import Runtime
 
 
@@ -38,6 +42,42 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
     if normalized is None:
         return VerifyResult(False, reason=Reason.MALFORMED)
     now = rt.clock()
+    return _verify(rt, member, normalized, now, ip, user_agent)
+
+
+def _ip_limited(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str,
+                user_agent: str | None, wait: int) -> VerifyResult:
+    """The refusal of a verification from an address over ``max_failed_verifications_per_hour_per_ip``."""
+    ip_limits.record_limited(rt, conn, events, ip_limits.FAILED_VERIFY, member.id, ip=ip, user_agent=user_agent,
+                             retry_after=wait)
+    return VerifyResult(False, reason=Reason.RATE_LIMITED, retry_after=wait, member_id=member.id)
+
+
+def _count_ip(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str | None,
+              user_agent: str | None, now: datetime) -> VerifyResult | None:
+    """Count the attempt against its address as a failure, in the transaction that judges it; the
+    refusal when the address is over its limit, else None (a code that passes gives the count back).
+
+    Counted after the member's lock state is read (a refused member is no attempt: nothing is
+    judged) and before the code is: concurrent attempts from one address are counted one after the
+    other (the counter's row lock, SQLite's write lock) and none is judged past the limit. Row locks
+    are always taken member first, then counter, so two transactions never wait on each other.
+    """
+    wait = ip_limits.reserve(rt, conn, ip_limits.FAILED_VERIFY, ip,
+                             rt.settings.max_failed_verifications_per_hour_per_ip, now)
+    return None if wait is None else _ip_limited(rt, conn, events, member, ip or "", user_agent, wait)
+
+
+def ip_gate_params(rt: Runtime, ip: str | None, now: datetime) -> dict[str, Any]:
+    """The binds of :data:`~otp_pro.storage.statements.IP_UNDER_LIMIT` for failed verifications from ``ip``."""
+    return {"b_ip": rt.keys.hash("ip", ip) if ip else None, "b_ip_kind": ip_limits.FAILED_VERIFY,
+            "b_ip_cap": rt.settings.max_failed_verifications_per_hour_per_ip,
+            "b_ip_window_ended": now - ip_limits.WINDOW}
+
+
+def _verify(rt: Runtime, member: Member, normalized: str, now: datetime, ip: str | None,
+            user_agent: str | None) -> VerifyResult:
+    """:func:`verify` once the code is well formed."""
     if not normalized.isdigit():
         return _verify_backup_code(rt, member, normalized, now, ip, user_agent)
     code_payloads = [name for name, p in rt.payloads.items() if p.entered_as_code]
@@ -57,6 +97,8 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
         refusal = lockout.verify_refusal(state, now)
         if refusal is not None:
             return refusal
+        if ip and (limited := _count_ip(rt, conn, events, member, ip, user_agent, now)) is not None:
+            return limited
         if state.totp_seed is not None and len(normalized) == cfg.digits:
             totp_step = totp.match(rt.keys.decrypt(state.totp_seed), normalized, now, cfg,
                                    after_step=state.totp_last_step)
@@ -96,6 +138,7 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
             if not written_ok:
                 auditing.record(rt, conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK,
                                 channel=channel or state.channel, ip=ip, user_agent=user_agent, method=method)
+            ip_limits.release(rt, conn, ip_limits.FAILED_VERIFY, ip)
             result = VerifyResult(True, method=method, channel=channel or state.channel,
                                   attempts_remaining=rt.settings.max_attempts)
     return result
@@ -119,18 +162,23 @@ def _verify_backup_code(rt: Runtime, member: Member, normalized: str, now: datet
             refusal = lockout.verify_refusal(state, now)
             if refusal is not None:
                 return refusal
+            if ip and (limited := _count_ip(rt, conn, events, member, ip, user_agent, now)) is not None:
+                return limited
             assert state is not None
             code_id, unused = backup_codes.match(rt, state, normalized, conn) if state.backup_salt else (None, 0)
             if code_id is None or not backup_codes.use(conn, code_id, now):
                 return lockout.record_failure(rt, conn, events, member.id, now, channel=state.channel, ip=ip,
                                               user_agent=user_agent, reason=Reason.INVALID)
             rt.db.run(conn, statements.RESET_FAILURES, {"b_member": member.id})
+            ip_limits.release(rt, conn, ip_limits.FAILED_VERIFY, ip)
             return _backup_code_used(rt, conn, events, member, state.channel, unused - 1, ip, user_agent)
-    with auditing.transaction(rt, member) as (conn, _reserved):
+    with auditing.transaction(rt, member) as (conn, reserved):
         state = rt.state(conn, member.id)
         refusal = lockout.verify_refusal(state, now)
         if refusal is not None:
             return refusal
+        if ip and (limited := _count_ip(rt, conn, reserved, member, ip, user_agent, now)) is not None:
+            return limited
         assert state is not None
         counted = lockout.count_failure(rt, conn, member.id, now)
     code_id, unused = backup_codes.match(rt, state, normalized) if state.backup_salt else (None, 0)
@@ -140,6 +188,7 @@ def _verify_backup_code(rt: Runtime, member: Member, normalized: str, now: datet
                                          user_agent=user_agent, reason=Reason.INVALID)
         conn.execute(statements.FORGIVE_COUNTED, {"b_member": member.id, "b_counted": counted.consecutive,
                                                   "b_max_attempts": rt.settings.max_attempts})
+        ip_limits.release(rt, conn, ip_limits.FAILED_VERIFY, ip)
         return _backup_code_used(rt, conn, events, member, state.channel, unused - 1, ip, user_agent)
 
 
@@ -175,7 +224,7 @@ def _verify_once(rt: Runtime, member: Member, normalized: str, now: datetime, is
         params, hashes = consume_params(rt, member.id, normalized, Purpose.VERIFY, now, payloads=code_payloads)
         with rt.db.write_once() as conn:
             state = rt.db.run(conn, statements.state_and_consume(hashes, len(code_payloads)),
-                              {**params, **audit.params(accepted)}).first()
+                              {**params, **ip_gate_params(rt, ip, now), **audit.params(accepted)}).first()
         if state is not None and state.ok_id is not None:
             auditing.emit(rt, [AuditEvent(**{**accepted.__dict__, "id": state.ok_id, "channel": state.ok_channel})],
                           member)
@@ -194,7 +243,8 @@ def _verify_once(rt: Runtime, member: Member, normalized: str, now: datetime, is
             with rt.db.write_once() as conn:
                 won = accept_audited(
                     rt, conn, statements.TOTP_STEP_ONCE, {"b_member": member.id, "b_step": step,
-                                                          "b_seed": state.totp_seed, "b_now": now},
+                                                          "b_seed": state.totp_seed, "b_now": now,
+                                                          **ip_gate_params(rt, ip, now)},
                     events, ok_event(rt, member.id, TOTP, Method.TOTP, ip, user_agent))
             if won is None:
                 return None

@@ -66,7 +66,8 @@ def _print_table(header: list[str], rows: list[list[Any]]) -> None:
               help="split adoption by role through the member_lookup plugin, when one is installed")
 @click.pass_context
 def stats_command(ctx: click.Context, since: str, until: str | None, fmt: str, as_json: bool, roles: bool) -> None:
-    """Adoption by role and channel; challenges, verification rates, lockouts, backup codes, delivery failures."""
+    """Adoption by role and channel; challenges, verification rates, lockouts, backup codes, delivery failures,
+    per-IP limits."""
     from ..auditlog import parse_when
     from ..stats import collect
 
@@ -109,6 +110,10 @@ def stats_command(ctx: click.Context, since: str, until: str | None, fmt: str, a
         _print_table(["provider", "error", "provider code", "count"],
                      [[f.provider, f.error, f.provider_code or "-", click.style(str(f.count), fg="red")]
                       for f in result.delivery_failures])
+    _heading("Per-IP limits (refusals in the period; addresses over the cap now)")
+    _print_table(["limit", "cap per hour", "refusals", "addresses refused", "over now"],
+                 [[i.limit, i.cap, click.style(str(i.refusals), fg="red") if i.refusals else "0", i.addresses,
+                   i.over_now] for i in result.ip_limits])
     active = [d for d in result.daily if any(v for k, v in d.items() if k != "day")]
     _heading(f"Per day ({len(active)} of {len(result.daily)} days had activity; the others are left out)")
     if active:

@@ -19,7 +19,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, insert, literal_colu
 from .. import audit
 from ..results import ChallengeStatus
 from ..settings import NIST_MAX_ATTEMPTS
-from .schema import audit_events, challenges, members
+from .schema import audit_events, challenges, ip_counters, members
 
 # ------------------------------------------------------------------ member state
 
@@ -39,6 +39,17 @@ FORGIVE_COUNTED = update(members).where(members.c.member_id == bindparam("b_memb
     consecutive_failures=_LEFT, failures=_LEFT % bindparam("b_max_attempts"),
     locked_until=case((_LEFT >= bindparam("b_max_attempts"), members.c.locked_until), else_=None))
 
+# ---------------------------------------------------------------- per-IP limits
+
+#: The caller's address (``b_ip``, its keyed hash; None when unknown) is under its limit of
+#: ``b_ip_kind`` events (``b_ip_cap`` in the window begun after ``b_ip_window_ended``). Read, not
+#: counted: the one-statement verify paths accept a right code only under it, and a failure is
+#: counted by the transaction that judges it (otp_pro._engine.ip_limits.reserve).
+IP_UNDER_LIMIT = ~exists().where(
+    ip_counters.c.ip_hash == bindparam("b_ip", type_=ip_counters.c.ip_hash.type),
+    ip_counters.c.kind == bindparam("b_ip_kind"), ip_counters.c.count >= bindparam("b_ip_cap"),
+    ip_counters.c.window_start > bindparam("b_ip_window_ended", type_=ip_counters.c.window_start.type))
+
 # ------------------------------------------------------------------- TOTP steps
 
 TOTP_STEP = update(members).where(
@@ -49,11 +60,13 @@ TOTP_STEP = update(members).where(
 TOTP_STEP_RESET = TOTP_STEP.values(**FAILURES_CLEARED)
 TOTP_STEP_RESET_RETURNING = TOTP_STEP_RESET.returning(members.c.member_id)
 # PostgreSQL, verify in one statement of its own (autocommit): the member state read just before
-# must still hold, so the statement re-checks it: enrolled, not locked, the same seed.
+# must still hold, so the statement re-checks it: enrolled, not locked, the same seed; and the
+# caller's address under its limit of failed verifications (IP_UNDER_LIMIT, defined above).
 _MEMBER_OPEN = and_(members.c.channel.is_not(None),
                     or_(members.c.locked_until.is_(None),
                         members.c.locked_until <= bindparam("b_now", type_=members.c.locked_until.type)))
-TOTP_STEP_ONCE = TOTP_STEP_RESET.where(_MEMBER_OPEN, members.c.totp_seed == bindparam("b_seed")).returning(
+TOTP_STEP_ONCE = TOTP_STEP_RESET.where(_MEMBER_OPEN, members.c.totp_seed == bindparam("b_seed"),
+                                      IP_UNDER_LIMIT).returning(
     members.c.member_id)
 
 # --------------------------------------------------------------------- throttle
@@ -258,7 +271,8 @@ def consume(by_channel: bool, hashes: int, payloads: int | None) -> Any:
 
 
 # PostgreSQL, a one-time code verified by one statement of its own (autocommit): a member with
-# a clean record (enrolled, no authenticator, no failures to reset, no lock) has the code
+# a clean record (enrolled, no authenticator, no failures to reset, no lock), asking from an
+# address under its limit of failed verifications (IP_UNDER_LIMIT), has the code
 # consumed and the verify_ok row written; in any case the statement returns the member's state
 # (one snapshot), from which verify goes on when nothing was accepted.
 _MEMBER_CLEAN = and_(members.c.channel.is_not(None), members.c.totp_seed.is_(None), members.c.failures == 0,
@@ -271,7 +285,7 @@ def state_and_consume(hashes: int, payloads: int) -> Any:
     key = (hashes, payloads)
     if key not in _STATE_AND_CONSUME:
         consumed = consume(False, hashes, payloads).where(
-            exists().where(members.c.member_id == bindparam("b_member"), _MEMBER_CLEAN))
+            exists().where(members.c.member_id == bindparam("b_member"), _MEMBER_CLEAN), IP_UNDER_LIMIT)
         ok = audited(consumed).cte("ok")
         state = STATE.cte("state")
         _STATE_AND_CONSUME[key] = select(state, ok.c.id.label("ok_id"), ok.c.channel.label("ok_channel")) \
