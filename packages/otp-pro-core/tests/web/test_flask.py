@@ -219,6 +219,49 @@ def test_forced_totp_setup(site: DemoSite, client: Any) -> None:
     assert client.get("/protected").status_code == 200
 
 
+def _begin_totp_setup(client: Any) -> str:
+    """Start a TOTP setup in ``client``'s session; the seed shown on the page."""
+    started = client.post("/otp/setup", data={"channel": "totp", "csrf_token": csrf_of(client, "/otp/setup")})
+    assert started.status_code == 200
+    return re.search(r'id="totp-secret"[^>]*>([A-Z2-7]+)<', started.text).group(1)  # type: ignore[union-attr]
+
+
+def _confirm_setup(client: Any, code: str) -> Any:
+    return client.post("/otp/setup/confirm", data={"code": code, "csrf_token": csrf_of(client, "/otp/setup")})
+
+
+def test_a_setup_is_finished_only_by_the_session_that_began_it(site: DemoSite, client: Any) -> None:
+    sign_in(client, "admin@demo.test", "admin-demo")
+    secret = _begin_totp_setup(client)
+    # Another login with the password (another browser) posts the right code for the setup begun above.
+    other = site.app.test_client()
+    sign_in(other, "admin@demo.test", "admin-demo")
+    refused = _confirm_setup(other, pyotp.TOTP(secret).now())
+    assert refused.status_code == 403
+    assert "Start the setup again" in refused.text and "<li><code>" not in refused.text
+    admin = site.store.check_login("admin@demo.test", "admin-demo")
+    assert admin is not None and not site.otp.status(admin).enrolled
+    assert other.get("/protected").headers["Location"].startswith("/otp/setup")
+    # The session that began it finishes it, with the same code: the refusal never looked at it.
+    done = _confirm_setup(client, pyotp.TOTP(secret).now())
+    assert done.status_code == 200 and len(re.findall(r"<li><code>", done.text)) == 10
+    assert client.get("/protected").status_code == 200
+    assert other.get("/protected").status_code == 303  # still a password-only login
+
+
+def test_a_setup_begun_later_by_another_session_is_not_finished_by_this_one(site: DemoSite, client: Any) -> None:
+    """Both sessions began a setup; only the newest is pending, and only its own session may finish it."""
+    site.add_member("new@demo.test", "new-pass", roles=("editor",))
+    sign_in(client, "new@demo.test", "new-pass")
+    _begin_totp_setup(client)
+    other = site.app.test_client()
+    sign_in(other, "new@demo.test", "new-pass")
+    secret = _begin_totp_setup(other)
+    refused = _confirm_setup(client, pyotp.TOTP(secret).now())
+    assert refused.status_code == 403 and "Start the setup again" in refused.text
+    assert _confirm_setup(other, pyotp.TOTP(secret).now()).status_code == 200
+
+
 def test_grace_notice(site: DemoSite, client: Any) -> None:
     assert sign_in(client, "member@demo.test", "member-demo").headers["Location"] == "/protected"
     page = client.get("/protected")

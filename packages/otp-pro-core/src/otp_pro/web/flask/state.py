@@ -24,7 +24,7 @@ K_MEMBER = "otp_pro_member"  # the signed-in member's id
 K_LOGIN = "otp_pro_login"  # the login id, new at each login
 K_VERIFIED = "otp_pro_verified"  # the login id the second step was passed for
 K_CSRF = "otp_pro_csrf"
-K_BINDING = "otp_pro_binding"  # ties a sign-in link to the browser that asked for it
+K_BINDING = "otp_pro_binding"  # ties a sign-in link, and a setup, to the login that asked for it
 K_SENT = "otp_pro_sent"  # where the last code went: {"at", "hint", "channel", "label", "challenge"[, "failed"]}
 K_NEXT = "otp_pro_next"  # where to go once the second step is passed
 K_REAUTH = "otp_pro_reauth"  # {"login", "until"}: password + code confirmed before changing settings
@@ -115,12 +115,18 @@ def mark_verified() -> None:
 
 
 def binding() -> str:
-    """The browser binding of this login (made when missing), given to the core with each send."""
-    value = session.get(K_BINDING)
-    if not isinstance(value, str) or not TOKEN.match(value):
+    """The browser binding of this login (made when missing), given to the core with each send and setup."""
+    value = current_binding()
+    if value is None:
         value = secrets.token_urlsafe(32)
         session[K_BINDING] = value
     return value
+
+
+def current_binding() -> str | None:
+    """The browser binding of this login, or None when it has none (nothing is made: a check, not a send)."""
+    value = session.get(K_BINDING)
+    return value if isinstance(value, str) and TOKEN.match(value) else None
 
 
 def last_sent() -> dict[str, Any] | None:

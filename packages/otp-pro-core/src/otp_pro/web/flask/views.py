@@ -24,6 +24,7 @@ from ...errors import (
     NotEnrolled,
     NotFound,
     PolicyError,
+    SetupBegunElsewhere,
     SetupError,
     ThrottledError,
 )
@@ -33,7 +34,7 @@ from . import state
 from .codes import refuse
 from .outcome import lock_minutes
 from .security import secure
-from .state import G_STATUS, K_ATTEMPTS, K_BINDING, K_NEXT, K_SENT, K_SETUP, MAX_FIELD, TOKEN, safe_next
+from .state import G_STATUS, K_ATTEMPTS, K_NEXT, K_SENT, K_SETUP, MAX_FIELD, TOKEN, safe_next
 from .texts import SIGN_IN_FIRST_TEXT, cooldown_text, locked_text
 
 if TYPE_CHECKING:
@@ -147,8 +148,7 @@ def magic_link(ext: OtpProFlask) -> Response:
     token = state.form_field("token")
     if not TOKEN.match(token):
         return _message(400, "This sign-in link is incomplete", "Ask for a new link.", ext.login_url)
-    binding = session.get(K_BINDING) if isinstance(session.get(K_BINDING), str) else None
-    result = core.verify_token("magic_link", token, binding=binding, **state.client())
+    result = core.verify_token("magic_link", token, binding=state.current_binding(), **state.client())
     if not result.ok:
         outcome = refuse(core, result)
         code = LINK_REFUSAL_STATUS.get(result.reason or "", 410)
@@ -236,7 +236,13 @@ def setup_confirm(ext: OtpProFlask) -> Response:
     if not isinstance(code, str) or not code.strip():
         return page("otp_pro/setup_confirm.html", 400, error="Enter the code to confirm.", **common)
     try:
-        codes = core.complete_setup(member, code[:MAX_FIELD], **state.client())
+        codes = core.complete_setup(member, code[:MAX_FIELD], binding=state.current_binding(), **state.client())
+    except SetupBegunElsewhere:
+        # Another login of this member began the pending setup: finishing it here would verify this one.
+        session.pop(K_SETUP, None)
+        return _message(403, "Start the setup again", "This setup was started in another browser or sign-in, "
+                        "so it can only be finished there. Start the setup again here if you want to use this "
+                        "browser.", url_for("otp_pro.setup"))
     except InvalidCode as exc:
         result = exc.result if isinstance(exc.result, VerifyResult) else VerifyResult(False, reason=Reason.INVALID)
         outcome = refuse(core, result)
