@@ -315,6 +315,38 @@ def test_settings_need_password_and_fresh_code(site: DemoSite, client: Any) -> N
     assert member is not None and not site.otp.status(member).enrolled
 
 
+def test_wrong_reauth_passwords_count_toward_the_lockout(site: DemoSite, client: Any) -> None:
+    sign_in(client, *EDITOR)
+    verify(client, last_code(site))
+    token = csrf_of(client, "/otp/settings")
+    client.post("/otp/send", data={"next": "/otp/settings", "csrf_token": token})
+    fresh = last_code(site)  # unused: only the password stands between the member and the confirmation
+
+    def reauth(password: str) -> Any:
+        return client.post("/otp/settings/reauth", data={"password": password, "code": fresh, "csrf_token": token},
+                           follow_redirects=True)
+
+    first = reauth("wrong")
+    assert "That password is not correct." in first.text and "4 attempts left" in first.text
+    for _ in range(3):
+        reauth("wrong")
+    locked = reauth("wrong")
+    assert "Too many failed attempts. Try again in 15 minutes." in locked.text
+    # The right password (and a fresh code) is refused while the lock lasts, with the same message.
+    refused = reauth(EDITOR[1])
+    assert "Too many failed attempts. Try again in 15 minutes." in refused.text and "Confirmed" not in refused.text
+    changed = client.post("/otp/settings/backup-codes", data={"csrf_token": token}, follow_redirects=True)
+    assert "Confirm your password and a fresh code first" in changed.text
+    member = site.store.check_login(*EDITOR)
+    assert member is not None
+    failed = site.otp.events(member, kinds=["verify_failed"])
+    assert [e.details["reason"] for e in failed] == ["password"] * 5 and all(e.ip for e in failed)
+    assert site.otp.status(member).locked_until is not None
+    # The code was never looked at: it still confirms once the lock is lifted.
+    site.otp.unlock(member)
+    assert "Confirmed" in reauth(EDITOR[1]).text
+
+
 def test_required_member_cannot_disable(site: DemoSite, client: Any) -> None:
     member = site.add_member("boss@demo.test", "boss-pass", roles=("member",), enroll_on="email:code")
     sign_in(client, "boss@demo.test", "boss-pass")
