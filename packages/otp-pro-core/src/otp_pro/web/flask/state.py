@@ -8,7 +8,6 @@ rotation (:func:`rotate`).
 
 from __future__ import annotations
 
-import hmac
 import math
 import re
 import secrets
@@ -18,6 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, g, request, session
+
+from ..gate import SessionFacts
 
 # Session keys. Each starts with ``otp_pro_`` so it cannot clash with the site's own keys.
 K_MEMBER = "otp_pro_member"  # the signed-in member's id
@@ -102,9 +103,7 @@ def restart() -> None:
 
 def is_verified() -> bool:
     """Whether this login passed the second step."""
-    login = session.get(K_LOGIN)
-    verified = session.get(K_VERIFIED)
-    return isinstance(login, str) and isinstance(verified, str) and hmac.compare_digest(login, verified)
+    return SessionFacts.is_verified_login(session.get(K_VERIFIED), session.get(K_LOGIN))
 
 
 def mark_verified() -> None:
@@ -152,5 +151,6 @@ def confirm_reauth(seconds: int) -> None:
 def reauth_ok() -> bool:
     """Whether this login confirmed password + code and the confirmation has not run out."""
     data = session.get(K_REAUTH)
-    return isinstance(data, Mapping) and data.get("login") == session.get(K_LOGIN) and \
-        float(data.get("until", 0)) > time.time()
+    # The confirmation names the login it was made in, checked like the verified marker: never None == None.
+    return isinstance(data, Mapping) and SessionFacts.is_verified_login(data.get("login"), session.get(K_LOGIN)) \
+        and float(data.get("until", 0)) > time.time()
