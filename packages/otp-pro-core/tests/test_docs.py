@@ -80,6 +80,29 @@ def test_every_web_endpoint_is_in_the_web_page(tmp_path):
         app.extensions["otp_pro_demo"].close()
 
 
+# A recipe's verified check must not read "no markers at all" as verified: ``None == None``. Code compares
+# with the marker's name right beside the operator (``session["otp_pro_verified"] == ...``).
+_MARKER_COMPARISON = re.compile(r"verified\S*\s*(?:==|!=)|(?:==|!=)\s*\S*verified")
+
+
+def _markdown_pages() -> list[Path]:
+    return [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]
+
+
+def test_the_session_recipes_check_verification_with_a_real_login_marker() -> None:
+    recipes = []
+    for page in _markdown_pages():
+        text = page.read_text()
+        for number, line in enumerate(text.splitlines(), 1):
+            assert not _MARKER_COMPARISON.search(line), f"{page.name}:{number} compares a verified marker: {line}"
+        recipes += [block for block in re.findall(r"```python\n(.*?)```", text, re.S)
+                    if "SessionFacts.from_status(" in block]
+    assert len(recipes) >= 2  # the WSGI recipe and the Django one
+    for block in recipes:
+        verified = re.search(r"\bverified=(\S+)", block)
+        assert verified and verified.group(1).startswith("SessionFacts.is_verified_login("), block
+
+
 # ------------------------------------------------------------- docs/security.md's requirements map
 
 ROOT = DOCS.parent

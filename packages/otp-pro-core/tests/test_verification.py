@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import pyotp
 import pytest
 
 from otp_pro import (
@@ -16,6 +17,7 @@ from otp_pro import (
     NotEnrolled,
     NotFound,
     PolicyError,
+    SetupBegunElsewhere,
     SetupError,
     ThrottledError,
     TransientDeliveryError,
@@ -460,6 +462,30 @@ def test_complete_setup_errors(otp, member, clock):
     clock.advance(seconds=otp.settings.setup_ttl_seconds + 1)
     with pytest.raises(SetupError):
         otp.complete_setup(member, outbox_code(otp))
+
+
+def test_a_setup_begun_with_a_binding_is_completed_only_with_it(make_otp, member, clock):
+    otp = make_otp(max_attempts=3)
+    otp.begin_setup(member, "outbox:code", binding="browser-a")
+    code = outbox_code(otp)
+    for other in (None, "", "browser-b"):
+        with pytest.raises(SetupBegunElsewhere):
+            otp.complete_setup(member, code, binding=other)
+    assert not otp.status(member).enrolled
+    refused = otp.events(member, kinds=["verify_failed"])
+    assert len(refused) == 3 and all(e.details["counted"] is False and e.details["setup"] for e in refused)
+    # Refused before the code was looked at: no attempt counted, and the code still works for its caller.
+    with pytest.raises(InvalidCode) as wrong:
+        otp.complete_setup(member, "000000" if code != "000000" else "111111", binding="browser-a")
+    assert wrong.value.result.attempts_remaining == 2
+    assert len(otp.complete_setup(member, code, binding="browser-a")) == 10
+    # A setup begun later by another caller replaces this one: its code is not ours to finish.
+    otp.begin_setup(member, "totp", binding="browser-a")
+    info = otp.begin_setup(member, "totp", binding="browser-b")
+    with pytest.raises(SetupBegunElsewhere):
+        otp.complete_setup(member, pyotp.TOTP(info.secret).at(otp.clock()), binding="browser-a")
+    otp.complete_setup(member, pyotp.TOTP(info.secret).at(otp.clock()), binding="browser-b")
+    assert otp.status(member).channel == "totp"
 
 
 def test_every_step_is_audited_with_ip_and_user_agent(otp, member, clock):

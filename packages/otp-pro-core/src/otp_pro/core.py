@@ -234,21 +234,29 @@ class OtpPro:
         For ``totp`` a fresh seed is kept (encrypted) as pending and returned as a
         provisioning URI and QR code; ``seed`` (base32, at least 128 bits) imports an
         existing one instead, for members moving from another system. For a delivered
-        channel a confirmation code (or link) is sent; ``binding`` ties a link to the
-        browser as in :meth:`send_challenge`. Finish with :meth:`complete_setup`, or
-        :meth:`verify_token` for a link.
+        channel a confirmation code (or link) is sent. ``binding`` (a random value kept
+        in the session of the caller, as in :meth:`send_challenge`) ties the setup to
+        that caller: :meth:`complete_setup` then needs the same binding, and a link is
+        accepted only with it. A web page should always pass one; a setup begun
+        without a binding is finished by whoever has the code. Finish with
+        :meth:`complete_setup`, or :meth:`verify_token` for a link.
         """
         return enrolment.begin_setup(self._rt, member, channel, seed=seed, ip=ip, user_agent=user_agent,
                                      binding=binding)
 
     def complete_setup(
-        self, member: Member, code: str, *, ip: str | None = None, user_agent: str | None = None
+        self, member: Member, code: str, *, binding: str | None = None, ip: str | None = None,
+        user_agent: str | None = None,
     ) -> list[str]:
         """Confirm the pending setup with ``code``; return the new backup codes (show them once).
 
         A wrong code counts as a failed attempt and raises :class:`InvalidCode`.
+        A setup begun with a ``binding`` is completed only with the same one: any
+        other (or none) raises :class:`SetupBegunElsewhere` before the code is looked
+        at, counts nothing, and leaves the setup pending for its own caller (audited
+        as ``verify_failed`` with ``reason="wrong_browser"``, ``counted: false``).
         """
-        return enrolment.complete_setup(self._rt, member, code, ip=ip, user_agent=user_agent)
+        return enrolment.complete_setup(self._rt, member, code, binding=binding, ip=ip, user_agent=user_agent)
 
     def regenerate_backup_codes(
         self, member: Member, *, actor: str | None = None, ip: str | None = None, user_agent: str | None = None

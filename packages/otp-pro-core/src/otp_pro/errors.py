@@ -118,7 +118,15 @@ class NotEnrolled(PolicyError):
 
 
 class SetupError(OtpProError):
-    """``complete_setup`` was called without a pending setup, or the setup expired."""
+    """``complete_setup`` was called without a pending setup, the setup expired, or another caller began it."""
+
+
+class SetupBegunElsewhere(SetupError):
+    """The pending setup was begun with another ``binding`` (another session): start the setup again from here.
+
+    Raised before the code is looked at, so the caller learns nothing about it
+    and no attempt is counted.
+    """
 
 
 class ThrottledError(OtpProError):

@@ -46,6 +46,7 @@ class Reason:
     UNKNOWN: Final = "unknown"
     USED: Final = "used"
     REPLACED: Final = "replaced"
+    #: Also the audited reason of a setup confirmation refused with :class:`~otp_pro.SetupBegunElsewhere`.
     WRONG_BROWSER: Final = "wrong_browser"
     #: The caller's IP address is over a per-IP limit (``retry_after`` says for how long).
     RATE_LIMITED: Final = "rate_limited"

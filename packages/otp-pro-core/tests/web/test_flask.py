@@ -219,6 +219,49 @@ def test_forced_totp_setup(site: DemoSite, client: Any) -> None:
     assert client.get("/protected").status_code == 200
 
 
+def _begin_totp_setup(client: Any) -> str:
+    """Start a TOTP setup in ``client``'s session; the seed shown on the page."""
+    started = client.post("/otp/setup", data={"channel": "totp", "csrf_token": csrf_of(client, "/otp/setup")})
+    assert started.status_code == 200
+    return re.search(r'id="totp-secret"[^>]*>([A-Z2-7]+)<', started.text).group(1)  # type: ignore[union-attr]
+
+
+def _confirm_setup(client: Any, code: str) -> Any:
+    return client.post("/otp/setup/confirm", data={"code": code, "csrf_token": csrf_of(client, "/otp/setup")})
+
+
+def test_a_setup_is_finished_only_by_the_session_that_began_it(site: DemoSite, client: Any) -> None:
+    sign_in(client, "admin@demo.test", "admin-demo")
+    secret = _begin_totp_setup(client)
+    # Another login with the password (another browser) posts the right code for the setup begun above.
+    other = site.app.test_client()
+    sign_in(other, "admin@demo.test", "admin-demo")
+    refused = _confirm_setup(other, pyotp.TOTP(secret).now())
+    assert refused.status_code == 403
+    assert "Start the setup again" in refused.text and "<li><code>" not in refused.text
+    admin = site.store.check_login("admin@demo.test", "admin-demo")
+    assert admin is not None and not site.otp.status(admin).enrolled
+    assert other.get("/protected").headers["Location"].startswith("/otp/setup")
+    # The session that began it finishes it, with the same code: the refusal never looked at it.
+    done = _confirm_setup(client, pyotp.TOTP(secret).now())
+    assert done.status_code == 200 and len(re.findall(r"<li><code>", done.text)) == 10
+    assert client.get("/protected").status_code == 200
+    assert other.get("/protected").status_code == 303  # still a password-only login
+
+
+def test_a_setup_begun_later_by_another_session_is_not_finished_by_this_one(site: DemoSite, client: Any) -> None:
+    """Both sessions began a setup; only the newest is pending, and only its own session may finish it."""
+    site.add_member("new@demo.test", "new-pass", roles=("editor",))
+    sign_in(client, "new@demo.test", "new-pass")
+    _begin_totp_setup(client)
+    other = site.app.test_client()
+    sign_in(other, "new@demo.test", "new-pass")
+    secret = _begin_totp_setup(other)
+    refused = _confirm_setup(client, pyotp.TOTP(secret).now())
+    assert refused.status_code == 403 and "Start the setup again" in refused.text
+    assert _confirm_setup(other, pyotp.TOTP(secret).now()).status_code == 200
+
+
 def test_grace_notice(site: DemoSite, client: Any) -> None:
     assert sign_in(client, "member@demo.test", "member-demo").headers["Location"] == "/protected"
     page = client.get("/protected")
@@ -270,6 +313,38 @@ def test_settings_need_password_and_fresh_code(site: DemoSite, client: Any) -> N
     assert "Two-step verification is off" in off.text
     member = site.store.check_login(*EDITOR)
     assert member is not None and not site.otp.status(member).enrolled
+
+
+def test_wrong_reauth_passwords_count_toward_the_lockout(site: DemoSite, client: Any) -> None:
+    sign_in(client, *EDITOR)
+    verify(client, last_code(site))
+    token = csrf_of(client, "/otp/settings")
+    client.post("/otp/send", data={"next": "/otp/settings", "csrf_token": token})
+    fresh = last_code(site)  # unused: only the password stands between the member and the confirmation
+
+    def reauth(password: str) -> Any:
+        return client.post("/otp/settings/reauth", data={"password": password, "code": fresh, "csrf_token": token},
+                           follow_redirects=True)
+
+    first = reauth("wrong")
+    assert "That password is not correct." in first.text and "4 attempts left" in first.text
+    for _ in range(3):
+        reauth("wrong")
+    locked = reauth("wrong")
+    assert "Too many failed attempts. Try again in 15 minutes." in locked.text
+    # The right password (and a fresh code) is refused while the lock lasts, with the same message.
+    refused = reauth(EDITOR[1])
+    assert "Too many failed attempts. Try again in 15 minutes." in refused.text and "Confirmed" not in refused.text
+    changed = client.post("/otp/settings/backup-codes", data={"csrf_token": token}, follow_redirects=True)
+    assert "Confirm your password and a fresh code first" in changed.text
+    member = site.store.check_login(*EDITOR)
+    assert member is not None
+    failed = site.otp.events(member, kinds=["verify_failed"])
+    assert [e.details["reason"] for e in failed] == ["password"] * 5 and all(e.ip for e in failed)
+    assert site.otp.status(member).locked_until is not None
+    # The code was never looked at: it still confirms once the lock is lifted.
+    site.otp.unlock(member)
+    assert "Confirmed" in reauth(EDITOR[1]).text
 
 
 def test_required_member_cannot_disable(site: DemoSite, client: Any) -> None:

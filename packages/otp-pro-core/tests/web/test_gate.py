@@ -82,6 +82,38 @@ def test_decision_table(facts: dict[str, Any], path: str, expected: str) -> None
         assert decision.notice == GRACE_NOTICE
 
 
+@pytest.mark.parametrize(("verified", "login", "expected"), [
+    pytest.param(None, None, False, id="no-markers"),  # a login the site's own view never marked
+    pytest.param("", "", False, id="empty-markers"),
+    pytest.param(None, "login-1", False, id="not-verified"),
+    pytest.param("login-1", None, False, id="no-login-marker"),
+    pytest.param("", "login-1", False, id="empty-verified-marker"),
+    pytest.param("login-1", "login-1", True, id="verified-this-login"),
+    pytest.param("login-1", "login-2", False, id="verified-another-login"),
+    pytest.param("lögin", "lögin", True, id="non-ascii"),
+    pytest.param(b"login-1", b"login-1", True, id="bytes"),
+    pytest.param(1, 1, False, id="not-a-string"),
+    pytest.param(["x"], ["x"], False, id="a-list"),
+])
+def test_a_verified_login_needs_a_real_login_marker(verified: Any, login: Any, expected: bool) -> None:
+    assert SessionFacts.is_verified_login(verified, login) is expected
+
+
+def test_the_markers_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hmac
+
+    seen: list[tuple[Any, Any]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        seen.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert not SessionFacts.is_verified_login("login-1", "login-2")
+    assert seen == [(b"login-1", b"login-2")]
+
+
 def test_redirect_carries_next_with_query() -> None:
     decision = decide(SessionFacts(**ENROLLED_REQUIRED), "/reports/2024", query="page=2&x=a b")
     assert decision.action == VERIFY

@@ -102,7 +102,7 @@ class MagicLinkPayload(Payload):
         return f"{self.base_url}{self.path}?{urlencode({TOKEN_PARAM: token})}"
 
     def create(self, context: PayloadContext) -> PayloadValue:
-        # A setup link cannot be bound: the core's begin_setup takes no binding.
+        # A setup may be begun without a binding (a script has no browser): its link is then unbound.
         if self.same_browser and context.binding is None and context.purpose != "setup":
             raise BindingRequired(
                 "providers.magic_links.same_browser is on: pass binding=<the browser's binding cookie value> "

@@ -31,8 +31,8 @@ def clear(rt: Runtime, member: Member, kind: str, *, actor: str | None, ip: str 
         state = rt.state(conn, member.id, for_update=True)
         conn.execute(update(members).where(members.c.member_id == member.id).values(
             channel=None, enrolled_at=None, totp_seed=None, totp_last_step=None, pending_channel=None,
-            pending_totp_seed=None, pending_expires_at=None, backup_salt=None, backup_key_id=None,
-            disabled_at=now if disabled else None, updated_at=now, **statements.FAILURES_CLEARED,
+            pending_totp_seed=None, pending_expires_at=None, pending_binding_hash=None, backup_salt=None,
+            backup_key_id=None, disabled_at=now if disabled else None, updated_at=now, **statements.FAILURES_CLEARED,
         ))
         conn.execute(delete(backup_codes).where(backup_codes.c.member_id == member.id))
         revoked = devices.revoke_all(conn, member.id, now)

@@ -51,6 +51,7 @@ class MemberState(Protocol):
     pending_channel: str | None
     pending_totp_seed: str | None
     pending_expires_at: datetime | None
+    pending_binding_hash: str | None
     backup_salt: str | None
     backup_key_id: str | None
     created_at: datetime

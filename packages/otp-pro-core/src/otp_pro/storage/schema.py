@@ -69,6 +69,8 @@ members = Table(
     Column("pending_channel", String(100), nullable=True),
     Column("pending_totp_seed", Text, nullable=True),
     Column("pending_expires_at", UTCDateTime(), nullable=True),
+    # Keyed hash of the binding the pending setup was begun with: only the same binding may complete it.
+    Column("pending_binding_hash", String(64), nullable=True),
     Column("backup_salt", String(64), nullable=True),
     Column("backup_key_id", String(32), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),

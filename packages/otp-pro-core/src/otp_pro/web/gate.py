@@ -29,6 +29,7 @@ a router that does not resolve ``..`` would serve it from ``/admin``.
 
 from __future__ import annotations
 
+import hmac
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -69,13 +70,21 @@ def default_allow(prefix: str = "/otp", *, login: str = "/login", logout: str = 
     return tuple(dict.fromkeys(entries))
 
 
+def _marker(value: object) -> bytes | None:
+    """A session marker as bytes (``hmac.compare_digest`` takes only ASCII ``str``), or None when it is no marker."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return value if isinstance(value, bytes) and value else None
+
+
 @dataclass(frozen=True)
 class SessionFacts:
     """What the gate needs to know about one request's session.
 
     ``signed_in``: the site's password step passed for ``member_id``.
     ``verified``: the second step passed *for this login* (a new login or another
-    browser is not verified). ``trusted_device``: the request carries a live
+    browser is not verified); read it from the session with
+    :meth:`is_verified_login`. ``trusted_device``: the request carries a live
     trusted-device token of this member. The rest are the member's policy facts,
     as :meth:`otp_pro.OtpPro.status` reports them: ``requirement``
     (``not_required``, ``optional`` or ``required``), ``enrolled``, ``must_setup``
@@ -104,6 +113,23 @@ class SessionFacts:
             must_setup=status.must_setup,
             in_grace=status.in_grace,
         )
+
+    @staticmethod
+    def is_verified_login(verified_marker: object, login_marker: object) -> bool:
+        """Whether the second step was passed for this login: the two session markers match and are real.
+
+        ``login_marker`` is the random value the site's login view stores at each
+        login; ``verified_marker`` is the value stored when the second step
+        passed (a copy of the login marker at that time). Build ``verified=`` with
+        this, never with ``==``: a session made by another login path (Django's
+        admin login, a password reset that signs in) has neither marker, and
+        ``None == None`` would let it skip the second step. Missing, empty or
+        non-string markers are never verified; the comparison runs in constant time.
+        """
+        verified, login = _marker(verified_marker), _marker(login_marker)
+        if verified is None or login is None:
+            return False
+        return hmac.compare_digest(verified, login)
 
     @property
     def verification_needed(self) -> bool:

@@ -3,9 +3,12 @@
 The integrator supplies ``facts(environ) -> SessionFacts``: read the session the
 site already has (Django's ``request.session``, Beaker, a signed cookie ...),
 ask :meth:`otp_pro.OtpPro.status` for the member's policy facts, and say whether
-this login passed the second step. The middleware calls :func:`~otp_pro.web.gate.decide`
-and either passes the request on (with the decision in
-``environ["otp_pro.decision"]``) or answers the redirect itself.
+this login passed the second step with
+:meth:`~otp_pro.web.gate.SessionFacts.is_verified_login`, so that a session no
+login view of the site marked (both markers missing) is never verified. The
+middleware calls :func:`~otp_pro.web.gate.decide` and either passes the request
+on (with the decision in ``environ["otp_pro.decision"]``) or answers the
+redirect itself.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ rotation (:func:`rotate`).
 
 from __future__ import annotations
 
-import hmac
 import math
 import re
 import secrets
@@ -19,12 +18,14 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, request, session
 
+from ..gate import SessionFacts
+
 # Session keys. Each starts with ``otp_pro_`` so it cannot clash with the site's own keys.
 K_MEMBER = "otp_pro_member"  # the signed-in member's id
 K_LOGIN = "otp_pro_login"  # the login id, new at each login
 K_VERIFIED = "otp_pro_verified"  # the login id the second step was passed for
 K_CSRF = "otp_pro_csrf"
-K_BINDING = "otp_pro_binding"  # ties a sign-in link to the browser that asked for it
+K_BINDING = "otp_pro_binding"  # ties a sign-in link, and a setup, to the login that asked for it
 K_SENT = "otp_pro_sent"  # where the last code went: {"at", "hint", "channel", "label", "challenge"[, "failed"]}
 K_NEXT = "otp_pro_next"  # where to go once the second step is passed
 K_REAUTH = "otp_pro_reauth"  # {"login", "until"}: password + code confirmed before changing settings
@@ -102,9 +103,7 @@ def restart() -> None:
 
 def is_verified() -> bool:
     """Whether this login passed the second step."""
-    login = session.get(K_LOGIN)
-    verified = session.get(K_VERIFIED)
-    return isinstance(login, str) and isinstance(verified, str) and hmac.compare_digest(login, verified)
+    return SessionFacts.is_verified_login(session.get(K_VERIFIED), session.get(K_LOGIN))
 
 
 def mark_verified() -> None:
@@ -115,12 +114,18 @@ def mark_verified() -> None:
 
 
 def binding() -> str:
-    """The browser binding of this login (made when missing), given to the core with each send."""
-    value = session.get(K_BINDING)
-    if not isinstance(value, str) or not TOKEN.match(value):
+    """The browser binding of this login (made when missing), given to the core with each send and setup."""
+    value = current_binding()
+    if value is None:
         value = secrets.token_urlsafe(32)
         session[K_BINDING] = value
     return value
+
+
+def current_binding() -> str | None:
+    """The browser binding of this login, or None when it has none (nothing is made: a check, not a send)."""
+    value = session.get(K_BINDING)
+    return value if isinstance(value, str) and TOKEN.match(value) else None
 
 
 def last_sent() -> dict[str, Any] | None:
@@ -146,5 +151,6 @@ def confirm_reauth(seconds: int) -> None:
 def reauth_ok() -> bool:
     """Whether this login confirmed password + code and the confirmation has not run out."""
     data = session.get(K_REAUTH)
-    return isinstance(data, Mapping) and data.get("login") == session.get(K_LOGIN) and \
-        float(data.get("until", 0)) > time.time()
+    # The confirmation names the login it was made in, checked like the verified marker: never None == None.
+    return isinstance(data, Mapping) and SessionFacts.is_verified_login(data.get("login"), session.get(K_LOGIN)) \
+        and float(data.get("until", 0)) > time.time()

@@ -40,6 +40,8 @@ STORAGE_FAILED_TEXT = ("Something went wrong on our side and nothing was changed
 CSRF_FAILED_TEXT = "This form has expired or did not come from this site. Reload the page and try again."
 
 SIGN_IN_FIRST_TEXT = "Sign in first."
+#: The password asked again before a change of settings is wrong (the attempts left may follow).
+WRONG_PASSWORD_TEXT = "That password is not correct."
 SIGN_IN_EXPIRED_TEXT = "Your sign-in has expired: sign in again."
 EMPTY_CODE_TEXT = "Enter the code you received (or a backup code)."
 NO_SUCH_CHANNEL_TEXT = "That delivery channel is not available."

@@ -24,6 +24,7 @@ from ...errors import (
     NotEnrolled,
     NotFound,
     PolicyError,
+    SetupBegunElsewhere,
     SetupError,
     ThrottledError,
 )
@@ -33,14 +34,16 @@ from . import state
 from .codes import refuse
 from .outcome import lock_minutes
 from .security import secure
-from .state import G_STATUS, K_ATTEMPTS, K_BINDING, K_NEXT, K_SENT, K_SETUP, MAX_FIELD, TOKEN, safe_next
-from .texts import SIGN_IN_FIRST_TEXT, cooldown_text, locked_text
+from .state import G_STATUS, K_ATTEMPTS, K_NEXT, K_SENT, K_SETUP, MAX_FIELD, TOKEN, safe_next
+from .texts import SIGN_IN_FIRST_TEXT, WRONG_PASSWORD_TEXT, attempts_left_text, cooldown_text, locked_text
 
 if TYPE_CHECKING:
     from .extension import OtpProFlask
 
 #: The HTTP status of a refused sign-in link, by refusal reason (410 Gone for the others: expired, used, replaced).
 LINK_REFUSAL_STATUS = {Reason.LOCKED: 429, Reason.WRONG_BROWSER: 403, Reason.UNKNOWN: 404}
+#: The audited reason of a wrong password on the re-authentication form (``verify_failed``).
+PASSWORD_FAILURE = "password"
 
 
 def page(template: str, http_status: int = 200, /, **context: Any) -> Response:
@@ -147,8 +150,7 @@ def magic_link(ext: OtpProFlask) -> Response:
     token = state.form_field("token")
     if not TOKEN.match(token):
         return _message(400, "This sign-in link is incomplete", "Ask for a new link.", ext.login_url)
-    binding = session.get(K_BINDING) if isinstance(session.get(K_BINDING), str) else None
-    result = core.verify_token("magic_link", token, binding=binding, **state.client())
+    result = core.verify_token("magic_link", token, binding=state.current_binding(), **state.client())
     if not result.ok:
         outcome = refuse(core, result)
         code = LINK_REFUSAL_STATUS.get(result.reason or "", 410)
@@ -236,7 +238,13 @@ def setup_confirm(ext: OtpProFlask) -> Response:
     if not isinstance(code, str) or not code.strip():
         return page("otp_pro/setup_confirm.html", 400, error="Enter the code to confirm.", **common)
     try:
-        codes = core.complete_setup(member, code[:MAX_FIELD], **state.client())
+        codes = core.complete_setup(member, code[:MAX_FIELD], binding=state.current_binding(), **state.client())
+    except SetupBegunElsewhere:
+        # Another login of this member began the pending setup: finishing it here would verify this one.
+        session.pop(K_SETUP, None)
+        return _message(403, "Start the setup again", "This setup was started in another browser or sign-in, "
+                        "so it can only be finished there. Start the setup again here if you want to use this "
+                        "browser.", url_for("otp_pro.setup"))
     except InvalidCode as exc:
         result = exc.result if isinstance(exc.result, VerifyResult) else VerifyResult(False, reason=Reason.INVALID)
         outcome = refuse(core, result)
@@ -306,26 +314,43 @@ def settings(ext: OtpProFlask) -> Response:
 
 
 def reauth(ext: OtpProFlask) -> Response:
-    """``POST`` (``password``, ``code``): confirm the member before a change of MFA settings."""
+    """``POST`` (``password``, ``code``): confirm the member before a change of MFA settings.
+
+    A wrong password is a failed attempt like a wrong code (:meth:`~otp_pro.OtpPro.record_failure`), and a
+    locked member is refused before the password is checked, so the page cannot be used to guess passwords.
+    """
     member = _settings_guard(ext)
     if isinstance(member, Response):
         return member
     status = _current_status(ext)
+    core = ext.core
+    minutes = lock_minutes(status.locked_until, core.clock())
+    if minutes is not None:
+        return _back_to_settings(locked_text(minutes), "error")
     password, code = request.form.get("password", ""), request.form.get("code", "")
     if not password or not isinstance(password, str):
         return _back_to_settings("Enter your current password.", "error")
     if not ext.check_password(member, password[:1024]):
-        return _back_to_settings("That password is not correct.", "error")
+        return _wrong_password(ext, member)
     if status.enrolled:
         if not isinstance(code, str) or not code.strip():
             return _back_to_settings("Enter a fresh one-time code as well.", "error")
-        core = ext.core
         result = core.verify(member, code[:MAX_FIELD], **state.client())
         if not result.ok:
             return _back_to_settings(refuse(core, result).message, "error")
     state.confirm_reauth(ext.reauth_seconds)
     return _back_to_settings(
         f"Confirmed: you can change your settings for the next {max(1, ext.reauth_seconds // 60)} minutes.", "info")
+
+
+def _wrong_password(ext: OtpProFlask, member: Member) -> Response:
+    """Count a wrong password toward the member's lockout and say what is left (or that the lock began)."""
+    core = ext.core
+    result = core.record_failure(member, reason=PASSWORD_FAILURE, **state.client())
+    if result.reason == Reason.LOCKED:
+        return _back_to_settings(locked_text(lock_minutes(result.locked_until, core.clock())), "error")
+    left = attempts_left_text(result.attempts_remaining) if result.attempts_remaining is not None else ""
+    return _back_to_settings(WRONG_PASSWORD_TEXT + left, "error")
 
 
 def backup_codes(ext: OtpProFlask) -> Response:
