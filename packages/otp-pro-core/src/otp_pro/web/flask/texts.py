@@ -43,6 +43,7 @@ SIGN_IN_FIRST_TEXT = "Sign in first."
 SIGN_IN_EXPIRED_TEXT = "Your sign-in has expired: sign in again."
 EMPTY_CODE_TEXT = "Enter the code you received (or a backup code)."
 NO_SUCH_CHANNEL_TEXT = "That delivery channel is not available."
+NO_SUCH_DEVICE_TEXT = "That device is not in your list (it may have expired already)."
 VERIFIED_TEXT = "Verified."
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 from flask import flash, g, make_response, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
@@ -29,12 +30,12 @@ from ...errors import (
 )
 from ...member import Member
 from ...results import ChallengeStatus, MemberStatus, Reason, VerifyResult
-from . import state
+from . import inputs, state
 from .codes import refuse
 from .outcome import lock_minutes
 from .security import secure
 from .state import G_STATUS, K_ATTEMPTS, K_BINDING, K_NEXT, K_SENT, K_SETUP, MAX_FIELD, TOKEN, safe_next
-from .texts import SIGN_IN_FIRST_TEXT, cooldown_text, locked_text
+from .texts import NO_SUCH_DEVICE_TEXT, SIGN_IN_FIRST_TEXT, cooldown_text, locked_text
 
 if TYPE_CHECKING:
     from .extension import OtpProFlask
@@ -53,7 +54,8 @@ def need_member(ext: OtpProFlask) -> Member | Response:
     member = ext.current_member()
     if member is None:
         flash(SIGN_IN_FIRST_TEXT, "error")
-        return redirect(f"{ext.login_url}?next={request.path}", 303)
+        # Quoted: a CR or LF in the path must not reach the Location header (werkzeug refuses it with a 500).
+        return redirect(f"{ext.login_url}?{urlencode({'next': request.path}, quote_via=quote)}", 303)
     return member
 
 
@@ -341,15 +343,18 @@ def backup_codes(ext: OtpProFlask) -> Response:
 
 
 def revoke(ext: OtpProFlask, device_id: str) -> Response:
-    """``POST``: revoke one trusted device of the member."""
+    """``POST``: revoke one trusted device of the member (404 for a path segment that is no device id)."""
+    number = inputs.device_id(device_id)
+    if number is None:
+        return secure(page("otp_pro/message.html", 404, title="No such device", message=NO_SUCH_DEVICE_TEXT,
+                           link=url_for("otp_pro.settings")))
     member = _change_guard(ext)
     if isinstance(member, Response):
         return member
     try:
-        ext.core.revoke_device(member, int(device_id) if device_id.isdigit() else -1, actor=member.id,
-                               **state.client())
+        ext.core.revoke_device(member, number, actor=member.id, **state.client())
     except NotFound:
-        return _back_to_settings("That device is not in your list (it may have expired already).", "error")
+        return _back_to_settings(NO_SUCH_DEVICE_TEXT, "error")
     return _back_to_settings("The device was removed: it will be asked for a code at the next sign-in.", "info")
 
 
