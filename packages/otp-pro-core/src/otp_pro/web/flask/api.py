@@ -3,7 +3,8 @@
 Every answer is a JSON object with ``ok`` and, on a refusal, ``error`` (a short
 word) and ``message`` (for the member); a malformed body is refused with
 ``error`` ``bad_request`` and the ``field`` at fault. A POST carries the CSRF
-token in the ``X-CSRF-Token`` header.
+token in the ``X-CSRF-Token`` header. ``openapi.json`` describes every endpoint
+(:mod:`.openapi`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import jsonify, make_response
+from flask import current_app, jsonify, make_response, request
 from werkzeug.wrappers import Response
 
 from ...errors import OtpProError
-from . import state
+from . import openapi, state
 from .inputs import InputError, bool_field, json_object, string_field
 from .outcome import Outcome, lock_minutes
 from .security import secure
@@ -37,7 +38,16 @@ def _json(data: Mapping[str, Any], status: int = 200) -> Response:
 
 
 def _outcome(outcome: Outcome, payload: Mapping[str, Any] | None = None) -> Response:
-    return _json(payload if payload is not None else outcome.as_json(), outcome.status)
+    """``outcome`` as JSON; a 429 says in ``Retry-After`` when to try again, if that is known."""
+    response = _json(payload if payload is not None else outcome.as_json(), outcome.status)
+    if outcome.status == 429:
+        # A throttled send knows its seconds; a lockout its minutes, rounded up (a hard lock has no end).
+        seconds = outcome.retry_after
+        if seconds is None and outcome.locked_minutes is not None and outcome.locked_minutes > 0:
+            seconds = outcome.locked_minutes * 60
+        if seconds is not None:
+            response.headers["Retry-After"] = str(max(1, int(seconds)))
+    return response
 
 
 def status(ext: OtpProFlask) -> Response:
@@ -104,3 +114,9 @@ def verify(ext: OtpProFlask) -> Response:
     if token:
         ext.set_device_cookie(response, token)
     return response
+
+
+def openapi_document(ext: OtpProFlask) -> Response:
+    """``GET``: the OpenAPI document of these endpoints, with this app's prefix and session cookie in it."""
+    cookie = current_app.session_interface.get_cookie_name(current_app)
+    return _json(openapi.document(request.script_root + ext.url_prefix, session_cookie=cookie))

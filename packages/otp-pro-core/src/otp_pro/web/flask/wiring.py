@@ -67,6 +67,7 @@ def _blueprint(ext: OtpProFlask) -> Blueprint:
     bp.add_url_rule("/api/send", "api_send", ext.api_send, methods=["POST"])
     bp.add_url_rule("/api/verify", "api_verify", ext.api_verify, methods=["POST"])
     bp.add_url_rule("/api/delivery", "api_delivery", ext.api_delivery, methods=["GET"])
+    bp.add_url_rule("/api/openapi.json", "api_openapi", ext.api_openapi, methods=["GET"])
     return bp
 
 
