@@ -276,3 +276,24 @@ def test_lockout_message(demo: tuple[str, DemoSite], context: Any, shots: Any) -
     assert alert.first.inner_text().strip() == "Too many failed attempts. Try again in 15 minutes."
     assert alert.count() == 1, "the lockout is said once, not once by the lockout box and again as the error"
     shots(page, "locked")
+
+
+def test_a_failure_page_links_only_to_the_sites_own_pages(demo: tuple[str, DemoSite], context: Any) -> None:
+    """A POST to ``/%5Cevil.example`` without a CSRF token answers a failure page; every link on it, as
+    Chromium resolves it, stays on this site (a link ``/\\evil.example`` resolves to ``http://evil.example/``)."""
+    base, _site = demo
+    page = context.new_page()
+    page.goto(f"{base}/")
+    # The form another site would make the member's browser submit.
+    with page.expect_navigation():
+        page.evaluate("""path => {
+            const form = document.createElement("form");
+            form.method = "post";
+            form.action = path;
+            document.body.appendChild(form);
+            form.submit();
+        }""", "/%5Cevil.example")
+    assert "This form has expired" in page.content()
+    hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    assert hrefs, "no links on the failure page"
+    assert all(href.startswith(f"{base}/") for href in hrefs), hrefs

@@ -97,6 +97,35 @@ def test_lockout_message(site: DemoSite, client: Any) -> None:
     assert "Try again in 15 minutes" in client.get("/otp/verify").text
 
 
+def test_an_address_over_a_per_ip_limit_gets_429_with_retry_after(tmp_path: Path) -> None:
+    demo = DemoSite(str(tmp_path / "ip.sqlite3"), overrides={
+        **FAST, "max_failed_verifications_per_hour_per_ip": 2, "max_sends_per_hour_per_ip": 2})
+    try:
+        client = demo.app.test_client()
+        sign_in(client, *EDITOR)  # the first send from 127.0.0.1
+        good = last_code(demo)
+        wrong = "000000" if good != "000000" else "111111"
+        assert verify(client, wrong).status_code == 200
+        assert verify(client, wrong).status_code == 200
+        limited = verify(client, good)  # over the address's cap: not even the right code is looked at
+        assert limited.status_code == 429 and 3000 < int(limited.headers["Retry-After"]) <= 3601
+        assert "Too many attempts came from your network recently. Try again in 60 minutes." in limited.text
+        headers = {"X-CSRF-Token": client.get("/otp/api/status").get_json()["csrf_token"]}
+        api = client.post("/otp/api/verify", json={"code": good}, headers=headers)
+        assert api.status_code == 429 and api.get_json()["error"] == "rate_limited"
+        assert api.headers["Retry-After"] == str(api.get_json()["retry_after"])
+        assert client.post("/otp/api/send", json={}, headers=headers).status_code == 200  # the second send
+        over = client.post("/otp/api/send", json={}, headers=headers)
+        assert over.status_code == 429 and over.headers["Retry-After"]
+        assert over.get_json()["message"].startswith("Too many codes were sent from your network recently.")
+        neighbour = demo.app.test_client()  # another address is not held back
+        neighbour.environ_base["REMOTE_ADDR"] = "203.0.113.5"
+        sign_in(neighbour, *EDITOR)
+        assert verify(neighbour, last_code(demo)).status_code == 303
+    finally:
+        demo.close()
+
+
 def test_resend_cooldown_is_shown(tmp_path: Path) -> None:
     demo = DemoSite(str(tmp_path / "cool.sqlite3"))  # the default 30 s cooldown
     try:
@@ -308,7 +337,7 @@ def test_settings_need_password_and_fresh_code(site: DemoSite, client: Any) -> N
                         follow_redirects=True)
     assert "not in your list" in again.text
     junk = client.post("/otp/settings/devices/abc/revoke", data={"csrf_token": token}, follow_redirects=True)
-    assert junk.status_code == 200 and "not in your list" in junk.text
+    assert junk.status_code == 404 and "not in your list" in junk.text  # no device id at all
     off = client.post("/otp/settings/disable", data={"csrf_token": token}, follow_redirects=True)
     assert "Two-step verification is off" in off.text
     member = site.store.check_login(*EDITOR)
@@ -369,7 +398,7 @@ def test_json_endpoints(site: DemoSite, client: Any) -> None:
     assert status["recipient_hint"] == "e***@demo.test"
     headers = {"X-CSRF-Token": status["csrf_token"]}
     bad = client.post("/otp/api/verify", data="not json", headers={**headers, "Content-Type": "application/json"})
-    assert bad.status_code == 400 and bad.get_json()["message"] == "Send a JSON object."
+    assert bad.status_code == 400 and bad.get_json()["message"] == "The body is not valid JSON: send a JSON object."
     wrong_type = client.post("/otp/api/verify", json={"code": 123456}, headers=headers)
     assert wrong_type.status_code == 400
     sent = client.post("/otp/api/send", json={}, headers=headers)

@@ -14,7 +14,7 @@ from ..errors import NotFound, PolicyError
 from ..member import Member
 from ..results import TrustedDevice
 from ..settings import NIST_MAX_ATTEMPTS
-from ..storage.schema import members, trusted_devices
+from ..storage.schema import MAX_BIG_ID, members, trusted_devices
 from . import auditing
 from .runtime import Runtime
 
@@ -96,6 +96,9 @@ def revoke(rt: Runtime, member: Member, device_id: object, *, actor: str | None,
         number = int(device_id)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise NotFound(f"no trusted device {device_id!r}") from None
+    if not 0 < number <= MAX_BIG_ID:
+        # Past the id column's signed 64-bit range the driver raises OverflowError instead of finding nothing.
+        raise NotFound(f"no trusted device {number}")
     with auditing.transaction(rt, member) as (conn, events):
         count = conn.execute(update(trusted_devices).where(
             trusted_devices.c.id == number, trusted_devices.c.member_id == member.id,

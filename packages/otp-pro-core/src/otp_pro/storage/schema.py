@@ -32,6 +32,8 @@ metadata = MetaData(naming_convention=NAMING)
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: The largest value a ``BigId`` column holds (SQLite's INTEGER and PostgreSQL's BIGINT are both signed 64-bit).
+MAX_BIG_ID = 2**63 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -154,4 +156,6 @@ audit_events = Table(
     Column("details", Text, nullable=False, server_default="{}"),
 )
 
-__all__ = ["audit_events", "backup_codes", "challenges", "ip_counters", "members", "metadata", "trusted_devices"]
+__all__ = [
+    "MAX_BIG_ID", "audit_events", "backup_codes", "challenges", "ip_counters", "members", "metadata", "trusted_devices",
+]

@@ -14,6 +14,7 @@ from flask import Flask, jsonify, make_response, redirect, render_template, requ
 from werkzeug.wrappers import Response
 
 from ..flask import OtpProFlask, lock_minutes, safe_next
+from ..flask.inputs import InputError, json_object, string_field
 
 if TYPE_CHECKING:
     from .site import DemoSite
@@ -101,13 +102,17 @@ def register(app: Flask, site: DemoSite, ext: OtpProFlask) -> None:
 
     @app.post("/login/ajax/api")
     def login_ajax_api() -> Response:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict) or not isinstance(data.get("email"), str) or \
-                not isinstance(data.get("password"), str) or not data["email"] or not data["password"]:
+        try:
+            data = json_object()
+            email = string_field(data, "email", max_length=254, default="")
+            password = string_field(data, "password", max_length=1024, default="")
+        except InputError as exc:
+            return make_response(jsonify(**exc.as_json(), csrf_token=ext.csrf_token()), exc.status)
+        if not email or not password:
             return make_response(jsonify(ok=False, error="bad_request",
                                          message=MISSING_CREDENTIALS_TEXT,
                                          csrf_token=ext.csrf_token()), 400)
-        member = site.store.check_login(data["email"][:254], data["password"])
+        member = site.store.check_login(email, password)
         if member is None:
             return make_response(jsonify(ok=False, error="credentials",
                                          message=WRONG_CREDENTIALS_TEXT,

@@ -1,8 +1,10 @@
 """The extension's JSON API for AJAX pages: status, send, delivery and verify (under ``<url_prefix>/api/``).
 
 Every answer is a JSON object with ``ok`` and, on a refusal, ``error`` (a short
-word) and ``message`` (for the member); a POST carries the CSRF token in the
-``X-CSRF-Token`` header.
+word) and ``message`` (for the member); a malformed body is refused with
+``error`` ``bad_request`` and the ``field`` at fault. A POST carries the CSRF
+token in the ``X-CSRF-Token`` header. ``openapi.json`` describes every endpoint
+(:mod:`.openapi`).
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import jsonify, make_response, request
+from flask import current_app, jsonify, make_response, request
 from werkzeug.wrappers import Response
 
 from ...errors import OtpProError
-from . import state
-from .outcome import lock_minutes
+from . import openapi, state
+from .inputs import InputError, bool_field, json_object, string_field
+from .outcome import Outcome, lock_minutes, with_retry_after
 from .security import secure
+from .state import MAX_FIELD
 from .texts import SIGN_IN_FIRST_TEXT
 
 if TYPE_CHECKING:
@@ -25,16 +29,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("otp_pro.web")
 
-NOT_AN_OBJECT: Mapping[str, Any] = {"ok": False, "error": "bad_request", "message": "Send a JSON object."}
+#: The longest channel name the API reads (the core's channel names are far shorter).
+MAX_CHANNEL = 100
 
 
 def _json(data: Mapping[str, Any], status: int = 200) -> Response:
     return secure(make_response(jsonify(dict(data)), status))
 
 
-def _json_body() -> Mapping[str, Any] | None:
-    data = request.get_json(silent=True)
-    return data if isinstance(data, Mapping) else None
+def _outcome(outcome: Outcome, payload: Mapping[str, Any] | None = None) -> Response:
+    """``outcome`` as JSON; a 429 says in ``Retry-After`` when to try again, if that is known."""
+    return with_retry_after(_json(payload if payload is not None else outcome.as_json(), outcome.status), outcome)
 
 
 def status(ext: OtpProFlask) -> Response:
@@ -56,18 +61,16 @@ def status(ext: OtpProFlask) -> Response:
 
 def send(ext: OtpProFlask) -> Response:
     """``POST`` ``{"channel": optional}``: send a code; ``{"ok", "message", "retry_after"}``."""
-    data = _json_body()
-    if data is None:
-        return _json(NOT_AN_OBJECT, 400)
-    channel = data.get("channel")
-    if channel is not None and not isinstance(channel, str):
-        return _json({"ok": False, "error": "bad_request", "message": "channel must be a string."}, 400)
+    try:
+        channel = string_field(json_object(), "channel", max_length=MAX_CHANNEL)
+    except InputError as exc:
+        return _json(exc.as_json(), exc.status)
     outcome = ext.send_code(channel or None)
     payload = outcome.as_json()
     if outcome.ok:
         sent = ext.verify_context_sent() or {}
         payload.update(recipient_hint=sent.get("hint"), channel=sent.get("channel"))
-    return _json(payload, outcome.status)
+    return _outcome(outcome, payload)
 
 
 def delivery(ext: OtpProFlask) -> Response:
@@ -90,16 +93,22 @@ def delivery(ext: OtpProFlask) -> Response:
 
 def verify(ext: OtpProFlask) -> Response:
     """``POST`` ``{"code": "...", "trust_device": false}``: ``{"ok": true, "location"}`` or the refusal."""
-    data = _json_body()
-    if data is None:
-        return _json(NOT_AN_OBJECT, 400)
-    code = data.get("code")
-    if not isinstance(code, str):
-        return _json({"ok": False, "error": "empty", "message": "Enter the code you received."}, 400)
+    try:
+        data = json_object()
+        code = string_field(data, "code", max_length=MAX_FIELD, default="")
+        trust_device = bool_field(data, "trust_device")
+    except InputError as exc:
+        return _json(exc.as_json(), exc.status)
     if ext.current_member() is not None and ext.is_verified():
         return _json({"ok": True, "message": "Already verified.", "location": state.next_url(ext.home_url)})
-    outcome, token = ext.verify_code(code, trust_device=data.get("trust_device") is True)
-    response = _json(outcome.as_json(), outcome.status)
+    outcome, token = ext.verify_code(code, trust_device=trust_device)
+    response = _outcome(outcome)
     if token:
         ext.set_device_cookie(response, token)
     return response
+
+
+def openapi_document(ext: OtpProFlask) -> Response:
+    """``GET``: the OpenAPI document of these endpoints, with this app's prefix and session cookie in it."""
+    cookie = current_app.session_interface.get_cookie_name(current_app)
+    return _json(openapi.document(request.script_root + ext.url_prefix, session_cookie=cookie))

@@ -29,6 +29,7 @@ from .texts import (
     delivery_failed_text,
     hourly_cap_text,
     locked_text,
+    network_limit_text,
     sent_text,
 )
 
@@ -48,7 +49,12 @@ def send_code(ext: OtpProFlask, channel: str | None = None) -> Outcome:
         challenge: Challenge = core.send_challenge(member, channel=channel or None, binding=state.binding(),
                                                    **state.client())
     except ThrottledError as exc:
-        text = cooldown_text(exc.retry_after) if exc.limit == "cooldown" else hourly_cap_text(exc.retry_after)
+        if exc.limit == "cooldown":
+            text = cooldown_text(exc.retry_after)
+        elif exc.limit == "ip_hourly":
+            text = network_limit_text(exc.retry_after, sends=True)
+        else:
+            text = hourly_cap_text(exc.retry_after)
         return Outcome(False, text, 429, error="throttled", retry_after=exc.retry_after)
     except LockedOut as exc:
         minutes = lock_minutes(exc.locked_until, core.clock())

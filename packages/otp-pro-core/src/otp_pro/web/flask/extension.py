@@ -305,3 +305,7 @@ class OtpProFlask:
     def api_verify(self) -> Response:
         """``POST`` ``{"code": "...", "trust_device": false}``: ``{"ok": true, "location"}`` or the refusal."""
         return api.verify(self)
+
+    def api_openapi(self) -> Response:
+        """``GET``: the OpenAPI document of the JSON endpoints (``<url_prefix>/api/openapi.json``)."""
+        return api.openapi_document(self)

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from werkzeug.wrappers import Response
+
 from ...core import HARD_LOCK
 from ...results import Reason, VerifyResult
-from .texts import OTHER_REASON_TEXT, REASON_TEXT, attempts_left_text, locked_text
+from .texts import OTHER_REASON_TEXT, REASON_TEXT, attempts_left_text, locked_text, network_limit_text
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,31 @@ def lock_minutes(locked_until: datetime | None, now: datetime) -> int | None:
 
 
 def refusal(result: VerifyResult, clock: Callable[[], datetime]) -> Outcome:
-    """The outcome of a refused code or link: 429 when locked, 400 when malformed, else 200 with the reason."""
+    """The outcome of a refused code or link: 429 when locked or the address is over its limit, 400 when
+    malformed, else 200 with the reason."""
     if result.reason == Reason.LOCKED:
         minutes = lock_minutes(result.locked_until, clock())
         return Outcome(False, locked_text(minutes), 429, result, error="locked", locked_minutes=minutes,
                        attempts_remaining=0)
+    if result.reason == Reason.RATE_LIMITED:
+        wait = result.retry_after or 3600
+        return Outcome(False, network_limit_text(wait, sends=False), 429, result, error="rate_limited",
+                       retry_after=wait)
     text = REASON_TEXT.get(result.reason or "", OTHER_REASON_TEXT)
     if result.attempts_remaining is not None:
         text += attempts_left_text(result.attempts_remaining)
     status = 400 if result.reason == Reason.MALFORMED else 200
     return Outcome(False, text, status, result, error=result.reason or "invalid",
                    attempts_remaining=result.attempts_remaining)
+
+
+def with_retry_after(response: Response, outcome: Outcome) -> Response:
+    """``response`` to a refused ``outcome``; a 429 says in ``Retry-After`` when to try again, if that is known."""
+    if outcome.status == 429:
+        # A throttled send knows its seconds; a lockout its minutes, rounded up (a hard lock has no end).
+        seconds = outcome.retry_after
+        if seconds is None and outcome.locked_minutes is not None and outcome.locked_minutes > 0:
+            seconds = outcome.locked_minutes * 60
+        if seconds is not None:
+            response.headers["Retry-After"] = str(max(1, int(seconds)))
+    return response

@@ -45,6 +45,7 @@ WRONG_PASSWORD_TEXT = "That password is not correct."
 SIGN_IN_EXPIRED_TEXT = "Your sign-in has expired: sign in again."
 EMPTY_CODE_TEXT = "Enter the code you received (or a backup code)."
 NO_SUCH_CHANNEL_TEXT = "That delivery channel is not available."
+NO_SUCH_DEVICE_TEXT = "That device is not in your list (it may have expired already)."
 VERIFIED_TEXT = "Verified."
 
 
@@ -63,6 +64,12 @@ def cooldown_text(retry_after: int) -> str:
 def hourly_cap_text(retry_after: int) -> str:
     """The hourly cap on codes sent (per member or per recipient) is reached."""
     return f"Too many codes were sent recently. Try again in {max(1, math.ceil(retry_after / 60))} minutes."
+
+
+def network_limit_text(retry_after: int, *, sends: bool) -> str:
+    """The caller's IP address is over a per-IP limit (codes sent, or verifications that did not pass)."""
+    what = "Too many codes were sent from your network" if sends else "Too many attempts came from your network"
+    return f"{what} recently. Try again in {max(1, math.ceil(retry_after / 60))} minutes."
 
 
 def attempts_left_text(left: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 from flask import flash, g, make_response, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
@@ -30,18 +31,25 @@ from ...errors import (
 )
 from ...member import Member
 from ...results import ChallengeStatus, MemberStatus, Reason, VerifyResult
-from . import state
+from . import inputs, state
 from .codes import refuse
-from .outcome import lock_minutes
+from .outcome import lock_minutes, with_retry_after
 from .security import secure
 from .state import G_STATUS, K_ATTEMPTS, K_NEXT, K_SENT, K_SETUP, MAX_FIELD, TOKEN, safe_next
-from .texts import SIGN_IN_FIRST_TEXT, WRONG_PASSWORD_TEXT, attempts_left_text, cooldown_text, locked_text
+from .texts import (
+    NO_SUCH_DEVICE_TEXT,
+    SIGN_IN_FIRST_TEXT,
+    WRONG_PASSWORD_TEXT,
+    attempts_left_text,
+    cooldown_text,
+    locked_text,
+)
 
 if TYPE_CHECKING:
     from .extension import OtpProFlask
 
 #: The HTTP status of a refused sign-in link, by refusal reason (410 Gone for the others: expired, used, replaced).
-LINK_REFUSAL_STATUS = {Reason.LOCKED: 429, Reason.WRONG_BROWSER: 403, Reason.UNKNOWN: 404}
+LINK_REFUSAL_STATUS = {Reason.LOCKED: 429, Reason.RATE_LIMITED: 429, Reason.WRONG_BROWSER: 403, Reason.UNKNOWN: 404}
 #: The audited reason of a wrong password on the re-authentication form (``verify_failed``).
 PASSWORD_FAILURE = "password"
 
@@ -56,7 +64,8 @@ def need_member(ext: OtpProFlask) -> Member | Response:
     member = ext.current_member()
     if member is None:
         flash(SIGN_IN_FIRST_TEXT, "error")
-        return redirect(f"{ext.login_url}?next={request.path}", 303)
+        # Quoted: a CR or LF in the path must not reach the Location header (werkzeug refuses it with a 500).
+        return redirect(f"{ext.login_url}?{urlencode({'next': request.path}, quote_via=quote)}", 303)
     return member
 
 
@@ -121,7 +130,8 @@ def verify(ext: OtpProFlask) -> Response:
     # The refusal may have started a lockout: read the status again.
     g.pop(G_STATUS, None)
     status = _current_status(ext)
-    return page("otp_pro/verify.html", outcome.status, error=outcome.message, **_verify_context(ext, status))
+    return with_retry_after(page("otp_pro/verify.html", outcome.status, error=outcome.message,
+                                 **_verify_context(ext, status)), outcome)
 
 
 def send(ext: OtpProFlask) -> Response:
@@ -154,7 +164,8 @@ def magic_link(ext: OtpProFlask) -> Response:
     if not result.ok:
         outcome = refuse(core, result)
         code = LINK_REFUSAL_STATUS.get(result.reason or "", 410)
-        return _message(code, "This sign-in link cannot be used", outcome.message, ext.login_url)
+        return with_retry_after(_message(code, "This sign-in link cannot be used", outcome.message, ext.login_url),
+                                outcome)
     member = ext.current_member()
     if member is None or member.id != result.member_id:
         # Only reachable without a binding: the password step of this browser named someone else.
@@ -366,15 +377,18 @@ def backup_codes(ext: OtpProFlask) -> Response:
 
 
 def revoke(ext: OtpProFlask, device_id: str) -> Response:
-    """``POST``: revoke one trusted device of the member."""
+    """``POST``: revoke one trusted device of the member (404 for a path segment that is no device id)."""
+    number = inputs.device_id(device_id)
+    if number is None:
+        return secure(page("otp_pro/message.html", 404, title="No such device", message=NO_SUCH_DEVICE_TEXT,
+                           link=url_for("otp_pro.settings")))
     member = _change_guard(ext)
     if isinstance(member, Response):
         return member
     try:
-        ext.core.revoke_device(member, int(device_id) if device_id.isdigit() else -1, actor=member.id,
-                               **state.client())
+        ext.core.revoke_device(member, number, actor=member.id, **state.client())
     except NotFound:
-        return _back_to_settings("That device is not in your list (it may have expired already).", "error")
+        return _back_to_settings(NO_SUCH_DEVICE_TEXT, "error")
     return _back_to_settings("The device was removed: it will be asked for a code at the next sign-in.", "info")
 
 

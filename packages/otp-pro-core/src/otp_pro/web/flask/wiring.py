@@ -3,7 +3,8 @@
 Before a request: the CSRF check on a POST, then the gate (a redirect to the
 verify or setup page, or a 401 for a JSON call). After it: the security
 headers. A failed CSRF check or a database failure gets a page of its own
-instead of a 400 or 500 from Flask.
+instead of a 400 or 500 from Flask (JSON on the API), linking to one of the
+site's own pages.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, g, jsonify, make_response, redirect, render_template, request
+from flask import Blueprint, Flask, g, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from ...errors import StorageError
@@ -46,8 +47,8 @@ def install(ext: OtpProFlask, app: Flask) -> None:
     app.before_request(partial(_before_request, ext))
     app.after_request(partial(_after_request, ext))
     app.context_processor(partial(_context, ext))
-    app.register_error_handler(CsrfError, _csrf_failed)
-    app.register_error_handler(StorageError, _storage_failed)
+    app.register_error_handler(CsrfError, partial(_csrf_failed, ext))
+    app.register_error_handler(StorageError, partial(_storage_failed, ext))
 
 
 def _blueprint(ext: OtpProFlask) -> Blueprint:
@@ -66,6 +67,7 @@ def _blueprint(ext: OtpProFlask) -> Blueprint:
     bp.add_url_rule("/api/send", "api_send", ext.api_send, methods=["POST"])
     bp.add_url_rule("/api/verify", "api_verify", ext.api_verify, methods=["POST"])
     bp.add_url_rule("/api/delivery", "api_delivery", ext.api_delivery, methods=["GET"])
+    bp.add_url_rule("/api/openapi.json", "api_openapi", ext.api_openapi, methods=["GET"])
     return bp
 
 
@@ -107,20 +109,50 @@ def _context(ext: OtpProFlask) -> dict[str, Any]:
     }
 
 
-def _failure_page(status: int, error: str, message: str) -> Response:
-    """A refusal of the whole request: JSON for an AJAX call, else a message page linking back."""
-    if wants_json(request.environ):
+#: The page behind each of the extension's endpoints: where a failure page links back to.
+_PAGE_OF_ENDPOINT = {
+    "verify": "verify", "send": "verify", "setup": "setup", "setup_confirm": "setup", "settings": "settings",
+    "reauth": "settings", "backup_codes": "settings", "revoke_device": "settings", "disable": "settings",
+}
+
+
+def _back_link(ext: OtpProFlask) -> str:
+    """Where a failure page links: the extension's page behind the request's endpoint, else the site's home.
+
+    Always one of the site's own known pages, never a path taken from the request: a path such as
+    ``/\\evil.example`` is a link to another site for a browser that reads the backslash as a slash.
+    """
+    endpoint = request.endpoint or ""
+    if request.path == ext.login_url:  # the site's login form, under csrf_app_wide
+        return ext.login_url
+    if endpoint == MAGIC_LINK_ENDPOINT:
+        return url_for(f"{BLUEPRINT}.verify")
+    page = _PAGE_OF_ENDPOINT.get(endpoint.removeprefix(f"{BLUEPRINT}."))
+    if page is not None and request.blueprint == BLUEPRINT:
+        return url_for(f"{BLUEPRINT}.{page}")
+    return ext.home_url
+
+
+def _is_api() -> bool:
+    """Whether the request is for one of the JSON endpoints, which answer JSON whatever the client accepts."""
+    return request.blueprint == BLUEPRINT and (request.endpoint or "").startswith(f"{BLUEPRINT}.api_")
+
+
+def _failure_page(ext: OtpProFlask, status: int, error: str, message: str) -> Response:
+    """A refusal of the whole request: JSON for the API or an AJAX call, else a message page linking back."""
+    if _is_api() or wants_json(request.environ):
         return secure(make_response(jsonify(ok=False, error=error, message=message), status))
     return secure(make_response(render_template("otp_pro/message.html", title="Please try again",
-                                                message=message, link=request.path), status))
+                                                message=message, link=_back_link(ext)), status))
 
 
-def _csrf_failed(error: CsrfError) -> Response:
-    return _failure_page(400, "csrf", CSRF_FAILED_TEXT)
+def _csrf_failed(ext: OtpProFlask, error: CsrfError) -> Response:
+    return _failure_page(ext, 400, "csrf", CSRF_FAILED_TEXT)
 
 
-def _storage_failed(error: StorageError) -> Response:
+def _storage_failed(ext: OtpProFlask, error: StorageError) -> Response:
     # The database failed mid-request: its transaction was rolled back, so nothing changed
     # (a code typed is still unused). A page that says so, never a 500 with a traceback.
-    log.warning("otp-pro: %s %s failed: %s", request.method, request.path, error)
-    return _failure_page(503, "unavailable", STORAGE_FAILED_TEXT)
+    # The path is logged as its repr: a CR or LF in it cannot start a forged log line.
+    log.warning("otp-pro: %s %r failed: %s", request.method, request.path, error)
+    return _failure_page(ext, 503, "unavailable", STORAGE_FAILED_TEXT)
