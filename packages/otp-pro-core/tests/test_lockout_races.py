@@ -1,7 +1,7 @@
 """The lockout holds under concurrency: 32 concurrent wrong attempts evaluate exactly ``max_attempts``.
 
 For every way a member proves a factor (one-time code, backup code, TOTP code,
-setup code), 32 threads on 16 OtpPro instances (16 application instances, two
+setup code; sign-in links, below), 32 threads on 16 OtpPro instances (16 application instances, two
 requests each) send wrong attempts at once. Exactly ``max_attempts`` of them are
 evaluated (one ``verify_failed`` each, one ``locked_out``); the others are refused
 as locked without being looked at; and the right secret, sent once the burst is
@@ -141,6 +141,57 @@ def test_totp_setup_codes(fleet: list[OtpPro], member: Member, clock: Any) -> No
     assert_exactly_max_attempts_evaluated(otp, member, results, lambda r: isinstance(r, LockedOut))
     with pytest.raises(LockedOut):
         otp.complete_setup(member, right)
+
+
+@pytest.fixture
+def link_fleet(backend: str, clock: Any) -> Iterator[list[OtpPro]]:
+    from test_tokens import Links
+
+    settings = base_settings(backend, max_attempts=MAX_ATTEMPTS, lockout_seconds=900, max_sends_per_hour=1000,
+                             max_sends_per_hour_per_recipient=1000, max_unknown_links_per_hour_per_ip=MAX_ATTEMPTS,
+                             channels=["outbox:code", "outbox:link", "totp"])
+    instances = [OtpPro(settings, clock=clock, plugins=[Links()]) for _ in range(INSTANCES)]
+    yield instances
+    for otp in instances:
+        otp.close()
+
+
+def test_magic_links_unknown_tokens(link_fleet: list[OtpPro], member: Member) -> None:
+    """32 concurrent guessed tokens from one address: exactly the address's cap is looked up; the member's
+    own real link from that address is then refused too (nothing is looked at past the cap)."""
+    import secrets
+
+    from test_tokens import token_in
+
+    otp = link_fleet[0]
+    enrolled_by_code(otp, member)
+    guesses = [secrets.token_urlsafe(32) for _ in range(THREADS)]
+    results = burst(link_fleet, lambda o, i: o.verify_token("link", guesses[i], ip="198.51.100.7"))
+    assert all(isinstance(r, VerifyResult) and not r.ok for r in results), results[:3]
+    assert sum(r.reason == Reason.UNKNOWN for r in results) == MAX_ATTEMPTS
+    assert sum(r.reason == Reason.RATE_LIMITED for r in results) == THREADS - MAX_ATTEMPTS
+    otp.send_challenge(member, channel="outbox:link")
+    assert otp.verify_token("link", token_in(otp), ip="198.51.100.7").reason == Reason.RATE_LIMITED
+
+
+def test_magic_links_of_a_locked_member(link_fleet: list[OtpPro], member: Member) -> None:
+    """A member locked by wrong codes while 32 clicks of the live link and of stale links race: no click is
+    accepted, and the stale links count nothing toward the lock."""
+    from test_tokens import token_in
+
+    otp = link_fleet[0]
+    enrolled_by_code(otp, member)
+    otp.send_challenge(member, channel="outbox:link")
+    stale = token_in(otp)
+    otp.send_challenge(member, channel="outbox:link")
+    live = token_in(otp)
+    for _ in range(MAX_ATTEMPTS):
+        otp.verify(member, "000000")
+    results = burst(link_fleet, lambda o, i: o.verify_token("link", live if i % 2 else stale))
+    assert not any(getattr(r, "ok", True) for r in results), results[:3]
+    assert {r.reason for r in results} <= {Reason.LOCKED, Reason.REPLACED}
+    assert audited(otp, member, "verify_failed") == MAX_ATTEMPTS  # the wrong codes only
+    assert audited(otp, member, "locked_out") == 1
 
 
 def test_a_backup_code_on_sqlite_forgives_only_the_failures_counted_before_it(sqlite_url: str, clock: Any,
