@@ -28,13 +28,17 @@ def fail(message: str) -> None:
 
 
 def main(distribution: str) -> None:
-    dist = importlib.metadata.distribution(distribution)
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        fail(f"{distribution} is not installed in this environment ({sys.prefix})")
     module_name = "otp_pro" if distribution == CORE else distribution.replace("-", "_")
-    module = importlib.import_module(module_name)
-    # A module imported from the checkout's src/ (PYTHONPATH, an editable install) would prove nothing.
-    if not Path(module.__file__ or "").resolve().is_relative_to(Path(sys.prefix).resolve()):
-        fail(f"{module_name} was imported from {module.__file__}, not from this environment ({sys.prefix})")
-    print(f"{distribution} {dist.version}: imports {module_name} from {Path(module.__file__ or '').parent}")
+    for name in dict.fromkeys((module_name, "otp_pro")):
+        module = importlib.import_module(name)
+        # A module imported from the checkout's src/ (PYTHONPATH, an editable install) would prove nothing.
+        if not Path(module.__file__ or "").resolve().is_relative_to(Path(sys.prefix).resolve()):
+            fail(f"{name} was imported from {module.__file__}, not from this environment ({sys.prefix})")
+        print(f"{distribution} {dist.version}: imports {name} from {Path(module.__file__ or '').parent}")
 
     declared = list(dist.entry_points)
     if distribution != CORE and not any(ep.group == "otp_pro" for ep in declared):
