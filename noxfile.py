@@ -1,8 +1,9 @@
 """Test, lint and demo sessions for the otp-pro monorepo.
 
 ``python -m nox`` runs every package's tests, each in its own environment;
-``python -m nox -s demo`` runs the scripted walk-through; ``python -m nox -l``
-lists the sessions.
+``python -m nox -s demo`` runs the demo site; ``python -m nox -s build`` builds
+every distribution's wheel and sdist into ``dist/``; ``python -m nox -l`` lists
+the sessions.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ PASSTHROUGH_ENV = ("OTP_PRO_TEST_POSTGRES_URL", "OTP_PRO_LOAD_REDIS_URL")
 # dependency dropped from a pyproject must then be missing from the next
 # environment too, so a package that still imports it fails here as it would
 # for a user. Pass -r / --reuse-existing-virtualenvs for a fast local rerun.
-nox.options.sessions = ["tests", "authoring", "integration", "load"]
+nox.options.sessions = ["tests", "authoring", "integration", "load", "build"]
 nox.options.error_on_external_run = True
 
 
@@ -182,6 +183,62 @@ def authoring(session: nox.Session) -> None:
         with session.chdir(plugin):  # its pytest settings; its src/ is not on the path, the wheel is tested
             session.run(python, "-m", "pytest", "tests", "-p", "no:cacheprovider", "--strict-markers",
                         "--strict-config", "-q", *session.posargs, env=passthrough_env(), external=True)
+
+
+DIST = ROOT / "dist"
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build every distribution's wheel and sdist into ``dist/``, check them, and install each wheel apart.
+
+    ``python -m build`` makes the sdist and then the wheel from that sdist, so a file
+    the sdist leaves out breaks the wheel here rather than for a user; ``twine check
+    --strict`` checks the metadata and the README as PyPI would render it. Each
+    distribution's wheel is then installed into a fresh environment beside the core
+    wheel only, and tests/packaging/check_install.py imports it, loads its entry points
+    and asks the installed ``otp-pro`` to list it.
+
+    Speed: the third-party dependencies are fetched once into a wheelhouse; each
+    environment installs with ``--no-index`` from ``dist/`` (otp-pro) and that
+    wheelhouse, and is made without pip (the session's pip installs into it).
+    """
+    session.install("build>=1.0", "twine>=5")
+    if DIST.exists():
+        shutil.rmtree(DIST)  # only this build's files: twine and the installs below take dist/* as they find it
+    for name in PACKAGES:
+        session.run("python", "-m", "build", "--outdir", str(DIST), f"packages/{name}", silent=True)
+    built = sorted(path.name for path in DIST.iterdir())
+    session.log("dist/: " + ", ".join(built))
+    # One wheel and one sdist per distribution, so an install from dist/ can only pick this build.
+    for name in PACKAGES:
+        stem = name.replace("-", "_")
+        for suffix in ("-py3-none-any.whl", ".tar.gz"):
+            if not any(f.startswith(stem + "-") and f.endswith(suffix) for f in built):
+                session.error(f"dist/ has no {suffix} of {name}: {built}")
+    session.run("twine", "check", "--strict", *(str(DIST / f) for f in built))
+
+    tmp = Path(session.create_tmp()).resolve()
+    deps = tmp / "deps"
+    if deps.exists():
+        shutil.rmtree(deps)
+    # The dependencies of every wheel, from PyPI once; the otp-pro wheels pip copies in are removed again, so the
+    # otp-pro distributions below can only come from dist/.
+    session.run("python", "-m", "pip", "download", "-q", "--dest", str(deps), "--find-links", str(DIST),
+                *(str(DIST / f) for f in built if f.endswith(".whl")))
+    for stale in deps.glob("otp_pro*"):
+        stale.unlink()
+    for name in PACKAGES:
+        env = tmp / f"env-{name}"
+        if env.exists():
+            shutil.rmtree(env)
+        session.run("python", "-m", "venv", "--without-pip", str(env))
+        python = str(env / "bin" / "python")
+        session.run("python", "-m", "pip", "--python", python, "install", "-q", "--no-index", "--find-links",
+                    str(DIST), "--find-links", str(deps), *dict.fromkeys((CORE, name)))
+        session.run("python", "-m", "pip", "--python", python, "check")
+        session.run(python, str(ROOT / "tests" / "packaging" / "check_install.py"), name, external=True,
+                    env={"PYTHONPATH": None})
 
 
 @nox.session

@@ -174,3 +174,44 @@ def test_every_test_in_the_requirements_map_exists() -> None:
                 if not _defines(text, name):
                     missing.append(f"{section}: {module} defines no {name}")
     assert cited >= 40 and not missing, "\n".join(missing)
+
+
+# ------------------------------------------------- docs/tutorial-transport.md names its tools
+
+# The shell and Python itself (pip comes with every virtual environment): not tools a reader installs.
+_GIVEN_COMMANDS = {"cd", "cat", "echo", "export", ".", "source", "python", "pip"}
+
+
+def _tutorial_commands(text: str) -> set[str]:
+    """The commands the tutorial's ``sh`` blocks run: ``twine``, ``otp-pro``, and ``build`` for ``python -m build``."""
+    found: set[str] = set()
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        block = re.sub(r"<<'(\w+)'\n.*?\n\1\n", "\n", block, flags=re.S)  # a here-document's body is data
+        for line in block.splitlines():
+            # Quoted text and $(...) are arguments, not commands this line runs; a comment is prose.
+            line = re.sub(r"\$\([^)]*\)", "", re.sub(r"\"[^\"]*\"|'[^']*'", "''", line)).split("#", 1)[0]
+            for segment in re.split(r"&&|\|\|?|;", line):
+                words = [word for word in segment.split() if word != "\\"]
+                while words and re.match(r"^\w+=", words[0]):  # VAR=value before the command
+                    words.pop(0)
+                if not words:
+                    continue
+                command = words[0].rsplit("/", 1)[-1]  # /tmp/try/bin/otp-pro runs otp-pro
+                if command == "python" and words[1:2] == ["-m"] and len(words) > 2:
+                    command = words[2]
+                if command not in _GIVEN_COMMANDS:
+                    found.add(command)
+    return found
+
+
+def test_the_transport_tutorial_says_how_to_install_every_tool_it_runs() -> None:
+    text = (DOCS / "tutorial-transport.md").read_text()
+    assert "\n## What you need\n" in text, "docs/tutorial-transport.md has no '## What you need' section"
+    needs = text.split("\n## What you need\n", 1)[1].split("\n## ", 1)[0]
+    commands = _tutorial_commands(text)
+    assert {"otp-pro", "pytest", "build", "twine", "venv"} <= commands  # the parser still sees the steps
+    rows = [line for line in needs.splitlines() if line.startswith("| `")]
+    missing = [c for c in sorted(commands) if not any(f"`{c}`" in row.split(" | ")[0] for row in rows)]
+    assert not missing, f"the 'What you need' table of docs/tutorial-transport.md does not name {missing}"
+    for row in rows:
+        assert "install" in row or "pip" in row or "standard library" in row, f"no way to install in: {row}"
