@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..errors import ConfigurationError
 from ..settings import Settings
 
 #: The environment variable naming the settings file, and the file used without it or ``--config``.
@@ -38,6 +39,18 @@ def echo_error(text: str) -> None:
     # an escape sequence would reach the terminal. Both are shown escaped, as repr() writes them.
     text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
     click.echo(click.style("otp-pro:", fg="red", bold=True) + " " + text, err=True)
+
+
+def echo_problems(what: str, error: ConfigurationError) -> None:
+    """A configuration error: one problem on the error's one line; several under a heading, one per line."""
+    heading = str(error).split("\n", 1)[0].rstrip(":")
+    if len(error.problems) == 1:
+        echo_error(f"{what}: {heading}")
+        return
+    echo_error(f"{what}: {heading} ({len(error.problems)} problems):")
+    for problem in error.problems:
+        # Escaped as echo_error escapes its text: a value quoted from the file cannot add lines of its own.
+        click.echo("  " + "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in problem), err=True)
 
 
 def config_path(config: str | None) -> Path:

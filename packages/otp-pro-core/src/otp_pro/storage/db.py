@@ -23,10 +23,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuch
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigurationError, StorageError
+from ..settings import DATABASE_BACKENDS
 from .fast import FastResult, FastStatements
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+SUPPORTED_BACKENDS = DATABASE_BACKENDS
 #: A pooled PostgreSQL connection idle for longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 5.0
 

@@ -1,0 +1,52 @@
+"""The command line items of issue 28, each through the real ``otp-pro`` entry point on real files.
+
+Error paths run in a real process (``python -m otp_pro``), so what is checked is what
+an operator sees: the exit code and the lines on standard error.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SECRET_KEY = "k" * 40
+
+
+def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("OTP_PRO_CONFIG", "OTP_PRO_DEBUG")}
+    return subprocess.run([sys.executable, "-m", "otp_pro", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**base, **env}, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def write_config(folder: Path, url: str) -> Path:
+    path = folder / "otp-pro.toml"
+    path.write_text(f'secret_key = "{SECRET_KEY}"\ndatabase_url = "{url}"\n')
+    return path
+
+
+# ------------------------------------------------------- 1. config check lists every problem
+
+
+def test_config_check_prints_every_problem_on_its_own_line(tmp_path):
+    (tmp_path / "otp-pro.toml").write_text(
+        'secret_key = "short"\ncode_length = "six"\ndatabase_url = "mysql://db.example.com/otp"\n'
+    )
+    result = run(["config", "check"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "\\n" not in result.stderr  # no escaped newline: real lines
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "otp-pro: configuration error: invalid settings (3 problems):"
+    problems = {line.split(":")[0]: line for line in lines[1:]}
+    assert sorted(problems) == ["  code_length", "  database_url", "  secret_key"]
+    assert "SQLite or PostgreSQL, not mysql" in problems["  database_url"]
+
+
+def test_config_check_with_one_problem_stays_one_line(tmp_path):
+    write_config(tmp_path, "oracle://db.example.com/otp")
+    result = run(["config", "check"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "otp-pro: configuration error: database_url: otp-pro runs on SQLite or PostgreSQL, not oracle"
+    ]
