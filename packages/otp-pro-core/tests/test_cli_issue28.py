@@ -6,6 +6,7 @@ an operator sees: the exit code and the lines on standard error.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,3 +51,33 @@ def test_config_check_with_one_problem_stays_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "otp-pro: configuration error: database_url: otp-pro runs on SQLite or PostgreSQL, not oracle"
     ]
+
+
+# ------------------------------------------------------- 2. audit --kind refuses a typo
+
+
+def test_audit_list_refuses_an_unknown_kind_and_names_the_known_ones(tmp_path):
+    assert run(["init"], tmp_path).returncode == 0
+    result = run(["audit", "list", "--kind", "typo"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no matching events" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "unknown event kind 'typo'" in line and "verify_failed" in line and "provider_test" in line
+    exported = run(["audit", "export", "--kind", "typo", "-o", "-"], tmp_path)
+    assert exported.returncode == 2 and "unknown event kind 'typo'" in exported.stderr
+
+
+def test_audit_list_accepts_a_plugin_kind_that_is_in_the_log(tmp_path):
+    from otp_pro import OtpPro
+
+    assert run(["init"], tmp_path).returncode == 0
+    otp = OtpPro.from_file(str(tmp_path / "otp-pro.toml"))
+    try:
+        otp.record_event("notification_sent", "ann")
+    finally:
+        otp.close()
+    known = run(["audit", "list", "--kind", "notification_sent", "--json"], tmp_path)
+    assert known.returncode == 0, known.stderr
+    assert [e["kind"] for e in json.loads(known.stdout)] == ["notification_sent"]
+    core_kind = run(["audit", "list", "--kind", "locked_out"], tmp_path)
+    assert core_kind.returncode == 0 and "no matching events" in core_kind.stderr
