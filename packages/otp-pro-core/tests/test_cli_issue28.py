@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SECRET_KEY = "k" * 40
 
 
@@ -81,3 +83,58 @@ def test_audit_list_accepts_a_plugin_kind_that_is_in_the_log(tmp_path):
     assert [e["kind"] for e in json.loads(known.stdout)] == ["notification_sent"]
     core_kind = run(["audit", "list", "--kind", "locked_out"], tmp_path)
     assert core_kind.returncode == 0 and "no matching events" in core_kind.stderr
+
+
+# ------------------------------------------------------- 3. corrupt or unmigrated SQLite files
+
+
+def test_a_file_that_is_not_sqlite_is_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a database\n")
+    write_config(tmp_path, "sqlite:///notes.txt")
+    for args in (["audit", "list"], ["db", "upgrade"], ["db", "current"], ["stats"]):
+        result = run(args, tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert f"{tmp_path / 'notes.txt'} is not a SQLite database" in line, line
+    assert (tmp_path / "notes.txt").read_text() == "not a database\n"
+
+
+@pytest.mark.parametrize("args", [["audit", "list"], ["stats"], ["members", "show", "ann"],
+                                  ["audit", "export", "-o", "-"]])
+def test_read_commands_do_not_create_a_sqlite_database(tmp_path, args):
+    write_config(tmp_path, "sqlite:///fresh.sqlite3")
+    result = run(args, tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "run `otp-pro db upgrade`" in line and "fresh.sqlite3" in line
+    assert not (tmp_path / "fresh.sqlite3").exists()
+
+
+def test_read_commands_refuse_a_sqlite_file_without_tables(tmp_path):
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "other.sqlite3").execute("CREATE TABLE unrelated (x)").connection.close()
+    write_config(tmp_path, "sqlite:///other.sqlite3")
+    result = run(["audit", "list"], tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "has no otp-pro tables yet: run `otp-pro db upgrade`" in line
+    with sqlite3.connect(tmp_path / "other.sqlite3") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"unrelated"}
+    upgraded = run(["db", "upgrade"], tmp_path)  # the way out the message names works
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert run(["audit", "list"], tmp_path).returncode == 0
+
+
+def test_read_commands_refuse_a_sqlite_schema_that_is_behind(tmp_path):
+    from otp_pro.storage import migrate
+
+    write_config(tmp_path, "sqlite:///old.sqlite3")
+    assert run(["db", "upgrade", "--revision", "0001"], tmp_path).returncode == 0
+    result = run(["audit", "list"], tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert f"at revision 0001, this otp-pro-core needs {migrate.head_revision()}: run `otp-pro db upgrade`" in line
+    current = run(["db", "current"], tmp_path)
+    assert "current: 0001" in current.stdout

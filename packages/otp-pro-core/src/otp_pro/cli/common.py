@@ -75,11 +75,50 @@ def load_otp(ctx: click.Context, **kwargs: Any) -> Any:
     from ..core import OtpPro
 
     if "otp" not in ctx.obj:
-        otp = ctx.obj["otp"] = OtpPro(load_settings(ctx), plugins=ctx.obj.get("plugins", ()), **kwargs)
+        settings = load_settings(ctx)
+        if "migrate_database" not in kwargs:
+            kwargs["migrate_database"] = _require_schema(settings.database_url)
+        otp = ctx.obj["otp"] = OtpPro(settings, plugins=ctx.obj.get("plugins", ()), **kwargs)
         # Made here, closed here: its pooled connections and transports go when the command ends
         # (an OtpPro passed in by the caller stays the caller's to close).
         ctx.find_root().call_on_close(otp.close)
     return ctx.obj["otp"]
+
+
+def _require_schema(url: str) -> bool | None:
+    """Refuse a SQLite database the command would otherwise create or migrate; ``migrate_database`` for OtpPro.
+
+    ``OtpPro`` creates and migrates a SQLite file by itself, which suits an application but not an
+    operator's command: ``audit list`` against a mistyped path would leave an empty database there.
+    Only ``otp-pro init`` and ``otp-pro db upgrade`` create or migrate, so a command refuses a missing
+    file, one without otp-pro's tables and one whose schema is behind, as ``OtpPro`` refuses on
+    PostgreSQL (where the default, None, already does).
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from ..storage import migrate
+    from ..storage.db import Database
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # OtpPro reports it
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    database = Database(url)  # checks the folder and the file's header; creates nothing until it connects
+    path = Path(parsed.database).expanduser()
+    try:
+        if not path.exists():
+            raise ConfigurationError(
+                f"no database at {path}: run `otp-pro db upgrade` (or `otp-pro init`) to create it", key="database_url"
+            )
+        problem = migrate.schema_problem(database.engine, where=f"the database {path}")
+    finally:
+        database.dispose()
+    if problem is not None:
+        raise ConfigurationError(problem, key="database_url")
+    return False
 
 
 def os_user() -> str:
