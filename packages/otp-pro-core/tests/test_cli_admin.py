@@ -382,7 +382,7 @@ def test_help_with_a_broken_settings_file_and_no_database(tmp_path):
 def test_every_error_path_is_one_line(backend, tmp_path, sqlite_url):
     empty = tmp_path / "empty"
     empty.mkdir()
-    for args in (["members", "show", "42"], ["stats"], ["templates", "preview", "code"], ["providers", "list"]):
+    for args in (["members", "show", "42"], ["stats"], ["templates", "preview", "code"]):
         assert "no settings file at otp-pro.toml" in one_line_error(run(args, empty))
     config = write_config(tmp_path, backend)
     c = ["--config", str(config)]

@@ -138,3 +138,20 @@ def test_read_commands_refuse_a_sqlite_schema_that_is_behind(tmp_path):
     assert f"at revision 0001, this otp-pro-core needs {migrate.head_revision()}: run `otp-pro db upgrade`" in line
     current = run(["db", "current"], tmp_path)
     assert "current: 0001" in current.stdout
+
+
+# ------------------------------------------------------- 4. providers list without settings
+
+
+def test_providers_list_without_a_settings_file(tmp_path):
+    result = run(["providers", "list", "--json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {r["plugin"]: r for r in json.loads(result.stdout)}
+    assert rows["otp_pro_email"]["transports"] == ["email"]
+    assert rows["otp_pro_email"]["distribution"] == "otp-pro-core"
+    assert rows["otp_pro_code"]["payloads"] == ["code"]
+    table = run(["providers", "list"], tmp_path)
+    assert table.returncode == 0 and "otp_pro_email" in table.stdout
+    assert "no settings file" in table.stderr and not list(tmp_path.iterdir())
+    named = run(["--config", "missing.toml", "providers", "list"], tmp_path)  # a file asked for must exist
+    assert named.returncode == 2 and "no settings file at missing.toml" in named.stderr

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
-from .common import CliError, load_otp, load_settings, os_user
+from .common import CONFIG_ENV, DEFAULT_CONFIG, CliError, config_path, load_otp, load_settings, os_user
 
 
 @click.group()
@@ -22,14 +23,22 @@ def providers_list(ctx: click.Context, fmt: str, as_json: bool) -> None:
     """Every plugin, the transports and payloads it brings, where it came from.
 
     Only discovers the plugins and asks what they register: no database, no start-up
-    checks, no provider settings validated (that is ``otp-pro config check``).
+    checks, no provider settings validated (that is ``otp-pro config check``). Without a
+    settings file (and no --config or $OTP_PRO_CONFIG naming one) it lists every installed
+    plugin: the settings' ``disable_plugins`` is all it would take from them.
     """
     if "otp" in ctx.obj:
         infos = ctx.obj["otp"].plugins()
     else:
         from ..plugins import PluginHost
 
-        host = PluginHost(disabled=load_settings(ctx).disable_plugins, extra=ctx.obj.get("plugins", ()))
+        disabled: tuple[str, ...] = ()
+        named = ctx.obj.get("config") or os.environ.get(CONFIG_ENV)
+        if named or config_path(None).exists():
+            disabled = tuple(load_settings(ctx).disable_plugins)
+        else:
+            click.echo(f"no settings file ({DEFAULT_CONFIG}): listing every installed plugin", err=True)
+        host = PluginHost(disabled=disabled, extra=ctx.obj.get("plugins", ()))
         host.collect_providers()
         infos = host.infos()
     rows = [
