@@ -155,3 +155,26 @@ def test_providers_list_without_a_settings_file(tmp_path):
     assert "no settings file" in table.stderr and not list(tmp_path.iterdir())
     named = run(["--config", "missing.toml", "providers", "list"], tmp_path)  # a file asked for must exist
     assert named.returncode == 2 and "no settings file at missing.toml" in named.stderr
+
+
+# ------------------------------------------------------- 5. providers test of what cannot be tested
+
+
+def test_providers_test_totp_says_there_is_nothing_to_send(tmp_path):
+    assert run(["init"], tmp_path).returncode == 0
+    result = run(["providers", "test", "totp", "--to", "ops@example.com"], tmp_path)
+    assert result.returncode == 2 and "configuration error" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "totp has nothing to send" in line and "authenticator app" in line
+
+
+def test_providers_test_of_a_well_known_name_suggests_the_companion(tmp_path):
+    assert run(["init"], tmp_path).returncode == 0
+    env = {"OTP_PRO_DISABLE_PLUGINS": "otp_pro_sms_twilio"}  # as on a site without the companion
+    result = run(["providers", "test", "sms", "--to", "+447400123456"], tmp_path, **env)
+    assert result.returncode == 2 and "configuration error" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "no transport called 'sms'" in line and "pip install otp-pro-sms-twilio" in line
+    unknown = run(["providers", "test", "pigeon", "--to", "x"], tmp_path, **env)
+    assert unknown.returncode == 2 and "no transport called 'pigeon'" in unknown.stderr
+    assert "pip install" not in unknown.stderr and "installed: email, outbox" in unknown.stderr

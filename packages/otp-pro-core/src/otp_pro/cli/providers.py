@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import click
 
@@ -59,6 +60,34 @@ def providers_list(ctx: click.Context, fmt: str, as_json: bool) -> None:
                    f"[{click.style(state, fg=colour)}]  {provides}")
 
 
+#: Transport names an operator may well type, with the companion distribution bringing such a transport
+#: and that transport's own name.
+KNOWN_COMPANIONS: dict[str, tuple[str, str]] = {
+    "sms": ("otp-pro-sms-twilio", "sms_twilio"),
+    "sms_twilio": ("otp-pro-sms-twilio", "sms_twilio"),
+    "twilio": ("otp-pro-sms-twilio", "sms_twilio"),
+}
+
+
+def _no_such_transport(ctx: click.Context, otp: Any, name: str) -> click.BadParameter:
+    """Why ``name`` cannot be tested, as a usage error: nothing to send, or no such transport (and what to install)."""
+    from ..transports import TOTP
+
+    if name == TOTP:
+        return click.BadParameter(
+            "totp has nothing to send: authenticator apps compute the codes themselves, so there is no provider "
+            "to test", ctx=ctx, param_hint="'TRANSPORT'")
+    message = f"no transport called {name!r} (installed: {', '.join(otp.transports) or 'none'})"
+    known = KNOWN_COMPANIONS.get(name.strip().lower())
+    if known is not None:
+        distribution, transport = known
+        if transport in otp.transports:
+            message += f"; did you mean {transport}?"
+        else:
+            message += f"; {transport} comes with the companion {distribution}: pip install {distribution}"
+    return click.BadParameter(message, ctx=ctx, param_hint="'TRANSPORT'")
+
+
 @providers.command("test")
 @click.argument("transport")
 @click.option("--to", "to", required=True, help="recipient (address or number)")
@@ -69,6 +98,8 @@ def providers_list(ctx: click.Context, fmt: str, as_json: bool) -> None:
 def providers_test(ctx: click.Context, transport: str, to: str, dry_run: bool | None, actor: str | None) -> None:
     """Provider test: send (or render) a test message through TRANSPORT."""
     otp = load_otp(ctx)
+    if transport not in otp.transports:
+        raise _no_such_transport(ctx, otp, transport)
     if dry_run is None:
         chosen = otp.transports.get(transport)
         dry_run = bool(chosen.config.get("dry_run_in_provider_test", True)) if chosen is not None else True
