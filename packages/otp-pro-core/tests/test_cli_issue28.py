@@ -178,3 +178,30 @@ def test_providers_test_of_a_well_known_name_suggests_the_companion(tmp_path):
     unknown = run(["providers", "test", "pigeon", "--to", "x"], tmp_path, **env)
     assert unknown.returncode == 2 and "no transport called 'pigeon'" in unknown.stderr
     assert "pip install" not in unknown.stderr and "installed: email, outbox" in unknown.stderr
+
+
+# ------------------------------------------------------- 7. providers list columns
+
+
+def install_long_named_plugin(folder: Path) -> Path:
+    """A real distribution with a long name on a folder put on ``PYTHONPATH``, found through its entry point."""
+    site = folder / "site"
+    dist = site / "acme_otp_pro_whatsapp_business_cloud-12.3.4rc1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-otp-pro-whatsapp-business-cloud\n"
+                                   "Version: 12.3.4rc1\n")
+    (dist / "entry_points.txt").write_text("[otp_pro]\nacme_whatsapp_business_transport = acme_whatsapp_plugin\n")
+    (site / "acme_whatsapp_plugin.py").write_text('"""A plugin that registers nothing: only its name matters."""\n')
+    return site
+
+
+def test_providers_list_columns_fit_the_longest_values(tmp_path):
+    site = install_long_named_plugin(tmp_path)
+    result = run(["providers", "list"], tmp_path, PYTHONPATH=os.pathsep.join([str(site), *sys.path]))
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    long = next(line for line in lines if line.startswith("acme_whatsapp_business_transport "))
+    short = next(line for line in lines if line.startswith("otp_pro_email "))
+    assert "acme-otp-pro-whatsapp-business-cloud 12.3.4rc1" in long
+    for marker_long, marker_short in (("acme-otp-pro", "otp-pro-core"), ("12.3.4rc1", "0.1"), ("[", "[")):
+        assert long.index(marker_long) == short.index(marker_short), (long, short)

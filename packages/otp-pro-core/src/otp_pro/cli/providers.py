@@ -52,12 +52,20 @@ def providers_list(ctx: click.Context, fmt: str, as_json: bool) -> None:
     if fmt == "json" or as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    table = []
     for r in rows:
         state = "error: " + r["error"] if r["error"] else ("enabled" if r["enabled"] else "disabled")
         colour = "red" if r["error"] else ("green" if r["enabled"] else "yellow")
         provides = ", ".join([*r["transports"], *(f"payload {p}" for p in r["payloads"])]) or "-"
-        click.echo(f"{r['plugin']:<24} {r['distribution'] or '-'} {r['version'] or ''}  "
-                   f"[{click.style(state, fg=colour)}]  {provides}")
+        table.append((r["plugin"], r["distribution"] or "-", r["version"] or "", state, colour, provides))
+    # Widths from the content: third-party plugin and distribution names can be of any length. A load
+    # error's message does not widen the state column of every other row; its row alone runs longer.
+    widths = [max((len(row[i]) for row in table), default=0) for i in range(3)]
+    widths.append(max((len(row[3]) for row in table if not row[3].startswith("error")), default=0))
+    for plugin, distribution, version, state, colour, provides in table:
+        pad = " " * max(0, widths[3] - len(state))  # outside the style, which adds escape codes on a terminal
+        click.echo(f"{plugin:<{widths[0]}} {distribution:<{widths[1]}} {version:<{widths[2]}}  "
+                   f"[{click.style(state, fg=colour)}]{pad}  {provides}".rstrip())
 
 
 #: Transport names an operator may well type, with the companion distribution bringing such a transport
