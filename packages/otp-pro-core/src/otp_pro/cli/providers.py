@@ -112,7 +112,11 @@ def providers_test(ctx: click.Context, transport: str, to: str, dry_run: bool | 
         chosen = otp.transports.get(transport)
         dry_run = bool(chosen.config.get("dry_run_in_provider_test", True)) if chosen is not None else True
     result = otp.provider_test(transport, to, dry_run=dry_run, actor=actor or os_user())
-    click.echo(f"{'dry run' if result.dry_run else 'sent'} via {result.transport} to {result.recipient}")
+    done = "dry run" if result.dry_run else "send failed" if result.error else "sent"
+    click.echo(f"{done} via {result.transport} to {result.recipient}")
+    if result.dry_run:
+        for warning in otp.transports[transport].recipient_warnings(result.recipient):
+            click.echo(click.style("warning: ", fg="yellow") + warning, err=True)
     click.echo(json.dumps(dict(result.parameters), indent=2, default=str))
     click.echo("---\n" + (result.subject + "\n\n" if result.subject else "") + result.text)
     if result.error:
