@@ -205,3 +205,11 @@ def test_providers_list_columns_fit_the_longest_values(tmp_path):
     assert "acme-otp-pro-whatsapp-business-cloud 12.3.4rc1" in long
     for marker_long, marker_short in (("acme-otp-pro", "otp-pro-core"), ("12.3.4rc1", "0.1"), ("[", "[")):
         assert long.index(marker_long) == short.index(marker_short), (long, short)
+
+
+def test_db_current_does_not_create_a_sqlite_database(tmp_path):
+    write_config(tmp_path, "sqlite:///fresh.sqlite3")
+    result = run(["db", "current"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "current: empty" in result.stdout and "run `otp-pro db upgrade`" in result.stdout
+    assert not (tmp_path / "fresh.sqlite3").exists()

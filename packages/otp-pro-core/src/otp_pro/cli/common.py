@@ -85,6 +85,20 @@ def load_otp(ctx: click.Context, **kwargs: Any) -> Any:
     return ctx.obj["otp"]
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite ``database_url`` (None for another database, an in-memory one or a URL not parsed)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # whoever opens the database reports it
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
 def _require_schema(url: str) -> bool | None:
     """Refuse a SQLite database the command would otherwise create or migrate; ``migrate_database`` for OtpPro.
 
@@ -94,20 +108,13 @@ def _require_schema(url: str) -> bool | None:
     file, one without otp-pro's tables and one whose schema is behind, as ``OtpPro`` refuses on
     PostgreSQL (where the default, None, already does).
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     from ..storage import migrate
     from ..storage.db import Database
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError:  # OtpPro reports it
-        return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    path = sqlite_file(url)
+    if path is None:
         return None
     database = Database(url)  # checks the folder and the file's header; creates nothing until it connects
-    path = Path(parsed.database).expanduser()
     try:
         if not path.exists():
             raise ConfigurationError(
