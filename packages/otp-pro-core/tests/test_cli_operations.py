@@ -133,6 +133,7 @@ def test_members_show_unlock_reset_disable(site):
 
 def test_members_without_a_lookup_plugin(tmp_path, sqlite_url):
     write_config(tmp_path, sqlite_url)
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
     shown = run(["members", "show", "99", "--json"], tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert shown.stderr.count("\n") == 1 and "roles unknown" in shown.stderr
@@ -152,6 +153,7 @@ def test_members_without_a_lookup_plugin(tmp_path, sqlite_url):
 @pytest.mark.parametrize("bad", ["", "x" * 256, "a\tb", "new\nline"])
 def test_bad_member_id_is_one_line(tmp_path, sqlite_url, bad):
     write_config(tmp_path, sqlite_url)
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
     for command in ("show", "reset", "unlock", "disable"):
         line = one_line_error(run(["members", command, bad], tmp_path))
         assert "bad member id" in line and "1 to 255 printable characters" in line
@@ -165,6 +167,7 @@ def test_error_paths_are_one_line(tmp_path, sqlite_url):
                  ["audit", "prune", "--older-than", "30d"]):
         assert "no settings file" in one_line_error(run(args, tmp_path))
     write_config(tmp_path, sqlite_url)
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
     assert "'--format'" in one_line_error(run(["audit", "export", "--format", "xml", "-o", "x"], tmp_path))
     assert "neither an ISO date" in one_line_error(run(["audit", "list", "--since", "last tuesday"], tmp_path))
     assert "neither an ISO date" in one_line_error(run(["audit", "export", "--until", "2026-13-01", "-o", "x"],

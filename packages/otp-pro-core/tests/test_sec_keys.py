@@ -162,8 +162,10 @@ def test_keys_rotate_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_keys_rotate_with_nothing_to_rotate(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/otp.sqlite3"
-    result = CliRunner().invoke(cli, ["--config", str(_config(tmp_path, url, NEW_KEY, [SECRET_KEY])), "keys",
-                                      "rotate", "--actor", "ops"])
+    config = str(_config(tmp_path, url, NEW_KEY, [SECRET_KEY]))
+    # An empty site: `db upgrade` makes the database (commands other than init and db upgrade do not).
+    assert CliRunner().invoke(cli, ["--config", config, "db", "upgrade"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["--config", config, "keys", "rotate", "--actor", "ops"])
     assert result.exit_code == 0, result.output
     assert result.output == ("re-encrypted 0 TOTP seeds with the current secret_key\n"
                              "no trusted device or backup code needs the old key: it can be removed from "

@@ -110,3 +110,43 @@ def test_provider_test_numbers_must_be_valid(otp, typed):
 def test_provider_test_accepts_national_numbers_with_default_region(make_otp):
     otp = make_otp(sms={"default_region": "GB"})
     assert otp.transports["sms_twilio"].normalize_recipient("07400 123456") == MOBILE_GB
+
+
+# The UK reserves +44 7700 900000 to 900999 for drama: well formed, assigned to nobody.
+DRAMA_GB = "+447700900123"
+
+
+def test_provider_test_dry_run_takes_a_well_formed_number_not_known_to_be_assigned(otp, twilio):
+    transport = otp.transports["sms_twilio"]
+    assert transport.normalize_recipient("+44 7700 900123") == DRAMA_GB
+    [warning] = transport.recipient_warnings(DRAMA_GB)
+    assert "not a number known to be assigned" in warning
+    assert transport.recipient_warnings(MOBILE_GB) == []
+    result = otp.provider_test("sms_twilio", DRAMA_GB, dry_run=True)
+    assert result.ok and result.dry_run and result.recipient == DRAMA_GB and twilio.requests == []
+
+
+def test_provider_test_send_refuses_a_number_not_known_to_be_assigned(otp, twilio):
+    result = otp.provider_test("sms_twilio", DRAMA_GB, dry_run=False, actor="ops")
+    assert not result.ok and "is not a valid phone number" in (result.error or "")
+    assert twilio.requests == []  # refused before any request: nothing billed
+    [event] = otp.events(kinds=["provider_test"])
+    assert event.outcome == "failed"
+
+
+def test_provider_test_command_warns_on_a_dry_run_and_fails_a_send(otp, twilio, tmp_path):
+    from click.testing import CliRunner
+
+    from otp_pro.cli import cli
+
+    config = tmp_path / "unused.toml"  # the instance is passed in: the file is never read
+    dry = CliRunner().invoke(cli, ["--config", str(config), "providers", "test", "sms_twilio", "--to", DRAMA_GB,
+                                   "--dry-run"], obj={"otp": otp})
+    assert dry.exit_code == 0, dry.output
+    assert f"dry run via sms_twilio to {DRAMA_GB}" in dry.stdout
+    assert "warning: " in dry.stderr and "not a number known to be assigned" in dry.stderr
+    sent = CliRunner().invoke(cli, ["--config", str(config), "providers", "test", "sms_twilio", "--to", DRAMA_GB,
+                                    "--send"], obj={"otp": otp})
+    assert sent.exit_code == 2 and "is not a valid phone number" in sent.stderr
+    assert f"send failed via sms_twilio to {DRAMA_GB}" in sent.stdout
+    assert twilio.requests == []

@@ -39,6 +39,15 @@ KEYS_ROTATED = "keys_rotated"
 AUDIT_PRUNED = "audit_pruned"
 IP_LIMITED = "ip_limited"
 
+#: Every kind the core writes. Plugins add their own through ``OtpPro.record_event``: those are known
+#: from the log itself (``otp_pro.auditlog.recorded_kinds``).
+KINDS = frozenset({
+    CHALLENGE_SENT, DELIVERY_FAILED, CHALLENGE_QUEUED, DELIVERY_RETRIED, DELIVERY_FALLBACK, VERIFY_OK,
+    VERIFY_FAILED, LOCKED_OUT, UNLOCKED, BACKUP_CODE_USED, BACKUP_CODES_GENERATED, SETUP_STARTED,
+    SETUP_COMPLETED, RESET, DISABLED, DEVICE_TRUSTED, DEVICE_REVOKED, PROVIDER_TEST, SEND_THROTTLED,
+    KEYS_ROTATED, AUDIT_PRUNED, IP_LIMITED,
+})
+
 #: Changes of a member's factors; a notification plugin tells the member about these.
 FACTOR_CHANGES = frozenset(
     {SETUP_COMPLETED, RESET, DISABLED, BACKUP_CODES_GENERATED, DEVICE_TRUSTED, DEVICE_REVOKED}

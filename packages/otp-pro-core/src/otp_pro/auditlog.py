@@ -99,6 +99,24 @@ class AuditFilter:
         return query
 
 
+def recorded_kinds(db: Database, among: Iterable[str] | None = None) -> set[str]:
+    """The event kinds present in the log (only those of ``among``, when given: an index lookup each)."""
+    query = select(audit_events.c.kind).distinct()
+    if among is not None:
+        query = query.where(audit_events.c.kind.in_(list(among)))
+    with db.read() as conn:
+        return set(conn.execute(query).scalars())
+
+
+def unknown_kinds(db: Database, kinds: Iterable[str]) -> list[str]:
+    """Those of ``kinds`` that are neither a core kind nor in the log: a typo, most likely."""
+    candidates = [k for k in dict.fromkeys(kinds) if k not in audit.KINDS]
+    if not candidates:
+        return []
+    found = recorded_kinds(db, candidates)
+    return [k for k in candidates if k not in found]
+
+
 def list_events(db: Database, where: AuditFilter = AuditFilter(), *, limit: int = 50) -> list[AuditEvent]:
     """The newest ``limit`` events matching ``where``, newest first."""
     query = where.apply(select(audit_events)).order_by(audit_events.c.id.desc()).limit(limit)

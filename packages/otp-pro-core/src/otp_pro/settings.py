@@ -30,6 +30,8 @@ REQUIREMENTS = ("not_required", "optional", "required")
 TOTP_ALGORITHMS = ("SHA1", "SHA256", "SHA512")
 NIST_MAX_ATTEMPTS = 100
 DEFAULT_DATABASE_URL = "sqlite:///otp-pro.sqlite3"
+#: The databases otp-pro runs on: single use and failure counting rely on UPDATE ... RETURNING and ON CONFLICT.
+DATABASE_BACKENDS = ("sqlite", "postgresql")
 
 _MISSING = object()
 
@@ -221,6 +223,19 @@ def _check_secret_key(value: str) -> None:
         )
 
 
+def _check_database_url(value: str) -> None:
+    # Read from the scheme alone (SQLAlchemy is not imported to load settings), so that an unsupported
+    # database is listed with the other problems of the file instead of after they are fixed.
+    scheme, sep, _rest = value.partition("://")
+    if not sep or not scheme:
+        raise ValueError("is not a SQLAlchemy URL (for example sqlite:///otp-pro.sqlite3 "
+                         "or postgresql+psycopg://user@host/db)")
+    backend = scheme.split("+", 1)[0]
+    if backend not in DATABASE_BACKENDS:
+        hint = " (SQLAlchemy spells it postgresql://)" if backend == "postgres" else ""
+        raise ValueError(f"otp-pro runs on SQLite or PostgreSQL, not {backend}{hint}")
+
+
 def _check_previous_keys(values: list[str]) -> None:
     for v in values:
         _check_secret_key(v)
@@ -239,7 +254,8 @@ def is_loopback_host(host: str) -> bool:
 
 
 CORE_SETTINGS: tuple[Setting, ...] = (
-    Setting("database_url", str, DEFAULT_DATABASE_URL, "SQLAlchemy URL of the database (SQLite or PostgreSQL)"),
+    Setting("database_url", str, DEFAULT_DATABASE_URL, "SQLAlchemy URL of the database (SQLite or PostgreSQL)",
+            check=_check_database_url),
     Setting("database_pool_size", int, 5, "PostgreSQL connections kept open per process", minimum=1, maximum=100),
     Setting("database_max_overflow", int, 10, "extra PostgreSQL connections a process may open under a burst",
             minimum=0, maximum=100),

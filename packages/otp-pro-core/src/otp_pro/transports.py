@@ -160,6 +160,14 @@ class Transport:
         """Check and normalise a recipient typed by an administrator (provider test)."""
         return recipient
 
+    def recipient_warnings(self, recipient: str) -> list[str]:
+        """Doubts about a recipient :meth:`normalize_recipient` accepted, shown by a dry-run provider test.
+
+        For a recipient a dry run may show but a real send would refuse or lose (an SMS transport:
+        a well-formed number in no range known to be assigned). Empty by default.
+        """
+        return []
+
     def dry_run_parameters(self, message: Message) -> dict[str, Any]:
         """What :meth:`send` would pass to the provider, secrets redacted (shown by a dry-run provider test)."""
         return {"to": message.recipient}

@@ -36,6 +36,7 @@ TLS_ERROR = "tls_error"
 BAD_RESPONSE = "bad_response"
 CLIENT_ERROR = "client_error"
 NOT_CONFIGURED = "not_configured"
+INVALID_NUMBER = "invalid_number"  # not in a range known to be assigned: refused before any request
 
 #: Transient failures that are still not retried at once: a TLS failure (a certificate
 #: or proxy problem) does not pass in a second, and after a 2xx answer that could not

@@ -57,10 +57,13 @@ def is_e164(value: str) -> bool:
     return phonenumbers.is_valid_number(number) and phonenumbers.format_number(number, PhoneNumberFormat.E164) == value
 
 
-def parse_number(raw: object, default_region: str | None) -> phonenumbers.PhoneNumber:
+def parse_number(raw: object, default_region: str | None, *, assigned: bool = True) -> phonenumbers.PhoneNumber:
     """Parse ``raw`` (``+`` and country code, or national with ``default_region``) into a valid number.
 
-    Raises :class:`~otp_pro.RecipientUnavailable` with a member-safe reason.
+    With ``assigned`` false a well-formed number is enough (phonenumbers' ``is_possible_number``: its
+    length fits the country, and not only for local dialling) even when it is in no range known to be
+    assigned (``is_valid_number``), such as the UK's drama numbers +44 7700 900xxx. Raises
+    :class:`~otp_pro.RecipientUnavailable` with a member-safe reason.
     """
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = str(raw)
@@ -80,9 +83,24 @@ def parse_number(raw: object, default_region: str | None) -> phonenumbers.PhoneN
         # A national number with no region to read it in: say what is missing.
         no_country = exc.error_type == NumberParseException.INVALID_COUNTRY_CODE and not text.startswith(("+", "00"))
         raise RecipientUnavailable(NO_COUNTRY if no_country else INVALID) from None
-    if not phonenumbers.is_valid_number(number):
+    if assigned:
+        ok = phonenumbers.is_valid_number(number)
+    else:  # a whole number of a possible length; not one only dialable locally, within its area
+        ok = phonenumbers.is_possible_number_with_reason(number) == phonenumbers.ValidationResult.IS_POSSIBLE
+    if not ok:
         raise RecipientUnavailable(INVALID)
     return number
+
+
+def is_assigned(e164: str) -> bool:
+    """Whether a well-formed E.164 number is in a range known to be assigned (phonenumbers' ``is_valid_number``)."""
+    import phonenumbers
+    from phonenumbers import NumberParseException
+
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(e164, None))
+    except NumberParseException:
+        return False
 
 
 def sms_recipient(raw: object, *, default_region: str | None, allowed_countries: Collection[str]) -> str:

@@ -25,7 +25,7 @@ from otp_pro import (
 )
 
 from . import checks, errors
-from .phone import parse_number, sms_recipient
+from .phone import is_assigned, parse_number, sms_recipient
 from .segments import GSM7, count_segments, is_gsm7
 
 if TYPE_CHECKING:
@@ -218,11 +218,16 @@ class TwilioSmsTransport(Transport):
         )
 
     def normalize_recipient(self, recipient: str) -> str:
-        """A number typed for a provider test, in E.164 (national form allowed with ``default_region``)."""
+        """A number typed for a provider test, in E.164 (national form allowed with ``default_region``).
+
+        Any well-formed number is taken, so a dry run can show the message for an example number
+        (+44 7700 900123, from a range the UK reserves for drama); :meth:`recipient_warnings` says
+        when it is not known to be assigned, and :meth:`send` refuses such a number.
+        """
         import phonenumbers
 
         try:
-            number = parse_number(recipient, self.config["default_region"])
+            number = parse_number(recipient, self.config["default_region"], assigned=False)
         except RecipientUnavailable:
             where = "" if self.config["default_region"] else " (or set default_region for national numbers)"
             raise RecipientUnavailable(
@@ -230,6 +235,13 @@ class TwilioSmsTransport(Transport):
                 f"such as +14155550100{where}"
             ) from None
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    def recipient_warnings(self, recipient: str) -> list[str]:
+        """A warning when the (normalised) number is in no range known to be assigned: a send would be refused."""
+        if is_assigned(recipient):
+            return []
+        return [f"{recipient} is not a number known to be assigned (phonenumbers): a dry run shows the message, "
+                "a real send (--send) refuses it"]
 
     # ---------------------------------------------------------------- sending
 
@@ -301,6 +313,12 @@ class TwilioSmsTransport(Transport):
         if not self.configured:
             raise PermanentDeliveryError(f"{self.name} is not configured (providers.{self.name})", transport=self.name,
                                          provider_code=errors.NOT_CONFIGURED)
+        if not is_assigned(message.recipient):
+            # A provider test takes any well-formed number for its dry run; Twilio would only bill a
+            # failed attempt for one nobody can have, so it is refused here, before any request.
+            raise PermanentDeliveryError(
+                f"{message.recipient!r} is not a valid phone number (not in a range known to be assigned); "
+                "nothing was sent", transport=self.name, provider_code=errors.INVALID_NUMBER)
         attempts = 1 + self.config["max_retries"]
         for attempt in range(1, attempts + 1):
             self._check_hold()

@@ -15,7 +15,7 @@ import click
 
 from ..errors import ConfigurationError, OtpProError, StorageError
 from .audit import audit_group
-from .common import CONFIG_ENV, DEFAULT_CONFIG, echo_error
+from .common import CONFIG_ENV, DEFAULT_CONFIG, echo_error, echo_problems
 from .config import config
 from .db import db
 from .demo import demo
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ConfigurationError as exc:
-        echo_error(f"configuration error: {exc}")
+        echo_problems("configuration error", exc)
         sys.exit(2)
     except StorageError as exc:  # the database went away or refuses us: as an OperationalError below
         echo_error(f"cannot use the database: {exc}")

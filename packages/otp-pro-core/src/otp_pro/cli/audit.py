@@ -74,6 +74,18 @@ def _filter(member_id: str | None, kinds: tuple[str, ...], channel: str | None, 
     return AuditFilter(member_id=member_id, kinds=kinds, channel=channel, outcome=outcome, since=since, until=until)
 
 
+def _refuse_unknown_kinds(ctx: click.Context, otp: Any, kinds: tuple[str, ...]) -> None:
+    """A ``--kind`` nobody writes would match nothing, silently: refuse it as a usage error and list the kinds."""
+    from .. import audit
+    from ..auditlog import recorded_kinds, unknown_kinds
+
+    unknown = unknown_kinds(otp.db, kinds)
+    if unknown:
+        known = ", ".join(sorted(audit.KINDS | recorded_kinds(otp.db)))
+        shown = ", ".join(repr(k) for k in unknown)
+        raise click.BadParameter(f"unknown event kind {shown} (known: {known})", ctx=ctx, param_hint="'--kind'")
+
+
 @click.group("audit")
 def audit_group() -> None:
     """The audit log: list, export, prune."""
@@ -89,6 +101,7 @@ def audit_list(ctx: click.Context, limit: int, as_json: bool, **filters: Any) ->
     from ..auditlog import list_events
 
     otp = load_otp(ctx)
+    _refuse_unknown_kinds(ctx, otp, filters["kinds"])
     events = list_events(otp.db, _filter(**filters), limit=limit)
     if as_json:
         click.echo(json.dumps([event_dict(e) for e in events], indent=2))
@@ -109,6 +122,7 @@ def audit_export(ctx: click.Context, fmt: str, output: str, **filters: Any) -> N
     from ..auditlog import count_events, export
 
     otp = load_otp(ctx)
+    _refuse_unknown_kinds(ctx, otp, filters["kinds"])
     where = _filter(**filters)
     if output == "-":
         count = export(otp.db, sys.stdout, fmt, where)

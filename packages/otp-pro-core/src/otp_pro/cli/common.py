@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..errors import ConfigurationError
 from ..settings import Settings
 
 #: The environment variable naming the settings file, and the file used without it or ``--config``.
@@ -40,6 +41,18 @@ def echo_error(text: str) -> None:
     click.echo(click.style("otp-pro:", fg="red", bold=True) + " " + text, err=True)
 
 
+def echo_problems(what: str, error: ConfigurationError) -> None:
+    """A configuration error: one problem on the error's one line; several under a heading, one per line."""
+    heading = str(error).split("\n", 1)[0].rstrip(":")
+    if len(error.problems) == 1:
+        echo_error(f"{what}: {heading}")
+        return
+    echo_error(f"{what}: {heading} ({len(error.problems)} problems):")
+    for problem in error.problems:
+        # Escaped as echo_error escapes its text: a value quoted from the file cannot add lines of its own.
+        click.echo("  " + "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in problem), err=True)
+
+
 def config_path(config: str | None) -> Path:
     """The settings file: ``--config``, else ``$OTP_PRO_CONFIG``, else ``./otp-pro.toml``."""
     return Path(config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
@@ -62,11 +75,57 @@ def load_otp(ctx: click.Context, **kwargs: Any) -> Any:
     from ..core import OtpPro
 
     if "otp" not in ctx.obj:
-        otp = ctx.obj["otp"] = OtpPro(load_settings(ctx), plugins=ctx.obj.get("plugins", ()), **kwargs)
+        settings = load_settings(ctx)
+        if "migrate_database" not in kwargs:
+            kwargs["migrate_database"] = _require_schema(settings.database_url)
+        otp = ctx.obj["otp"] = OtpPro(settings, plugins=ctx.obj.get("plugins", ()), **kwargs)
         # Made here, closed here: its pooled connections and transports go when the command ends
         # (an OtpPro passed in by the caller stays the caller's to close).
         ctx.find_root().call_on_close(otp.close)
     return ctx.obj["otp"]
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite ``database_url`` (None for another database, an in-memory one or a URL not parsed)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # whoever opens the database reports it
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def _require_schema(url: str) -> bool | None:
+    """Refuse a SQLite database the command would otherwise create or migrate; ``migrate_database`` for OtpPro.
+
+    ``OtpPro`` creates and migrates a SQLite file by itself, which suits an application but not an
+    operator's command: ``audit list`` against a mistyped path would leave an empty database there.
+    Only ``otp-pro init`` and ``otp-pro db upgrade`` create or migrate, so a command refuses a missing
+    file, one without otp-pro's tables and one whose schema is behind, as ``OtpPro`` refuses on
+    PostgreSQL (where the default, None, already does).
+    """
+    from ..storage import migrate
+    from ..storage.db import Database
+
+    path = sqlite_file(url)
+    if path is None:
+        return None
+    database = Database(url)  # checks the folder and the file's header; creates nothing until it connects
+    try:
+        if not path.exists():
+            raise ConfigurationError(
+                f"no database at {path}: run `otp-pro db upgrade` (or `otp-pro init`) to create it", key="database_url"
+            )
+        problem = migrate.schema_problem(database.engine, where=f"the database {path}")
+    finally:
+        database.dispose()
+    if problem is not None:
+        raise ConfigurationError(problem, key="database_url")
+    return False
 
 
 def os_user() -> str:

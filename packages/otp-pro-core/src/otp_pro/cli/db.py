@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import CliError, load_settings
+from .common import CliError, load_settings, sqlite_file
 
 
 @click.group()
@@ -38,9 +38,15 @@ def db_current(ctx: click.Context) -> None:
     from ..storage import migrate
     from ..storage.db import Database
 
-    database = Database(load_settings(ctx).database_url)
-    current = migrate.current_revision(database.engine)
+    url = load_settings(ctx).database_url
+    database = Database(url)
     head = migrate.head_revision()
+    path = sqlite_file(url)
+    if path is not None and not path.exists():  # connecting would create it: only `db upgrade` and `init` do
+        database.dispose()
+        click.echo(f"current: empty (no file at {path} yet)  head: {head}  (run `otp-pro db upgrade`)")
+        return
+    current = migrate.current_revision(database.engine)
     database.dispose()
     state = "up to date" if current == head else "run `otp-pro db upgrade`"
     click.echo(f"current: {current or 'empty'}  head: {head}  ({state})")

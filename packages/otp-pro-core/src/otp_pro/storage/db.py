@@ -23,10 +23,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuch
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigurationError, StorageError
+from ..settings import DATABASE_BACKENDS
 from .fast import FastResult, FastStatements
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+SUPPORTED_BACKENDS = DATABASE_BACKENDS
 #: A pooled PostgreSQL connection idle for longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 5.0
 
@@ -64,6 +65,12 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
                 raise ConfigurationError(
                     f"database_url points into {folder}, which does not exist", key="database_url"
                 )
+            if parsed.get_driver_name() == "pysqlite" and not is_sqlite_file(Path(parsed.database).expanduser()):
+                # sqlite3 would only say "file is not a database", and only at the first statement.
+                raise ConfigurationError(
+                    f"database_url: {Path(parsed.database).expanduser()} is not a SQLite database",
+                    key="database_url",
+                )
     else:
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     try:
@@ -79,6 +86,24 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
     else:
         _ping_when_idle(engine)
     return engine
+
+
+#: The first bytes of every SQLite database file (https://www.sqlite.org/fileformat.html).
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` can be opened as a SQLite database: missing, empty or starting with SQLite's header.
+
+    A missing or empty file is one SQLite creates (or fills) on first use. Anything unreadable here
+    is left for the driver to report.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        return True
+    return not head or head == SQLITE_HEADER
 
 
 def _ping_when_idle(engine: Engine) -> None:

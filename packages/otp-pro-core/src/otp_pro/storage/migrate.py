@@ -81,6 +81,22 @@ def current_revision(engine: Engine) -> str | None:
     return rows[0] if rows else None
 
 
+def schema_problem(engine: Engine, where: str = "the database") -> str | None:
+    """Why the database's schema cannot serve this otp-pro-core without a migration, or None.
+
+    No otp-pro tables, or a revision this release ships that is behind its newest, are problems;
+    a revision this release does not know (a newer release migrated the database) is not:
+    migrations only add, so older code keeps working on a newer schema.
+    """
+    if not inspect(engine).has_table("otp_members"):
+        return f"{where} has no otp-pro tables yet: run `otp-pro db upgrade`"
+    current = current_revision(engine)
+    if current != head_revision() and current in known_revisions():
+        return (f"the database schema is at revision {current}, this otp-pro-core needs "
+                f"{head_revision()}: run `otp-pro db upgrade`")
+    return None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to ``revision``."""
     from alembic import command
