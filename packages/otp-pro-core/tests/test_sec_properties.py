@@ -225,6 +225,20 @@ def test_member_of_every_shape(member_id: Any, roles: Any, email: Any, name: Any
     assert isinstance(member.display_name, str)
 
 
+def test_a_role_too_long_to_print_is_refused_by_type() -> None:
+    """Found by the property above: the repr of an integer past 4300 digits raises ValueError."""
+    import sys
+
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        huge = 10**5000
+    finally:
+        sys.set_int_max_str_digits(limit)
+    with pytest.raises(InvalidMember, match="got a value of type int"):
+        Member("ann", roles=[huge])
+
+
 # ------------------------------------------------------------------ settings
 
 

@@ -53,7 +53,9 @@ class Member:
             raise InvalidMember(f"member roles must be a list of strings, not {type(roles).__name__}") from None
         for role in role_tuple:
             if not isinstance(role, str) or not role:
-                raise InvalidMember(f"member roles must be non-empty strings, got {role!r}")
+                # The type, not the value: the repr of an integer past 4300 digits raises ValueError.
+                got = "an empty string" if isinstance(role, str) else f"a value of type {type(role).__name__}"
+                raise InvalidMember(f"member roles must be non-empty strings, got {got}")
         if email is not None and not isinstance(email, str):
             raise InvalidMember("member email must be a string or None")
         if name is not None and not isinstance(name, str):

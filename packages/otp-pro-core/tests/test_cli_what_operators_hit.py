@@ -1,4 +1,4 @@
-"""The command line items of issue 28, each through the real ``otp-pro`` entry point on real files.
+"""What operators hit on the command line, each through the real ``otp-pro`` entry point on real files.
 
 Error paths run in a real process (``python -m otp_pro``), so what is checked is what
 an operator sees: the exit code and the lines on standard error.
