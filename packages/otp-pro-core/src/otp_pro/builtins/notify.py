@@ -18,7 +18,8 @@ transport of the member's own channel. A member with only an authenticator app
 and no email address gets none. A notice that cannot be delivered never undoes
 the change nor reaches the caller: it is logged (without the message) and
 audited as ``notification_failed``; one delivered is audited as
-``notification_sent``.
+``notification_sent``; one that no transport could reach the member for is
+audited as ``notification_unsent``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ DEFAULT_NOTIFY_ON = (SETUP_COMPLETED, RESET, DISABLED, BACKUP_CODES_GENERATED, D
 #: Audit kinds this plugin writes.
 NOTIFICATION_SENT = "notification_sent"
 NOTIFICATION_FAILED = "notification_failed"
+#: No transport could reach the member, so no notice was attempted (``reason`` below).
+NOTIFICATION_UNSENT = "notification_unsent"
+#: The ``notification_unsent`` reason: no transport the site uses has a recipient for the member.
+NO_TRANSPORT = "no_transport"
 
 
 def _check_kinds(values: list[str]) -> None:
@@ -238,8 +243,12 @@ def notify(otp: OtpPro, event: AuditEvent, member: Member | None, transports: Se
                          event_id=event.id, error=type(exc).__name__)
         return
     if found is None:
-        # Expected for a member with only an authenticator app and no email address: nothing to reach them by.
+        # Expected for a member with only an authenticator app and no email address; but a change made
+        # from the CLI on a site without a member lookup has only the id, and nobody would learn that the
+        # member was not told unless it is recorded (``member_lookup`` says which case it may be).
         log.info("otp-pro: no notice for %s of member %s: no transport can reach them", event.kind, member.id)
+        otp.record_event(NOTIFICATION_UNSENT, member.id, outcome="info", member=member, change=event.kind,
+                         event_id=event.id, reason=NO_TRANSPORT, member_lookup=otp.has_member_lookup)
         return
     transport, recipient, channel = found
     facts: dict[str, Any] = {"change": event.kind, "event_id": event.id, "transport": transport.name,
