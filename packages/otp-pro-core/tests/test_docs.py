@@ -26,7 +26,7 @@ SETTING_KEYS = (
 EVENT_KINDS = sorted(
     [value for name, value in vars(audit).items()
      if name.isupper() and isinstance(value, str) and value not in (audit.OK, audit.FAILED, audit.INFO)]
-    + [notify.NOTIFICATION_SENT, notify.NOTIFICATION_FAILED]  # written by the built-in notifications
+    + [notify.NOTIFICATION_SENT, notify.NOTIFICATION_FAILED, notify.NOTIFICATION_UNSENT]  # written by notify
 )
 
 

@@ -53,7 +53,7 @@ def deliver_queued(rt: Runtime, challenge_id: int) -> QueuedDelivery:
             auditing.record(rt, conn, events, audit.DELIVERY_RETRIED, member_id, outcome=audit.FAILED,
                             channel=channel, purpose=purpose, challenge_id=number, attempts=attempts,
                             error=type(error).__name__, provider_code=error.provider_code, retry_after=wait,
-                            transport=transport_name)
+                            provider_reply=delivery_outcome.reply_for_audit(error), transport=transport_name)
         return QueuedDelivery("retry", number, attempts, retry_after=wait, error_code=error.provider_code)
     sent_at = rt.clock()
 

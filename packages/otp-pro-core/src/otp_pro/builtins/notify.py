@@ -260,11 +260,13 @@ def notify(otp: OtpPro, event: AuditEvent, member: Member | None, transports: Se
     except Exception as exc:  # noqa: BLE001 - the change is committed: a failed notice is recorded, not raised
         code = exc.provider_code if isinstance(exc, DeliveryError) else None
         permanent = exc.permanent if isinstance(exc, DeliveryError) else None
+        reply = exc.provider_reply if isinstance(exc, DeliveryError) else None
         # The class and provider code only: a transport's own text may quote the message.
         log.warning("otp-pro: the %s notice to member %s through %s failed: %s%s", event.kind, member.id,
                     transport.name, type(exc).__name__, f" ({code})" if code else "")
         otp.record_event(NOTIFICATION_FAILED, member.id, outcome="failed", channel=channel, member=member,
-                         error=type(exc).__name__, provider_code=code, permanent=permanent, **facts)
+                         error=type(exc).__name__, provider_code=code, permanent=permanent,
+                         provider_reply=reply[:200] if reply else None, **facts)
         return
     otp.record_event(NOTIFICATION_SENT, member.id, outcome="ok", channel=channel, member=member,
                      provider_message_id=receipt.provider_message_id, **facts)
