@@ -33,7 +33,7 @@ from ..errors import DeliveryError, PluginError, RecipientUnavailable, UnknownMe
 from ..hookspecs import hookimpl
 from ..member import Member
 from ..settings import Setting
-from ..transports import TOTP, mask_recipient
+from ..transports import TOTP, recipient_hint
 
 if TYPE_CHECKING:  # annotations only: plugin discovery must not import SQLAlchemy (audit, core)
     from ..audit import AuditEvent
@@ -252,7 +252,7 @@ def notify(otp: OtpPro, event: AuditEvent, member: Member | None, transports: Se
         return
     transport, recipient, channel = found
     facts: dict[str, Any] = {"change": event.kind, "event_id": event.id, "transport": transport.name,
-                             "recipient": mask_recipient(recipient)}
+                             "recipient": recipient_hint(transport, recipient)}
     try:
         message = otp.render_message(transport, member, channel, "notification",
                                      {**notice_variables(otp, event), "recipient": recipient})
