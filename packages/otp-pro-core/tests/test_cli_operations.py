@@ -22,7 +22,7 @@ from otp_pro import Member, OtpPro, audit, hookimpl
 from otp_pro.audit import AuditEvent
 from otp_pro.auditlog import AuditFilter, export, parse_age, parse_when
 from otp_pro.cli import cli
-from otp_pro.testing import outbox_code
+from otp_pro.testing import mailed_code, mailed_text, outbox_code
 
 ANN = Member("42", roles=["editor"], email="ann@example.com", name="Ann")
 BOSS = Member("7", roles=["admin"], email="boss@example.com", name="Boss")
@@ -131,23 +131,115 @@ def test_members_show_unlock_reset_disable(site):
     assert event.actor  # the OS user by default
 
 
-def test_members_without_a_lookup_plugin(tmp_path, sqlite_url):
-    write_config(tmp_path, sqlite_url)
+def test_members_without_a_lookup_plugin(tmp_path, sqlite_url, smtp_server):
+    host, port, mailbox = smtp_server
+    config = write_config(tmp_path, sqlite_url)
+    config.write_text(config.read_text().replace('channels = ["outbox:code", "totp"]',
+                                                 'channels = ["outbox:code", "totp", "email:code"]')
+                      + f'\n[providers.email]\nsmtp_host = "{host}"\nsmtp_port = {port}\n'
+                        'from_address = "otp@example.com"\n')
     assert run(["db", "upgrade"], tmp_path).returncode == 0
+    # An id otp-pro never saw and nobody can look up is a typo, not a member who is "not enrolled".
+    missing = one_line_error(run(["members", "show", "99"], tmp_path), code=1)
+    assert "no such member '99'" in missing
+    with OtpPro.from_file(str(config)) as otp:
+        bare = Member("99", email="zed@example.com")  # the site's own login knows the address
+        otp.begin_setup(bare, "email:code")
+        otp.complete_setup(bare, mailed_code(mailbox, "zed@example.com"))
     shown = run(["members", "show", "99", "--json"], tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stderr.count("\n") == 1 and "roles unknown" in shown.stderr
+    assert shown.stderr.count("\n") == 1 and "roles and addresses of '99' unknown" in shown.stderr
+    assert "member_lookup" in shown.stderr
     data = json.loads(shown.stdout)
-    assert data["member"]["roles_known"] is False and data["requirement"] == "optional"
+    # Unknown, not guessed: no "optional" for a member whose roles nobody told us.
+    assert data["member"]["roles_known"] is False and data["member"]["roles"] is None
+    assert data["requirement"] is None and data["channels"] is None and data["unavailable"] is None
+    assert data["enrolled"] and data["channel"] == "email:code"
+    table = run(["members", "show", "99"], tmp_path).stdout
+    assert "roles: unknown" in table and "requirement   unknown" in table and "member_lookup" in table
     strict = one_line_error(run(["members", "show", "99", "--strict"], tmp_path))
-    assert "no member_lookup plugin knows member '99'" in strict
+    assert "no member lookup is set up" in strict and "member_lookup" in strict
     # Without roles the policy cannot be checked, so disabling needs --force.
     refused = run(["members", "disable", "99"], tmp_path)
-    assert refused.returncode == 2 and "--force" in refused.stderr
+    assert refused.returncode == 2 and "--force" in refused.stderr and "member_lookup" in refused.stderr
+    # A reset goes through, but the member cannot be told: the operator hears it and the audit log keeps it.
+    reset = run(["members", "reset", "99", "--actor", "ops"], tmp_path)
+    assert reset.returncode == 0 and "cannot be told of the reset" in reset.stderr
+    listed = json.loads(run(["audit", "list", "--member", "99", "--json"], tmp_path).stdout)
+    unsent = [e for e in listed if e["kind"] == "notification_unsent"]
+    assert len(unsent) == 1 and unsent[0]["details"]["reason"] == "no_transport"
+    assert unsent[0]["details"]["member_lookup"] is False
+    assert unsent[0]["details"]["change"] == "reset"
     assert run(["members", "disable", "99", "--force", "--actor", "ops"], tmp_path).returncode == 0
     assert run(["members", "unlock", "99"], tmp_path).returncode == 0
     listed = json.loads(run(["audit", "list", "--member", "99", "--json"], tmp_path).stdout)
-    assert [(e["kind"], e["actor"]) for e in listed][-1] == ("disabled", "ops")
+    assert ("disabled", "ops") in [(e["kind"], e["actor"]) for e in listed]
+
+
+LOOKUP_MODULE = """
+from otp_pro import Member
+
+PEOPLE = {
+    "7": Member("7", roles=["admin"], email="boss@example.com", name="Boss"),
+    "42": Member("42", roles=["editor"], email="ann@example.com", name="Ann"),
+}
+
+
+def load(member_id):
+    return PEOPLE.get(member_id)
+"""
+
+
+def test_member_lookup_setting_gives_the_cli_roles_and_addresses(tmp_path, backend, monkeypatch, smtp_server):
+    """``member_lookup = "module:function"`` alone, no plugin: the CLI sees the admin's role and address."""
+    host, port, mailbox = smtp_server
+    (tmp_path / "site_directory.py").write_text(LOOKUP_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = write_config(tmp_path, backend)
+    config.write_text('member_lookup = "site_directory:load"\n' + config.read_text()
+                      .replace('channels = ["outbox:code", "totp"]', 'channels = ["outbox:code", "totp", "email:code"]')
+                      + f'\n[providers.email]\nsmtp_host = "{host}"\nsmtp_port = {port}\n'
+                        'from_address = "otp@example.com"\n')
+    with OtpPro.from_file(str(config)) as otp:
+        assert otp.has_member_lookup and otp.member("7") == BOSS
+        otp.begin_setup(BOSS, "outbox:code")
+        otp.complete_setup(BOSS, outbox_code(otp))
+        shown = invoke(otp, config, "members", "show", "7", "--json")
+        assert shown.exit_code == 0, shown.output
+        data = json.loads(shown.output)
+        assert data["member"]["roles"] == ["admin"] and data["member"]["roles_known"] is True
+        assert data["requirement"] == "required"  # admin requires a second factor, not the site's "optional"
+        assert "email:code" in data["channels"] and data["unavailable"] == {}  # the address is known
+        # Known to the lookup but never seen by otp-pro: a real member who has not enrolled yet.
+        fresh = json.loads(invoke(otp, config, "members", "show", "42", "--json").output)
+        assert fresh["enrolled"] is False and fresh["requirement"] == "optional"
+        missing = invoke(otp, config, "members", "show", "99")
+        assert missing.exit_code == 1 and "no such member '99'" in missing.output
+        # A support reset tells the member, at the address the lookup gives.
+        mailbox.clear()
+        reset = invoke(otp, config, "members", "reset", "7", "--actor", "ops@desk")
+        assert reset.exit_code == 0, reset.output
+        sent = otp.events(BOSS, kinds=["notification_sent"])
+        assert sent[0].details["change"] == "reset" and sent[0].details["transport"] == "email"
+        assert "was reset" in mailed_text(mailbox, "boss@example.com")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("site_directory_missing:load", "cannot import 'site_directory_missing:load': ModuleNotFoundError"),
+    ("site_directory:nobody", "cannot import 'site_directory:nobody': AttributeError"),
+    ("site_directory:PEOPLE", "is a dict, not a function"),
+    ("site_directory.load", "is not of the form 'package.module:function'"),
+])
+def test_member_lookup_setting_that_cannot_be_used_is_refused_at_start_up(tmp_path, sqlite_url, monkeypatch,
+                                                                            value, expected):
+    from otp_pro.errors import ConfigurationError
+
+    (tmp_path / "site_directory.py").write_text(LOOKUP_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigurationError) as caught:
+        OtpPro({"secret_key": SECRET_KEY, "database_url": sqlite_url, "member_lookup": value})
+    assert str(caught.value).startswith("member_lookup: ") and expected in str(caught.value)
+    assert caught.value.key == "member_lookup"
 
 
 @pytest.mark.parametrize("bad", ["", "x" * 256, "a\tb", "new\nline"])

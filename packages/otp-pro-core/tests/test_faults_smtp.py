@@ -318,8 +318,8 @@ def test_refused_connection(smtp_otp, caplog, aiosmtpd_server):
     ("mail", "421 4.3.2 shutting down", TransientDeliveryError, "refused the sender"),
     ("rcpt", "452 4.2.2 mailbox full", TransientDeliveryError, "refused the recipient"),
     ("rcpt", "550 5.1.1 no such user", PermanentDeliveryError, "refused the recipient"),
-    ("data", "451 4.3.0 try again later", TransientDeliveryError, "answered 451"),
-    ("data", "554 5.7.1 message rejected as spam", PermanentDeliveryError, "answered 554"),
+    ("data", "451 4.3.0 try again later", TransientDeliveryError, "answered"),
+    ("data", "554 5.7.1 message rejected as spam", PermanentDeliveryError, "answered"),
 ])
 def test_error_replies_at_mail_rcpt_and_data(smtp_otp, caplog, aiosmtpd_server, stage, reply, kind, text):
     port, handler = aiosmtpd_server
@@ -328,13 +328,31 @@ def test_error_replies_at_mail_rcpt_and_data(smtp_otp, caplog, aiosmtpd_server, 
     error = send_failing(otp, kind)
     code = reply[:3]
     assert text in str(error) and f"127.0.0.1:{port}" in str(error)
-    assert "spam" not in str(error) and "no such user" not in str(error)  # the server's own words stay out
+    # The server's own words say what to do ("mailbox full" against "no such user"): in the error and the audit.
+    assert str(error).endswith(f": {reply}") and error.provider_reply == reply
+    assert otp.events(ANN, kinds=["delivery_failed"])[0].details["provider_reply"] == reply
     seen = code_in(handler.refused_data[-1]) if stage == "data" else None
     assert (seen is not None) is (stage == "data")
     assert_failed_cleanly(otp, error, provider_code=code, permanent=kind is PermanentDeliveryError, seen_code=seen,
                           caplog=caplog)
     handler.heal()
     assert_next_send_works(otp, handler.delivered)
+
+
+def test_a_refusal_quoting_the_address_a_code_or_a_token_is_cleaned(smtp_otp, caplog, aiosmtpd_server):
+    port, handler = aiosmtpd_server
+    otp = smtp_otp(port)
+    handler.rcpt_reply = ("550 5.1.1 <ann@example.com>: mailbox unavailable\tref 12345678 "
+                          "token AbCdEfGhIjKlMnOpQrStUvWxYz0123 " + "see our policy " * 30)
+    error = send_failing(otp, PermanentDeliveryError)
+    words = error.provider_reply
+    assert words is not None and words.startswith("550 5.1.1 <a***@example.com>: mailbox unavailable ref [redacted]")
+    assert "token [redacted] see our policy" in words and len(words) == 160 and words.endswith("...")
+    assert "ann@" not in str(error) and "12345678" not in str(error) and "AbCdEf" not in str(error)
+    assert str(error).endswith(": " + words)
+    [event] = otp.events(ANN, kinds=["delivery_failed"])
+    assert event.details["provider_reply"] == words
+    assert_failed_cleanly(otp, error, provider_code="550", permanent=True, seen_code=None, caplog=caplog)
 
 
 @pytest.mark.parametrize(("reply", "kind", "code"), [

@@ -277,6 +277,11 @@ def test_totp_member_without_email_gets_no_notice(make_otp: Callable[..., OtpPro
     assert mailbox.messages == [] and otp.transports["outbox"].messages == []  # type: ignore[attr-defined]
     assert events_of(otp, notify.NOTIFICATION_SENT, notify.NOTIFICATION_FAILED) == []
     assert any("no transport can reach them" in r.getMessage() for r in caplog.records)
+    # Not sent, and the audit log says so: support can tell "not told" from "told".
+    unsent = events_of(otp, notify.NOTIFICATION_UNSENT)
+    assert [e.details["change"] for e in unsent] == ["setup_completed", "reset"]
+    assert unsent[1].details == {"change": "reset", "event_id": unsent[1].details["event_id"],
+                                 "reason": "no_transport", "member_lookup": False}
 
 
 def test_member_is_looked_up_when_the_event_came_without_one(make_otp: Callable[..., OtpPro], mailbox: Mailbox,

@@ -26,7 +26,7 @@ from otp_pro import (
 )
 from otp_pro import crypto as crypto_module
 from otp_pro.storage.schema import challenges
-from otp_pro.testing import enrol, outbox_code
+from otp_pro.testing import enrol, mailed_code, outbox_code
 
 
 def test_code_is_accepted_once(otp, member):
@@ -193,6 +193,28 @@ def test_cooldown_between_sends(make_otp, member, clock):
     clock.advance(20)
     otp.send_challenge(member)
     assert otp.events(member, kinds=["send_throttled"])[0].details["limit"] == "cooldown"
+
+
+def test_a_consumed_code_does_not_hold_back_the_next_send(make_otp, member, mailbox):
+    # The setup code was used a moment ago: the first sign-in's code goes out at once.
+    otp = make_otp(resend_cooldown_seconds=30, max_sends_per_hour=4)
+    otp.begin_setup(member, "email:code")
+    otp.complete_setup(member, mailed_code(mailbox, member.email))
+    mailbox.clear()
+    assert otp.send_challenge(member).status == "sent"
+    # An unused code still holds the cooldown: asking again at once is refused.
+    with pytest.raises(ThrottledError) as info:
+        otp.send_challenge(member)
+    assert info.value.limit == "cooldown"
+    assert otp.verify(member, mailed_code(mailbox, member.email)).ok
+    for _ in range(2):  # each code used: the next sign-in is not held back
+        mailbox.clear()
+        assert otp.send_challenge(member).status == "sent"
+        assert otp.verify(member, mailed_code(mailbox, member.email)).ok
+    # The hourly cap still counts every message sent, used or not: setup + three sends = 4.
+    with pytest.raises(ThrottledError) as info:
+        otp.send_challenge(member)
+    assert info.value.limit == "member_hourly"
 
 
 def test_cooldown_zero_switches_it_off(make_otp, member):

@@ -34,7 +34,7 @@ from .audit import AuditEvent
 from .codes import normalize_code
 from .crypto import KeyRing
 from .dispatch import Dispatcher, QueuedDelivery
-from .errors import UnknownMember
+from .errors import PluginError, UnknownMember
 from .hookcall import OnError
 from .member import Member
 from .plugins import PluginHost
@@ -162,12 +162,40 @@ class OtpPro:
         """The effective settings with secrets shown as ``'********'``, providers as validated."""
         return assembly.redacted_settings(self._rt)
 
+    @property
+    def has_member_lookup(self) -> bool:
+        """Whether members can be loaded by id: the ``member_lookup`` setting or an ``otp_pro_member_lookup`` plugin.
+
+        Without either, tools that only have an id (the CLI, ``stats --roles``) know no roles and no
+        addresses: they say so instead of guessing.
+        """
+        return self._rt.member_lookup is not None or bool(self.hook.otp_pro_member_lookup.get_hookimpls())
+
     def member(self, member_id: str) -> Member:
-        """Load a member through the ``otp_pro_member_lookup`` hook; :class:`UnknownMember` if nobody knows it."""
+        """Load a member: the ``member_lookup`` setting's function first, then the ``otp_pro_member_lookup`` hook.
+
+        Raises :class:`UnknownMember` if neither knows the id, and :class:`~otp_pro.errors.PluginError`
+        naming the setting when the function raises or returns something else than a ``Member``.
+        """
+        member_id = str(member_id)
+        lookup = self._rt.member_lookup
+        if lookup is not None:
+            setting = self.settings.member_lookup
+            try:
+                value = lookup(member_id)
+            except Exception as exc:
+                raise PluginError(f"the member_lookup setting's function {setting!r} failed to look up member "
+                                  f"{member_id!r}: {type(exc).__name__}", plugin=str(setting)) from exc
+            if value is not None:
+                if not isinstance(value, Member):
+                    raise PluginError(f"the member_lookup setting's function {setting!r} returned a "
+                                      f"{type(value).__name__}, not an otp_pro.Member or None", plugin=str(setting))
+                return value
         found = self.host.call("otp_pro_member_lookup", OnError.RAISE, what=f"to look up member {member_id!r}",
-                               otp=self, member_id=str(member_id))
+                               otp=self, member_id=member_id)
         if not found:
-            raise UnknownMember(f"no member with id {member_id!r} (is a member_lookup plugin installed?)")
+            where = "" if self.has_member_lookup else " (no member_lookup setting or plugin is installed)"
+            raise UnknownMember(f"no member with id {member_id!r}{where}")
         return cast(Member, found[0].value)
 
     def record_event(

@@ -38,7 +38,11 @@ class DeliveryError(OtpProError):
     """A transport could not deliver a message.
 
     ``permanent`` says whether retrying the same recipient can help;
-    ``provider_code`` carries the provider's own error code (never a secret).
+    ``provider_code`` carries the provider's own error code (never a secret);
+    ``provider_reply`` the provider's own words about the refusal (an SMTP server's
+    ``550 5.1.1 mailbox unavailable``), cleaned and trimmed by the transport so that
+    it holds no secret: never a reply to a login, digits and token-like runs redacted,
+    addresses masked. The core audits it with the failure.
     """
 
     permanent: bool = False
@@ -46,6 +50,8 @@ class DeliveryError(OtpProError):
     challenge_id: int | None = None
     #: Seconds the provider asked to wait before another attempt (an HTTP ``Retry-After``), when it said.
     retry_after: float | None = None
+    #: The provider's own words about the refusal, cleaned by the transport (see above), when it gave any.
+    provider_reply: str | None = None
 
     def __init__(
         self,
@@ -54,10 +60,12 @@ class DeliveryError(OtpProError):
         transport: str | None = None,
         provider_code: str | None = None,
         permanent: bool | None = None,
+        provider_reply: str | None = None,
     ):
         super().__init__(message)
         self.transport = transport
         self.provider_code = provider_code
+        self.provider_reply = provider_reply
         if permanent is not None:
             self.permanent = permanent
 

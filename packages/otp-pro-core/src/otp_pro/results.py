@@ -80,7 +80,9 @@ class MemberStatus:
     allowed channels to the reason they are hidden. ``must_setup`` is true for a
     required member without a factor whose grace period is over; ``in_grace``
     while it runs. ``locked_until`` is set during a lockout (``datetime.max`` style
-    far future for the hard lock after 100 consecutive failures).
+    far future for the hard lock after 100 consecutive failures). ``seen`` says
+    otp-pro holds state for the member (some earlier operation wrote their row):
+    false for an id nothing was ever done for.
     """
 
     member_id: str
@@ -97,6 +99,7 @@ class MemberStatus:
     backup_codes_remaining: int
     can_disable: bool
     disabled: bool = False
+    seen: bool = False
 
     @property
     def verification_needed(self) -> bool:

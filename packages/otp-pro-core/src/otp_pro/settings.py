@@ -241,6 +241,14 @@ def _check_previous_keys(values: list[str]) -> None:
         _check_secret_key(v)
 
 
+def _check_import_path(value: str) -> None:
+    # Only the shape here: the import itself runs at start-up (assembly), where a failure is reported with
+    # the other configuration problems, and reading a settings file stays free of the site's imports.
+    module, sep, attr = value.partition(":")
+    if not sep or not module.strip() or not attr.strip():
+        raise ValueError(f"{value[:80]!r} is not of the form 'package.module:function'")
+
+
 def is_loopback_host(host: str) -> bool:
     """Whether ``host`` (``name``, ``name:port``, an IP, ``[v6]:port``) is this machine: ``localhost``,
     ``*.localhost`` or a loopback address. Where plain http (a demo, a test) may be allowed."""
@@ -293,6 +301,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("disable_plugins", list, [], "names of installed plugins to leave off"),
     Setting("dispatcher", str, "inline", "how codes leave: inline (in the request) or a registered dispatcher "
             "such as celery"),
+    Setting("member_lookup", str, None, "package.module:function that loads a member by id (the function takes "
+            "a member id and returns an otp_pro.Member or None), for the CLI and the web layer",
+            check=_check_import_path),
     Setting("delivery_max_attempts", int, 5, "sends a queue worker tries before a delivery is failed", minimum=1,
             maximum=20),
     Setting("delivery_retry_backoff_seconds", float, 2.0, "first wait before a queued delivery is retried "
@@ -372,6 +383,7 @@ class Settings:
     trusted_device_days: int = _CORE_DEFAULTS["trusted_device_days"]
     disable_plugins: tuple[str, ...] = tuple(_CORE_DEFAULTS["disable_plugins"])
     dispatcher: str = _CORE_DEFAULTS["dispatcher"]
+    member_lookup: str | None = _CORE_DEFAULTS["member_lookup"]
     delivery_max_attempts: int = _CORE_DEFAULTS["delivery_max_attempts"]
     delivery_retry_backoff_seconds: float = _CORE_DEFAULTS["delivery_retry_backoff_seconds"]
     totp: TotpSettings = field(default_factory=TotpSettings)
@@ -466,6 +478,7 @@ class Settings:
             trusted_device_days=core["trusted_device_days"],
             disable_plugins=tuple(core["disable_plugins"]),
             dispatcher=core["dispatcher"],
+            member_lookup=core["member_lookup"],
             delivery_max_attempts=core["delivery_max_attempts"],
             delivery_retry_backoff_seconds=core["delivery_retry_backoff_seconds"],
             totp=TotpSettings(**totp),

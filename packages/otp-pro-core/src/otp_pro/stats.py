@@ -182,7 +182,7 @@ def collect(otp: OtpPro, since: datetime | timedelta = timedelta(days=30), *, un
     start = now - since if isinstance(since, timedelta) else since
     if start > until:
         raise ValueError("the start of the period is after its end")
-    lookup = roles and bool(otp.hook.otp_pro_member_lookup.get_hookimpls())
+    lookup = roles and otp.has_member_lookup
     adoption = _adoption_by_role(otp, now) if lookup else [_adoption_sql(otp, now)]
     channels, totals, daily = _activity(otp, start, until)
     return Stats(since=start, until=until, roles_known=lookup, adoption=adoption, channels=channels, totals=totals,

@@ -8,6 +8,7 @@ instances with different settings never share state.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,8 @@ from .settings import Setting
 
 if TYPE_CHECKING:
     from .core import OtpPro
+
+log = logging.getLogger("otp_pro")
 
 
 #: The channel of authenticator apps (TOTP): nothing is delivered, so it has no transport or payload.
@@ -168,6 +171,17 @@ class Transport:
         """
         return []
 
+    def mask_recipient(self, recipient: str) -> str:
+        """A hint of ``recipient`` that a member or support recognises but cannot harvest.
+
+        Used for :attr:`~otp_pro.results.Challenge.recipient_hint`, the ``recipient`` of audit
+        records and notices. The default, :func:`otp_pro.transports.mask_recipient`, knows email
+        addresses and phone numbers; override it when the transport's recipients are something
+        else (a chat id, a device name). Return a short string that does not reveal the whole
+        recipient. If it raises or returns something else, the default hint is used.
+        """
+        return mask_recipient(recipient)
+
     def dry_run_parameters(self, message: Message) -> dict[str, Any]:
         """What :meth:`send` would pass to the provider, secrets redacted (shown by a dry-run provider test)."""
         return {"to": message.recipient}
@@ -261,6 +275,26 @@ class Payload:
     def check(self) -> list[str]:
         """Configuration problems that types cannot catch (empty when fine)."""
         return []
+
+
+def recipient_hint(transport: Transport | None, recipient: str) -> str:
+    """``transport.mask_recipient(recipient)``, or the default hint when there is no transport or its method fails.
+
+    A hint is made after the message left (the audit record of a send): a third party's broken
+    override must not turn a delivered code into an error, so it falls back and is logged by type.
+    """
+    if transport is not None and type(transport).mask_recipient is not Transport.mask_recipient:
+        try:
+            hint = transport.mask_recipient(recipient)
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug: the default hint instead, logged
+            log.warning("otp-pro transport %s: mask_recipient failed (%s); the default hint is used",
+                        transport.name, type(exc).__name__)
+        else:
+            if isinstance(hint, str):
+                return hint[:128]
+            log.warning("otp-pro transport %s: mask_recipient returned a %s, not a string; the default hint "
+                        "is used", transport.name, type(hint).__name__)
+    return mask_recipient(recipient)
 
 
 def mask_recipient(recipient: str) -> str:

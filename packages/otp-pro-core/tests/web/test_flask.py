@@ -246,6 +246,9 @@ def test_forced_totp_setup(site: DemoSite, client: Any) -> None:
     codes = re.findall(r"<li><code>([a-z0-9-]+)</code></li>", done.text)
     assert len(codes) == 10
     assert client.get("/protected").status_code == 200
+    # The JSON API agrees with the pages: this login finished the setup, so nothing more is needed.
+    status = client.get("/otp/api/status").get_json()
+    assert status["verified"] is True and status["verification_needed"] is False and status["must_setup"] is False
 
 
 def _begin_totp_setup(client: Any) -> str:
@@ -412,6 +415,8 @@ def test_json_endpoints(site: DemoSite, client: Any) -> None:
                      "message": "That code is not correct. 4 attempts left before a lockout."}
     ok = client.post("/otp/api/verify", json={"code": code}, headers=headers)
     assert ok.get_json() == {"ok": True, "message": "Verified.", "location": "/protected"}
+    status = client.get("/otp/api/status").get_json()
+    assert status["verified"] is True and status["verification_needed"] is False
 
 
 def test_gate_answers_json_with_401(site: DemoSite, client: Any) -> None:

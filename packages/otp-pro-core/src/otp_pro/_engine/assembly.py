@@ -9,9 +9,10 @@ the plugins' ``otp_pro_startup`` checks run last, with everything ready.
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from .. import dispatch
 from ..errors import ConfigurationError
@@ -29,6 +30,7 @@ def start(rt: Runtime, migrate_database: bool | None) -> None:
     problems = Problems()
     _start_providers(rt, problems)
     rt.dispatcher = dispatch.build(rt.otp, problems)
+    rt.member_lookup = _member_lookup(rt.settings.member_lookup, problems)
     rt.channels.update(_channels(rt))
     _check_channels(rt, problems)
     problems.raise_if_any()
@@ -36,6 +38,25 @@ def start(rt: Runtime, migrate_database: bool | None) -> None:
     rt.open_database(Database(s.database_url, pool_size=s.database_pool_size, max_overflow=s.database_max_overflow))
     _prepare_database(rt, migrate_database)
     _startup_checks(rt)
+
+
+def _member_lookup(path: str | None, problems: Problems) -> Callable[[str], Any] | None:
+    """The function the ``member_lookup`` setting names, imported now so a typo fails at start-up, not at the
+    first support call."""
+    if path is None:
+        return None
+    module_name, _, attr = path.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name.strip())
+        for part in attr.strip().split("."):
+            found = getattr(found, part)
+    except Exception as exc:  # noqa: BLE001 - any failure to import the site's module is a configuration problem
+        problems.add("member_lookup", f"cannot import {path!r}: {type(exc).__name__}: {exc}")
+        return None
+    if not callable(found):
+        problems.add("member_lookup", f"{path!r} is a {type(found).__name__}, not a function")
+        return None
+    return cast("Callable[[str], Any]", found)
 
 
 def _start_providers(rt: Runtime, problems: Problems) -> None:

@@ -22,7 +22,7 @@ from ..errors import ChannelUnavailable, NotEnrolled, ThrottledError, TransientD
 from ..member import Member
 from ..results import Challenge, ChallengeStatus, Purpose
 from ..storage import statements
-from ..transports import TOTP, mask_recipient
+from ..transports import TOTP, recipient_hint
 from . import auditing, delivery_outcome, ip_limits, lockout, status, throttle
 from .messages import Outgoing, outgoing
 from .runtime import MemberState, Runtime
@@ -109,7 +109,7 @@ def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, i
                 only_if=ChallengeStatus.QUEUED, member=member))
             raise unqueued from None
         return Challenge(id=number, member_id=member.id, channel=out.channel, purpose=purpose, created_at=out.now,
-                         expires_at=out.expires, recipient_hint=mask_recipient(recipient),
+                         expires_at=out.expires, recipient_hint=recipient_hint(transport, recipient),
                          status=ChallengeStatus.QUEUED)
     try:
         receipt = transport.send(out.message)
@@ -126,13 +126,14 @@ def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, i
     sent = AuditEvent(kind=audit.CHALLENGE_SENT, at=rt.clock(), outcome=audit.OK, member_id=member.id,
                       channel=out.channel, ip=ip, user_agent=user_agent, details=dict(
                           purpose=purpose, challenge_id=number, transport=transport.name,
-                          recipient=mask_recipient(recipient), provider_message_id=receipt.provider_message_id))
+                          recipient=recipient_hint(transport, recipient),
+                          provider_message_id=receipt.provider_message_id))
     # The message is out: its record must not be lost to a dropped connection, or the code the
     # member holds would be refused and its pending row would hold the cooldown.
     delivery_outcome.once_more(lambda: delivery_outcome.mark_sent(rt, number, marked, sent, member),
                                done=lambda: delivery_outcome.challenge_status(rt, number) == ChallengeStatus.SENT)
     return Challenge(id=number, member_id=member.id, channel=out.channel, purpose=purpose, created_at=out.now,
-                     expires_at=out.expires, recipient_hint=mask_recipient(recipient),
+                     expires_at=out.expires, recipient_hint=recipient_hint(transport, recipient),
                      provider_message_id=receipt.provider_message_id)
 
 
@@ -256,7 +257,7 @@ def _record(rt: Runtime, member: Member, out: Outgoing, purpose: str, *, ip: str
             if queued:
                 auditing.record(rt, conn, events, audit.CHALLENGE_QUEUED, member.id, channel=channel, ip=ip,
                                 user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
-                                transport=out.transport.name, recipient=mask_recipient(out.recipient),
+                                transport=out.transport.name, recipient=recipient_hint(out.transport, out.recipient),
                                 dispatcher=rt.dispatcher.name)
     if refusal is not None:
         raise refusal

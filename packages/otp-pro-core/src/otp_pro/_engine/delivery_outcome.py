@@ -99,8 +99,21 @@ def fail(rt: Runtime, challenge_id: int, member_id: str, channel: str, purpose: 
         auditing.record(rt, conn, events, audit.DELIVERY_FAILED, member_id, outcome=audit.FAILED, channel=channel,
                         ip=ip, user_agent=user_agent, purpose=purpose, challenge_id=challenge_id,
                         error=type(error).__name__, provider_code=error.provider_code, permanent=error.permanent,
+                        provider_reply=reply_for_audit(error),
                         transport=transport, fallback=fallback, **extra)
     return True
+
+
+def reply_for_audit(error: DeliveryError) -> str | None:
+    """The error's ``provider_reply`` as the audit keeps it: one printable line of at most 200 characters.
+
+    The transport cleaned it of secrets; the core still bounds it, as a third party's transport may not.
+    """
+    reply = error.provider_reply
+    if not reply:
+        return None
+    line = " ".join("".join(ch if ch.isprintable() else " " for ch in str(reply)).split())
+    return line[:200] or None
 
 
 def _fallback_names(rt: Runtime, member_id: str, failed_channel: str) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from .. import audit
 from ..errors import ChannelUnavailable, ConfigurationError, DeliveryError, PluginError, RecipientUnavailable
 from ..hookcall import OnError
 from ..member import Member
-from ..transports import Message, Payload, PayloadContext, PayloadValue, ProviderTestResult, Transport, mask_recipient
+from ..transports import Message, Payload, PayloadContext, PayloadValue, ProviderTestResult, Transport, recipient_hint
 from . import auditing
 from .runtime import Runtime
 
@@ -138,7 +138,7 @@ def provider_test(rt: Runtime, transport_name: str, to: str, *, dry_run: bool, a
     with auditing.transaction(rt) as (conn, events):
         auditing.record(rt, conn, events, audit.PROVIDER_TEST, None, outcome=audit.FAILED if error else audit.OK,
                         channel=f"{transport_name}:code", actor=actor, transport=transport_name, dry_run=dry_run,
-                        recipient=mask_recipient(recipient), provider_message_id=result_id, error=error)
+                        recipient=recipient_hint(transport, recipient), provider_message_id=result_id, error=error)
     return ProviderTestResult(transport=transport_name, recipient=recipient, dry_run=dry_run, ok=error is None,
                               subject=message.subject, text=message.text, parameters=params,
                               provider_message_id=result_id, error=error)

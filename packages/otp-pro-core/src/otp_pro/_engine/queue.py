@@ -7,7 +7,7 @@ from ..dispatch import QueuedDelivery
 from ..errors import ConfigurationError, DeliveryError, PermanentDeliveryError
 from ..results import ChallengeStatus
 from ..storage import statements
-from ..transports import mask_recipient
+from ..transports import recipient_hint
 from . import auditing, delivery_outcome, messages
 from .runtime import Runtime
 
@@ -53,7 +53,7 @@ def deliver_queued(rt: Runtime, challenge_id: int) -> QueuedDelivery:
             auditing.record(rt, conn, events, audit.DELIVERY_RETRIED, member_id, outcome=audit.FAILED,
                             channel=channel, purpose=purpose, challenge_id=number, attempts=attempts,
                             error=type(error).__name__, provider_code=error.provider_code, retry_after=wait,
-                            transport=transport_name)
+                            provider_reply=delivery_outcome.reply_for_audit(error), transport=transport_name)
         return QueuedDelivery("retry", number, attempts, retry_after=wait, error_code=error.provider_code)
     sent_at = rt.clock()
 
@@ -64,7 +64,7 @@ def deliver_queued(rt: Runtime, challenge_id: int) -> QueuedDelivery:
                 "b_message_id": (receipt.provider_message_id or "")[:128] or None})
             auditing.record(rt, conn, events, audit.CHALLENGE_SENT, member_id, outcome=audit.OK, channel=channel,
                             purpose=purpose, challenge_id=number, transport=transport_name,
-                            recipient=mask_recipient(message.recipient),
+                            recipient=recipient_hint(transport, message.recipient),
                             provider_message_id=receipt.provider_message_id, attempts=attempts,
                             dispatcher=rt.dispatcher.name)
 

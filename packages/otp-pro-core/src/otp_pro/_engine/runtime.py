@@ -89,6 +89,8 @@ class Runtime:
         #: Until assembly starts the dispatcher the settings name.
         self.dispatcher: Dispatcher = InlineDispatcher(otp)
         self.channels: dict[str, ChannelDef] = {}
+        #: The function the ``member_lookup`` setting names, imported by assembly; None without the setting.
+        self.member_lookup: Callable[[str], Any] | None = None
         #: Per thread: the events being passed to listeners (:func:`~otp_pro._engine.auditing.emit`).
         self.emitting = threading.local()
         self._db: Database | None = None

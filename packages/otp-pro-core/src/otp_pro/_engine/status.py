@@ -135,6 +135,7 @@ def status(rt: Runtime, member: Member, *, start_grace: bool) -> MemberStatus:
         backup_codes_remaining=remaining,
         can_disable=enrolled and not req.is_required,
         disabled=state is not None and state.disabled_at is not None and not enrolled,
+        seen=state is not None,
     )
 
 

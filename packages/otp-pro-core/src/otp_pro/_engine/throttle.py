@@ -25,7 +25,12 @@ RECIPIENT_HOURLY = "recipient_hourly"
 
 
 def refusal(settings: Settings, counts: Any, now: datetime) -> ThrottledError | None:
-    """Why a send is refused, from the member's and the recipient's sends (a ``SENDS`` row), or None."""
+    """Why a send is refused, from the member's and the recipient's sends (a ``SENDS`` row), or None.
+
+    ``last`` is the member's last live send whose code was not consumed: a used code does not hold back
+    the next send (the cooldown stops asking again while a code is on its way, not signing in twice),
+    while the hourly counts include consumed sends, which were messages all the same.
+    """
     s = settings
     last, member_count, member_oldest, recipient_count, recipient_oldest = counts[:5]
     if s.resend_cooldown_seconds:

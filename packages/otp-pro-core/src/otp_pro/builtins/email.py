@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import PermanentDeliveryError, RecipientUnavailable, TransientDeliveryError
 from ..hookspecs import hookimpl
 from ..member import Member
 from ..settings import Setting
-from ..transports import Message, Receipt, Transport
+from ..transports import Message, Receipt, Transport, mask_recipient
 
 if TYPE_CHECKING:
     import smtplib
@@ -130,8 +131,11 @@ class EmailTransport(Transport):
             if client is not None:
                 client.close()
         if refused:
+            code, reply = next(iter(refused.values()))
+            words = reply_text(str(code), reply)
             raise PermanentDeliveryError(
-                "SMTP server refused the recipient", transport=self.name, provider_code="refused"
+                "SMTP server refused the recipient" + (f": {words}" if words else ""), transport=self.name,
+                provider_code="refused", provider_reply=words,
             )
         return Receipt(provider_message_id=mail["Message-ID"])
 
@@ -167,13 +171,14 @@ class EmailTransport(Transport):
             error = PermanentDeliveryError(f"SMTP server {host}:{port} does not offer {stage}", transport=self.name,
                                            provider_code="not_supported")
         except smtplib.SMTPRecipientsRefused as exc:
-            codes = sorted({str(code) for code, _ in exc.recipients.values()})
-            code = codes[0] if codes else "550"
-            error = _by_code(code, f"SMTP server {host}:{port} refused the recipient", self.name)
+            answers = sorted((str(code), reply) for code, reply in exc.recipients.values())
+            code, reply = answers[0] if answers else ("550", b"")
+            error = _by_code(code, f"SMTP server {host}:{port} refused the recipient", self.name, reply)
         except smtplib.SMTPSenderRefused as exc:
-            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} refused the sender", self.name)
+            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} refused the sender", self.name,
+                             exc.smtp_error)
         except smtplib.SMTPResponseException as exc:
-            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} answered {exc.smtp_code}", self.name)
+            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} answered", self.name, exc.smtp_error)
         except smtplib.SMTPServerDisconnected as exc:
             # smtplib turns a read that timed out into "Connection unexpectedly closed: timed out".
             if isinstance(exc.__context__, TimeoutError):
@@ -275,10 +280,42 @@ class _Deadline:
         self._timer.cancel()
 
 
-def _by_code(code: str, text: str, transport: str) -> TransientDeliveryError | PermanentDeliveryError:
-    if code.startswith("4"):
-        return TransientDeliveryError(text, transport=transport, provider_code=code)
-    return PermanentDeliveryError(text, transport=transport, provider_code=code)
+#: Longest server reply kept in an error and its audit record: a reply names a cause in a line; more is
+#: usually a quoted message or a URL.
+REPLY_MAX = 160
+# A server's reply may quote what it refused: an address (masked), a code or a link token (redacted).
+_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
+_DIGITS = re.compile(r"\d{6,}")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-+/=]{20,}")
+
+
+def reply_text(code: str, reply: bytes | str | None) -> str | None:
+    """The server's reply as one clean line, ``550 5.1.1 mailbox unavailable``, with nothing secret in it.
+
+    Kept: printable characters, at most :data:`REPLY_MAX` of them. Masked: email addresses.
+    Redacted: runs of 6 or more digits (a one-time code has at least 6) and of 20 or more
+    token characters (a sign-in link's token). Never called with the reply to a login,
+    which can quote the credentials.
+    """
+    if reply is None:
+        return None
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    text = _ADDRESS.sub(lambda m: mask_recipient(m.group(0)), text)
+    text = _TOKEN.sub("[redacted]", _DIGITS.sub("[redacted]", text))
+    line = f"{code} {text}".strip()
+    return line if len(line) <= REPLY_MAX else line[:REPLY_MAX - 3] + "..."
+
+
+def _by_code(code: str, text: str, transport: str,
+             reply: bytes | str | None = None) -> TransientDeliveryError | PermanentDeliveryError:
+    words = reply_text(code, reply)
+    # Operators need the server's own words ("mailbox unavailable" against "message rejected as spam")
+    # to act on a refusal; the code alone does not say which.
+    if words:
+        text = f"{text}: {words}"
+    kind = TransientDeliveryError if code.startswith("4") else PermanentDeliveryError
+    return kind(text, transport=transport, provider_code=code, provider_reply=words)
 
 
 @hookimpl

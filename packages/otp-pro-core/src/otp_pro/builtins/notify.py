@@ -18,7 +18,8 @@ transport of the member's own channel. A member with only an authenticator app
 and no email address gets none. A notice that cannot be delivered never undoes
 the change nor reaches the caller: it is logged (without the message) and
 audited as ``notification_failed``; one delivered is audited as
-``notification_sent``.
+``notification_sent``; one that no transport could reach the member for is
+audited as ``notification_unsent``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..errors import DeliveryError, PluginError, RecipientUnavailable, UnknownMe
 from ..hookspecs import hookimpl
 from ..member import Member
 from ..settings import Setting
-from ..transports import TOTP, mask_recipient
+from ..transports import TOTP, recipient_hint
 
 if TYPE_CHECKING:  # annotations only: plugin discovery must not import SQLAlchemy (audit, core)
     from ..audit import AuditEvent
@@ -58,6 +59,10 @@ DEFAULT_NOTIFY_ON = (SETUP_COMPLETED, RESET, DISABLED, BACKUP_CODES_GENERATED, D
 #: Audit kinds this plugin writes.
 NOTIFICATION_SENT = "notification_sent"
 NOTIFICATION_FAILED = "notification_failed"
+#: No transport could reach the member, so no notice was attempted (``reason`` below).
+NOTIFICATION_UNSENT = "notification_unsent"
+#: The ``notification_unsent`` reason: no transport the site uses has a recipient for the member.
+NO_TRANSPORT = "no_transport"
 
 
 def _check_kinds(values: list[str]) -> None:
@@ -238,12 +243,16 @@ def notify(otp: OtpPro, event: AuditEvent, member: Member | None, transports: Se
                          event_id=event.id, error=type(exc).__name__)
         return
     if found is None:
-        # Expected for a member with only an authenticator app and no email address: nothing to reach them by.
+        # Expected for a member with only an authenticator app and no email address; but a change made
+        # from the CLI on a site without a member lookup has only the id, and nobody would learn that the
+        # member was not told unless it is recorded (``member_lookup`` says which case it may be).
         log.info("otp-pro: no notice for %s of member %s: no transport can reach them", event.kind, member.id)
+        otp.record_event(NOTIFICATION_UNSENT, member.id, outcome="info", member=member, change=event.kind,
+                         event_id=event.id, reason=NO_TRANSPORT, member_lookup=otp.has_member_lookup)
         return
     transport, recipient, channel = found
     facts: dict[str, Any] = {"change": event.kind, "event_id": event.id, "transport": transport.name,
-                             "recipient": mask_recipient(recipient)}
+                             "recipient": recipient_hint(transport, recipient)}
     try:
         message = otp.render_message(transport, member, channel, "notification",
                                      {**notice_variables(otp, event), "recipient": recipient})
@@ -251,11 +260,13 @@ def notify(otp: OtpPro, event: AuditEvent, member: Member | None, transports: Se
     except Exception as exc:  # noqa: BLE001 - the change is committed: a failed notice is recorded, not raised
         code = exc.provider_code if isinstance(exc, DeliveryError) else None
         permanent = exc.permanent if isinstance(exc, DeliveryError) else None
+        reply = exc.provider_reply if isinstance(exc, DeliveryError) else None
         # The class and provider code only: a transport's own text may quote the message.
         log.warning("otp-pro: the %s notice to member %s through %s failed: %s%s", event.kind, member.id,
                     transport.name, type(exc).__name__, f" ({code})" if code else "")
         otp.record_event(NOTIFICATION_FAILED, member.id, outcome="failed", channel=channel, member=member,
-                         error=type(exc).__name__, provider_code=code, permanent=permanent, **facts)
+                         error=type(exc).__name__, provider_code=code, permanent=permanent,
+                         provider_reply=reply[:200] if reply else None, **facts)
         return
     otp.record_event(NOTIFICATION_SENT, member.id, outcome="ok", channel=channel, member=member,
                      provider_message_id=receipt.provider_message_id, **facts)

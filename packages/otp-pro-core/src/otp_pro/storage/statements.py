@@ -76,23 +76,28 @@ TOTP_STEP_ONCE = TOTP_STEP_RESET.where(_MEMBER_OPEN, members.c.totp_seed == bind
 _LIVE = or_(challenges.c.status == ChallengeStatus.PENDING, challenges.c.status == ChallengeStatus.SENT,
             challenges.c.status == ChallengeStatus.QUEUED, challenges.c.status == ChallengeStatus.SENDING)
 _RECENT = challenges.c.created_at > bindparam("b_since", type_=challenges.c.created_at.type)
-# The member's last live send and, in the same statement, its live sends of the last hour.
+# The cooldown is read from the last live send whose code was not used: a consumed code has done its
+# job (the member read it and proved it), so it cannot hold back the next one, as a setup code would
+# hold back the first sign-in's. The hourly caps still count consumed sends: they bound what reaching
+# a member costs, and a used code was still a message sent.
+_UNUSED_SENT_AT = case((challenges.c.consumed_at.is_(None), challenges.c.created_at))
+# The member's last live unused send and, in the same statement, its live sends of the last hour.
 _MEMBER_SENDS = select(
-    func.max(challenges.c.created_at), func.count(case((_RECENT, 1))),
+    func.max(_UNUSED_SENT_AT), func.count(case((_RECENT, 1))),
     func.min(case((_RECENT, challenges.c.created_at))),
 ).where(challenges.c.member_id == bindparam("b_member"), _LIVE)
 _RECIPIENT_SENDS = select(func.count(), func.min(challenges.c.created_at)).where(
     challenges.c.recipient_hash == bindparam("b_recipient"), _LIVE, _RECENT)
 #: The throttle's counts, member's and recipient's in one round trip (one snapshot, taken after the member's lock).
 SENDS = select(*(q.scalar_subquery().label(name) for name, q in (
-    ("last", _MEMBER_SENDS.with_only_columns(func.max(challenges.c.created_at))),
+    ("last", _MEMBER_SENDS.with_only_columns(func.max(_UNUSED_SENT_AT))),
     ("member_count", _MEMBER_SENDS.with_only_columns(func.count(case((_RECENT, 1))))),
     ("member_oldest", _MEMBER_SENDS.with_only_columns(func.min(case((_RECENT, challenges.c.created_at))))),
     ("recipient_count", _RECIPIENT_SENDS.with_only_columns(func.count())),
     ("recipient_oldest", _RECIPIENT_SENDS.with_only_columns(func.min(challenges.c.created_at))),
 )))
 _sends = SENDS.cte("sends")
-# The throttle's rule (otp_pro._engine.throttle.refusal) in SQL: no send since b_cooldown_since,
+# The throttle's rule (otp_pro._engine.throttle.refusal) in SQL: no unused send since b_cooldown_since,
 # both hourly caps unmet.
 _SEND_ALLOWED = and_(
     or_(_sends.c.last.is_(None), _sends.c.last <= bindparam("b_cooldown_since", type_=challenges.c.created_at.type)),

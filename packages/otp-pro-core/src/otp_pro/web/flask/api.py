@@ -49,8 +49,13 @@ def status(ext: OtpProFlask) -> Response:
     if member_status is None:
         return _json(base)
     sent = ext.verify_context_sent() or {}
+    facts = ext.facts()
+    # For a page, "verification needed" is about this session: the member's policy asks for the second
+    # step and this login has not passed it (a code, a finished setup) nor skipped it (a trusted device).
+    # MemberStatus.verification_needed alone is the member's policy, true again right after a setup.
+    needed = facts.verification_needed and not facts.verified and not facts.trusted_device
     base.update(
-        verified=ext.is_verified(), verification_needed=member_status.verification_needed,
+        verified=facts.verified, verification_needed=needed,
         must_setup=member_status.must_setup, in_grace=member_status.in_grace, channel=member_status.channel,
         recipient_hint=sent.get("hint"), sent_channel=sent.get("channel"), resend_in=ext.resend_in(),
         locked_minutes=lock_minutes(member_status.locked_until, ext.core.clock()),
