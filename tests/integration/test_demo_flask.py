@@ -80,7 +80,7 @@ def test_providers_list_on_the_demo_database(site: DemoSite, tmp_path: Path) -> 
                            capture_output=True, text=True, timeout=120)
     assert table.returncode == 0, table.stderr
     for name, (distribution, _, _) in COMPANIONS.items():
-        assert re.search(rf"^{name}\s+{distribution} \S+\s+\[enabled\]", table.stdout, re.M), table.stdout
+        assert re.search(rf"^{name}\s+{distribution}\s+\S+\s+\[enabled\]", table.stdout, re.M), table.stdout
 
 
 def test_sms_member_signs_in_with_the_code_from_the_outbox(site: DemoSite, client: Any) -> None:
