@@ -6,6 +6,8 @@ a page's CSRF token) are in the public kit, ``otp_pro.testing``.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from otp_pro import Member, OtpPro
@@ -51,3 +53,24 @@ def bare_flask_client(otp: OtpPro, member: Member) -> Any:
         return "home page"
 
     return app.test_client()
+
+
+def burst(fleet: list[OtpPro], attempt: Callable[[OtpPro, int], Any], threads: int = 32) -> list[Any]:
+    """Run ``attempt(instance, i)`` on ``threads`` threads released together, thread ``i`` on instance
+    ``i % len(fleet)``; each one's answer or exception (the concurrency tests sort them)."""
+    barrier = threading.Barrier(threads)
+    results: list[Any] = [None] * threads
+
+    def work(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = attempt(fleet[i % len(fleet)], i)
+        except Exception as exc:  # noqa: BLE001 - the test sorts answers from exceptions
+            results[i] = exc
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=120)
+    return results

@@ -10,14 +10,13 @@ otp-pro never issued, the third per-IP limit, are tested in ``test_tokens.py``.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pyotp
 import pytest
 from click.testing import CliRunner
-from core_support import base_settings
+from core_support import base_settings, burst
 from sqlalchemy import func, select
 
 from otp_pro import Member, OtpPro, Reason, ThrottledError, VerifyResult
@@ -107,26 +106,6 @@ def fleet(backend: str, clock: Any) -> Iterator[list[OtpPro]]:
     yield instances
     for otp in instances:
         otp.close()
-
-
-def burst(fleet: list[OtpPro], attempt: Callable[[OtpPro, int], Any]) -> list[Any]:
-    """Run ``attempt(instance, i)`` on ``THREADS`` threads released together; each one's answer or exception."""
-    barrier = threading.Barrier(THREADS)
-    results: list[Any] = [None] * THREADS
-
-    def work(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = attempt(fleet[i % INSTANCES], i)
-        except Exception as exc:  # noqa: BLE001 - the test sorts answers from exceptions
-            results[i] = exc
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
 
 
 def test_concurrent_sends_from_one_address_never_pass_the_cap(fleet):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyotp
 import pytest
-from core_support import base_settings
+from core_support import base_settings, burst
 from sqlalchemy import func, select
 
 from otp_pro import InvalidCode, LockedOut, Member, OtpPro, Reason, VerifyResult
@@ -37,26 +37,6 @@ def fleet(backend: str, clock: Any) -> Iterator[list[OtpPro]]:
     yield instances
     for otp in instances:
         otp.close()
-
-
-def burst(fleet: list[OtpPro], attempt: Callable[[OtpPro, int], Any]) -> list[Any]:
-    """Run ``attempt(instance, i)`` on ``THREADS`` threads released together; each one's answer or exception."""
-    barrier = threading.Barrier(THREADS)
-    results: list[Any] = [None] * THREADS
-
-    def work(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = attempt(fleet[i % INSTANCES], i)
-        except Exception as exc:  # noqa: BLE001 - the test sorts answers from exceptions
-            results[i] = exc
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
 
 
 def audited(otp: OtpPro, member: Member, kind: str) -> int:

@@ -42,42 +42,6 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
     if normalized is None:
         return VerifyResult(False, reason=Reason.MALFORMED)
     now = rt.clock()
-    return _verify(rt, member, normalized, now, ip, user_agent)
-
-
-def _ip_limited(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str,
-                user_agent: str | None, wait: int) -> VerifyResult:
-    """The refusal of a verification from an address over ``max_failed_verifications_per_hour_per_ip``."""
-    ip_limits.record_limited(rt, conn, events, ip_limits.FAILED_VERIFY, member.id, ip=ip, user_agent=user_agent,
-                             retry_after=wait)
-    return VerifyResult(False, reason=Reason.RATE_LIMITED, retry_after=wait, member_id=member.id)
-
-
-def _count_ip(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str | None,
-              user_agent: str | None, now: datetime) -> VerifyResult | None:
-    """Count the attempt against its address as a failure, in the transaction that judges it; the
-    refusal when the address is over its limit, else None (a code that passes gives the count back).
-
-    Counted after the member's lock state is read (a refused member is no attempt: nothing is
-    judged) and before the code is: concurrent attempts from one address are counted one after the
-    other (the counter's row lock, SQLite's write lock) and none is judged past the limit. Row locks
-    are always taken member first, then counter, so two transactions never wait on each other.
-    """
-    wait = ip_limits.reserve(rt, conn, ip_limits.FAILED_VERIFY, ip,
-                             rt.settings.max_failed_verifications_per_hour_per_ip, now)
-    return None if wait is None else _ip_limited(rt, conn, events, member, ip or "", user_agent, wait)
-
-
-def ip_gate_params(rt: Runtime, ip: str | None, now: datetime) -> dict[str, Any]:
-    """The binds of :data:`~otp_pro.storage.statements.IP_UNDER_LIMIT` for failed verifications from ``ip``."""
-    return {"b_ip": rt.keys.hash("ip", ip) if ip else None, "b_ip_kind": ip_limits.FAILED_VERIFY,
-            "b_ip_cap": rt.settings.max_failed_verifications_per_hour_per_ip,
-            "b_ip_window_ended": now - ip_limits.WINDOW}
-
-
-def _verify(rt: Runtime, member: Member, normalized: str, now: datetime, ip: str | None,
-            user_agent: str | None) -> VerifyResult:
-    """:func:`verify` once the code is well formed."""
     if not normalized.isdigit():
         return _verify_backup_code(rt, member, normalized, now, ip, user_agent)
     code_payloads = [name for name, p in rt.payloads.items() if p.entered_as_code]
@@ -143,6 +107,35 @@ def _verify(rt: Runtime, member: Member, normalized: str, now: datetime, ip: str
                                   attempts_remaining=rt.settings.max_attempts)
     return result
 
+
+def _ip_limited(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str,
+                user_agent: str | None, wait: int) -> VerifyResult:
+    """The refusal of a verification from an address over ``max_failed_verifications_per_hour_per_ip``."""
+    ip_limits.record_limited(rt, conn, events, ip_limits.FAILED_VERIFY, member.id, ip=ip, user_agent=user_agent,
+                             retry_after=wait)
+    return VerifyResult(False, reason=Reason.RATE_LIMITED, retry_after=wait, member_id=member.id)
+
+
+def _count_ip(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str | None,
+              user_agent: str | None, now: datetime) -> VerifyResult | None:
+    """Count the attempt against its address as a failure, in the transaction that judges it; the
+    refusal when the address is over its limit, else None (a code that passes gives the count back).
+
+    Counted after the member's lock state is read (a refused member is no attempt: nothing is
+    judged) and before the code is: concurrent attempts from one address are counted one after the
+    other (the counter's row lock, SQLite's write lock) and none is judged past the limit. Row locks
+    are always taken member first, then counter, so two transactions never wait on each other.
+    """
+    wait = ip_limits.reserve(rt, conn, ip_limits.FAILED_VERIFY, ip,
+                             rt.settings.max_failed_verifications_per_hour_per_ip, now)
+    return None if wait is None else _ip_limited(rt, conn, events, member, ip or "", user_agent, wait)
+
+
+def ip_gate_params(rt: Runtime, ip: str | None, now: datetime) -> dict[str, Any]:
+    """The binds of :data:`~otp_pro.storage.statements.IP_UNDER_LIMIT` for failed verifications from ``ip``."""
+    return {"b_ip": rt.keys.hash("ip", ip) if ip else None, "b_ip_kind": ip_limits.FAILED_VERIFY,
+            "b_ip_cap": rt.settings.max_failed_verifications_per_hour_per_ip,
+            "b_ip_window_ended": now - ip_limits.WINDOW}
 
 def _verify_backup_code(rt: Runtime, member: Member, normalized: str, now: datetime, ip: str | None,
                         user_agent: str | None) -> VerifyResult:
