@@ -108,21 +108,29 @@ class OtpProSide:
             event.remove(self.otp.db.engine, "before_cursor_execute", count)
 
     def enrol(self, ids: list[str], channel: str) -> list[bytes]:
-        """Enrolled members, written straight into otp_members (the setup flow is not what is measured)."""
-        from otp_pro.storage.schema import members
+        """Enrolled members, written straight into otp_members and otp_factors (the setup flow is not what is
+        measured): one factor each, the default, bound to the member's address (a delivered one)."""
+        from otp_pro.storage.schema import factors, members
 
         now = utcnow()
         raw_keys = [secrets.token_bytes(20) for _ in ids]
-        rows = []
+        rows, owned = [], []
         for member_id, raw in zip(ids, raw_keys):
             seed = base64.b32encode(raw).decode()
+            address = f"{member_id}@example.com"
             rows.append({
-                "member_id": member_id, "channel": channel, "enrolled_at": now, "failures": 0,
+                "member_id": member_id, "enrolled_at": now, "failures": 0,
                 "consecutive_failures": 0, "created_at": now, "updated_at": now,
-                "totp_seed": self.otp.keys.encrypt(seed) if channel == "totp" else None,
+            })
+            owned.append({
+                "member_id": member_id, "kind": channel, "is_default": True, "created_at": now,
+                "secret": self.otp.keys.encrypt(seed) if channel == "totp" else None,
+                "recipient": None if channel == "totp" else self.otp.keys.encrypt(address),
+                "recipient_hash": None if channel == "totp" else self.otp.keys.hash("recipient", address),
             })
         with self.otp.db.write() as conn:
             conn.execute(members.insert(), rows)
+            conn.execute(factors.insert(), owned)
         self.ids = ids
         self.members = [self.Member(member_id, email=f"{member_id}@example.com", name="Member") for member_id in ids]
         return raw_keys

@@ -38,6 +38,11 @@ SEND_THROTTLED = "send_throttled"
 KEYS_ROTATED = "keys_rotated"
 AUDIT_PRUNED = "audit_pruned"
 IP_LIMITED = "ip_limited"
+FACTOR_REMOVED = "factor_removed"
+FACTOR_RENAMED = "factor_renamed"
+FACTOR_DEFAULT_CHANGED = "factor_default_changed"
+#: A factor carried over from the one-channel schema bound at its first send to the address then.
+FACTOR_BOUND = "factor_bound"
 
 #: Every kind the core writes. Plugins add their own through ``OtpPro.record_event``: those are known
 #: from the log itself (``otp_pro.auditlog.recorded_kinds``).
@@ -45,12 +50,12 @@ KINDS = frozenset({
     CHALLENGE_SENT, DELIVERY_FAILED, CHALLENGE_QUEUED, DELIVERY_RETRIED, DELIVERY_FALLBACK, VERIFY_OK,
     VERIFY_FAILED, LOCKED_OUT, UNLOCKED, BACKUP_CODE_USED, BACKUP_CODES_GENERATED, SETUP_STARTED,
     SETUP_COMPLETED, RESET, DISABLED, DEVICE_TRUSTED, DEVICE_REVOKED, PROVIDER_TEST, SEND_THROTTLED,
-    KEYS_ROTATED, AUDIT_PRUNED, IP_LIMITED,
+    KEYS_ROTATED, AUDIT_PRUNED, IP_LIMITED, FACTOR_REMOVED, FACTOR_RENAMED, FACTOR_DEFAULT_CHANGED, FACTOR_BOUND,
 })
 
 #: Changes of a member's factors; a notification plugin tells the member about these.
 FACTOR_CHANGES = frozenset(
-    {SETUP_COMPLETED, RESET, DISABLED, BACKUP_CODES_GENERATED, DEVICE_TRUSTED, DEVICE_REVOKED}
+    {SETUP_COMPLETED, FACTOR_REMOVED, RESET, DISABLED, BACKUP_CODES_GENERATED, DEVICE_TRUSTED, DEVICE_REVOKED}
 )
 
 OK, FAILED, INFO = "ok", "failed", "info"

@@ -20,6 +20,7 @@ from ._engine import (
     delivery_outcome,
     devices,
     enrolment,
+    factors,
     lockout,
     member_admin,
     messages,
@@ -42,6 +43,7 @@ from .results import (
     Challenge,
     ChannelInfo,
     DeliveryStatus,
+    FactorInfo,
     MemberStatus,
     PluginInfo,
     SetupInfo,
@@ -254,13 +256,18 @@ class OtpPro:
     # ------------------------------------------------------------------ setup
 
     def begin_setup(
-        self, member: Member, channel: str, *, seed: str | None = None, ip: str | None = None,
-        user_agent: str | None = None, binding: str | None = None,
+        self, member: Member, channel: str, *, label: str | None = None, seed: str | None = None,
+        reconfirm: int | None = None, ip: str | None = None, user_agent: str | None = None,
+        binding: str | None = None,
     ) -> SetupInfo:
-        """Start setting up ``channel`` for ``member``.
+        """Start adding a factor on ``channel`` for ``member`` (their first, or another: a second app, a phone).
 
-        For ``totp`` a fresh seed is kept (encrypted) as pending and returned as a
-        provisioning URI and QR code; ``seed`` (base32, at least 128 bits) imports an
+        ``label`` is the member's name for it ("Work phone"). ``reconfirm`` (a factor's
+        id) confirms that delivered factor at the address the member record shows now,
+        instead of adding one (see :attr:`FactorInfo.needs_reconfirming`). A delivered
+        factor is bound to the address the confirmation goes to. For ``totp`` a fresh seed
+        is kept (encrypted) as pending and returned as a provisioning URI and QR code;
+        ``seed`` (base32, at least 128 bits) imports an
         existing one instead, for members moving from another system. For a delivered
         channel a confirmation code (or link) is sent. ``binding`` (a random value kept
         in the session of the caller, as in :meth:`send_challenge`) ties the setup to
@@ -269,14 +276,19 @@ class OtpPro:
         without a binding is finished by whoever has the code. Finish with
         :meth:`complete_setup`, or :meth:`verify_token` for a link.
         """
-        return enrolment.begin_setup(self._rt, member, channel, seed=seed, ip=ip, user_agent=user_agent,
-                                     binding=binding)
+        return enrolment.begin_setup(self._rt, member, channel, seed=seed, label=label, reconfirm=reconfirm, ip=ip,
+                                     user_agent=user_agent, binding=binding)
 
     def complete_setup(
         self, member: Member, code: str, *, binding: str | None = None, ip: str | None = None,
         user_agent: str | None = None,
     ) -> list[str]:
-        """Confirm the pending setup with ``code``; return the new backup codes (show them once).
+        """Confirm the pending setup with ``code``, which adds its factor; return the backup codes (show them once).
+
+        Backup codes are issued with the member's first factor only: adding another
+        returns ``[]`` and keeps the codes the member holds. Every new factor revokes
+        the member's trusted devices and is audited as ``setup_completed`` (its
+        ``factor_id`` in the details), which the notification plugin tells the member.
 
         A wrong code counts as a failed attempt and raises :class:`InvalidCode`.
         A setup begun with a ``binding`` is completed only with the same one: any
@@ -285,6 +297,35 @@ class OtpPro:
         as ``verify_failed`` with ``reason="wrong_browser"``, ``counted: false``).
         """
         return enrolment.complete_setup(self._rt, member, code, binding=binding, ip=ip, user_agent=user_agent)
+
+    # ---------------------------------------------------------------- factors
+
+    def factors(self, member: Member) -> list[FactorInfo]:
+        """The member's factors, in the order they were added: id, kind, label, default, created and last used
+        times, the masked address of a delivered one, and whether it needs re-confirming."""
+        return factors.listing(self._rt, member)
+
+    def remove_factor(self, member: Member, factor_id: int, *, actor: str | None = None, force: bool = False,
+                      ip: str | None = None, user_agent: str | None = None) -> None:
+        """Remove one of the member's factors (:class:`UnknownFactor` when it is not theirs).
+
+        Its unused codes and links stop working, the member's trusted devices are
+        revoked, and ``factor_removed`` is audited (and notified). Removing the last
+        factor a required member's role allows raises :class:`PolicyError` unless
+        ``force`` (support, who records the ``actor``). Removing the very last factor
+        removes the backup codes with it: the member is then not enrolled.
+        """
+        factors.remove(self._rt, member, factor_id, actor=actor, force=force, ip=ip, user_agent=user_agent)
+
+    def rename_factor(self, member: Member, factor_id: int, label: str | None, *, actor: str | None = None,
+                      ip: str | None = None, user_agent: str | None = None) -> None:
+        """Give one of the member's factors a label (None: the channel's own label); audited."""
+        factors.rename(self._rt, member, factor_id, label, actor=actor, ip=ip, user_agent=user_agent)
+
+    def set_default_factor(self, member: Member, factor_id: int, *, actor: str | None = None, ip: str | None = None,
+                           user_agent: str | None = None) -> None:
+        """Make one of the member's factors the default: offered first and sent to when no channel is named."""
+        factors.set_default(self._rt, member, factor_id, actor=actor, ip=ip, user_agent=user_agent)
 
     def regenerate_backup_codes(
         self, member: Member, *, actor: str | None = None, ip: str | None = None, user_agent: str | None = None
@@ -298,9 +339,13 @@ class OtpPro:
         self, member: Member, *, channel: str | None = None, ip: str | None = None, user_agent: str | None = None,
         binding: str | None = None,
     ) -> Challenge:
-        """Send a one-time code (or link) to ``member`` on their channel, or on ``channel``.
+        """Send a one-time code (or link) to the member's default factor, or to their factor on ``channel``.
 
-        Raises :class:`ThrottledError` inside the cooldown or over an hourly cap,
+        Only the member's own factors are sent to, at the address each was confirmed
+        at: :class:`FactorNotEnrolled` (a :class:`ChannelUnavailable`) for a channel
+        the member has no factor on, even one their role allows;
+        :class:`FactorNeedsReconfirming` when the member record now shows another
+        address. Raises :class:`ThrottledError` inside the cooldown or over an hourly cap,
         :class:`ChannelUnavailable` for a channel the member cannot use, and a
         :class:`DeliveryError` when the transport failed (the challenge is then
         void and does not count against the cooldown; ``error.challenge_id`` names
@@ -366,6 +411,8 @@ class OtpPro:
     ) -> VerifyResult:
         """Check what the member typed: a one-time code, an authenticator code or a backup code.
 
+        Only the member's own factors answer: a code sent to one of them, a code of one
+        of their authenticator apps, or a backup code; ``.factor_id`` says which factor.
         Never raises for a wrong or malformed code: ``.ok`` is False and ``.reason``
         says why. Each failure counts toward the lockout, across all methods.
         """

@@ -121,6 +121,38 @@ class ChannelUnavailable(PolicyError):
         self.reason = reason
 
 
+class FactorNotEnrolled(ChannelUnavailable):
+    """The member has no factor on this channel: nothing is sent to it and no answer on it is accepted.
+
+    The role may allow the channel; only the member's own, proven factors count.
+    """
+
+
+class FactorNeedsReconfirming(ChannelUnavailable):
+    """The member's factor on this channel was confirmed at another address than the member record shows now.
+
+    Nothing is sent (to either address) until the member confirms the new one
+    (``begin_setup(member, channel, reconfirm=factor_id)``). ``factor_id`` names the factor.
+    """
+
+    def __init__(self, message: str, *, channel: str | None = None, reason: str | None = None,
+                 factor_id: int | None = None):
+        super().__init__(message, channel=channel, reason=reason)
+        self.factor_id = factor_id
+
+
+class UnknownFactor(OtpProError):
+    """No factor of this member has that id (another member's factor is unknown too)."""
+
+    def __init__(self, factor_id: object):
+        super().__init__(f"the member has no factor with id {str(factor_id)[:40]!r}")
+        self.factor_id = factor_id
+
+
+class InvalidFactorLabel(OtpProError, ValueError):
+    """A factor's label is not a string of at most 100 printable characters."""
+
+
 class NotEnrolled(PolicyError):
     """The operation needs a configured second factor and the member has none."""
 

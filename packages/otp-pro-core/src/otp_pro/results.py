@@ -71,6 +71,33 @@ class ChannelInfo:
 
 
 @dataclass(frozen=True)
+class FactorInfo:
+    """One of a member's factors, as :meth:`OtpPro.factors` lists it (nothing secret).
+
+    ``kind`` is its channel (``totp``, ``email:code``, ``sms_twilio:code``...);
+    ``label`` the member's name for it, or the channel's label when they gave
+    none; ``recipient_hint`` the masked address a delivered factor was confirmed
+    at. ``needs_reconfirming`` says the member record now shows another address:
+    nothing is sent to this factor until the new one is confirmed. ``usable``
+    says the factor counts now (its kind installed and allowed by the member's
+    role, and not waiting for re-confirmation); ``reason`` says why not.
+    """
+
+    id: int
+    kind: str
+    label: str
+    is_default: bool
+    created_at: datetime
+    last_used_at: datetime | None = None
+    recipient_hint: str | None = None
+    needs_reconfirming: bool = False
+    usable: bool = True
+    reason: str | None = None
+    #: The label the member gave, None when they gave none (``label`` is then the channel's).
+    own_label: str | None = None
+
+
+@dataclass(frozen=True)
 class MemberStatus:
     """Where a member stands.
 
@@ -82,7 +109,9 @@ class MemberStatus:
     while it runs. ``locked_until`` is set during a lockout (``datetime.max`` style
     far future for the hard lock after 100 consecutive failures). ``seen`` says
     otp-pro holds state for the member (some earlier operation wrote their row):
-    false for an id nothing was ever done for.
+    false for an id nothing was ever done for. ``factors`` lists the member's
+    factors (:class:`FactorInfo`); ``enrolled`` is true while one of them counts,
+    and ``channel`` is then the default one's channel.
     """
 
     member_id: str
@@ -100,6 +129,7 @@ class MemberStatus:
     can_disable: bool
     disabled: bool = False
     seen: bool = False
+    factors: tuple[FactorInfo, ...] = ()
 
     @property
     def verification_needed(self) -> bool:
@@ -197,6 +227,8 @@ class VerifyResult:
     backup_codes: tuple[str, ...] | None = field(default=None, repr=False)
     #: Seconds until a ``rate_limited`` caller may try again.
     retry_after: int | None = None
+    #: The factor that answered (None for a backup code, a setup's confirmation and a refusal).
+    factor_id: int | None = None
 
     def __bool__(self) -> bool:
         return self.ok

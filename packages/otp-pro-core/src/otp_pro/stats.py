@@ -27,7 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from . import audit
 from ._engine import ip_limits
-from .storage.schema import audit_events, members
+from .storage.schema import audit_events, factors, members
 
 if TYPE_CHECKING:
     from .core import OtpPro
@@ -195,29 +195,42 @@ def collect(otp: OtpPro, since: datetime | timedelta = timedelta(days=30), *, un
 
 def _adoption_sql(otp: OtpPro, now: datetime) -> Adoption:
     m = members.c
-    not_enrolled = m.channel.is_(None)
+    not_enrolled = m.enrolled_at.is_(None)
     required = and_(not_enrolled, m.required_since.is_not(None))
     grace_cut = now - timedelta(days=otp.settings.grace_days)
 
     def total(condition: ColumnElement[bool]) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    query = select(func.count(), func.count(m.channel), total(required),
+    query = select(func.count(), func.count(m.enrolled_at), total(required),
                    total(and_(required, m.required_since > grace_cut)),
                    total(and_(not_enrolled, m.disabled_at.is_not(None))))
     with otp.db.read() as conn:
         subjects, enrolled, req, grace, disabled = conn.execute(query.select_from(members)).one()
-        by_channel = conn.execute(select(m.channel, func.count()).where(m.channel.is_not(None)).group_by(m.channel))
+        # A member with two kinds of factor counts under each.
+        by_channel = conn.execute(select(factors.c.kind, func.count(factors.c.member_id.distinct()))
+                                  .group_by(factors.c.kind))
         channels = {str(channel): int(count) for channel, count in by_channel}
     return Adoption(ALL_ROLES, int(subjects), int(enrolled), int(req), int(grace), int(disabled), channels)
 
 
-def _recorded_members(otp: OtpPro) -> Iterator[Any]:
+def _recorded_members(otp: OtpPro) -> Iterator[tuple[Any, tuple[str, ...]]]:
+    """Every member's row with the kinds of their factors, a batch of members (and their factors) at a time."""
     m = members.c
-    query = select(m.member_id, m.channel, m.required_since, m.disabled_at).order_by(m.member_id)
+    query = select(m.member_id, m.enrolled_at, m.required_since, m.disabled_at).order_by(m.member_id)
     with otp.db.read() as conn:
         for partition in conn.execution_options(yield_per=_BATCH).execute(query).partitions():
-            yield from partition
+            ids = [row.member_id for row in partition]
+            kinds: dict[str, list[str]] = {}
+            with otp.db.read() as kinds_conn:
+                for member_id, kind in kinds_conn.execute(
+                        select(factors.c.member_id, factors.c.kind).where(factors.c.member_id.in_(ids))
+                        .order_by(factors.c.id)):
+                    own = kinds.setdefault(member_id, [])
+                    if kind not in own:
+                        own.append(kind)
+            for row in partition:
+                yield row, tuple(kinds.get(row.member_id, ()))
 
 
 def _adoption_by_role(otp: OtpPro, now: datetime) -> list[Adoption]:
@@ -227,14 +240,14 @@ def _adoption_by_role(otp: OtpPro, now: datetime) -> list[Adoption]:
 
     rows: dict[str, Adoption] = {}
     everyone = Adoption(ALL_ROLES)
-    for row in _recorded_members(otp):
+    for row, kinds in _recorded_members(otp):
         try:
             member = otp.member(row.member_id)
             role_names = tuple(member.roles) or (NO_ROLE,)
         except UnknownMember:
             member, role_names = Member(row.member_id), (UNKNOWN_ROLE,)
         req = otp.requirement(member)
-        enrolled = row.channel is not None
+        enrolled = row.enrolled_at is not None
         subject = req.requirement != policy.NOT_REQUIRED
         required = req.is_required and not enrolled
         # A required member not seen since becoming required starts the grace period on the next visit.
@@ -246,8 +259,8 @@ def _adoption_by_role(otp: OtpPro, now: datetime) -> list[Adoption]:
             target.required_not_enrolled += required
             target.in_grace += grace
             target.disabled += disabled
-            if enrolled:
-                target.channels[row.channel] = target.channels.get(row.channel, 0) + 1
+            for kind in kinds if enrolled else ():
+                target.channels[kind] = target.channels.get(kind, 0) + 1
     return [everyone, *(rows[name] for name in sorted(rows))]
 
 

@@ -18,14 +18,14 @@ from typing import Any
 
 from .. import audit
 from ..audit import AuditEvent
-from ..errors import ChannelUnavailable, NotEnrolled, ThrottledError, TransientDeliveryError
+from ..errors import ChannelUnavailable, ThrottledError, TransientDeliveryError
 from ..member import Member
 from ..results import Challenge, ChallengeStatus, Purpose
 from ..storage import statements
 from ..transports import TOTP, recipient_hint
-from . import auditing, delivery_outcome, ip_limits, lockout, status, throttle
+from . import auditing, delivery_outcome, factors, ip_limits, lockout, status, throttle
 from .messages import Outgoing, outgoing
-from .runtime import MemberState, Runtime
+from .runtime import FactorRow, MemberState, Runtime, state_of
 
 log = logging.getLogger("otp_pro")
 
@@ -35,47 +35,47 @@ IP_HOURLY = "ip_hourly"
 
 def send_challenge(rt: Runtime, member: Member, *, channel: str | None, ip: str | None, user_agent: str | None,
                    binding: str | None) -> Challenge:
-    """:meth:`OtpPro.send_challenge`."""
+    """:meth:`OtpPro.send_challenge`: to the member's default factor, or their factor on ``channel``."""
     req = status.requirement(rt, member)
 
     def usable(chosen: str) -> str:
-        """``chosen``, if a code may be sent there to ``member`` whatever their state says."""
+        """``chosen``, if the policy lets a code be sent there to ``member`` (their factors aside)."""
         if chosen == TOTP:
             raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
                                      reason="nothing to send")
         status.check_channel(rt, member, req, chosen)
         return chosen
 
-    def choose(state: MemberState | None) -> str:
-        """The channel to send on, for the member's ``state``; or why nothing is sent."""
-        if state is None or state.channel is None:
-            raise NotEnrolled("the member has no second factor set up")
-        # Without an explicit channel the member's own is used; a TOTP member gets
-        # nothing sent unless a fallback channel is asked for by name.
-        chosen = usable(channel or state.channel)
+    def choose(state: MemberState | None) -> FactorRow:
+        """The factor to send to, for the member's ``state``; or why nothing is sent."""
+        factor = factors.pick(rt, member, state, channel, req)
+        usable(factor.kind)
         lockout.refuse_if_locked(state, rt.clock())
-        return chosen
+        return factor
 
     # Before anything is read, the likely channel: the one asked for, else the policy's default.
     guess = channel or req.default_channel
     return deliver(rt, member, None, Purpose.VERIFY, ip=ip, user_agent=user_agent, binding=binding,
-                   choose=choose, likely=(lambda: usable(guess)) if guess else None)
+                   choose=choose, likely=(lambda: usable(guess)) if guess else None, named=channel is not None)
 
 
 def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, ip: str | None,
             user_agent: str | None, binding: str | None = None,
-            choose: Callable[[MemberState | None], str] | None = None,
-            likely: Callable[[], str] | None = None) -> Challenge:
-    """Make, record and send (or queue) a challenge on ``channel``.
+            choose: Callable[[MemberState | None], FactorRow] | None = None,
+            likely: Callable[[], str] | None = None, named: bool = False,
+            recipient: str | None = None) -> Challenge:
+    """Make, record and send (or queue) a challenge on ``channel`` (to ``recipient``, else the record's address).
 
-    With ``choose`` (:func:`send_challenge`) the channel is ``choose(state)`` for the
-    member's state; asking for a channel other than the member's own is a fallback.
-    On PostgreSQL an inline send first makes the message for the ``likely()`` channel
-    and tries to read the state and record the challenge with one statement
+    With ``choose`` (:func:`send_challenge`) the challenge goes to the factor
+    ``choose(state)`` picks from the member's state, at the address that factor was
+    confirmed at; a factor other than the default one is a fallback. On PostgreSQL
+    an inline send first makes the message for the ``likely()`` channel and tries to
+    read the state and record the challenge with one statement
     (:data:`~otp_pro.storage.statements.SEEN_AND_SEND`), which records only if the
-    member has that channel and nothing stands in the way. Otherwise (SQLite, a queue,
-    a different channel, a throttled send) the state is chosen from as read, and the
-    transaction of :func:`_record` reads it again under the row lock and decides.
+    member has a factor there (their default one unless the channel was ``named``)
+    bound to that address and nothing stands in the way. Otherwise (SQLite, a queue,
+    another factor, a throttled send) the factor is chosen from the state as read,
+    and the transaction of :func:`_record` decides under the member's lock.
     """
     queued = rt.dispatcher.queued
     # PostgreSQL: the send counted against the caller's address first, by a statement of its own,
@@ -90,7 +90,8 @@ def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, i
             raise ip_refusal(wait)
     try:
         challenge_id, out = _made_and_recorded(rt, member, channel, purpose, ip=ip, user_agent=user_agent,
-                                               binding=binding, choose=choose, likely=likely, count_ip=not ip_counted)
+                                               binding=binding, choose=choose, likely=likely, named=named,
+                                               recipient=recipient, count_ip=not ip_counted)
     except BaseException:
         if ip_counted:
             ip_limits.release_alone(rt, ip_limits.SEND, ip)
@@ -139,41 +140,50 @@ def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, i
 
 def _made_and_recorded(rt: Runtime, member: Member, channel: str | None, purpose: str, *, ip: str | None,
                        user_agent: str | None, binding: str | None,
-                       choose: Callable[[MemberState | None], str] | None, likely: Callable[[], str] | None,
-                       count_ip: bool) -> tuple[Any, Outgoing]:
+                       choose: Callable[[MemberState | None], FactorRow] | None, likely: Callable[[], str] | None,
+                       named: bool, recipient: str | None, count_ip: bool) -> tuple[Any, Outgoing]:
     """:func:`deliver`'s first half: the message made and its challenge recorded; the challenge's id and message."""
     queued = rt.dispatcher.queued
     challenge_id: Any = None
-    other_channel = False
+    other_factor = False
     if choose is None:
         assert channel is not None
-        out = outgoing(rt, member, channel, purpose, binding)
+        out = outgoing(rt, member, channel, purpose, binding, recipient=recipient)
     else:
-        # The message is made before any transaction (plugins' hooks hold no lock); the transaction
-        # makes it again only if the member's channel changed in between.
+        # The message is made before any transaction (plugins' hooks hold no lock); it is made
+        # again only if the factor chosen from the member's state is not the one guessed.
         guess = _likely_outgoing(rt, member, likely, purpose, binding) \
             if likely is not None and rt.db.is_postgresql and not queued else None
-        seen: Any
         if guess is not None:
             with rt.db.write_once() as conn:
-                seen = rt.db.run(conn, statements.SEEN_AND_SEND,
+                rows = rt.db.run(conn, statements.SEEN_AND_SEND,
                                  {**throttle.send_params(rt, member, guess, purpose, binding),
-                                  "b_state_channel": guess.channel, "b_now": guess.now}).first()
-            challenge_id = seen.sent_id if seen is not None else None
+                                  "b_state_channel": guess.channel, "b_any_factor": named,
+                                  "b_now": guess.now}).rows
+            challenge_id = rows[0].sent_id if rows else None
+            seen = state_of(rows)
         else:
             with rt.db.read_once() as conn:
                 seen = rt.state(conn, member.id)
         if challenge_id is not None and guess is not None:
             out = guess
         else:
-            chosen = choose(seen)
-            out = guess if guess is not None and guess.channel == chosen else \
-                outgoing(rt, member, chosen, purpose, binding)
-            other_channel = chosen != seen.channel
+            factor = choose(seen)
+            out = for_factor(rt, member, factor, purpose, binding, guess)
+            other_factor = seen is not None and seen.default_factor is not None and factor.id != seen.default_factor.id
     if challenge_id is None:
         challenge_id, out = _record(rt, member, out, purpose, ip=ip, user_agent=user_agent, binding=binding,
-                                    other_channel=other_channel, choose=choose, count_ip=count_ip)
+                                    other_factor=other_factor, choose=choose, count_ip=count_ip)
     return challenge_id, out
+
+
+def for_factor(rt: Runtime, member: Member, factor: FactorRow, purpose: str, binding: str | None,
+               made: Outgoing | None) -> Outgoing:
+    """The message to ``factor``, at its confirmed address: ``made`` when it is already that one."""
+    recipient = factors.bound_recipient(rt, member, factor)
+    if made is not None and made.channel == factor.kind and made.recipient == recipient:
+        return made._replace(factor_id=factor.id)
+    return outgoing(rt, member, factor.kind, purpose, binding, recipient=recipient, factor_id=factor.id)
 
 
 def ip_refusal(wait: int) -> ThrottledError:
@@ -194,8 +204,8 @@ def _likely_outgoing(rt: Runtime, member: Member, likely: Callable[[], str], pur
 
 
 def _record(rt: Runtime, member: Member, out: Outgoing, purpose: str, *, ip: str | None,
-            user_agent: str | None, binding: str | None, other_channel: bool,
-            choose: Callable[[MemberState | None], str] | None, count_ip: bool) -> tuple[Any, Outgoing]:
+            user_agent: str | None, binding: str | None, other_factor: bool,
+            choose: Callable[[MemberState | None], FactorRow] | None, count_ip: bool) -> tuple[Any, Outgoing]:
     """The new challenge's transaction: the member's lock, the throttle (with ``count_ip``, the
     address's hourly limit too), the insert (and the fallback or queued event); the challenge's id
     and message, or the :class:`ThrottledError` raised once its ``send_throttled`` or
@@ -205,13 +215,15 @@ def _record(rt: Runtime, member: Member, out: Outgoing, purpose: str, *, ip: str
     with auditing.transaction(rt) as (conn, events):
         if postgresql:
             # One send at a time per member: the row lock. The row is made first only if missing.
-            state = rt.db.run(conn, statements.LOCK_FOR_SEND, {"b_member": member.id}).first()
+            locked = rt.db.run(conn, statements.LOCK_FOR_SEND, {"b_member": member.id}).first()
             if choose is not None:
+                state = rt.state(conn, member.id)
                 chosen = choose(state)
-                if out.channel != chosen:  # the member's channel changed since deliver() read it
-                    out = outgoing(rt, member, chosen, purpose, binding)
-                other_channel = chosen != state.channel
-            elif state is None:
+                if out.factor_id != chosen.id:  # the member's factors changed since deliver() read them
+                    out = for_factor(rt, member, chosen, purpose, binding, out)
+                default = state.default_factor if state is not None else None
+                other_factor = default is not None and chosen.id != default.id
+            elif locked is None:
                 rt.ensure_member(conn, member.id)
                 rt.db.run(conn, statements.LOCK_FOR_SEND, {"b_member": member.id})
         elif choose is None:  # BEGIN IMMEDIATE already serialises writers
@@ -221,8 +233,8 @@ def _record(rt: Runtime, member: Member, out: Outgoing, purpose: str, *, ip: str
         channel, now = out.channel, out.now
         challenge_id: Any = None
         ip_limited: ThrottledError | None = None
-        # Only when the member asked for a channel other than their own.
-        failed = delivery_outcome.failed_before(conn, member.id, channel) if other_channel else None
+        # Only when the member asked for a factor other than their default one.
+        failed = delivery_outcome.failed_before(conn, member.id, channel) if other_factor else None
         if postgresql and not queued:
             # The throttle's counts and the insert in one statement; the refusal is explained from the counts.
             counts = rt.db.run(conn, statements.SENDS_AND_INSERT, params).one()

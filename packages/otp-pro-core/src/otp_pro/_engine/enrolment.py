@@ -30,19 +30,28 @@ from ..results import Purpose, Reason, SetupInfo, VerifyResult
 from ..storage import statements
 from ..storage.schema import members
 from ..transports import TOTP
-from . import auditing, backup_codes, delivery, devices, lockout, status
-from .runtime import Runtime
+from . import auditing, backup_codes, delivery, devices, factors, lockout, status
+from .runtime import MemberState, Runtime
 from .verification import consume_challenge
 
 
-def begin_setup(rt: Runtime, member: Member, channel: str, *, seed: str | None, ip: str | None,
-                user_agent: str | None, binding: str | None) -> SetupInfo:
-    """:meth:`OtpPro.begin_setup`."""
+def begin_setup(rt: Runtime, member: Member, channel: str, *, seed: str | None, label: object,
+                reconfirm: object, ip: str | None, user_agent: str | None, binding: str | None) -> SetupInfo:
+    """:meth:`OtpPro.begin_setup`: a new factor on ``channel``, or ``reconfirm`` (a factor's id) at a new address."""
     status.check_channel(rt, member, status.requirement(rt, member), channel)
+    cleaned = factors.clean_label(label)
     now = rt.clock()
     expires = now + timedelta(seconds=rt.settings.setup_ttl_seconds)
     with rt.db.read() as conn:
-        lockout.refuse_if_locked(rt.state(conn, member.id), now)
+        state = rt.state(conn, member.id)
+        lockout.refuse_if_locked(state, now)
+    replaces: int | None = None
+    if reconfirm is not None:
+        old = factors.owned(state, reconfirm)
+        if old.kind != channel or channel == TOTP:
+            raise SetupError(f"factor {old.id} is a {old.kind} factor: only a delivered factor is re-confirmed, "
+                             "on its own channel")
+        replaces = old.id
     if seed is not None and channel != TOTP:
         raise SetupError("a seed can only be imported for the totp channel")
     if channel == TOTP:
@@ -50,30 +59,39 @@ def begin_setup(rt: Runtime, member: Member, channel: str, *, seed: str | None, 
         cfg = rt.settings.totp
         issuer = cfg.issuer or rt.settings.site_name
         uri = totp.provisioning_uri(seed, member.email or member.display_name, issuer, cfg)
-        _pending(rt, member, TOTP, expires, now, seed=rt.keys.encrypt(seed), binding=binding, ip=ip,
-                 user_agent=user_agent)
+        _pending(rt, member, TOTP, expires, now, seed=rt.keys.encrypt(seed), label=cleaned, recipient=None,
+                 replaces=None, binding=binding, ip=ip, user_agent=user_agent)
         return SetupInfo(
             channel=TOTP, expires_at=expires, provisioning_uri=uri, qr_svg=totp.qr_svg(uri), secret=seed
         )
-    _pending(rt, member, channel, expires, now, seed=None, binding=binding, ip=ip, user_agent=user_agent)
-    challenge = delivery.deliver(rt, member, channel, Purpose.SETUP, ip=ip, user_agent=user_agent, binding=binding)
+    recipient = factors.current_recipient(rt, member, channel)
+    already = factors.existing_on(rt, state, channel, recipient)
+    if already is not None and already.id != replaces:
+        raise SetupError(f"the member already has a {channel} factor at this address (factor {already.id})")
+    _pending(rt, member, channel, expires, now, seed=None, label=cleaned,
+             recipient=rt.keys.encrypt(recipient) if recipient is not None else None, replaces=replaces,
+             binding=binding, ip=ip, user_agent=user_agent)
+    challenge = delivery.deliver(rt, member, channel, Purpose.SETUP, ip=ip, user_agent=user_agent, binding=binding,
+                                 recipient=recipient)
     return SetupInfo(channel=channel, expires_at=expires, challenge=challenge)
 
 
 def _pending(rt: Runtime, member: Member, channel: str, expires: datetime, now: datetime, *, seed: str | None,
-             binding: str | None, ip: str | None, user_agent: str | None) -> None:
-    """Keep ``channel`` (and a TOTP seed, encrypted, and the binding's keyed hash) as the member's setup in
-    progress, with its audit row."""
+             label: str | None, recipient: str | None, replaces: int | None, binding: str | None, ip: str | None,
+             user_agent: str | None) -> None:
+    """Keep ``channel`` (and a TOTP seed or the address confirmed, encrypted, the label, the factor it
+    re-confirms, and the binding's keyed hash) as the member's setup in progress, with its audit row."""
     with auditing.transaction(rt, member) as (conn, events):
         rt.ensure_member(conn, member.id)
         conn.execute(
             update(members).where(members.c.member_id == member.id).values(
                 pending_channel=channel, pending_totp_seed=seed, pending_expires_at=expires, updated_at=now,
                 pending_binding_hash=rt.keys.hash("binding", binding) if binding else None,
+                pending_label=label, pending_recipient=recipient, pending_factor_id=replaces,
             )
         )
         auditing.record(rt, conn, events, audit.SETUP_STARTED, member.id, channel=channel, ip=ip,
-                        user_agent=user_agent)
+                        user_agent=user_agent, reconfirm=replaces)
 
 
 def begun_with(rt: Runtime, binding_hash: str | None, binding: str | None) -> bool:
@@ -112,8 +130,12 @@ def complete_setup(rt: Runtime, member: Member, code: str, *, binding: str | Non
             if normalized is None:
                 raise InvalidCode("the code is not in a valid format",
                                   result=VerifyResult(False, reason=Reason.MALFORMED))
-            if _confirmed(rt, conn, member.id, channel, state.pending_totp_seed, normalized, now):
-                codes = enrol(rt, conn, events, member.id, channel, now, ip=ip, user_agent=user_agent)
+            confirmed = _confirmed(rt, conn, member.id, channel, state.pending_totp_seed, normalized, now)
+            if confirmed is not None:
+                codes = enrol(rt, conn, events, state, now, ip=ip, user_agent=user_agent,
+                              secret=rt.keys.rotate(state.pending_totp_seed) if channel == TOTP
+                              and state.pending_totp_seed else None,
+                              last_step=confirmed if channel == TOTP else None)
             else:
                 result = lockout.record_failure(rt, conn, events, member.id, now, channel=channel, ip=ip,
                                                 user_agent=user_agent, reason=Reason.INVALID, setup=True)
@@ -125,44 +147,48 @@ def complete_setup(rt: Runtime, member: Member, code: str, *, binding: str | Non
 
 
 def _confirmed(rt: Runtime, conn: Connection, member_id: str, channel: str, pending_seed: str | None,
-               normalized: str, now: datetime) -> bool:
-    """Whether ``normalized`` confirms the pending setup of ``channel``; a TOTP seed is moved into place then."""
+               normalized: str, now: datetime) -> int | None:
+    """Whether ``normalized`` confirms the pending setup of ``channel``: the TOTP step it matched (0 for a
+    delivered code's challenge, consumed here), or None."""
     if channel != TOTP:
-        return consume_challenge(rt, conn, member_id, normalized, Purpose.SETUP, now, channel=channel) is not None
-    seed = pending_seed or ""
-    step = totp.match(rt.keys.decrypt(seed), normalized, now, rt.settings.totp, after_step=None)
-    if step is None:
-        return False
-    return conn.execute(
-        update(members).where(
-            members.c.member_id == member_id,
-            members.c.pending_channel == TOTP,
-            members.c.pending_totp_seed == seed,
-        ).values(totp_seed=rt.keys.rotate(seed), totp_last_step=step)
-    ).rowcount == 1
+        consumed = consume_challenge(rt, conn, member_id, normalized, Purpose.SETUP, now, channel=channel)
+        return 0 if consumed is not None else None
+    return totp.match(rt.keys.decrypt(pending_seed or ""), normalized, now, rt.settings.totp, after_step=None)
 
 
-def enrol(rt: Runtime, conn: Connection, events: list[AuditEvent], member_id: str, channel: str, now: datetime, *,
-          ip: str | None, user_agent: str | None) -> list[str]:
-    """Make ``channel`` the member's factor, clear the setup and the failures, issue backup codes, revoke the
-    trusted devices; the backup codes.
+def enrol(rt: Runtime, conn: Connection, events: list[AuditEvent], state: MemberState, now: datetime, *,
+          ip: str | None, user_agent: str | None, secret: str | None = None,
+          last_step: int | None = None) -> list[str]:
+    """Add the pending setup's factor (or re-bind the factor it re-confirms), clear the setup and the
+    failures, revoke the trusted devices; the backup codes, issued with the first factor only ([] after).
 
-    A TOTP seed was moved into place by the statement that matched its code;
-    any other channel drops the member's earlier seed.
+    ``state`` is the member's, read in this transaction under the member's lock; a TOTP factor's
+    ``secret`` (sealed) and ``last_step`` come from the code that confirmed it.
     """
+    channel = state.pending_channel
+    assert channel is not None
+    recipient = rt.keys.decrypt(state.pending_recipient) if state.pending_recipient else None
+    factor_id = factors.add(rt, conn, state, now, kind=channel, label=state.pending_label, secret=secret,
+                            last_step=last_step, recipient=recipient, replaces=state.pending_factor_id)
+    first = state.enrolled_at is None or not state.factors
     values: dict[str, Any] = dict(
-        channel=channel, enrolled_at=now, disabled_at=None, pending_channel=None, pending_totp_seed=None,
-        pending_expires_at=None, pending_binding_hash=None, updated_at=now, **statements.FAILURES_CLEARED,
+        disabled_at=None, pending_channel=None, pending_totp_seed=None, pending_expires_at=None,
+        pending_binding_hash=None, pending_label=None, pending_recipient=None, pending_factor_id=None,
+        updated_at=now, **statements.FAILURES_CLEARED,
     )
-    if channel != TOTP:
-        values.update(totp_seed=None, totp_last_step=None)
-    conn.execute(update(members).where(members.c.member_id == member_id).values(**values))
-    codes = backup_codes.issue(rt, conn, member_id, now)
-    # A device trusted under the old factor does not vouch for the new one.
-    revoked = devices.revoke_all(conn, member_id, now)
-    auditing.record(rt, conn, events, audit.SETUP_COMPLETED, member_id, channel=channel, ip=ip,
-                    user_agent=user_agent, outcome=audit.OK, devices_revoked=revoked)
-    # setup=True: part of the setup, which the member hears about once.
-    auditing.record(rt, conn, events, audit.BACKUP_CODES_GENERATED, member_id, channel=channel, ip=ip,
-                    user_agent=user_agent, count=len(codes), setup=True)
+    if first:
+        values["enrolled_at"] = now
+    conn.execute(update(members).where(members.c.member_id == state.member_id).values(**values))
+    # Backup codes are the member's recovery set: issued with the first factor, kept when more are added.
+    codes = backup_codes.issue(rt, conn, state.member_id, now) if first or state.backup_salt is None else []
+    # A device trusted under the old factors does not vouch for the new set.
+    revoked = devices.revoke_all(conn, state.member_id, now)
+    reconfirmed = state.pending_factor_id is not None and state.factor(state.pending_factor_id) is not None
+    auditing.record(rt, conn, events, audit.SETUP_COMPLETED, state.member_id, channel=channel, ip=ip,
+                    user_agent=user_agent, outcome=audit.OK, devices_revoked=revoked, factor_id=factor_id,
+                    factors=len(state.factors) + (0 if reconfirmed else 1), reconfirmed=reconfirmed)
+    if codes:
+        # setup=True: part of the setup, which the member hears about once.
+        auditing.record(rt, conn, events, audit.BACKUP_CODES_GENERATED, state.member_id, channel=channel, ip=ip,
+                        user_agent=user_agent, count=len(codes), setup=True)
     return codes

@@ -9,7 +9,7 @@ from ..errors import PolicyError
 from ..member import Member
 from ..results import ChallengeStatus
 from ..storage import statements
-from ..storage.schema import backup_codes, challenges, members
+from ..storage.schema import backup_codes, challenges, factors, members
 from . import auditing, devices, status
 from .runtime import Runtime
 
@@ -24,16 +24,18 @@ def disable(rt: Runtime, member: Member, *, actor: str | None, force: bool, ip: 
 
 def clear(rt: Runtime, member: Member, kind: str, *, actor: str | None, ip: str | None, user_agent: str | None,
           disabled: bool) -> None:
-    """Remove the member's factor, backup codes, trusted devices, lock and unused challenges; audit it as ``kind``."""
+    """Remove the member's factors, backup codes, trusted devices, lock and unused challenges; audit it as ``kind``."""
     now = rt.clock()
     with auditing.transaction(rt, member) as (conn, events):
         rt.ensure_member(conn, member.id)
         state = rt.state(conn, member.id, for_update=True)
         conn.execute(update(members).where(members.c.member_id == member.id).values(
-            channel=None, enrolled_at=None, totp_seed=None, totp_last_step=None, pending_channel=None,
-            pending_totp_seed=None, pending_expires_at=None, pending_binding_hash=None, backup_salt=None,
-            backup_key_id=None, disabled_at=now if disabled else None, updated_at=now, **statements.FAILURES_CLEARED,
+            enrolled_at=None, pending_channel=None, pending_totp_seed=None, pending_expires_at=None,
+            pending_binding_hash=None, pending_label=None, pending_recipient=None, pending_factor_id=None,
+            backup_salt=None, backup_key_id=None, disabled_at=now if disabled else None, updated_at=now,
+            **statements.FAILURES_CLEARED,
         ))
+        conn.execute(delete(factors).where(factors.c.member_id == member.id))
         conn.execute(delete(backup_codes).where(backup_codes.c.member_id == member.id))
         revoked = devices.revoke_all(conn, member.id, now)
         conn.execute(update(challenges).where(
@@ -43,7 +45,8 @@ def clear(rt: Runtime, member: Member, kind: str, *, actor: str | None, ip: str 
                 status=case((challenges.c.status == ChallengeStatus.QUEUED, ChallengeStatus.REPLACED),
                             else_=challenges.c.status)))
         auditing.record(rt, conn, events, kind, member.id, channel=state.channel if state else None, actor=actor,
-                        ip=ip, user_agent=user_agent, devices_revoked=revoked)
+                        ip=ip, user_agent=user_agent, devices_revoked=revoked,
+                        factors_removed=len(state.factors) if state else 0)
 
 
 def unlock(rt: Runtime, member: Member, *, actor: str | None) -> None:
@@ -55,15 +58,24 @@ def unlock(rt: Runtime, member: Member, *, actor: str | None) -> None:
 
 
 def rotate_keys(rt: Runtime, *, actor: str | None) -> int:
-    """:meth:`OtpPro.rotate_keys`."""
+    """:meth:`OtpPro.rotate_keys`: every sealed secret (TOTP seeds, factors' addresses, pending setups')
+    re-sealed with the current key; the number of rows re-sealed."""
     count = 0
     with auditing.transaction(rt) as (conn, events):
-        rows = conn.execute(select(members.c.member_id, members.c.totp_seed, members.c.pending_totp_seed).where(
-            or_(members.c.totp_seed.is_not(None), members.c.pending_totp_seed.is_not(None)))).all()
+        rows = conn.execute(select(factors.c.id, factors.c.secret, factors.c.recipient).where(
+            or_(factors.c.secret.is_not(None), factors.c.recipient.is_not(None)))).all()
         for row in rows:
+            conn.execute(update(factors).where(factors.c.id == row.id).values(
+                secret=rt.keys.rotate(row.secret) if row.secret else None,
+                recipient=rt.keys.rotate(row.recipient) if row.recipient else None))
+            count += 1
+        pending = conn.execute(select(members.c.member_id, members.c.pending_totp_seed,
+                                      members.c.pending_recipient).where(
+            or_(members.c.pending_totp_seed.is_not(None), members.c.pending_recipient.is_not(None)))).all()
+        for row in pending:
             conn.execute(update(members).where(members.c.member_id == row.member_id).values(
-                totp_seed=rt.keys.rotate(row.totp_seed) if row.totp_seed else None,
-                pending_totp_seed=rt.keys.rotate(row.pending_totp_seed) if row.pending_totp_seed else None))
+                pending_totp_seed=rt.keys.rotate(row.pending_totp_seed) if row.pending_totp_seed else None,
+                pending_recipient=rt.keys.rotate(row.pending_recipient) if row.pending_recipient else None))
             count += 1
         auditing.record(rt, conn, events, audit.KEYS_ROTATED, None, actor=actor, seeds=count)
     return count

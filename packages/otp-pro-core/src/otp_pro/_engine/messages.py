@@ -37,18 +37,26 @@ class Outgoing(NamedTuple):
     value: PayloadValue
     message: Message
     sealed: str | None
+    #: The factor a sign-in challenge goes to (None: a setup's confirmation, or not known yet).
+    factor_id: int | None = None
 
 
-def outgoing(rt: Runtime, member: Member, channel: str, purpose: str, binding: str | None) -> Outgoing:
-    """The message of a new challenge on ``channel``: its code or link made, rendered, sealed for a queue."""
+def outgoing(rt: Runtime, member: Member, channel: str, purpose: str, binding: str | None, *,
+             recipient: str | None = None, factor_id: int | None = None) -> Outgoing:
+    """The message of a new challenge on ``channel``: its code or link made, rendered, sealed for a queue.
+
+    It goes to ``recipient`` (a factor's confirmed address) when given, else to the
+    address the member record shows now.
+    """
     definition = rt.channels[channel]
     transport, payload = definition.transport, definition.payload
     assert transport is not None and payload is not None
-    try:
-        recipient = transport.recipient(member)
-    except RecipientUnavailable as exc:
-        raise ChannelUnavailable(f"channel {channel!r} is not available: {exc.reason}", channel=channel,
-                                 reason=exc.reason) from None
+    if recipient is None:
+        try:
+            recipient = transport.recipient(member)
+        except RecipientUnavailable as exc:
+            raise ChannelUnavailable(f"channel {channel!r} is not available: {exc.reason}", channel=channel,
+                                     reason=exc.reason) from None
     now = rt.clock()
     expires = now + timedelta(seconds=payload.ttl_seconds or rt.settings.code_ttl_seconds)
     value = payload.create(PayloadContext(member, channel, transport.name, purpose, now, expires, binding))
@@ -63,7 +71,7 @@ def outgoing(rt: Runtime, member: Member, channel: str, purpose: str, binding: s
     # Encrypted before the insert (Fernet is not free); only a queue worker ever reads it.
     sealed = rt.keys.encrypt(json.dumps(_message_data(message))) if rt.dispatcher.queued else None
     return Outgoing(channel, transport, payload, recipient, rt.keys.hash("recipient", recipient.strip().lower()),
-                    now, expires, value, message, sealed)
+                    now, expires, value, message, sealed, factor_id)
 
 
 def variables(rt: Runtime, member: Member, channel: str, kind: str, extra: Mapping[str, Any]) -> dict[str, Any]:

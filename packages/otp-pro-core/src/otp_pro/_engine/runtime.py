@@ -10,10 +10,10 @@ operation starts from.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection
 
@@ -35,27 +35,86 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class MemberState(Protocol):
-    """A member's row of ``otp_members``, as :meth:`Runtime.state` returns it (read-only)."""
+class FactorRow(NamedTuple):
+    """One of a member's factors as a state read returns it (``otp_factors``; secrets still sealed)."""
+
+    id: int
+    kind: str
+    label: str | None
+    is_default: bool
+    secret: str | None
+    last_step: int | None
+    recipient: str | None
+    recipient_hash: str | None
+    recipient_hint: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+_FACTOR_FIELDS = tuple(f"f_{name}" for name in FactorRow._fields)
+
+
+class MemberState:
+    """A member's row of ``otp_members`` and their factors, as :meth:`Runtime.state` returns them (read-only).
+
+    The member's columns are read as attributes (``state.failures``); ``factors``
+    holds the factors in the order they were added.
+    """
+
+    __slots__ = ("_row", "factors")
 
     member_id: str
-    channel: str | None
     enrolled_at: datetime | None
     disabled_at: datetime | None
     required_since: datetime | None
     failures: int
     consecutive_failures: int
     locked_until: datetime | None
-    totp_seed: str | None
-    totp_last_step: int | None
     pending_channel: str | None
     pending_totp_seed: str | None
     pending_expires_at: datetime | None
     pending_binding_hash: str | None
+    pending_label: str | None
+    pending_recipient: str | None
+    pending_factor_id: int | None
     backup_salt: str | None
     backup_key_id: str | None
     created_at: datetime
     updated_at: datetime
+
+    def __init__(self, rows: Sequence[Any]) -> None:
+        self._row = rows[0]
+        self.factors = tuple(FactorRow(*(getattr(row, name) for name in _FACTOR_FIELDS))
+                             for row in rows if row.f_id is not None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
+
+    @property
+    def default_factor(self) -> FactorRow | None:
+        """The factor marked default (the first one added if, by a race, none is)."""
+        for factor in self.factors:
+            if factor.is_default:
+                return factor
+        return self.factors[0] if self.factors else None
+
+    @property
+    def channel(self) -> str | None:
+        """The default factor's channel: what a refusal or an event is recorded on when no factor is named."""
+        default = self.default_factor
+        return default.kind if default is not None else None
+
+    def factor(self, factor_id: int | None) -> FactorRow | None:
+        """The member's factor ``factor_id``, or None."""
+        for factor in self.factors:
+            if factor.id == factor_id:
+                return factor
+        return None
+
+
+def state_of(rows: Sequence[Any]) -> MemberState | None:
+    """The :class:`MemberState` of a state read's ``rows`` (None when the member has no row)."""
+    return MemberState(rows) if rows else None
 
 
 @dataclass(frozen=True)
@@ -116,7 +175,7 @@ class Runtime:
     def state(self, conn: Connection, member_id: str, *, for_update: bool = False) -> MemberState | None:
         """The member's row (locked on PostgreSQL with ``for_update``), or None before the member's first write."""
         query = statements.STATE_FOR_UPDATE if for_update and self.db.is_postgresql else statements.STATE
-        return cast("MemberState | None", self.db.run(conn, query, {"b_member": member_id}).first())
+        return state_of(self.db.run(conn, query, {"b_member": member_id}).rows)
 
     def ensure_member(self, conn: Connection, member_id: str) -> None:
         """Insert the member's row if it is missing (rows of ``otp_members`` are never deleted)."""

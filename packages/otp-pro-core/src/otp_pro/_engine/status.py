@@ -20,13 +20,10 @@ from ..member import Member
 from ..results import ChannelInfo, MemberStatus
 from ..storage.schema import backup_codes, members
 from ..transports import TOTP
-from . import lockout
+from . import factors, lockout
 from .runtime import Runtime
 
-
-def requirement(rt: Runtime, member: Member) -> policy.Requirement:
-    """The policy's answer for ``member`` (no database access)."""
-    return policy.resolve(rt.settings, member.roles, rt.registered_channels)
+requirement = factors.requirement
 
 
 def unavailable_reason(rt: Runtime, member: Member, channel: str) -> str | None:
@@ -64,9 +61,13 @@ def available_channels(rt: Runtime, member: Member) -> list[ChannelInfo]:
 
 
 def fallback_channels(rt: Runtime, member: Member, failed_channel: str | None = None) -> tuple[str, ...]:
-    """The member's channels to fall back to after a failed delivery on ``failed_channel`` (policy order)."""
+    """The channels of the member's own delivered factors to fall back to after a failed delivery on
+    ``failed_channel`` (policy order; a factor waiting to be re-confirmed is not one)."""
+    with rt.db.read() as conn:
+        state = rt.state(conn, member.id)
+    own = {f.kind for f in factors.counted(rt, member, state) if not factors.needs_reconfirming(rt, member, f)}
     return tuple(name for name in requirement(rt, member).channels
-                 if name != failed_channel and name != TOTP and name in rt.channels
+                 if name in own and name != failed_channel and name != TOTP and name in rt.channels
                  and unavailable_reason(rt, member, name) is None)
 
 
@@ -95,12 +96,13 @@ def status(rt: Runtime, member: Member, *, start_grace: bool) -> MemberStatus:
     with rt.db.read() as conn:
         state = rt.state(conn, member.id)
         remaining = 0
-        if state is not None and state.channel is not None:
+        if state is not None and state.factors:
             remaining = conn.execute(
                 select(func.count()).select_from(backup_codes).where(
                     backup_codes.c.member_id == member.id, backup_codes.c.used_at.is_(None)
                 )
             ).scalar_one()
+        owned = factors.infos(rt, member, state, conn)
     required_since = state.required_since if state is not None else None
     if req.is_required and required_since is None:
         required_since = _start_grace(rt, member.id, now) if start_grace else now
@@ -116,7 +118,14 @@ def status(rt: Runtime, member: Member, *, start_grace: bool) -> MemberStatus:
             available.append(name)
         else:
             unavailable[name] = reason
-    enrolled = state is not None and state.channel is not None
+    # A factor waiting to be re-confirmed still counts: its member must pass the second step (with
+    # another factor or a backup code) before confirming a new address, or changing the profile
+    # would be enough to take the factor over.
+    # Not required (no channel offered): the factors are kept, and still say the member set one up.
+    counting = list(owned) if req.requirement == policy.NOT_REQUIRED else \
+        [f for f in owned if factors.counts(req, rt, f.kind)]
+    enrolled = bool(counting)
+    default_factor = next((f for f in counting if f.is_default), counting[0] if counting else None)
     grace_ends_at = required_since + timedelta(days=req.grace_days) if req.is_required and required_since else None
     in_grace = bool(req.is_required and not enrolled and grace_ends_at is not None and now < grace_ends_at)
     default = req.default_channel if req.default_channel in available else (available[0] if available else None)
@@ -124,7 +133,7 @@ def status(rt: Runtime, member: Member, *, start_grace: bool) -> MemberStatus:
         member_id=member.id,
         requirement=req.requirement,
         enrolled=enrolled,
-        channel=state.channel if state is not None and enrolled else None,
+        channel=default_factor.kind if default_factor is not None and enrolled else None,
         channels=tuple(available),
         default_channel=default,
         unavailable=unavailable,
@@ -136,6 +145,7 @@ def status(rt: Runtime, member: Member, *, start_grace: bool) -> MemberStatus:
         can_disable=enrolled and not req.is_required,
         disabled=state is not None and state.disabled_at is not None and not enrolled,
         seen=state is not None,
+        factors=owned,
     )
 
 

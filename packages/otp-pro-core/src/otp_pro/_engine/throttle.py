@@ -61,6 +61,7 @@ def send_params(rt: Runtime, member: Member, out: Outgoing, purpose: str, bindin
         if limits.resend_cooldown_seconds else HARD_LOCK,
         "c_member_id": member.id, "c_channel": out.channel, "c_payload": out.payload.name, "c_purpose": purpose,
         "c_secret_hash": rt.keys.hash("challenge", out.value.secret), "c_recipient_hash": out.recipient_hash,
+        "c_factor_id": out.factor_id,
         "c_binding_hash": rt.keys.hash("binding", binding) if binding else None,
         "c_status": ChallengeStatus.QUEUED if rt.dispatcher.queued else ChallengeStatus.PENDING,
         "c_created_at": out.now, "c_expires_at": out.expires, "c_message": out.sealed,

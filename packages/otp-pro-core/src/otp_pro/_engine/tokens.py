@@ -53,10 +53,16 @@ def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | Non
     with auditing.transaction(rt) as (conn, events):
         # The lock state read under the member's row lock (SQLite: the write lock), in the
         # transaction that records the attempt: concurrent clicks are judged one at a time.
-        locked = lockout.locked_until(rt.state(conn, member_id, for_update=True), now)
+        state = rt.state(conn, member_id, for_update=True)
+        locked = lockout.locked_until(state, now)
         if locked is not None:
             return VerifyResult(False, reason=Reason.LOCKED, locked_until=locked, member_id=member_id)
-        won = bound_ok and conn.execute(update(challenges).where(
+        # A setup's link completes the setup still pending on its channel; a sign-in link counts while
+        # the factor it was sent to is the member's (removing a factor voids its links as well).
+        current = state is not None and (
+            state.pending_channel == row.channel if row.purpose == Purpose.SETUP
+            else row.factor_id is None or state.factor(row.factor_id) is not None)
+        won = bound_ok and current and conn.execute(update(challenges).where(
             challenges.c.id == row.id, statements.VERIFIABLE, challenges.c.consumed_at.is_(None),
             challenges.c.invalidated_at.is_(None), challenges.c.expires_at > now,
         ).values(consumed_at=now)).rowcount == 1
@@ -65,7 +71,7 @@ def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | Non
                 reason = Reason.WRONG_BROWSER
             elif row.consumed_at is not None:
                 reason = Reason.USED
-            elif row.invalidated_at is not None:
+            elif row.invalidated_at is not None or not current:
                 reason = Reason.REPLACED
             elif row.expires_at <= now:
                 reason = Reason.EXPIRED
@@ -78,7 +84,8 @@ def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | Non
             result = VerifyResult(False, reason=reason, channel=row.channel, member_id=member_id,
                                   purpose=row.purpose)
         elif row.purpose == Purpose.SETUP:
-            codes = enrolment.enrol(rt, conn, events, member_id, row.channel, now, ip=ip, user_agent=user_agent)
+            assert state is not None
+            codes = enrolment.enrol(rt, conn, events, state, now, ip=ip, user_agent=user_agent)
             result = VerifyResult(True, method=payload, channel=row.channel, member_id=member_id,
                                   purpose=Purpose.SETUP, backup_codes=tuple(codes),
                                   attempts_remaining=rt.settings.max_attempts)
@@ -86,7 +93,8 @@ def verify_token(rt: Runtime, payload: str, token: object, *, binding: str | Non
             conn.execute(update(members).where(members.c.member_id == member_id).values(
                 **statements.FAILURES_CLEARED))
             auditing.record(rt, conn, events, audit.VERIFY_OK, member_id, outcome=audit.OK, channel=row.channel,
-                            ip=ip, user_agent=user_agent, method=payload)
+                            ip=ip, user_agent=user_agent, method=payload, factor_id=row.factor_id)
             result = VerifyResult(True, method=payload, channel=row.channel, member_id=member_id,
-                                  purpose=Purpose.VERIFY, attempts_remaining=rt.settings.max_attempts)
+                                  purpose=Purpose.VERIFY, attempts_remaining=rt.settings.max_attempts,
+                                  factor_id=row.factor_id)
     return result

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, select
 
-from .. import audit, totp
+from .. import audit, policy, totp
 from ..audit import AuditEvent
 from ..codes import normalize_code
 from ..member import Member
@@ -32,8 +32,8 @@ from ..results import Method, Purpose, Reason, VerifyResult
 from ..storage import statements
 from ..storage.schema import challenges
 from ..transports import TOTP
-from . import auditing, backup_codes, ip_limits, lockout
-from .runtime import Runtime
+from . import auditing, backup_codes, factors, ip_limits, lockout, status
+from .runtime import FactorRow, MemberState, Runtime, state_of
 
 
 def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_agent: str | None) -> VerifyResult:
@@ -45,48 +45,46 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
     if not normalized.isdigit():
         return _verify_backup_code(rt, member, normalized, now, ip, user_agent)
     code_payloads = [name for name, p in rt.payloads.items() if p.entered_as_code]
-    cfg = rt.settings.totp
+    req = status.requirement(rt, member)
     postgresql = rt.db.is_postgresql
-    totp_step: int | None = None
     is_code = len(normalized) == rt.settings.code_length
     state: Any = None
     if postgresql:
-        accepted = _verify_once(rt, member, normalized, now, is_code, code_payloads, ip, user_agent)
+        accepted = _verify_once(rt, member, req, normalized, now, is_code, code_payloads, ip, user_agent)
         if accepted is not None:
             return accepted
     with auditing.transaction(rt, member) as (conn, events):
         # The lock state read under the member's row lock (SQLite: the write lock), in the
         # transaction that records the attempt: concurrent attempts are judged one at a time.
         state = rt.state(conn, member.id, for_update=True)
-        refusal = lockout.verify_refusal(state, now)
+        refusal = lockout.verify_refusal(state, now) or _none_counts(rt, member, state, req)
         if refusal is not None:
             return refusal
         if ip and (limited := _count_ip(rt, conn, events, member, ip, user_agent, now)) is not None:
             return limited
-        if state.totp_seed is not None and len(normalized) == cfg.digits:
-            totp_step = totp.match(rt.keys.decrypt(state.totp_seed), normalized, now, cfg,
-                                   after_step=state.totp_last_step)
+        app = _matching_app(rt, member, state, req, normalized, now)
         method: str | None = None
         channel: str | None = None
+        factor_id: int | None = None
         # On PostgreSQL the verify_ok row of a TOTP or one-time code is written by the statement
         # that accepts the code (see statements.audited); written_ok then says it is done.
         events_before = len(events)
-        # A matched TOTP step is tried first: the member's pending challenges are then left alone
-        # (one statement moves the step and resets the failure counters).
-        if totp_step is not None:
-            step_params = {"b_member": member.id, "b_step": totp_step}
+        # A matched TOTP step is tried first: the member's pending challenges are then left alone.
+        if app is not None:
+            factor, step = app
+            step_params = {"b_member": member.id, "b_factor": factor.id, "b_step": step, "b_now": now}
             if postgresql:
-                if accept_audited(rt, conn, statements.TOTP_STEP_RESET_RETURNING, step_params, events,
-                                  ok_event(rt, member.id, TOTP, Method.TOTP, ip, user_agent)) is not None:
-                    method, channel = Method.TOTP, TOTP
-            elif rt.db.run(conn, statements.TOTP_STEP_RESET, step_params).rowcount == 1:
-                method, channel = Method.TOTP, TOTP
+                if accept_audited(rt, conn, statements.TOTP_STEP_RETURNING, step_params, events,
+                                  ok_event(rt, member.id, TOTP, Method.TOTP, ip, user_agent, factor.id)) is not None:
+                    method, channel, factor_id = Method.TOTP, TOTP, factor.id
+            elif rt.db.run(conn, statements.TOTP_STEP, step_params).rowcount == 1:
+                method, channel, factor_id = Method.TOTP, TOTP, factor.id
         if method is None and is_code:
-            channel = consume_challenge(
+            consumed = consume_challenge(
                 rt, conn, member.id, normalized, Purpose.VERIFY, now, payloads=code_payloads,
                 accepted=(events, ok_event(rt, member.id, None, Method.CODE, ip, user_agent)) if postgresql else None)
-            if channel is not None:
-                method = Method.CODE
+            if consumed is not None:
+                method, (channel, factor_id) = Method.CODE, consumed
         written_ok = len(events) > events_before
         if method is None:
             reason = Reason.INVALID
@@ -96,16 +94,36 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
                                             user_agent=user_agent, reason=reason)
         else:
             # Read in this transaction, the state says whether there is anything to reset.
-            if method != Method.TOTP and (state.failures or state.consecutive_failures
-                                          or state.locked_until is not None):
+            if state.failures or state.consecutive_failures or state.locked_until is not None:
                 rt.db.run(conn, statements.RESET_FAILURES, {"b_member": member.id})
             if not written_ok:
                 auditing.record(rt, conn, events, audit.VERIFY_OK, member.id, outcome=audit.OK,
-                                channel=channel or state.channel, ip=ip, user_agent=user_agent, method=method)
+                                channel=channel or state.channel, ip=ip, user_agent=user_agent, method=method,
+                                factor_id=factor_id)
             ip_limits.release(rt, conn, ip_limits.FAILED_VERIFY, ip)
             result = VerifyResult(True, method=method, channel=channel or state.channel,
-                                  attempts_remaining=rt.settings.max_attempts)
+                                  attempts_remaining=rt.settings.max_attempts, factor_id=factor_id)
     return result
+
+
+def _none_counts(rt: Runtime, member: Member, state: MemberState, req: policy.Requirement) -> VerifyResult | None:
+    """The refusal of a member none of whose factors counts now (their role allows none of their kinds)."""
+    return None if factors.counted(rt, member, state, req) else VerifyResult(False, reason=Reason.NOT_ENROLLED)
+
+
+def _matching_app(rt: Runtime, member: Member, state: MemberState, req: policy.Requirement, normalized: str,
+                  now: datetime) -> tuple[FactorRow, int] | None:
+    """The member's authenticator app (of those that count) whose code ``normalized`` is, with its unused
+    time step; None when it is none of theirs. Each app's seed is tried in turn (a member with two apps)."""
+    cfg = rt.settings.totp
+    if len(normalized) != cfg.digits or TOTP not in req.channels:
+        return None
+    for factor in state.factors:
+        if factor.kind == TOTP and factor.secret is not None:
+            step = totp.match(rt.keys.decrypt(factor.secret), normalized, now, cfg, after_step=factor.last_step)
+            if step is not None:
+                return factor, step
+    return None
 
 
 def _ip_limited(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str,
@@ -196,8 +214,9 @@ def _backup_code_used(rt: Runtime, conn: Connection, events: list[AuditEvent], m
                         backup_codes_remaining=remaining)
 
 
-def _verify_once(rt: Runtime, member: Member, normalized: str, now: datetime, is_code: bool,
-                 code_payloads: Sequence[str], ip: str | None, user_agent: str | None) -> VerifyResult | None:
+def _verify_once(rt: Runtime, member: Member, req: policy.Requirement, normalized: str, now: datetime,
+                 is_code: bool, code_payloads: Sequence[str], ip: str | None,
+                 user_agent: str | None) -> VerifyResult | None:
     """PostgreSQL: accept a right code in one or two round trips, or answer None to let the transaction decide.
 
     A one-time code is tried by one statement in autocommit, which is its own
@@ -216,33 +235,35 @@ def _verify_once(rt: Runtime, member: Member, normalized: str, now: datetime, is
         accepted = ok_event(rt, member.id, None, Method.CODE, ip, user_agent)
         params, hashes = consume_params(rt, member.id, normalized, Purpose.VERIFY, now, payloads=code_payloads)
         with rt.db.write_once() as conn:
-            state = rt.db.run(conn, statements.state_and_consume(hashes, len(code_payloads)),
-                              {**params, **ip_gate_params(rt, ip, now), **audit.params(accepted)}).first()
-        if state is not None and state.ok_id is not None:
-            auditing.emit(rt, [AuditEvent(**{**accepted.__dict__, "id": state.ok_id, "channel": state.ok_channel})],
+            rows = rt.db.run(conn, statements.state_and_consume(hashes, len(code_payloads)),
+                             {**params, **ip_gate_params(rt, ip, now), **audit.params(accepted)}).rows
+        ok = rows[0] if rows else None
+        if ok is not None and ok.ok_id is not None:
+            auditing.emit(rt, [AuditEvent(**{**accepted.__dict__, "id": ok.ok_id, "channel": ok.ok_channel})],
                           member)
-            return VerifyResult(True, method=Method.CODE, channel=state.ok_channel,
-                                attempts_remaining=rt.settings.max_attempts)
+            return VerifyResult(True, method=Method.CODE, channel=ok.ok_channel,
+                                attempts_remaining=rt.settings.max_attempts, factor_id=ok.ok_factor_id)
+        state = state_of(rows)
     else:
         with rt.db.read_once() as conn:
             state = rt.state(conn, member.id)
-    refusal = lockout.verify_refusal(state, now)
+    refusal = lockout.verify_refusal(state, now) or _none_counts(rt, member, state, req)
     if refusal is not None or state.failures or state.consecutive_failures or state.locked_until is not None:
         return refusal
-    cfg = rt.settings.totp
-    if state.totp_seed is not None and len(normalized) == cfg.digits:
-        step = totp.match(rt.keys.decrypt(state.totp_seed), normalized, now, cfg, after_step=state.totp_last_step)
-        if step is not None:
-            with rt.db.write_once() as conn:
-                won = accept_audited(
-                    rt, conn, statements.TOTP_STEP_ONCE, {"b_member": member.id, "b_step": step,
-                                                          "b_seed": state.totp_seed, "b_now": now,
-                                                          **ip_gate_params(rt, ip, now)},
-                    events, ok_event(rt, member.id, TOTP, Method.TOTP, ip, user_agent))
-            if won is None:
-                return None
-            auditing.emit(rt, events, member)
-            return VerifyResult(True, method=Method.TOTP, channel=TOTP, attempts_remaining=rt.settings.max_attempts)
+    app = _matching_app(rt, member, state, req, normalized, now)
+    if app is not None:
+        factor, step = app
+        with rt.db.write_once() as conn:
+            won = accept_audited(
+                rt, conn, statements.TOTP_STEP_ONCE, {"b_member": member.id, "b_factor": factor.id, "b_step": step,
+                                                      "b_seed": factor.secret, "b_now": now,
+                                                      **ip_gate_params(rt, ip, now)},
+                events, ok_event(rt, member.id, TOTP, Method.TOTP, ip, user_agent, factor.id))
+        if won is None:
+            return None
+        auditing.emit(rt, events, member)
+        return VerifyResult(True, method=Method.TOTP, channel=TOTP, attempts_remaining=rt.settings.max_attempts,
+                            factor_id=factor.id)
     # A wrong, expired or replayed code, an authenticator member's wrong code or emailed
     # fallback code: the transaction tries the code and records the failure (one write, not two).
     return None
@@ -250,19 +271,20 @@ def _verify_once(rt: Runtime, member: Member, normalized: str, now: datetime, is
 
 def consume_challenge(rt: Runtime, conn: Connection, member_id: str, secret: str, purpose: str, now: datetime, *,
                       channel: str | None = None, payloads: Sequence[str] | None = None,
-                      accepted: tuple[list[AuditEvent], AuditEvent] | None = None) -> str | None:
+                      accepted: tuple[list[AuditEvent], AuditEvent] | None = None) -> tuple[str, int | None] | None:
     """Consume a live challenge matching ``secret``: one conditional UPDATE; its row count decides.
 
-    Returns the consumed challenge's channel, or None. With ``accepted`` (``events``
+    Returns the consumed challenge's channel and factor, or None. With ``accepted`` (``events``
     and the event to write on success; PostgreSQL only) the audit row is inserted by
     the same statement and appended to ``events``.
     """
     params, hashes = consume_params(rt, member_id, secret, purpose, now, channel=channel, payloads=payloads)
     statement = statements.consume(channel is not None, hashes, None if payloads is None else len(payloads))
     if accepted is not None:
-        return accept_audited(rt, conn, statement, params, *accepted)
+        audited_row = accepted_row(rt, conn, statement, params, *accepted)
+        return (audited_row[1], audited_row[2]) if audited_row is not None else None
     row = rt.db.run(conn, statement, params).first()
-    return row[0] if row is not None else None
+    return (row[0], row[1]) if row is not None else None
 
 
 def consume_params(rt: Runtime, member_id: str, secret: str, purpose: str, now: datetime, *,
@@ -278,22 +300,34 @@ def consume_params(rt: Runtime, member_id: str, secret: str, purpose: str, now: 
     return params, len(hashes)
 
 
-def accept_audited(rt: Runtime, conn: Connection, statement: Any, params: dict[str, Any],
-                   events: list[AuditEvent], event: AuditEvent) -> str | None:
+def accepted_row(rt: Runtime, conn: Connection, statement: Any, params: dict[str, Any],
+                 events: list[AuditEvent], event: AuditEvent) -> Any:
     """PostgreSQL: run ``statement`` with ``event``'s audit row (:func:`~otp_pro.storage.statements.audited`);
-    the audit row's channel, or None when the statement changed nothing."""
+    the returned row (the audit row's id and channel, and the factor when the statement names one), or None
+    when the statement changed nothing."""
     row = rt.db.run(conn, statements.audited(statement), {**params, **audit.params(event)}).first()
     if row is None:
         return None
     events.append(AuditEvent(**{**event.__dict__, "id": row[0], "channel": row[1]}))
-    return cast("str | None", row[1])
+    return row
+
+
+def accept_audited(rt: Runtime, conn: Connection, statement: Any, params: dict[str, Any],
+                   events: list[AuditEvent], event: AuditEvent) -> str | None:
+    """:func:`accepted_row`'s audit row's channel, or None when the statement changed nothing."""
+    row = accepted_row(rt, conn, statement, params, events, event)
+    return cast("str | None", row[1]) if row is not None else None
 
 
 def ok_event(rt: Runtime, member_id: str, channel: str | None, method: str, ip: str | None,
-             user_agent: str | None) -> AuditEvent:
-    """The ``verify_ok`` event that :func:`accept_audited` writes with the accepting statement."""
+             user_agent: str | None, factor_id: int | None = None) -> AuditEvent:
+    """The ``verify_ok`` event that :func:`accept_audited` writes with the accepting statement (a one-time
+    code's factor is known only once its challenge is consumed: the event then names none)."""
+    details: dict[str, Any] = {"method": method}
+    if factor_id is not None:
+        details["factor_id"] = factor_id
     return AuditEvent(kind=audit.VERIFY_OK, at=rt.clock(), outcome=audit.OK, member_id=member_id, channel=channel,
-                      ip=ip, user_agent=user_agent, details={"method": method})
+                      ip=ip, user_agent=user_agent, details=details)
 
 
 def _expired_match(rt: Runtime, conn: Connection, member_id: str, code: str, now: datetime) -> bool:

@@ -52,9 +52,11 @@ DISABLED = "disabled"
 BACKUP_CODES_GENERATED = "backup_codes_generated"
 DEVICE_TRUSTED = "device_trusted"
 DEVICE_REVOKED = "device_revoked"
-NOTIFIABLE = (SETUP_COMPLETED, RESET, DISABLED, BACKUP_CODES_GENERATED, DEVICE_TRUSTED, DEVICE_REVOKED)
+FACTOR_REMOVED = "factor_removed"
+NOTIFIABLE = (SETUP_COMPLETED, FACTOR_REMOVED, RESET, DISABLED, BACKUP_CODES_GENERATED, DEVICE_TRUSTED,
+              DEVICE_REVOKED)
 #: Sent unless ``notify_on`` says otherwise (revoking a device is the member tidying up: opt in).
-DEFAULT_NOTIFY_ON = (SETUP_COMPLETED, RESET, DISABLED, BACKUP_CODES_GENERATED, DEVICE_TRUSTED)
+DEFAULT_NOTIFY_ON = (SETUP_COMPLETED, FACTOR_REMOVED, RESET, DISABLED, BACKUP_CODES_GENERATED, DEVICE_TRUSTED)
 
 #: Audit kinds this plugin writes.
 NOTIFICATION_SENT = "notification_sent"
@@ -80,7 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _NOTICES: dict[str, str] = {
-    SETUP_COMPLETED: "Two-step verification was set up on your account. Your second step is now: {method}.",
+    SETUP_COMPLETED: "A second step was added to your account: {method}.",
+    FACTOR_REMOVED: "A second step was removed from your account: {method}.",
     RESET: "Two-step verification on your account was reset: your second step, backup codes and trusted devices "
            "were removed, and you will be asked to set it up again.",
     DISABLED: "Two-step verification was switched off on your account: your second step, backup codes and "

@@ -2,7 +2,7 @@
 
 Times are stored as naive UTC and returned as aware UTC datetimes. Nothing
 secret is stored in clear: codes, backup codes, device and link tokens are keyed
-hashes; TOTP seeds are encrypted.
+hashes; TOTP seeds and the addresses a factor was confirmed at are encrypted.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 
 NAMING = {
@@ -59,24 +61,49 @@ members = Table(
     "otp_members",
     metadata,
     Column("member_id", String(255), primary_key=True),
-    Column("channel", String(100), nullable=True),
+    # Set while the member has at least one factor (otp_factors): the hot statements' "enrolled".
     Column("enrolled_at", UTCDateTime(), nullable=True),
     Column("disabled_at", UTCDateTime(), nullable=True),
     Column("required_since", UTCDateTime(), nullable=True),
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
     Column("locked_until", UTCDateTime(), nullable=True),
-    Column("totp_seed", Text, nullable=True),
-    Column("totp_last_step", BigInteger, nullable=True),
+    # The setup in progress: its channel, TOTP seed (encrypted), the label the member gave it, the
+    # address a delivered channel's confirmation went to (encrypted), and the factor it re-confirms.
     Column("pending_channel", String(100), nullable=True),
     Column("pending_totp_seed", Text, nullable=True),
     Column("pending_expires_at", UTCDateTime(), nullable=True),
     # Keyed hash of the binding the pending setup was begun with: only the same binding may complete it.
     Column("pending_binding_hash", String(64), nullable=True),
+    Column("pending_label", String(100), nullable=True),
+    Column("pending_recipient", Text, nullable=True),
+    Column("pending_factor_id", BigInteger, nullable=True),
     Column("backup_salt", String(64), nullable=True),
     Column("backup_key_id", String(32), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# A member's factors: each one proven at enrolment. A TOTP factor keeps its seed (``secret``, encrypted)
+# and the last time step it accepted; a delivered one (email:code, sms_twilio:code...) the address it
+# was confirmed at (``recipient``, encrypted; ``recipient_hash``, keyed, to compare with the member
+# record's address now) and its masked hint for the pages. A label of None shows the channel's label.
+factors = Table(
+    "otp_factors",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("member_id", String(255), nullable=False, index=True),
+    Column("kind", String(100), nullable=False),
+    Column("label", String(100), nullable=True),
+    Column("is_default", Boolean, nullable=False, server_default=false()),
+    Column("secret", Text, nullable=True),
+    Column("last_step", BigInteger, nullable=True),
+    Column("recipient", Text, nullable=True),
+    Column("recipient_hash", String(64), nullable=True),
+    Column("recipient_hint", String(100), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # A TOTP factor's last use; a delivered factor's is its latest consumed challenge (factor_id).
+    Column("last_used_at", UTCDateTime(), nullable=True),
 )
 
 challenges = Table(
@@ -85,6 +112,8 @@ challenges = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("member_id", String(255), nullable=False),
     Column("channel", String(100), nullable=False),
+    # The factor a sign-in challenge was sent to (None for a setup's confirmation).
+    Column("factor_id", BigInteger, nullable=True),
     Column("payload", String(50), nullable=False),
     Column("purpose", String(20), nullable=False),
     Column("secret_hash", String(64), nullable=False),
@@ -157,5 +186,6 @@ audit_events = Table(
 )
 
 __all__ = [
-    "MAX_BIG_ID", "audit_events", "backup_codes", "challenges", "ip_counters", "members", "metadata", "trusted_devices",
+    "MAX_BIG_ID", "audit_events", "backup_codes", "challenges", "factors", "ip_counters", "members", "metadata",
+    "trusted_devices",
 ]

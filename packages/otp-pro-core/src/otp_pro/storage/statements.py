@@ -19,13 +19,19 @@ from sqlalchemy import and_, bindparam, case, exists, func, insert, literal_colu
 from .. import audit
 from ..results import ChallengeStatus
 from ..settings import NIST_MAX_ATTEMPTS
-from .schema import audit_events, challenges, ip_counters, members
+from .schema import audit_events, challenges, factors, ip_counters, members
 
 # ------------------------------------------------------------------ member state
 
-#: The member's row, by ``b_member``.
-STATE = select(members).where(members.c.member_id == bindparam("b_member"))
-STATE_FOR_UPDATE = STATE.with_for_update()
+#: The columns of a member's factor in a state read, each labelled ``f_<column>``.
+FACTOR_COLUMNS = tuple(column.label(f"f_{column.name}") for column in factors.c if column.name != "member_id")
+_WITH_FACTORS = members.outerjoin(factors, factors.c.member_id == members.c.member_id)
+#: The member's row with one row per factor (one, with ``f_id`` None, when there is none), by ``b_member``:
+#: one statement reads what a verification or a send decides from.
+STATE = select(members, *FACTOR_COLUMNS).select_from(_WITH_FACTORS).where(
+    members.c.member_id == bindparam("b_member")).order_by(factors.c.id)
+# PostgreSQL locks the member's row only (a factor's row is not on the nullable side of a lock).
+STATE_FOR_UPDATE = STATE.with_for_update(of=members)
 #: The values of a member's failure counters with nothing counted and no lock.
 FAILURES_CLEARED: dict[str, Any] = {"failures": 0, "consecutive_failures": 0, "locked_until": None}
 RESET_FAILURES = update(members).where(members.c.member_id == bindparam("b_member")).values(**FAILURES_CLEARED)
@@ -52,22 +58,21 @@ IP_UNDER_LIMIT = ~exists().where(
 
 # ------------------------------------------------------------------- TOTP steps
 
-TOTP_STEP = update(members).where(
-    members.c.member_id == bindparam("b_member"),
-    or_(members.c.totp_last_step.is_(None), members.c.totp_last_step < bindparam("b_step")),
-).values(totp_last_step=bindparam("b_step"))
-#: A matched TOTP step moves and the failure counters reset in the same statement (one round trip).
-TOTP_STEP_RESET = TOTP_STEP.values(**FAILURES_CLEARED)
-TOTP_STEP_RESET_RETURNING = TOTP_STEP_RESET.returning(members.c.member_id)
+#: A TOTP factor's step only moves forward: the row count says whether this step was still unused.
+TOTP_STEP = update(factors).where(
+    factors.c.id == bindparam("b_factor"), factors.c.member_id == bindparam("b_member"),
+    or_(factors.c.last_step.is_(None), factors.c.last_step < bindparam("b_step")),
+).values(last_step=bindparam("b_step"), last_used_at=bindparam("b_now", type_=factors.c.last_used_at.type))
+TOTP_STEP_RETURNING = TOTP_STEP.returning(factors.c.member_id)
 # PostgreSQL, verify in one statement of its own (autocommit): the member state read just before
-# must still hold, so the statement re-checks it: enrolled, not locked, the same seed; and the
-# caller's address under its limit of failed verifications (IP_UNDER_LIMIT, defined above).
-_MEMBER_OPEN = and_(members.c.channel.is_not(None),
-                    or_(members.c.locked_until.is_(None),
-                        members.c.locked_until <= bindparam("b_now", type_=members.c.locked_until.type)))
-TOTP_STEP_ONCE = TOTP_STEP_RESET.where(_MEMBER_OPEN, members.c.totp_seed == bindparam("b_seed"),
-                                      IP_UNDER_LIMIT).returning(
-    members.c.member_id)
+# must still hold, so the statement re-checks it: enrolled, no failures to reset, not locked, the
+# factor's seed unchanged; and the caller's address under its limit of failed verifications
+# (IP_UNDER_LIMIT, defined above).
+_MEMBER_OPEN = exists().where(
+    members.c.member_id == bindparam("b_member"), members.c.enrolled_at.is_not(None), members.c.failures == 0,
+    members.c.consecutive_failures == 0, members.c.locked_until.is_(None))
+TOTP_STEP_ONCE = TOTP_STEP.where(_MEMBER_OPEN, factors.c.secret == bindparam("b_seed"), IP_UNDER_LIMIT).returning(
+    factors.c.member_id)
 
 # --------------------------------------------------------------------- throttle
 
@@ -107,8 +112,8 @@ _SEND_ALLOWED = and_(
 
 # ------------------------------------------------------------------------- send
 
-CHALLENGE_COLUMNS = ("member_id", "channel", "payload", "purpose", "secret_hash", "recipient_hash", "binding_hash",
-                     "status", "created_at", "expires_at", "message")
+CHALLENGE_COLUMNS = ("member_id", "channel", "factor_id", "payload", "purpose", "secret_hash", "recipient_hash",
+                     "binding_hash", "status", "created_at", "expires_at", "message")
 # The new challenge's row, one bind ``c_<column>`` per column.
 _CHALLENGE_BINDS = tuple(bindparam(f"c_{name}", type_=challenges.c[name].type) for name in CHALLENGE_COLUMNS)
 _CHALLENGE_ROW = select(*_CHALLENGE_BINDS)
@@ -124,28 +129,42 @@ SENDS_AND_INSERT = select(_sends, _inserted.c.id).select_from(_sends.outerjoin(_
 LOCK_FOR_SEND = update(members).where(members.c.member_id == bindparam("b_member")).values(
     updated_at=members.c.updated_at).returning(*members.c)
 # PostgreSQL: an inline send read and recorded by one statement of its own (autocommit). The
-# message was made for the channel the member most likely has (b_state_channel); the statement
-# returns the member's row as its snapshot sees it (``seen``) and, when nothing stands in the
-# way, ``sent_id``, the new challenge's id. The gate writes the member's row (its lock, as
-# LOCK_FOR_SEND) only if the row is the version the snapshot sees (xmin unchanged: no send,
-# or any other write, committed since or waiting on the lock), the member has that channel and
-# no lock, and the throttle's counts (same snapshot) allow a send; the challenge is inserted
-# only behind the gate. No sent_id: nothing was written, and the send goes on from the row
-# returned (a throttled send is recorded by the transaction path with its send_throttled row).
+# message was made for the member's likely factor: the channel asked for, else the policy's
+# default (b_state_channel), at the address the member record shows now (c_recipient_hash). The
+# statement returns the member's row with its factors as its snapshot sees them (``seen``) and,
+# when nothing stands in the way, ``sent_id``, the new challenge's id. The gate writes the
+# member's row (its lock, as LOCK_FOR_SEND) only if the row is the version the snapshot sees
+# (xmin unchanged: no send, or any other write, committed since or waiting on the lock), the
+# member has a factor of that channel bound to that address (the default one unless the channel
+# was asked for by name, b_any_factor) and no lock, and the throttle's counts (same snapshot)
+# allow a send; the challenge is inserted only behind the gate, for that factor. No sent_id:
+# nothing was written, and the send goes on from the rows returned (a throttled send is recorded
+# by the transaction path with its send_throttled row).
 _xmin: Any = literal_column("otp_members.xmin")
 _seen = select(members, _xmin.label("xmin")).where(members.c.member_id == bindparam("b_member")).cte("seen")
+_likely_factor = select(factors.c.id).where(
+    factors.c.member_id == bindparam("b_member"), factors.c.kind == bindparam("b_state_channel"),
+    factors.c.recipient_hash == bindparam("c_recipient_hash"),
+    or_(factors.c.is_default, bindparam("b_any_factor")),
+).limit(1).scalar_subquery()
 _gate = update(members).where(
     members.c.member_id == bindparam("b_member"),
     _xmin == select(_seen.c.xmin).scalar_subquery(),
-    members.c.channel == bindparam("b_state_channel"),
     members.c.consecutive_failures < NIST_MAX_ATTEMPTS,
     or_(members.c.locked_until.is_(None),
         members.c.locked_until <= bindparam("b_now", type_=members.c.locked_until.type)),
     exists().select_from(_sends).where(_SEND_ALLOWED),
-).values(updated_at=members.c.updated_at).returning(members.c.member_id).cte("gate")
-_gated = insert(challenges).from_select(list(CHALLENGE_COLUMNS), _CHALLENGE_ROW.select_from(_gate)) \
+    _likely_factor.is_not(None),
+).values(updated_at=members.c.updated_at).returning(members.c.member_id, _likely_factor.label("factor_id")).cte("gate")
+_GATED_ROW = select(*(_gate.c.factor_id if name == "factor_id" else bind
+                      for name, bind in zip(CHALLENGE_COLUMNS, _CHALLENGE_BINDS, strict=True)))
+_gated = insert(challenges).from_select(list(CHALLENGE_COLUMNS), _GATED_ROW.select_from(_gate)) \
     .returning(challenges.c.id).cte("inserted")
-SEEN_AND_SEND = select(_seen, _gated.c.id.label("sent_id")).select_from(_seen.outerjoin(_gated, true()))
+_seen_factors = factors.alias("seen_factors")
+SEEN_AND_SEND = select(_seen, *(c.label(f"f_{c.name}") for c in _seen_factors.c if c.name != "member_id"),
+                       _gated.c.id.label("sent_id")).select_from(
+    _seen.outerjoin(_seen_factors, _seen_factors.c.member_id == _seen.c.member_id).outerjoin(_gated, true())
+).order_by(_seen_factors.c.id)
 #: The member's latest challenge (a fallback is a send right after one failed on another channel).
 LATEST = select(challenges.c.id, challenges.c.channel, challenges.c.status, challenges.c.error_code).where(
     challenges.c.member_id == bindparam("b_member")).order_by(challenges.c.id.desc()).limit(1)
@@ -233,7 +252,9 @@ def audited(statement: Any) -> Any:
 
     The audit row takes its channel from the returned ``channel`` column when
     there is one, otherwise from ``a_channel``; the statement returns the audit
-    row's id and channel. One round trip instead of two inside the transaction.
+    row's id and channel, and the changed row's ``factor_id`` when it returns one
+    (a consumed challenge: the factor that answered). One round trip instead of
+    two inside the transaction.
     """
     key = id(statement)  # the statements passed are module-level objects, built once
     if key not in _AUDITED:
@@ -241,8 +262,15 @@ def audited(statement: Any) -> Any:
         has_channel = "channel" in changed.c
         values = [changed.c.channel if name == "channel" and has_channel
                   else bindparam(f"a_{name}", type_=audit_events.c[name].type) for name in audit.COLUMNS]
-        _AUDITED[key] = insert(audit_events).from_select(list(audit.COLUMNS), select(*values).select_from(changed)) \
+        inserted = insert(audit_events).from_select(list(audit.COLUMNS), select(*values).select_from(changed)) \
             .returning(audit_events.c.id, audit_events.c.channel)
+        if "factor_id" in changed.c:
+            # RETURNING names the inserted row only: the factor comes from the changed row, beside it.
+            rows = inserted.cte("audited")
+            _AUDITED[key] = select(rows.c.id, rows.c.channel, changed.c.factor_id).select_from(
+                rows.join(changed, true()))
+        else:
+            _AUDITED[key] = inserted
     return _AUDITED[key]
 
 
@@ -270,18 +298,24 @@ def consume(by_channel: bool, hashes: int, payloads: int | None) -> Any:
             conditions.append(challenges.c.channel == bindparam("b_channel"))
         if payloads is not None:
             conditions.append(challenges.c.payload.in_([bindparam(f"b_payload{i}") for i in range(payloads)]))
+        # A sign-in code counts only while the factor it was sent to is the member's: a send that read
+        # the factors just before the factor was removed must not leave a code that still signs in.
+        conditions.append(or_(challenges.c.factor_id.is_(None),
+                              exists().where(factors.c.id == challenges.c.factor_id)))
         _CONSUME[key] = update(challenges).where(*conditions).values(
-            consumed_at=bindparam("b_now", type_=challenges.c.consumed_at.type)).returning(challenges.c.channel)
+            consumed_at=bindparam("b_now", type_=challenges.c.consumed_at.type)).returning(
+                challenges.c.channel, challenges.c.factor_id)
     return _CONSUME[key]
 
 
 # PostgreSQL, a one-time code verified by one statement of its own (autocommit): a member with
-# a clean record (enrolled, no authenticator, no failures to reset, no lock), asking from an
+# a clean record (enrolled, no authenticator app, no failures to reset, no lock), asking from an
 # address under its limit of failed verifications (IP_UNDER_LIMIT), has the code
 # consumed and the verify_ok row written; in any case the statement returns the member's state
 # (one snapshot), from which verify goes on when nothing was accepted.
-_MEMBER_CLEAN = and_(members.c.channel.is_not(None), members.c.totp_seed.is_(None), members.c.failures == 0,
-                     members.c.consecutive_failures == 0, members.c.locked_until.is_(None))
+_MEMBER_CLEAN = and_(members.c.enrolled_at.is_not(None), members.c.failures == 0,
+                     members.c.consecutive_failures == 0, members.c.locked_until.is_(None),
+                     ~exists().where(factors.c.member_id == members.c.member_id, factors.c.secret.is_not(None)))
 _STATE_AND_CONSUME: dict[tuple[int, int], Any] = {}
 
 
@@ -292,7 +326,8 @@ def state_and_consume(hashes: int, payloads: int) -> Any:
         consumed = consume(False, hashes, payloads).where(
             exists().where(members.c.member_id == bindparam("b_member"), _MEMBER_CLEAN), IP_UNDER_LIMIT)
         ok = audited(consumed).cte("ok")
-        state = STATE.cte("state")
-        _STATE_AND_CONSUME[key] = select(state, ok.c.id.label("ok_id"), ok.c.channel.label("ok_channel")) \
-            .select_from(state.outerjoin(ok, true()))
+        state = STATE.order_by(None).cte("state")
+        _STATE_AND_CONSUME[key] = select(state, ok.c.id.label("ok_id"), ok.c.channel.label("ok_channel"),
+                                         ok.c.factor_id.label("ok_factor_id")) \
+            .select_from(state.outerjoin(ok, true())).order_by(state.c.f_id)
     return _STATE_AND_CONSUME[key]

@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from flask import current_app, g, request, session
@@ -72,7 +72,14 @@ def form_field(name: str) -> str:
     return value[:MAX_FIELD] if isinstance(value, str) else ""
 
 
-def client() -> dict[str, str | None]:
+class Client(TypedDict):
+    """The request's address and user agent, passed to the core as keywords."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+def client() -> Client:
     """The request's address and user agent, as the core records them in the audit trail."""
     return {"ip": request.remote_addr, "user_agent": (request.user_agent.string or "")[:300] or None}
 
