@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .audit import AuditEvent
     from .core import OtpPro
     from .dispatch import Dispatcher
+    from .factor_types import FactorType
     from .member import Member
     from .settings import Setting
     from .transports import Message, Payload, Transport
@@ -55,6 +56,28 @@ def otp_pro_register_transports(register: Callable[[type[Transport]], None]) -> 
     its ``settings`` are read from ``providers.<name>``. Registering a name that
     is already taken is refused, naming both plugins: names are granted in plugin
     registration order (built-ins first), whatever order pluggy calls in.
+
+    If it raises: the plugin's error is kept (``OtpPro.plugins()``) and logged;
+    what it registered before raising stands, and the other plugins go on.
+
+    Return nothing.
+    """
+
+
+@hookspec
+def otp_pro_register_factor_types(register: Callable[[type[FactorType]], None]) -> None:
+    """Register factor types: the kinds of authenticator a member can enrol and prove.
+
+    Called once when an :class:`~otp_pro.OtpPro` instance starts. Call
+    ``register(FactorTypeClass)`` for each :class:`~otp_pro.factor_types.FactorType`
+    subclass the plugin provides. A type that is not delivered adds the channel
+    of its ``name`` (``register(HotpFactor)`` with ``name = "hotp"`` lets roles
+    list ``"hotp"`` and members ``begin_setup(member, "hotp")``); its instance
+    judges answers (``confirm``, ``check``) and the core decides, counts and
+    records them. The core registers ``totp``, ``code`` and ``link`` this way
+    (plugin ``otp_pro_factor_types``). A name that is taken, or holds ``:``, is
+    refused, naming both plugins; names are granted in plugin registration
+    order (built-ins first).
 
     If it raises: the plugin's error is kept (``OtpPro.plugins()``) and logged;
     what it registered before raising stands, and the other plugins go on.

@@ -25,6 +25,7 @@ import pluggy
 from . import hookspecs
 from .entry_points import installed
 from .errors import PluginError
+from .factor_types import FactorType
 from .hookcall import Answer, GuardedPluginManager, HookFailure, OnError, calling_plugin, describe_error
 from .results import PluginInfo
 from .settings import Setting
@@ -39,6 +40,7 @@ DISABLE_ENV = "OTP_PRO_DISABLE_PLUGINS"
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("otp_pro_email", "otp_pro.builtins.email"),
     ("otp_pro_code", "otp_pro.builtins.code"),
+    ("otp_pro_factor_types", "otp_pro.builtins.factor_types"),
     ("otp_pro_outbox", "otp_pro.builtins.outbox"),
     ("otp_pro_rendering", "otp_pro.builtins.rendering"),
     ("otp_pro_notify", "otp_pro.builtins.notify"),
@@ -64,6 +66,7 @@ class _Record:
     plugin: Any = None
     transports: list[str] = field(default_factory=list)
     payloads: list[str] = field(default_factory=list)
+    factor_types: list[str] = field(default_factory=list)
 
     def info(self) -> PluginInfo:
         return PluginInfo(
@@ -76,6 +79,7 @@ class _Record:
             error=self.error,
             transports=tuple(self.transports),
             payloads=tuple(self.payloads),
+            factor_types=tuple(self.factor_types),
         )
 
 
@@ -287,6 +291,30 @@ class PluginHost:
             if record is not None and kind != "settings":
                 (record.transports if kind == "transport" else record.payloads).append(name)
         return registry.of_kind("transport", "payload"), registry.of_kind("settings")
+
+    def collect_factor_types(self) -> dict[str, tuple[str, type[FactorType]]]:
+        """Ask every plugin for its factor types: each name with the plugin that registered it and the class.
+
+        Nothing is instantiated. A type that is not delivered is a channel too, so
+        its name may not hold ``:`` (a delivered channel's separator).
+        """
+        registry = Registry(reserved=lambda name: "a factor type's name cannot hold ':'" if ":" in name else None)
+
+        def register(cls: object) -> None:
+            if not isinstance(cls, type) or not issubclass(cls, FactorType) or not getattr(cls, "name", ""):
+                owner = calling_plugin()
+                raise PluginError(f"plugin {owner} registered {cls!r}, which is not a named FactorType subclass",
+                                  plugin=owner)
+            registry.claim("factor type", cls.name, cls)
+
+        self.call("otp_pro_register_factor_types", OnError.SKIP, register=register)
+        self.refused(registry.settle(self.rank))
+        found = registry.of_kind("factor type")
+        for name, (owner, _cls) in found.items():
+            record = self._loaded.get(owner)
+            if record is not None:
+                record.factor_types.append(name)
+        return found
 
     def rank(self, plugin: str) -> int:
         """Where ``plugin`` stands in registration order (built-ins first); one not registered here comes last."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 
 class ChallengeStatus:
@@ -187,7 +187,9 @@ class SetupInfo:
 
     For ``totp``: ``provisioning_uri`` (an ``otpauth://`` URI holding the seed: show it
     only to the member, once) and ``qr_svg`` (the same as a QR code). For a delivered
-    channel: ``challenge`` is the confirmation code that was sent.
+    channel: ``challenge`` is the confirmation code that was sent. ``show`` holds all
+    a factor type gave to show the member (a third party's type puts its own keys
+    there); like the seed, it is left out of ``repr``.
     """
 
     channel: str
@@ -196,6 +198,7 @@ class SetupInfo:
     qr_svg: str | None = None
     secret: str | None = None
     challenge: Challenge | None = None
+    show: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"SetupInfo(channel={self.channel!r}, expires_at={self.expires_at!r})"
@@ -258,3 +261,4 @@ class PluginInfo:
     error: str | None = None
     transports: tuple[str, ...] = field(default=())
     payloads: tuple[str, ...] = field(default=())
+    factor_types: tuple[str, ...] = field(default=())

@@ -19,7 +19,7 @@ from ..errors import ConfigurationError
 from ..settings import Problems, validate_section
 from ..storage import migrate
 from ..storage.db import Database
-from ..transports import TOTP, Payload, ProviderConfig, Transport
+from ..transports import Payload, ProviderConfig, Transport
 from .runtime import ChannelDef, Runtime
 
 log = logging.getLogger("otp_pro")
@@ -29,6 +29,7 @@ def start(rt: Runtime, migrate_database: bool | None) -> None:
     """Start the providers and the dispatcher, build the channels, open the database, run the start-up checks."""
     problems = Problems()
     _start_providers(rt, problems)
+    _start_factor_types(rt, problems)
     rt.dispatcher = dispatch.build(rt.otp, problems)
     rt.member_lookup = _member_lookup(rt.settings.member_lookup, problems)
     rt.channels.update(_channels(rt))
@@ -92,15 +93,30 @@ def _start_providers(rt: Runtime, problems: Problems) -> None:
             problems.add(key if message else f"providers.{provider.name}", message or problem)
 
 
+def _start_factor_types(rt: Runtime, problems: Problems) -> None:
+    for name, (owner, cls) in rt.host.collect_factor_types().items():
+        try:
+            rt.factor_types[name] = cls(rt.otp)
+        except Exception as exc:  # noqa: BLE001 - a factor type that cannot start is a configuration problem
+            problems.add(f"factor type {name}", f"plugin {owner} failed to start it: {type(exc).__name__}: {exc}")
+
+
 def _channels(rt: Runtime) -> dict[str, ChannelDef]:
+    """Every transport with every payload it supports (each a delivered factor of the ``code`` or ``link``
+    type), then each factor type that is not delivered (``totp``, a third party's), under its own name."""
     channels: dict[str, ChannelDef] = {}
+    code_type, link_type = rt.factor_types.get("code"), rt.factor_types.get("link")
     for transport in rt.transports.values():
         for payload in rt.payloads.values():
             if payload.supports(transport):
                 name = f"{transport.name}:{payload.name}"
                 label = transport.label if payload.name == "code" else f"{transport.label} ({payload.label})"
-                channels[name] = ChannelDef(name, label, transport, payload)
-    channels[TOTP] = ChannelDef(TOTP, "Authenticator app", None, None)
+                delivered = code_type if payload.entered_as_code else link_type
+                channels[name] = ChannelDef(name, label, transport, payload,
+                                            delivered if delivered is not None and delivered.delivers else None)
+    for name, factor_type in rt.factor_types.items():
+        if not factor_type.delivers:
+            channels[name] = ChannelDef(name, factor_type.label or name, None, None, factor_type)
     return channels
 
 

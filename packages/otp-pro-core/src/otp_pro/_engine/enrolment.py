@@ -1,4 +1,4 @@
-"""Setting up a second factor: begin (a TOTP seed, or a confirmation code sent), then confirm with a code.
+"""Adding a factor: begin (its factor type's secret, or a confirmation code sent), then confirm with a code.
 
 A link-confirmed setup (a magic link) is finished by
 :func:`~otp_pro._engine.tokens.verify_token`, through the same :func:`enrol`.
@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from .. import audit, totp
+from .. import audit
 from ..audit import AuditEvent
 from ..codes import normalize_code
 from ..crypto import constant_time_in
@@ -29,7 +29,6 @@ from ..member import Member
 from ..results import Purpose, Reason, SetupInfo, VerifyResult
 from ..storage import statements
 from ..storage.schema import members
-from ..transports import TOTP
 from . import auditing, backup_codes, delivery, devices, factors, lockout, status
 from .runtime import MemberState, Runtime
 from .verification import consume_challenge
@@ -45,25 +44,25 @@ def begin_setup(rt: Runtime, member: Member, channel: str, *, seed: str | None, 
     with rt.db.read() as conn:
         state = rt.state(conn, member.id)
         lockout.refuse_if_locked(state, now)
+    factor_type = rt.channels[channel].factor_type
+    delivered = factor_type is None or factor_type.delivers
     replaces: int | None = None
     if reconfirm is not None:
         old = factors.owned(state, reconfirm)
-        if old.kind != channel or channel == TOTP:
+        if old.kind != channel or not delivered:
             raise SetupError(f"factor {old.id} is a {old.kind} factor: only a delivered factor is re-confirmed, "
                              "on its own channel")
         replaces = old.id
-    if seed is not None and channel != TOTP:
-        raise SetupError("a seed can only be imported for the totp channel")
-    if channel == TOTP:
-        seed = totp.new_seed() if seed is None else totp.check_seed(seed)
-        cfg = rt.settings.totp
-        issuer = cfg.issuer or rt.settings.site_name
-        uri = totp.provisioning_uri(seed, member.email or member.display_name, issuer, cfg)
-        _pending(rt, member, TOTP, expires, now, seed=rt.keys.encrypt(seed), label=cleaned, recipient=None,
-                 replaces=None, binding=binding, ip=ip, user_agent=user_agent)
-        return SetupInfo(
-            channel=TOTP, expires_at=expires, provisioning_uri=uri, qr_svg=totp.qr_svg(uri), secret=seed
-        )
+    if seed is not None and delivered:
+        raise SetupError(f"a secret can only be imported for a factor that is not delivered, not {channel}")
+    if not delivered:
+        assert factor_type is not None
+        made = factor_type.begin(member, imported=seed)
+        _pending(rt, member, channel, expires, now, seed=rt.keys.encrypt(made.secret), label=cleaned,
+                 recipient=None, replaces=None, binding=binding, ip=ip, user_agent=user_agent)
+        show = dict(made.show)
+        return SetupInfo(channel=channel, expires_at=expires, provisioning_uri=show.get("provisioning_uri"),
+                         qr_svg=show.get("qr_svg"), secret=show.get("secret"), show=show)
     recipient = factors.current_recipient(rt, member, channel)
     already = factors.existing_on(rt, state, channel, recipient)
     if already is not None and already.id != replaces:
@@ -85,7 +84,7 @@ def _pending(rt: Runtime, member: Member, channel: str, expires: datetime, now: 
         rt.ensure_member(conn, member.id)
         conn.execute(
             update(members).where(members.c.member_id == member.id).values(
-                pending_channel=channel, pending_totp_seed=seed, pending_expires_at=expires, updated_at=now,
+                pending_channel=channel, pending_secret=seed, pending_expires_at=expires, updated_at=now,
                 pending_binding_hash=rt.keys.hash("binding", binding) if binding else None,
                 pending_label=label, pending_recipient=recipient, pending_factor_id=replaces,
             )
@@ -130,12 +129,12 @@ def complete_setup(rt: Runtime, member: Member, code: str, *, binding: str | Non
             if normalized is None:
                 raise InvalidCode("the code is not in a valid format",
                                   result=VerifyResult(False, reason=Reason.MALFORMED))
-            confirmed = _confirmed(rt, conn, member.id, channel, state.pending_totp_seed, normalized, now)
+            confirmed = _confirmed(rt, conn, member, channel, state.pending_secret, normalized, now)
             if confirmed is not None:
+                # Only a factor type that is not delivered keeps a pending secret (a TOTP seed).
+                kept = state.pending_secret
                 codes = enrol(rt, conn, events, state, now, ip=ip, user_agent=user_agent,
-                              secret=rt.keys.rotate(state.pending_totp_seed) if channel == TOTP
-                              and state.pending_totp_seed else None,
-                              last_step=confirmed if channel == TOTP else None)
+                              secret=rt.keys.rotate(kept) if kept else None, last_step=confirmed if kept else None)
             else:
                 result = lockout.record_failure(rt, conn, events, member.id, now, channel=channel, ip=ip,
                                                 user_agent=user_agent, reason=Reason.INVALID, setup=True)
@@ -146,14 +145,18 @@ def complete_setup(rt: Runtime, member: Member, code: str, *, binding: str | Non
     return codes
 
 
-def _confirmed(rt: Runtime, conn: Connection, member_id: str, channel: str, pending_seed: str | None,
+def _confirmed(rt: Runtime, conn: Connection, member: Member, channel: str, pending_secret: str | None,
                normalized: str, now: datetime) -> int | None:
-    """Whether ``normalized`` confirms the pending setup of ``channel``: the TOTP step it matched (0 for a
-    delivered code's challenge, consumed here), or None."""
-    if channel != TOTP:
-        consumed = consume_challenge(rt, conn, member_id, normalized, Purpose.SETUP, now, channel=channel)
+    """Whether ``normalized`` confirms the pending setup of ``channel``: the counter its factor type says it
+    proves (0 for a delivered code's challenge, consumed here), or None."""
+    definition = rt.channels.get(channel)
+    factor_type = definition.factor_type if definition is not None else None
+    if factor_type is None or factor_type.delivers:
+        consumed = consume_challenge(rt, conn, member.id, normalized, Purpose.SETUP, now, channel=channel)
         return 0 if consumed is not None else None
-    return totp.match(rt.keys.decrypt(pending_seed or ""), normalized, now, rt.settings.totp, after_step=None)
+    if pending_secret is None:
+        return None
+    return factor_type.confirm(member, rt.keys.decrypt(pending_secret), normalized, now)
 
 
 def enrol(rt: Runtime, conn: Connection, events: list[AuditEvent], state: MemberState, now: datetime, *,
@@ -172,7 +175,7 @@ def enrol(rt: Runtime, conn: Connection, events: list[AuditEvent], state: Member
                             last_step=last_step, recipient=recipient, replaces=state.pending_factor_id)
     first = state.enrolled_at is None or not state.factors
     values: dict[str, Any] = dict(
-        disabled_at=None, pending_channel=None, pending_totp_seed=None, pending_expires_at=None,
+        disabled_at=None, pending_channel=None, pending_secret=None, pending_expires_at=None,
         pending_binding_hash=None, pending_label=None, pending_recipient=None, pending_factor_id=None,
         updated_at=now, **statements.FAILURES_CLEARED,
     )

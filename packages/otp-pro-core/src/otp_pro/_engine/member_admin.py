@@ -30,7 +30,7 @@ def clear(rt: Runtime, member: Member, kind: str, *, actor: str | None, ip: str 
         rt.ensure_member(conn, member.id)
         state = rt.state(conn, member.id, for_update=True)
         conn.execute(update(members).where(members.c.member_id == member.id).values(
-            enrolled_at=None, pending_channel=None, pending_totp_seed=None, pending_expires_at=None,
+            enrolled_at=None, pending_channel=None, pending_secret=None, pending_expires_at=None,
             pending_binding_hash=None, pending_label=None, pending_recipient=None, pending_factor_id=None,
             backup_salt=None, backup_key_id=None, disabled_at=now if disabled else None, updated_at=now,
             **statements.FAILURES_CLEARED,
@@ -69,12 +69,12 @@ def rotate_keys(rt: Runtime, *, actor: str | None) -> int:
                 secret=rt.keys.rotate(row.secret) if row.secret else None,
                 recipient=rt.keys.rotate(row.recipient) if row.recipient else None))
             count += 1
-        pending = conn.execute(select(members.c.member_id, members.c.pending_totp_seed,
+        pending = conn.execute(select(members.c.member_id, members.c.pending_secret,
                                       members.c.pending_recipient).where(
-            or_(members.c.pending_totp_seed.is_not(None), members.c.pending_recipient.is_not(None)))).all()
+            or_(members.c.pending_secret.is_not(None), members.c.pending_recipient.is_not(None)))).all()
         for row in pending:
             conn.execute(update(members).where(members.c.member_id == row.member_id).values(
-                pending_totp_seed=rt.keys.rotate(row.pending_totp_seed) if row.pending_totp_seed else None,
+                pending_secret=rt.keys.rotate(row.pending_secret) if row.pending_secret else None,
                 pending_recipient=rt.keys.rotate(row.pending_recipient) if row.pending_recipient else None))
             count += 1
         auditing.record(rt, conn, events, audit.KEYS_ROTATED, None, actor=actor, seeds=count)

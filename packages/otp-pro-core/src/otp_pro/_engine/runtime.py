@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from ..crypto import KeyRing
 from ..dispatch import Dispatcher, InlineDispatcher
+from ..factor_types import FactorType
 from ..plugins import PluginHost
 from ..settings import Settings
 from ..storage import statements
@@ -71,7 +72,7 @@ class MemberState:
     consecutive_failures: int
     locked_until: datetime | None
     pending_channel: str | None
-    pending_totp_seed: str | None
+    pending_secret: str | None
     pending_expires_at: datetime | None
     pending_binding_hash: str | None
     pending_label: str | None
@@ -119,12 +120,14 @@ def state_of(rows: Sequence[Any]) -> MemberState | None:
 
 @dataclass(frozen=True)
 class ChannelDef:
-    """A channel: a transport with a payload, or ``totp``."""
+    """A channel: a transport with a payload (a delivered factor), or a factor type's own (``totp``)."""
 
     name: str
     label: str
     transport: Transport | None
     payload: Payload | None
+    #: The factor type a member enrols on this channel (None: no registered type covers it).
+    factor_type: FactorType | None = None
 
 
 class Runtime:
@@ -148,6 +151,7 @@ class Runtime:
         #: Until assembly starts the dispatcher the settings name.
         self.dispatcher: Dispatcher = InlineDispatcher(otp)
         self.channels: dict[str, ChannelDef] = {}
+        self.factor_types: dict[str, FactorType] = {}
         #: The function the ``member_lookup`` setting names, imported by assembly; None without the setting.
         self.member_lookup: Callable[[str], Any] | None = None
         #: Per thread: the events being passed to listeners (:func:`~otp_pro._engine.auditing.emit`).

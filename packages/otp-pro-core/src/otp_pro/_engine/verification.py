@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, select
 
-from .. import audit, policy, totp
+from .. import audit, policy
 from ..audit import AuditEvent
 from ..codes import normalize_code
 from ..member import Member
@@ -57,28 +57,31 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
         # The lock state read under the member's row lock (SQLite: the write lock), in the
         # transaction that records the attempt: concurrent attempts are judged one at a time.
         state = rt.state(conn, member.id, for_update=True)
-        refusal = lockout.verify_refusal(state, now) or _none_counts(rt, member, state, req)
+        refusal = _refusal(rt, member, state, req, now)
         if refusal is not None:
             return refusal
         if ip and (limited := _count_ip(rt, conn, events, member, ip, user_agent, now)) is not None:
             return limited
-        app = _matching_app(rt, member, state, req, normalized, now)
+        app = _matching_factor(rt, member, state, req, normalized, now)
         method: str | None = None
         channel: str | None = None
         factor_id: int | None = None
         # On PostgreSQL the verify_ok row of a TOTP or one-time code is written by the statement
         # that accepts the code (see statements.audited); written_ok then says it is done.
         events_before = len(events)
-        # A matched TOTP step is tried first: the member's pending challenges are then left alone.
+        # A factor's matched counter (a TOTP step) is tried first: the member's pending challenges are
+        # then left alone.
         if app is not None:
             factor, step = app
             step_params = {"b_member": member.id, "b_factor": factor.id, "b_step": step, "b_now": now}
+            answered = method_of(factor.kind)
             if postgresql:
-                if accept_audited(rt, conn, statements.TOTP_STEP_RETURNING, step_params, events,
-                                  ok_event(rt, member.id, TOTP, Method.TOTP, ip, user_agent, factor.id)) is not None:
-                    method, channel, factor_id = Method.TOTP, TOTP, factor.id
-            elif rt.db.run(conn, statements.TOTP_STEP, step_params).rowcount == 1:
-                method, channel, factor_id = Method.TOTP, TOTP, factor.id
+                if accept_audited(rt, conn, statements.FACTOR_COUNTER_RETURNING, step_params, events,
+                                  ok_event(rt, member.id, factor.kind, answered, ip, user_agent,
+                                           factor.id)) is not None:
+                    method, channel, factor_id = answered, factor.kind, factor.id
+            elif rt.db.run(conn, statements.FACTOR_COUNTER, step_params).rowcount == 1:
+                method, channel, factor_id = answered, factor.kind, factor.id
         if method is None and is_code:
             consumed = consume_challenge(
                 rt, conn, member.id, normalized, Purpose.VERIFY, now, payloads=code_payloads,
@@ -106,24 +109,38 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
     return result
 
 
-def _none_counts(rt: Runtime, member: Member, state: MemberState, req: policy.Requirement) -> VerifyResult | None:
-    """The refusal of a member none of whose factors counts now (their role allows none of their kinds)."""
-    return None if factors.counted(rt, member, state, req) else VerifyResult(False, reason=Reason.NOT_ENROLLED)
+def _refusal(rt: Runtime, member: Member, state: MemberState | None, req: policy.Requirement,
+             now: datetime) -> VerifyResult | None:
+    """Why a verification is refused without looking at the answer: no factor (or none the member's role
+    allows now), or a lock. (A refusal is a falsy VerifyResult: compared with None, never with ``or``.)"""
+    refusal = lockout.verify_refusal(state, now)
+    if refusal is None and not factors.counted(rt, member, state, req):
+        refusal = VerifyResult(False, reason=Reason.NOT_ENROLLED)
+    return refusal
 
 
-def _matching_app(rt: Runtime, member: Member, state: MemberState, req: policy.Requirement, normalized: str,
-                  now: datetime) -> tuple[FactorRow, int] | None:
-    """The member's authenticator app (of those that count) whose code ``normalized`` is, with its unused
-    time step; None when it is none of theirs. Each app's seed is tried in turn (a member with two apps)."""
-    cfg = rt.settings.totp
-    if len(normalized) != cfg.digits or TOTP not in req.channels:
-        return None
+def _matching_factor(rt: Runtime, member: Member, state: MemberState, req: policy.Requirement, normalized: str,
+                     now: datetime) -> tuple[FactorRow, int] | None:
+    """The member's factor (of a type that is not delivered, and that counts) whose answer ``normalized`` is,
+    with the counter it proves (a TOTP time step); None when it is none of theirs. Each factor's type judges
+    in turn (a member with two apps): :meth:`~otp_pro.factor_types.FactorType.check`."""
     for factor in state.factors:
-        if factor.kind == TOTP and factor.secret is not None:
-            step = totp.match(rt.keys.decrypt(factor.secret), normalized, now, cfg, after_step=factor.last_step)
-            if step is not None:
-                return factor, step
+        if factor.secret is None or factor.kind not in req.channels:
+            continue
+        definition = rt.channels.get(factor.kind)
+        factor_type = definition.factor_type if definition is not None else None
+        if factor_type is None or factor_type.delivers or not factor_type.answer_is_code \
+                or not factor_type.accepts(normalized):
+            continue
+        counter = factor_type.check(member, rt.keys.decrypt(factor.secret), factor.last_step, normalized, now)
+        if counter is not None and (factor.last_step is None or counter > factor.last_step):
+            return factor, counter
     return None
+
+
+def method_of(kind: str) -> str:
+    """What :attr:`VerifyResult.method` says for an answer of a factor of ``kind`` that is not delivered."""
+    return Method.TOTP if kind == TOTP else kind
 
 
 def _ip_limited(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str,
@@ -247,22 +264,23 @@ def _verify_once(rt: Runtime, member: Member, req: policy.Requirement, normalize
     else:
         with rt.db.read_once() as conn:
             state = rt.state(conn, member.id)
-    refusal = lockout.verify_refusal(state, now) or _none_counts(rt, member, state, req)
+    refusal = _refusal(rt, member, state, req, now)
     if refusal is not None or state.failures or state.consecutive_failures or state.locked_until is not None:
         return refusal
-    app = _matching_app(rt, member, state, req, normalized, now)
+    app = _matching_factor(rt, member, state, req, normalized, now)
     if app is not None:
         factor, step = app
+        answered = method_of(factor.kind)
         with rt.db.write_once() as conn:
             won = accept_audited(
-                rt, conn, statements.TOTP_STEP_ONCE, {"b_member": member.id, "b_factor": factor.id, "b_step": step,
+                rt, conn, statements.FACTOR_COUNTER_ONCE, {"b_member": member.id, "b_factor": factor.id, "b_step": step,
                                                       "b_seed": factor.secret, "b_now": now,
                                                       **ip_gate_params(rt, ip, now)},
-                events, ok_event(rt, member.id, TOTP, Method.TOTP, ip, user_agent, factor.id))
+                events, ok_event(rt, member.id, factor.kind, answered, ip, user_agent, factor.id))
         if won is None:
             return None
         auditing.emit(rt, events, member)
-        return VerifyResult(True, method=Method.TOTP, channel=TOTP, attempts_remaining=rt.settings.max_attempts,
+        return VerifyResult(True, method=answered, channel=factor.kind, attempts_remaining=rt.settings.max_attempts,
                             factor_id=factor.id)
     # A wrong, expired or replayed code, an authenticator member's wrong code or emailed
     # fallback code: the transaction tries the code and records the failure (one write, not two).

@@ -68,10 +68,11 @@ members = Table(
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
     Column("locked_until", UTCDateTime(), nullable=True),
-    # The setup in progress: its channel, TOTP seed (encrypted), the label the member gave it, the
-    # address a delivered channel's confirmation went to (encrypted), and the factor it re-confirms.
+    # The setup in progress: its channel, its factor type's secret (a TOTP seed; encrypted), the label the
+    # member gave it, the address a delivered channel's confirmation went to (encrypted), and the factor
+    # it re-confirms.
     Column("pending_channel", String(100), nullable=True),
-    Column("pending_totp_seed", Text, nullable=True),
+    Column("pending_secret", Text, nullable=True),
     Column("pending_expires_at", UTCDateTime(), nullable=True),
     # Keyed hash of the binding the pending setup was begun with: only the same binding may complete it.
     Column("pending_binding_hash", String(64), nullable=True),

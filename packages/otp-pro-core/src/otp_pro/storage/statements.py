@@ -56,14 +56,15 @@ IP_UNDER_LIMIT = ~exists().where(
     ip_counters.c.kind == bindparam("b_ip_kind"), ip_counters.c.count >= bindparam("b_ip_cap"),
     ip_counters.c.window_start > bindparam("b_ip_window_ended", type_=ip_counters.c.window_start.type))
 
-# ------------------------------------------------------------------- TOTP steps
+# ------------------------------------------------------------- factor counters
 
-#: A TOTP factor's step only moves forward: the row count says whether this step was still unused.
-TOTP_STEP = update(factors).where(
+#: A factor's counter (a TOTP time step, an HOTP counter) only moves forward: the row count says whether the
+#: answer's counter was still unused, so an answer is accepted once however many requests race with it.
+FACTOR_COUNTER = update(factors).where(
     factors.c.id == bindparam("b_factor"), factors.c.member_id == bindparam("b_member"),
     or_(factors.c.last_step.is_(None), factors.c.last_step < bindparam("b_step")),
 ).values(last_step=bindparam("b_step"), last_used_at=bindparam("b_now", type_=factors.c.last_used_at.type))
-TOTP_STEP_RETURNING = TOTP_STEP.returning(factors.c.member_id)
+FACTOR_COUNTER_RETURNING = FACTOR_COUNTER.returning(factors.c.member_id)
 # PostgreSQL, verify in one statement of its own (autocommit): the member state read just before
 # must still hold, so the statement re-checks it: enrolled, no failures to reset, not locked, the
 # factor's seed unchanged; and the caller's address under its limit of failed verifications
@@ -71,8 +72,8 @@ TOTP_STEP_RETURNING = TOTP_STEP.returning(factors.c.member_id)
 _MEMBER_OPEN = exists().where(
     members.c.member_id == bindparam("b_member"), members.c.enrolled_at.is_not(None), members.c.failures == 0,
     members.c.consecutive_failures == 0, members.c.locked_until.is_(None))
-TOTP_STEP_ONCE = TOTP_STEP.where(_MEMBER_OPEN, factors.c.secret == bindparam("b_seed"), IP_UNDER_LIMIT).returning(
-    factors.c.member_id)
+FACTOR_COUNTER_ONCE = FACTOR_COUNTER.where(_MEMBER_OPEN, factors.c.secret == bindparam("b_seed"),
+                                           IP_UNDER_LIMIT).returning(factors.c.member_id)
 
 # --------------------------------------------------------------------- throttle
 

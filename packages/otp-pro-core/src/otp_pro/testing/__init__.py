@@ -39,7 +39,11 @@ and that discovery in a fresh interpreter does not import ``lazy_imports``.
 (registration, settings and redaction, recipients, availability, sending,
 failure mapping, dry-run, no leaked secret); a transport's test module
 subclasses it and points it at a real fake of its provider.
-``EmailTransportContract`` is that contract already set up for the built-in
+``FactorTypeContract`` is what every factor type that is not delivered owes the
+core (registration and description, setup, each answer accepted once even when
+raced, wrong answers counted toward the lockout, two factors of the type, the
+secret sealed and never shown); a factor type's test module subclasses it and
+says how to answer. ``EmailTransportContract`` is the transport contract already set up for the built-in
 ``email`` transport on a loopback SMTP server that checks the login, for
 templating and payload plugins to run with themselves installed.
 
@@ -55,6 +59,7 @@ from ._clock import Clock, clock
 from ._databases import PG_ENV, PG_SKIP_REASON, backend, pg_url, sqlite_url, temporary_pg_database, truncate_all
 from ._discovery import DiscoveryContract
 from ._email_contract import EmailTransportContract
+from ._factor_contract import FactorTypeContract
 from ._instances import (
     TEST_SECRET_KEY,
     enrol,
@@ -97,6 +102,7 @@ __all__ = [
     "Clock",
     "DiscoveryContract",
     "EmailTransportContract",
+    "FactorTypeContract",
     "Mailbox",
     "PluginRegistrar",
     "Received",

@@ -11,6 +11,7 @@ consumed setup challenge on that channel (the same keyed hash, so no key is
 needed here). Where none is left, the factor is bound at its first send after
 the upgrade (audited as ``factor_bound``). Challenges still pending are tied to
 the member's factor, so a code sent just before the upgrade still verifies.
+``pending_totp_seed`` becomes ``pending_secret``: any factor type's setup state.
 """
 
 from __future__ import annotations
@@ -73,10 +74,13 @@ def upgrade() -> None:
         batch_op.drop_column('channel')
         batch_op.drop_column('totp_seed')
         batch_op.drop_column('totp_last_step')
+        # A pending setup's secret is any factor type's now (a TOTP seed, a passkey's registration state).
+        batch_op.alter_column('pending_totp_seed', new_column_name='pending_secret')
 
 
 def downgrade() -> None:
     with op.batch_alter_table('otp_members', schema=None) as batch_op:
+        batch_op.alter_column('pending_secret', new_column_name='pending_totp_seed')
         batch_op.add_column(sa.Column('channel', sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column('totp_seed', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('totp_last_step', sa.BigInteger(), nullable=True))

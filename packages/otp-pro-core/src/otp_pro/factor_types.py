@@ -1,0 +1,133 @@
+"""The base class a plugin subclasses to add a kind of factor: :class:`FactorType`.
+
+A factor type is what a member enrols and proves: an authenticator app (TOTP),
+a delivered code or link (every ``transport:payload`` channel), a third party's
+counter token or passkey. A plugin registers the *class* through the
+``otp_pro_register_factor_types`` hook; each :class:`~otp_pro.OtpPro` builds its
+own instance.
+
+The contract is small because the core keeps the rules that are easy to get
+wrong. A type *judges*; the core *decides and records*:
+
+- :meth:`FactorType.begin` makes what a new factor needs (a secret, shown once)
+  and :meth:`FactorType.confirm` says whether the member's first answer proves
+  it. The core keeps the pending secret sealed (encrypted), ties the setup to the
+  caller's binding, counts a wrong answer toward the member's lockout, stores
+  the factor and issues the backup codes with the first one.
+- :meth:`FactorType.check` says which *counter* an answer proves for one of the
+  member's factors (a TOTP time step, an HOTP counter, a passkey's sign count),
+  or None. The core reads the member's lock state and counts the attempt in one
+  transaction, then accepts the answer only by moving the factor's counter
+  forward with one conditional ``UPDATE ... WHERE last_step < :counter``, so an
+  answer is accepted once however many requests race with it, and a counter
+  that goes backwards is refused.
+- :meth:`FactorType.describe` tells the pages how to ask for an answer.
+
+Delivered factors (``delivers = True``) are the core's own: their challenge is
+a code or link sent through a transport, consumed once by the challenge's
+conditional UPDATE; their type only names and describes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .member import Member
+
+if TYPE_CHECKING:
+    from .core import OtpPro
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What :meth:`FactorType.begin` made: the secret to keep pending (sealed by the core) and what to show.
+
+    ``secret`` is any string the type can read back in :meth:`FactorType.confirm`
+    and :meth:`FactorType.check` (a base32 seed, JSON). ``show`` holds what the
+    member needs to set the factor up (a provisioning URI, a QR code, options for
+    a browser ceremony); :class:`~otp_pro.results.SetupInfo` passes it on. Nothing
+    here is logged or audited.
+    """
+
+    secret: str
+    show: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return "Enrolment(secret='********')"
+
+
+@dataclass(frozen=True)
+class Description:
+    """How the pages ask for an answer of a factor type: ``input`` is ``"code"`` (a text box for digits),
+    ``"link"`` (nothing to type: the member clicks what was sent) or the type's own (``"webauthn"``);
+    ``hint`` is one sentence for the member ("Enter the 6-digit code from your authenticator app.")."""
+
+    input: str
+    hint: str
+    digits: int | None = None
+
+
+class FactorType:
+    """A kind of factor. Subclass it, set :attr:`name` and :attr:`label`, and register the class.
+
+    For a type that is not delivered, :attr:`name` is also the channel a member
+    enrols (``begin_setup(member, "hotp")``) and that roles list in ``channels``.
+    Implement :meth:`begin`, :meth:`confirm` and :meth:`check`; :meth:`describe`
+    has a default for code-entry types. The instance gets the
+    :class:`~otp_pro.OtpPro` (``self.otp``: settings, clock) and must keep no
+    per-member state: everything a factor needs lives in its ``secret`` (sealed
+    by the core) and its counter.
+    """
+
+    #: The factor type's id: lowercase letters, digits and underscores; no ``:``.
+    name: ClassVar[str] = ""
+    #: Shown to members ("Authenticator app").
+    label: ClassVar[str] = ""
+    #: Delivered through a transport (a code or link): the core's challenges do the work.
+    delivers: ClassVar[bool] = False
+    #: The answer is a code the member types: the core hands :meth:`check` the code normalised (digits and
+    #: letters, no spaces or dashes). False: the answer is passed as given (a browser ceremony's JSON).
+    answer_is_code: ClassVar[bool] = True
+
+    def __init__(self, otp: OtpPro) -> None:
+        self.otp = otp
+
+    # -------------------------------------------------------------- enrolment
+
+    def begin(self, member: Member, *, imported: str | None = None) -> Enrolment:
+        """A new factor's secret for ``member`` and what to show them. ``imported`` is a secret the site moves
+        over from another system, when the type supports that (raise :class:`~otp_pro.errors.SetupError`
+        when it does not, or when it is not valid)."""
+        raise NotImplementedError(f"factor type {self.name} cannot be set up here")
+
+    def confirm(self, member: Member, secret: str, answer: Any, now: datetime) -> int | None:
+        """Whether ``answer`` proves the pending ``secret``: the counter it proves (0 when the type keeps
+        none), or None. Called once per attempt, inside the core's transaction: do not block on I/O."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------- verification
+
+    def check(self, member: Member, secret: str, counter: int | None, answer: Any, now: datetime) -> int | None:
+        """The counter ``answer`` proves for the factor with ``secret`` whose last accepted counter is
+        ``counter`` (None before its first use), or None when it proves nothing. Return a counter greater
+        than ``counter``: the core accepts the answer only if it can move the factor's counter there first.
+        Called once per attempt, inside the core's transaction: do not block on I/O."""
+        raise NotImplementedError
+
+    def accepts(self, answer: Any) -> bool:
+        """Whether ``answer`` has this type's shape (a code of the right length): only then is :meth:`check`
+        asked. The default accepts a code of ``digits`` digits, as :meth:`describe` says."""
+        digits = self.describe().digits
+        return isinstance(answer, str) and answer.isdigit() and (digits is None or len(answer) == digits)
+
+    # ------------------------------------------------------------------ pages
+
+    def describe(self) -> Description:
+        """How the pages ask for an answer (default: a code of ``code_length`` digits)."""
+        return Description("code", f"Enter the code from your {self.label.lower() or 'device'}.",
+                           digits=self.otp.settings.code_length)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
