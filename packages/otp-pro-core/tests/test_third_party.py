@@ -271,6 +271,7 @@ def test_third_party_transport_is_discovered_through_its_entry_point(
         "error": None,
         "transports": ["acme_fax"],
         "payloads": [],
+        "factor_types": [],
     }
     assert ["otp_pro_acme_fax", "otp_pro_acme_fax.plugin", FAKE_DIST] in result["entry_points"]
     for name in ("otp_pro_email", "otp_pro_code", "otp_pro_outbox", "otp_pro_rendering"):

@@ -13,7 +13,7 @@ from .common import CONFIG_ENV, DEFAULT_CONFIG, CliError, config_path, load_otp,
 
 @click.group()
 def providers() -> None:
-    """Transports and payloads."""
+    """Transports, payloads and factor types."""
 
 
 @providers.command("list")
@@ -21,7 +21,7 @@ def providers() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON (same as --format json)")
 @click.pass_context
 def providers_list(ctx: click.Context, fmt: str, as_json: bool) -> None:
-    """Every plugin, the transports and payloads it brings, where it came from.
+    """Every plugin, the transports, payloads and factor types it brings, where it came from.
 
     Only discovers the plugins and asks what they register: no database, no start-up
     checks, no provider settings validated (that is ``otp-pro config check``). Without a
@@ -41,11 +41,13 @@ def providers_list(ctx: click.Context, fmt: str, as_json: bool) -> None:
             click.echo(f"no settings file ({DEFAULT_CONFIG}): listing every installed plugin", err=True)
         host = PluginHost(disabled=disabled, extra=ctx.obj.get("plugins", ()))
         host.collect_providers()
+        host.collect_factor_types()
         infos = host.infos()
     rows = [
         {
             "plugin": p.name, "distribution": p.distribution, "version": p.version, "builtin": p.builtin,
-            "enabled": p.enabled, "transports": list(p.transports), "payloads": list(p.payloads), "error": p.error,
+            "enabled": p.enabled, "transports": list(p.transports), "payloads": list(p.payloads),
+            "factor_types": list(p.factor_types), "error": p.error,
         }
         for p in infos
     ]
@@ -56,7 +58,8 @@ def providers_list(ctx: click.Context, fmt: str, as_json: bool) -> None:
     for r in rows:
         state = "error: " + r["error"] if r["error"] else ("enabled" if r["enabled"] else "disabled")
         colour = "red" if r["error"] else ("green" if r["enabled"] else "yellow")
-        provides = ", ".join([*r["transports"], *(f"payload {p}" for p in r["payloads"])]) or "-"
+        provides = ", ".join([*r["transports"], *(f"payload {p}" for p in r["payloads"]),
+                              *(f"factor {f}" for f in r["factor_types"])]) or "-"
         table.append((r["plugin"], r["distribution"] or "-", r["version"] or "", state, colour, provides))
     # Widths from the content: third-party plugin and distribution names can be of any length. A load
     # error's message does not widen the state column of every other row; its row alone runs longer.
