@@ -117,6 +117,26 @@ def test_each_factor_change_sends_exactly_one_notice(make_otp: Callable[..., Otp
     assert not [s for s in secrets_seen for e in sent if s in str(e.details)]
 
 
+def test_adding_and_removing_a_factor_each_send_one_notice(make_otp: Callable[..., OtpPro], member: Member,
+                                                           mailbox: Mailbox, clock: Clock) -> None:
+    otp = make_otp()
+    enrol(otp, member, "totp")
+    assert "Your second step is now: Authenticator app." in body(notices(mailbox)[-1])
+    enrol(otp, member, "outbox:code")  # a second factor: the member hears it was added, not replaced
+    assert len(notices(mailbox)) == 2
+    assert "Another second step was added to your account: Development outbox." in body(notices(mailbox)[-1])
+    outbox = next(f for f in otp.factors(member) if f.kind == "outbox:code")
+    otp.remove_factor(member, outbox.id, ip=IP, user_agent=UA)
+    assert len(notices(mailbox)) == 3
+    text = body(notices(mailbox)[-1])
+    assert "A second step was removed from your account: Development outbox." in text
+    assert "From: 203.0.113.9 (Firefox on Linux)" in text and "site administrator" not in text
+    otp.rename_factor(member, otp.factors(member)[0].id, "Phone")  # a label is not a security change
+    assert len(notices(mailbox)) == 3
+    assert [e.details["change"] for e in events_of(otp, notify.NOTIFICATION_SENT)] == [
+        "setup_completed", "setup_completed", "factor_removed"]
+
+
 def test_switched_off_sends_none(make_otp: Callable[..., OtpPro], member: Member, mailbox: Mailbox,
                                  smtp_server: tuple[str, int, Mailbox]) -> None:
     def all_five(otp: OtpPro) -> None:

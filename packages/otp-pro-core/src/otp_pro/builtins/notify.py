@@ -82,7 +82,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _NOTICES: dict[str, str] = {
-    SETUP_COMPLETED: "A second step was added to your account: {method}.",
+    SETUP_COMPLETED: "Two-step verification was set up on your account. Your second step is now: {method}.",
     FACTOR_REMOVED: "A second step was removed from your account: {method}.",
     RESET: "Two-step verification on your account was reset: your second step, backup codes and trusted devices "
            "were removed, and you will be asked to set it up again.",
@@ -93,6 +93,9 @@ _NOTICES: dict[str, str] = {
                     "step for {days} days.",
     DEVICE_REVOKED: "A device was removed from your trusted devices.",
 }
+#: A setup that added a factor next to others (``factors`` in the event's details), or confirmed a new address.
+_ANOTHER_FACTOR = "Another second step was added to your account: {method}."
+_RECONFIRMED = "The address of a second step of your account was changed: {method}."
 _BY_ADMINISTRATOR = " This was done by a site administrator."
 
 # (substring of the user agent, name shown), first match wins: Edge and Opera also say "Chrome",
@@ -135,7 +138,13 @@ def notice_variables(otp: OtpPro, event: AuditEvent) -> dict[str, Any]:
     definition = otp.channels.get(event.channel or "")
     label = str(event.details.get("label") or "") if event.details else ""
     label = "".join(ch for ch in label if ch.isprintable())[:60]
-    notice = _NOTICES.get(event.kind, "A security setting of your account changed.").format(
+    wording = _NOTICES.get(event.kind, "A security setting of your account changed.")
+    if event.kind == SETUP_COMPLETED and event.details:
+        if event.details.get("reconfirmed"):
+            wording = _RECONFIRMED
+        elif int(event.details.get("factors") or 1) > 1:
+            wording = _ANOTHER_FACTOR
+    notice = wording.format(
         method=definition.label if definition is not None else (event.channel or "unknown"),
         label=label or "unnamed device",
         days=otp.settings.trusted_device_days,
