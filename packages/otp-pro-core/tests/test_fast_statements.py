@@ -15,22 +15,29 @@ from sqlalchemy import bindparam, event, func, insert, select
 from otp_pro import Member, audit
 from otp_pro.audit import AuditEvent
 from otp_pro.errors import StorageError
-from otp_pro.storage.schema import audit_events, members
+from otp_pro.storage.schema import audit_events, factors, members
 from otp_pro.storage.statements import SENDS, STATE
 
 WHEN = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=timezone.utc)
 _INSERT_MEMBER = insert(members).values(
-    member_id=bindparam("m_id"), channel=bindparam("m_channel"),
-    enrolled_at=bindparam("m_at", type_=members.c.enrolled_at.type),
-    locked_until=bindparam("m_locked", type_=members.c.locked_until.type), totp_last_step=bindparam("m_step"),
+    member_id=bindparam("m_id"), enrolled_at=bindparam("m_at", type_=members.c.enrolled_at.type),
+    locked_until=bindparam("m_locked", type_=members.c.locked_until.type),
     failures=0, consecutive_failures=0, created_at=bindparam("m_at2", type_=members.c.created_at.type),
     updated_at=bindparam("m_at3", type_=members.c.updated_at.type),
+)
+_INSERT_FACTOR = insert(factors).values(
+    member_id=bindparam("f_member"), kind=bindparam("f_kind"), is_default=True, last_step=bindparam("f_step"),
+    created_at=bindparam("f_at", type_=factors.c.created_at.type),
 )
 
 
 def add_member(otp: Any, conn: Any, member_id: str, **extra: Any) -> None:
-    otp.db.run(conn, _INSERT_MEMBER, {"m_id": member_id, "m_channel": "outbox:code", "m_at": WHEN, "m_at2": WHEN,
-                                      "m_at3": WHEN, "m_locked": extra.get("locked"), "m_step": extra.get("step")})
+    """A member's row, and a factor (an app whose step is ``step``) when ``step`` is given."""
+    otp.db.run(conn, _INSERT_MEMBER, {"m_id": member_id, "m_at": WHEN, "m_at2": WHEN, "m_at3": WHEN,
+                                      "m_locked": extra.get("locked")})
+    if "step" in extra:
+        otp.db.run(conn, _INSERT_FACTOR, {"f_member": member_id, "f_kind": "totp", "f_step": extra["step"],
+                                          "f_at": WHEN})
 
 
 def count_audit(otp: Any) -> int:
@@ -48,7 +55,9 @@ def test_rows_match_sqlalchemys_with_aware_datetimes(otp):
     assert tuple(fast) == tuple(slow)
     assert fast.enrolled_at == WHEN and fast.enrolled_at.tzinfo is timezone.utc
     assert fast.locked_until == WHEN + timedelta(minutes=5)
-    assert fast.totp_last_step == 2**40 and fast.channel == "outbox:code" and fast.disabled_at is None
+    # The member's factor comes in the same row (a state read is one statement).
+    assert fast.f_last_step == 2**40 and fast.f_kind == "totp" and fast.f_is_default is True
+    assert fast.f_created_at == WHEN and fast.disabled_at is None
 
 
 def test_aggregates_over_dates_come_back_as_aware_datetimes(otp):
@@ -102,8 +111,8 @@ def test_a_naive_datetime_is_refused_before_anything_is_sent(otp):
     with pytest.raises(ValueError, match="aware"):
         with otp.db.write() as conn:
             add_member(otp, conn, "ann")
-            otp.db.run(conn, _INSERT_MEMBER, {"m_id": "bob", "m_channel": None, "m_at": datetime(2026, 1, 1),
-                                              "m_at2": WHEN, "m_at3": WHEN, "m_locked": None, "m_step": None})
+            otp.db.run(conn, _INSERT_MEMBER, {"m_id": "bob", "m_at": datetime(2026, 1, 1),
+                                              "m_at2": WHEN, "m_at3": WHEN, "m_locked": None})
     with otp.db.read() as conn:
         assert otp.db.run(conn, STATE, {"b_member": "ann"}).first() is None
 

@@ -24,7 +24,7 @@ from otp_pro.cli import cli, main
 from otp_pro.crypto import KeyRing
 from otp_pro.errors import ConfigurationError
 from otp_pro.secret import Secret
-from otp_pro.storage.schema import members
+from otp_pro.storage.schema import factors, members
 from otp_pro.testing import Clock, enrol, settings_toml
 
 NEW_KEY = "the-new-secret-key-" + "n" * 32
@@ -36,6 +36,17 @@ PENDING_MEMBER = Member("p1", email="pat@example.com")
 def _settings(url: str, key: str, previous: list[str]) -> dict[str, Any]:
     return base_settings(url, secret_key=key, previous_secret_keys=previous, channels=["outbox:code", "totp"],
                          default_channel="outbox:code")
+
+
+def _sealed(conn: Any) -> dict[str, tuple[str | None, str | None, str | None]]:
+    """Each member's sealed secrets as stored: (a factor's seed, a factor's confirmed address, a pending setup's
+    seed)."""
+    out: dict[str, tuple[str | None, str | None, str | None]] = {
+        r.member_id: (None, None, r.pending_secret) for r in conn.execute(select(members))}
+    for factor in conn.execute(select(factors)):
+        _seed, _address, pending = out[factor.member_id]
+        out[factor.member_id] = (factor.secret, factor.recipient, pending)
+    return out
 
 
 def _config(folder: Path, url: str, key: str, previous: list[str]) -> Path:
@@ -57,7 +68,7 @@ def before(backend: str, clock: Clock) -> Iterator[dict[str, Any]]:
     assert pending.secret is not None
     device = otp.trust_device(TOTP_MEMBER, label="Laptop")
     with otp.db.read() as conn:
-        stored = {r.member_id: (r.totp_seed, r.pending_totp_seed) for r in conn.execute(select(members))}
+        stored = _sealed(conn)
     otp.close()
     yield {"url": backend, "app": app, "pending_app": pyotp.TOTP(pending.secret), "totp_backup": totp_backup,
            "code_backup": code_backup, "device": device, "stored": stored}
@@ -68,24 +79,28 @@ def test_keys_rotate_then_drop_the_old_key(before: dict[str, Any], tmp_path: Pat
     rotated_config = _config(tmp_path, url, NEW_KEY, [SECRET_KEY])
     result = CliRunner().invoke(cli, ["--config", str(rotated_config), "keys", "rotate", "--actor", "ops-ann"])
     assert result.exit_code == 0, result.output
-    assert "re-encrypted 2 TOTP seeds with the current secret_key" in result.output
+    # t1's seed, the code member's confirmed address, p1's pending seed.
+    assert "re-encrypted 3 stored secrets" in result.output
     assert "keep the old key in previous_secret_keys: 2 member(s) have backup codes made with it" in result.output
     assert "live trusted devices last until" in result.output
 
     both = OtpPro(_settings(url, NEW_KEY, [SECRET_KEY]), clock=clock)
     try:
         [event] = both.events(kinds=["keys_rotated"])
-        assert event.actor == "ops-ann" and event.details["seeds"] == 2 and event.member_id is None
+        assert event.actor == "ops-ann" and event.details["seeds"] == 3 and event.member_id is None
         # The stored seeds changed and open with the new key alone.
         new_only_ring = KeyRing([Secret(NEW_KEY)])
         with both.db.read() as conn:
-            rows = {r.member_id: r for r in conn.execute(select(members))}
-        assert rows["t1"].totp_seed != before["stored"]["t1"][0]
-        assert new_only_ring.decrypt(rows["t1"].totp_seed) == before["app"].secret
-        assert rows["p1"].pending_totp_seed != before["stored"]["p1"][1]
-        assert new_only_ring.decrypt(rows["p1"].pending_totp_seed) == before["pending_app"].secret
+            rows = _sealed(conn)
+        t1_seed, p1_pending = rows["t1"][0], rows["p1"][2]
+        assert t1_seed is not None and t1_seed != before["stored"]["t1"][0]
+        assert new_only_ring.decrypt(t1_seed) == before["app"].secret
+        assert p1_pending is not None and p1_pending != before["stored"]["p1"][2]
+        assert new_only_ring.decrypt(p1_pending) == before["pending_app"].secret
+        code_address = rows[CODE_MEMBER.id][1]
+        assert code_address is not None and code_address != before["stored"][CODE_MEMBER.id][1]
         with pytest.raises(ConfigurationError):  # the old key alone no longer opens them
-            KeyRing([Secret(SECRET_KEY)]).decrypt(rows["t1"].totp_seed)
+            KeyRing([Secret(SECRET_KEY)]).decrypt(t1_seed)
         # With the old key still listed, everything made before the rotation works.
         assert both.is_trusted(TOTP_MEMBER, before["device"])
         assert both.verify(CODE_MEMBER, before["code_backup"][0]).ok
@@ -103,6 +118,8 @@ def test_keys_rotate_then_drop_the_old_key(before: dict[str, Any], tmp_path: Pat
         # Made after the rotation: keyed with the new key, so they keep working.
         assert new_only.is_trusted(CODE_MEMBER, new_device)
         assert new_only.verify(TOTP_MEMBER, new_backup[0]).ok
+        # The code member's factor still matches their address: its keyed hash was made again.
+        assert new_only.send_challenge(CODE_MEMBER).channel == "outbox:code"
         # Made before: the documented price of dropping the old key early.
         assert not new_only.is_trusted(TOTP_MEMBER, before["device"])
         refused = new_only.verify(CODE_MEMBER, before["code_backup"][1])
@@ -112,7 +129,7 @@ def test_keys_rotate_then_drop_the_old_key(before: dict[str, Any], tmp_path: Pat
     # A second run is harmless: the seeds are re-encrypted again, still under the current key.
     again = CliRunner().invoke(cli, ["--config", str(_config(tmp_path, url, NEW_KEY, [SECRET_KEY])),
                                      "keys", "rotate", "--actor", "ops-ann"])
-    assert again.exit_code == 0 and "re-encrypted 2 TOTP seeds" in again.output
+    assert again.exit_code == 0 and "re-encrypted 3 stored secrets" in again.output
 
 
 def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -132,15 +149,15 @@ def test_keys_rotate_refuses_when_the_old_key_was_dropped_first(
                            "--actor", "ops")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("otp-pro: configuration error: a stored TOTP seed cannot be decrypted with secret_key or "
-                          "previous_secret_keys")
+    assert err.startswith("otp-pro: configuration error: a stored secret (an authenticator seed or a confirmed "
+                          "address) cannot be decrypted with secret_key or previous_secret_keys")
     for secret in (SECRET_KEY, NEW_KEY, other):
         assert secret not in err
     # All or nothing: no seed was rewritten and no rotation was recorded.
     old = OtpPro(_settings(url, SECRET_KEY, []))
     try:
         with old.db.read() as conn:
-            stored = {r.member_id: (r.totp_seed, r.pending_totp_seed) for r in conn.execute(select(members))}
+            stored = _sealed(conn)
         assert stored == before["stored"]
         assert old.events(kinds=["keys_rotated"]) == []
     finally:
@@ -167,6 +184,7 @@ def test_keys_rotate_with_nothing_to_rotate(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, ["--config", config, "db", "upgrade"]).exit_code == 0
     result = CliRunner().invoke(cli, ["--config", config, "keys", "rotate", "--actor", "ops"])
     assert result.exit_code == 0, result.output
-    assert result.output == ("re-encrypted 0 TOTP seeds with the current secret_key\n"
+    assert result.output == ("re-encrypted 0 stored secrets (authenticator seeds, confirmed addresses, setups in "
+                             "progress) with the current secret_key\n"
                              "no trusted device or backup code needs the old key: it can be removed from "
                              "previous_secret_keys\n")

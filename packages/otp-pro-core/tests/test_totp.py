@@ -11,7 +11,7 @@ import pytest
 from core_support import SECRET_KEY, base_settings
 
 from otp_pro import Member, OtpPro, SetupError
-from otp_pro.storage.schema import members
+from otp_pro.storage.schema import factors
 from otp_pro.testing import enrol
 
 # RFC 6238 Appendix B: seeds are the ASCII strings below; 8-digit codes at these Unix times.
@@ -106,7 +106,7 @@ def test_seed_is_encrypted_and_key_rotation_keeps_members_working(backend, clock
     token = first.trust_device(member, label="laptop")
     codes = first.regenerate_backup_codes(member)
     with first.db.read() as conn:
-        stored = conn.execute(members.select()).first().totp_seed
+        stored = conn.execute(factors.select()).first().secret
     assert info.secret not in stored and base64.b32decode(info.secret) not in stored.encode()
     first.close()
 

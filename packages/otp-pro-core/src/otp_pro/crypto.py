@@ -98,8 +98,8 @@ class KeyRing:
 
 def _undecryptable() -> ConfigurationError:
     return ConfigurationError(
-        "a stored TOTP seed cannot be decrypted with secret_key or previous_secret_keys: "
-        "was a key removed before `otp-pro keys rotate` re-encrypted the seeds?",
+        "a stored secret (an authenticator seed or a confirmed address) cannot be decrypted with secret_key or "
+        "previous_secret_keys: was a key removed before `otp-pro keys rotate` re-encrypted them?",
         key="previous_secret_keys",
     )
 

@@ -103,6 +103,8 @@ def bound_recipient(rt: Runtime, member: Member, factor: FactorRow) -> str:
         raise FactorNeedsReconfirming(
             f"the {factor.kind} factor was confirmed at another address than the member record shows now: "
             "confirm the new address first", channel=factor.kind, reason="needs re-confirming", factor_id=factor.id)
+    elif factor.recipient is None:
+        keep_carried_over_address(rt, factor, now_shown)
     return now_shown
 
 
@@ -123,6 +125,16 @@ def bind_carried_over(rt: Runtime, member: Member, factor: FactorRow, recipient:
 def requirement(rt: Runtime, member: Member) -> policy.Requirement:
     """The policy's answer for ``member`` (no database access)."""
     return policy.resolve(rt.settings, member.roles, rt.registered_channels)
+
+
+def keep_carried_over_address(rt: Runtime, factor: FactorRow, recipient: str) -> None:
+    """Keep, encrypted, the address of a carried-over factor whose keyed hash the migration took from its setup,
+    now that the member record showed that very address (once; nothing changes, so nothing is audited)."""
+    definition = rt.channels.get(factor.kind)
+    with rt.db.write() as conn:
+        conn.execute(update(factors).where(factors.c.id == factor.id, factors.c.recipient.is_(None)).values(
+            recipient=rt.keys.encrypt(recipient),
+            recipient_hint=recipient_hint(definition.transport if definition else None, recipient)[:100]))
 
 
 def counts(req: policy.Requirement, rt: Runtime, kind: str) -> bool:

@@ -11,6 +11,7 @@ from ..results import ChallengeStatus
 from ..storage import statements
 from ..storage.schema import backup_codes, challenges, factors, members
 from . import auditing, devices, status
+from . import factors as factors_engine
 from .runtime import Runtime
 
 
@@ -59,15 +60,21 @@ def unlock(rt: Runtime, member: Member, *, actor: str | None) -> None:
 
 def rotate_keys(rt: Runtime, *, actor: str | None) -> int:
     """:meth:`OtpPro.rotate_keys`: every sealed secret (TOTP seeds, factors' addresses, pending setups')
-    re-sealed with the current key; the number of rows re-sealed."""
+    re-sealed with the current key, and each confirmed address's keyed hash made again with it; the
+    number of rows re-sealed."""
     count = 0
     with auditing.transaction(rt) as (conn, events):
         rows = conn.execute(select(factors.c.id, factors.c.secret, factors.c.recipient).where(
             or_(factors.c.secret.is_not(None), factors.c.recipient.is_not(None)))).all()
         for row in rows:
-            conn.execute(update(factors).where(factors.c.id == row.id).values(
-                secret=rt.keys.rotate(row.secret) if row.secret else None,
-                recipient=rt.keys.rotate(row.recipient) if row.recipient else None))
+            values: dict[str, str | None] = {"secret": rt.keys.rotate(row.secret) if row.secret else None}
+            if row.recipient:
+                # The address's keyed hash is made again with the current key too: once the old key is
+                # dropped, a hash made with it would no longer match the member record's address.
+                address = rt.keys.decrypt(row.recipient)
+                values.update(recipient=rt.keys.rotate(row.recipient),
+                              recipient_hash=factors_engine.recipient_hash(rt, address))
+            conn.execute(update(factors).where(factors.c.id == row.id).values(**values))
             count += 1
         pending = conn.execute(select(members.c.member_id, members.c.pending_secret,
                                       members.c.pending_recipient).where(
