@@ -4,51 +4,14 @@ registered through the hook exactly as an installed plugin's would be."""
 from __future__ import annotations
 
 import types
-from datetime import datetime
 from typing import Any
 
 import pyotp
 import pytest
+from core_support import HotpFactor, hotp_plugin
 
-from otp_pro import Member, OtpPro, SetupError, SetupInfo, hookimpl
-from otp_pro.factor_types import Description, Enrolment, FactorType
+from otp_pro import Member, OtpPro, SetupInfo, hookimpl
 from otp_pro.testing import FactorTypeContract
-
-
-class HotpFactor(FactorType):
-    """A counter token (RFC 4226): each press shows the next code; a code ahead of the counter by up to
-    ``LOOK_AHEAD`` presses is accepted and moves the counter past it."""
-
-    name = "hotp"
-    label = "Key-ring token"
-    LOOK_AHEAD = 5
-
-    def begin(self, member: Member, *, imported: str | None = None) -> Enrolment:
-        if imported is not None and len(imported) < 26:
-            raise SetupError("an imported token secret is at least 128 bits of base32")
-        secret = imported or pyotp.random_base32(32)
-        return Enrolment(secret, {"secret": secret})
-
-    def confirm(self, member: Member, secret: str, answer: Any, now: datetime) -> int | None:
-        counter = self.check(member, secret, None, answer, now)
-        return counter
-
-    def check(self, member: Member, secret: str, counter: int | None, answer: Any, now: datetime) -> int | None:
-        hotp = pyotp.HOTP(secret)
-        start = 0 if counter is None else counter + 1
-        for presses in range(start, start + self.LOOK_AHEAD):
-            if hotp.verify(answer, presses):
-                return presses
-        return None
-
-    def describe(self) -> Description:
-        return Description("code", "Press the button on your key-ring token and enter its 6 digits.", digits=6)
-
-
-hotp_plugin = types.SimpleNamespace(
-    __name__="otp_pro_hotp_example",
-    otp_pro_register_factor_types=hookimpl(lambda register: register(HotpFactor)),
-)
 
 
 class TestTotpContract(FactorTypeContract):

@@ -19,8 +19,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pyotp
 import pytest
-from core_support import base_settings
+from core_support import HotpFactor, base_settings, hotp_plugin
 
 from otp_pro import (
     AuditEvent,
@@ -248,6 +249,21 @@ class NoObjection(Plugin):
     @hookimpl
     def otp_pro_channel_available(self, channel: str) -> bool | str | None:
         return True
+
+
+def test_hook_otp_pro_register_factor_types(build: Callable[..., OtpPro], member: Member) -> None:
+    """A third party's factor type becomes a channel of its name, enrolled and answered through the contract."""
+    otp = build(hotp_plugin, channels=["outbox:code", "hotp"])
+    assert info(otp, "otp_pro_hotp_example").factor_types == ("hotp",)
+    assert info(otp, "otp_pro_factor_types").factor_types == ("totp", "code", "link")
+    assert isinstance(otp.channels["hotp"].factor_type, HotpFactor)
+    assert otp.channels["hotp"].label == "Key-ring token"
+    setup = otp.begin_setup(member, "hotp")
+    token = pyotp.HOTP(setup.show["secret"])
+    assert len(otp.complete_setup(member, token.at(0))) == 10
+    result = otp.verify(member, token.at(1))
+    assert result.ok and result.method == "hotp" and result.channel == "hotp"
+    assert not otp.verify(member, token.at(1)).ok  # its counter moved past it
 
 
 def test_hook_otp_pro_channel_available(build: Callable[..., OtpPro], member: Member) -> None:

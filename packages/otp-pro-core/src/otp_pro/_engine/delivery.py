@@ -215,15 +215,14 @@ def _record(rt: Runtime, member: Member, out: Outgoing, purpose: str, *, ip: str
     with auditing.transaction(rt) as (conn, events):
         if postgresql:
             # One send at a time per member: the row lock. The row is made first only if missing.
-            locked = rt.db.run(conn, statements.LOCK_FOR_SEND, {"b_member": member.id}).first()
+            state = state_of(rt.db.run(conn, statements.LOCK_FOR_SEND_WITH_FACTORS, {"b_member": member.id}).rows)
             if choose is not None:
-                state = rt.state(conn, member.id)
                 chosen = choose(state)
                 if out.factor_id != chosen.id:  # the member's factors changed since deliver() read them
                     out = for_factor(rt, member, chosen, purpose, binding, out)
                 default = state.default_factor if state is not None else None
                 other_factor = default is not None and chosen.id != default.id
-            elif locked is None:
+            elif state is None:
                 rt.ensure_member(conn, member.id)
                 rt.db.run(conn, statements.LOCK_FOR_SEND, {"b_member": member.id})
         elif choose is None:  # BEGIN IMMEDIATE already serialises writers

@@ -129,6 +129,12 @@ SENDS_AND_INSERT = select(_sends, _inserted.c.id).select_from(_sends.outerjoin(_
 # changed since its snapshot and leaves the send to this transaction. Returns the member's state.
 LOCK_FOR_SEND = update(members).where(members.c.member_id == bindparam("b_member")).values(
     updated_at=members.c.updated_at).returning(*members.c)
+# The same lock, returning the member's row with one row per factor (a state read, in the same round trip).
+# The factors come from the statement's snapshot, taken before the lock was waited for: a factor removed
+# meanwhile may be chosen, and its code is refused at verification (consume checks the factor exists).
+_locked = LOCK_FOR_SEND.cte("locked")
+LOCK_FOR_SEND_WITH_FACTORS = select(_locked, *(c.label(f"f_{c.name}") for c in factors.c if c.name != "member_id")) \
+    .select_from(_locked.outerjoin(factors, factors.c.member_id == _locked.c.member_id)).order_by(factors.c.id)
 # PostgreSQL: an inline send read and recorded by one statement of its own (autocommit). The
 # message was made for the member's likely factor: the channel asked for, else the policy's
 # default (b_state_channel), at the address the member record shows now (c_recipient_hash). The
