@@ -10,6 +10,7 @@ import dataclasses
 
 import pyotp
 import pytest
+from core_support import base_settings, burst
 
 from otp_pro import (
     ChannelUnavailable,
@@ -18,8 +19,10 @@ from otp_pro import (
     InvalidFactorLabel,
     Member,
     NotEnrolled,
+    OtpPro,
     PolicyError,
     SetupError,
+    ThrottledError,
     UnknownFactor,
 )
 from otp_pro.testing import enrol, mailed_code, outbox_code
@@ -255,3 +258,60 @@ def test_factors_of_one_member_are_not_anothers(otp, make_member):
     enrol(otp, ann, "outbox:code")
     assert otp.factors(bob) == []
     assert isinstance(ann, Member)
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+@pytest.fixture
+def fleet(backend, clock):
+    """Eight instances on the test's database: requests arriving at several application servers at once."""
+    settings = base_settings(backend, max_attempts=100, max_sends_per_hour=1000, max_sends_per_hour_per_recipient=1000,
+                             roles={"editor": {"requirement": "required"}})
+    instances = [OtpPro(settings, clock=clock) for _ in range(8)]
+    yield instances
+    for instance in instances:
+        instance.close()
+
+
+def test_a_factor_removed_while_codes_are_sent_to_it_leaves_no_code_that_signs_in(fleet, member, clock):
+    """32 sends to the member's email factor race its removal: whichever sends got in, no code they left verifies
+    once the removal has committed, and the app factor is untouched."""
+    otp = fleet[0]
+    enrol(otp, member, "outbox:code")
+    app, _ = _totp(otp, member)
+    mail = next(f for f in otp.factors(member) if f.kind == "outbox:code")
+    outboxes = [instance.transports["outbox"] for instance in fleet]
+
+    def attempt(instance, i):
+        if i == 0:
+            return instance.remove_factor(member, mail.id)
+        return instance.send_challenge(member, channel="outbox:code")
+
+    results = burst(fleet, attempt)
+    refused = [r for r in results[1:] if isinstance(r, Exception)]
+    assert all(isinstance(r, (FactorNotEnrolled, ThrottledError)) for r in refused), refused[:3]
+    assert results[0] is None  # the removal went through
+    codes = {m.sensitive[0] for box in outboxes for m in box.messages if m.sensitive}
+    assert codes, "no send got in before the removal: the race did not happen"
+    for code in codes:
+        assert not otp.verify(member, code).ok
+    assert [f.kind for f in otp.factors(member)] == ["totp"]
+    _next_step(otp, clock)
+    assert otp.verify(member, app.at(otp.clock())).ok
+
+
+def test_two_removals_racing_cannot_leave_a_required_member_without_a_factor(fleet, member):
+    """A required member with two factors: every instance tries to remove one of them at once. Each removal
+    reads the factors under the member's lock, so exactly one succeeds and one factor is left."""
+    otp = fleet[0]
+    enrol(otp, member, "outbox:code")
+    _totp(otp, member)
+    ids = [f.id for f in otp.factors(member)]
+    results = burst(fleet, lambda instance, i: instance.remove_factor(member, ids[i % 2]), threads=16)
+    done = [r for r in results if r is None]
+    assert len(done) == 1, results
+    assert all(isinstance(r, (PolicyError, UnknownFactor)) for r in results if r is not None)
+    left = otp.factors(member)
+    assert len(left) == 1 and left[0].is_default
+    assert len(otp.events(member, kinds=["factor_removed"])) == 1

@@ -177,9 +177,16 @@ class Runtime:
         self._insert_member = dialect_insert(members).on_conflict_do_nothing(index_elements=["member_id"])
 
     def state(self, conn: Connection, member_id: str, *, for_update: bool = False) -> MemberState | None:
-        """The member's row (locked on PostgreSQL with ``for_update``), or None before the member's first write."""
-        query = statements.STATE_FOR_UPDATE if for_update and self.db.is_postgresql else statements.STATE
-        return state_of(self.db.run(conn, query, {"b_member": member_id}).rows)
+        """The member's row and factors, or None before the member's first write.
+
+        With ``for_update`` on PostgreSQL the member's row is locked first, by a statement of
+        its own, and the state read after it: the factors are then as they are under the lock.
+        (SQLite's write transaction already holds the whole database.)
+        """
+        params = {"b_member": member_id}
+        if for_update and self.db.is_postgresql:
+            self.db.run(conn, statements.LOCK_MEMBER, params)
+        return state_of(self.db.run(conn, statements.STATE, params).rows)
 
     def ensure_member(self, conn: Connection, member_id: str) -> None:
         """Insert the member's row if it is missing (rows of ``otp_members`` are never deleted)."""

@@ -30,8 +30,10 @@ _WITH_FACTORS = members.outerjoin(factors, factors.c.member_id == members.c.memb
 #: one statement reads what a verification or a send decides from.
 STATE = select(members, *FACTOR_COLUMNS).select_from(_WITH_FACTORS).where(
     members.c.member_id == bindparam("b_member")).order_by(factors.c.id)
-# PostgreSQL locks the member's row only (a factor's row is not on the nullable side of a lock).
-STATE_FOR_UPDATE = STATE.with_for_update(of=members)
+#: PostgreSQL: the member's row lock, taken before a state read that must see the factors as they are
+#: once the lock is held. (A locking read that joins the factors would return them as its snapshot saw
+#: them before it waited: two concurrent removals would each see the other's factor still there.)
+LOCK_MEMBER = select(members.c.member_id).where(members.c.member_id == bindparam("b_member")).with_for_update()
 #: The values of a member's failure counters with nothing counted and no lock.
 FAILURES_CLEARED: dict[str, Any] = {"failures": 0, "consecutive_failures": 0, "locked_until": None}
 RESET_FAILURES = update(members).where(members.c.member_id == bindparam("b_member")).values(**FAILURES_CLEARED)
