@@ -37,6 +37,22 @@ def base_settings(database_url: str, **overrides: Any) -> dict[str, Any]:
     return settings
 
 
+def give_delivered_factor(otp: OtpPro, member: Member, channel: str) -> None:
+    """Add a factor on ``channel`` (at the member record's address) to an enrolled ``member`` as a completed
+    setup records it, without sending its confirmation: for tests whose provider is scripted to fail."""
+    from otp_pro.storage.schema import factors
+    from otp_pro.transports import mask_recipient
+
+    transport = otp.channels[channel].transport
+    assert transport is not None, f"{channel} is not a delivered channel"
+    recipient = transport.recipient(member)
+    with otp.db.write() as conn:
+        conn.execute(factors.insert().values(
+            member_id=member.id, kind=channel, is_default=False, created_at=otp.clock(),
+            recipient=otp.keys.encrypt(recipient), recipient_hint=mask_recipient(recipient),
+            recipient_hash=otp.keys.hash("recipient", recipient.strip().lower())))
+
+
 def bare_flask_client(otp: OtpPro, member: Member) -> Any:
     """A test client of a Flask app holding only the extension: ``GET /login`` signs ``member`` in
     (303 to the verify page when a second step is due) and ``/home`` is the page after it."""
