@@ -4,7 +4,8 @@ Each worker is its own process with its own :class:`~otp_pro.OtpPro` (its own
 connection pool and ``outbox`` transport), as application instances behind a
 load balancer would be. A worker owns an eighth of the members and keeps a small
 model of each (default channel, live code, failures, lockout, backup codes, last
-TOTP step, sends in the last hour; an app member also has the outbox as a second factor), so it knows what every call must answer:
+TOTP step, sends in the last hour; an app member also has the outbox as a second
+factor), so it knows what every call must answer:
 send a challenge, verify the right code, a wrong one, an expired one, replay an
 accepted code or TOTP code, use a backup code and reuse it, unlock a locked
 member. Every 50 operations the two workers of a pair race on a shared member:
