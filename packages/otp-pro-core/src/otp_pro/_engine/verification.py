@@ -57,7 +57,8 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
         # The lock state read under the member's row lock (SQLite: the write lock), in the
         # transaction that records the attempt: concurrent attempts are judged one at a time.
         state = rt.state(conn, member.id, for_update=True)
-        refusal = lockout.verify_refusal(state, now) or _none_counts(rt, member, state, req)
+        # Not ``or``: a refusal is a falsy VerifyResult, so ``or`` would skip past a lockout.
+        refusal = _refusal(rt, member, state, req, now)
         if refusal is not None:
             return refusal
         if ip and (limited := _count_ip(rt, conn, events, member, ip, user_agent, now)) is not None:
@@ -104,6 +105,16 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
             result = VerifyResult(True, method=method, channel=channel or state.channel,
                                   attempts_remaining=rt.settings.max_attempts, factor_id=factor_id)
     return result
+
+
+def _refusal(rt: Runtime, member: Member, state: MemberState | None, req: policy.Requirement,
+             now: datetime) -> VerifyResult | None:
+    """Why a verification is refused before its code is looked at (locked out, not enrolled), or None."""
+    refusal = lockout.verify_refusal(state, now)
+    if refusal is None:
+        assert state is not None
+        refusal = _none_counts(rt, member, state, req)
+    return refusal
 
 
 def _none_counts(rt: Runtime, member: Member, state: MemberState, req: policy.Requirement) -> VerifyResult | None:
@@ -247,7 +258,7 @@ def _verify_once(rt: Runtime, member: Member, req: policy.Requirement, normalize
     else:
         with rt.db.read_once() as conn:
             state = rt.state(conn, member.id)
-    refusal = lockout.verify_refusal(state, now) or _none_counts(rt, member, state, req)
+    refusal = _refusal(rt, member, state, req, now)
     if refusal is not None or state.failures or state.consecutive_failures or state.locked_until is not None:
         return refusal
     app = _matching_app(rt, member, state, req, normalized, now)
