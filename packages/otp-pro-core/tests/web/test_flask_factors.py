@@ -103,6 +103,9 @@ def test_another_method_lists_the_members_own_factors_with_label_and_hint(site: 
     assert "authenticator app" in page.text and "Use another method" in page.text
     assert 'value="email:code"' in page.text and "Send by Email" in page.text and "to b***@demo.test" in page.text
     assert 'value="sms_twilio:code"' not in page.text and 'value="email:magic_link"' not in page.text
+    factors = client.get("/otp/api/status").get_json()["factors"]
+    assert [(f["kind"], f["label"], f["recipient_hint"], f["is_default"], f["channel"]) for f in factors] == [
+        ("email:code", "Email", "b***@demo.test", False, "email:code"), ("totp", "Phone app", None, True, None)]
     sent = post(client, "/otp/send", "/otp/verify", channel="email:code")
     assert sent.status_code == 303
     page = client.get("/otp/verify")
