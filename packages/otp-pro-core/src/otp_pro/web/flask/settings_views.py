@@ -29,6 +29,7 @@ from .state import K_SENT, MAX_FIELD
 from .texts import (
     CONFIRM_FIRST_TEXT,
     LAST_FACTOR_TEXT,
+    NO_ADDRESS_TO_CONFIRM_TEXT,
     NO_SUCH_DEVICE_TEXT,
     NO_SUCH_FACTOR_TEXT,
     WRONG_PASSWORD_TEXT,
@@ -252,6 +253,6 @@ def factor_reconfirm(ext: OtpProFlask, factor_id: str) -> Response:
         return owned
     member, factor = owned
     if factor.kind == TOTP:
-        return back_to_settings("An authenticator app has no address to confirm.", "error")
+        return back_to_settings(NO_ADDRESS_TO_CONFIRM_TEXT, "error")
     return setup_views.start(ext, member, factor.kind, label=factor.own_label, reconfirm=factor.id,
                              refused=lambda _status, text: back_to_settings(text, "error"))

@@ -38,7 +38,7 @@ from .outcome import lock_minutes
 from .rendering import back_to_settings, current_status, message, need_member, page
 from .state import K_SENT, K_SETUP, K_SETUP_FACTOR, MAX_FIELD
 from .texts import (
-    CONFIRM_FIRST_TEXT,
+    CONFIRM_TO_ADD_TEXT,
     NO_SUCH_FACTOR_TEXT,
     cooldown_text,
     factor_added_text,
@@ -58,7 +58,7 @@ def _setup_allowed(ext: OtpProFlask, status: MemberStatus) -> Response | None:
     if status.enrolled and status.verification_needed and not ext.is_verified():
         return redirect(url_for("otp_pro.verify"), 303)
     if status.enrolled and not ext.reauth_ok():
-        return back_to_settings(CONFIRM_FIRST_TEXT + " Then you can add a sign-in method.", "error")
+        return back_to_settings(CONFIRM_TO_ADD_TEXT, "error")
     return None
 
 

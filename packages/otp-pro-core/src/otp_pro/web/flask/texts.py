@@ -116,6 +116,12 @@ LAST_FACTOR_TEXT = ("This is your last sign-in method and your account requires 
 BACKUP_CODES_UNCHANGED_TEXT = "Your backup codes are unchanged: keep using the ones you saved."
 #: Changing the factors needs the password + code confirmation first.
 CONFIRM_FIRST_TEXT = "Confirm your password and a fresh code first."
+#: The setup page, asked for by an enrolled member without the confirmation.
+CONFIRM_TO_ADD_TEXT = CONFIRM_FIRST_TEXT + " Then you can add a sign-in method."
+#: Re-confirm asked for an authenticator app (only a delivered factor has an address).
+NO_ADDRESS_TO_CONFIRM_TEXT = "An authenticator app has no address to confirm."
+#: The title of the page that refuses a send on a channel (outside the verify page).
+CHANNEL_REFUSED_TITLE = "That method cannot be used"
 
 
 def factor_needs_reconfirming_text(label: str) -> str:

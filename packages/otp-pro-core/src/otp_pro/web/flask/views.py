@@ -26,6 +26,7 @@ from .rendering import current_status, message, need_member, page
 from .security import secure
 from .setup_views import setup_done
 from .state import G_STATUS, K_ATTEMPTS, K_NEXT, TOKEN, safe_next
+from .texts import CHANNEL_REFUSED_TITLE
 
 if TYPE_CHECKING:
     from .extension import OtpProFlask
@@ -129,7 +130,7 @@ def send(ext: OtpProFlask) -> Response:
         status = current_status(ext)
         if status.verification_needed and not ext.is_verified() and not status.must_setup:
             return page("otp_pro/verify.html", 400, error=outcome.message, **_verify_context(ext, status))
-        return message(400, "That method cannot be used", outcome.message, target)
+        return message(400, CHANNEL_REFUSED_TITLE, outcome.message, target)
     flash(outcome.message, "info" if outcome.ok else "error")
     return redirect(target, 303)
 
