@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +298,83 @@ def test_a_failure_page_links_only_to_the_sites_own_pages(demo: tuple[str, DemoS
     hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
     assert hrefs, "no links on the failure page"
     assert all(href.startswith(f"{base}/") for href in hrefs), hrefs
+
+
+def test_a_second_factor_added_in_the_settings_signs_in_then_is_removed(
+        demo: tuple[str, DemoSite], context: Any, tmp_path: Path) -> None:
+    """Email first; an authenticator app added from the settings; each signs in; then the app is removed."""
+    base, site = demo
+    email, password = "two-ways@demo.test", "pw-two-ways"
+    member = site.add_member(email, password, enroll_on="email:code")
+    page = context.new_page()
+    counter = [0]
+
+    def shot(name: str) -> None:
+        counter[0] += 1
+        page.screenshot(path=str(tmp_path / f"{counter[0]:02d}-{name}.png"), full_page=True)
+
+    def app_code(secret: str) -> str:
+        # The demo's clock moves on a time step, so no code of the app is used twice.
+        site.clock.offset -= timedelta(seconds=30)
+        return pyotp.TOTP(secret).at(site.clock())
+
+    def sign_in() -> None:
+        page.goto(f"{base}/login")
+        fill_password(page, email, password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}/otp/verify")
+
+    def confirm_in_settings(code: Callable[[], str]) -> None:
+        page.goto(f"{base}/otp/settings")
+        page.get_by_label("Current password").fill(password)
+        page.get_by_label("One-time code").fill(code())
+        page.get_by_role("button", name="Confirm", exact=True).click()
+        visible(page.locator("#reauth-ok"))
+
+    sign_in()
+    page.get_by_label("Verification code").fill(code_from_mailbox(context, base, email))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(f"{base}/protected")
+    # Add an authenticator app next to the email: password + a fresh emailed code first.
+    page.goto(f"{base}/otp/settings")
+    page.get_by_role("button", name="Send me a code").click()
+    confirm_in_settings(lambda: code_from_mailbox(context, base, email))
+    shot("settings-one-factor")
+    page.get_by_role("link", name="Add a sign-in method").click()
+    page.wait_for_url(f"{base}/otp/setup")
+    page.get_by_label("Authenticator app").check()
+    page.get_by_label("Name (optional)").fill("Phone app")
+    shot("add-choose")
+    page.get_by_role("button", name="Continue").click()
+    visible(page.locator("figure.qr svg"))
+    secret = page.locator("#totp-secret").inner_text().strip()
+    shot("add-qr")
+    page.get_by_label("Code").fill(app_code(secret))
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(f"{base}/otp/settings")
+    visible(page.get_by_text("Phone app was added to your sign-in methods."))
+    assert page.locator("#backup-codes").count() == 0  # the first setup's codes are kept, not shown again
+    rows = page.locator("#factors tbody tr")
+    assert rows.count() == 2 and "Phone app" in rows.nth(1).inner_text()
+    shot("settings-two-factors")
+    sign_out(page, base)
+    # Each factor signs in: the email's code, then the app's.
+    sign_in()
+    page.get_by_label("Verification code").fill(code_from_mailbox(context, base, email))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(f"{base}/protected")
+    sign_out(page, base)
+    sign_in()
+    page.locator("details#other-methods summary").click()
+    visible(page.get_by_text("Or enter the code Phone app shows"))
+    shot("verify-other-methods")
+    page.get_by_label("Verification code").fill(app_code(secret))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(f"{base}/protected")
+    # Remove the app: the confirmation again (by the app's code this time), then its row goes.
+    confirm_in_settings(lambda: app_code(secret))
+    page.get_by_role("button", name="Remove Phone app").click()
+    visible(page.get_by_text("Phone app was removed from your sign-in methods."))
+    assert page.locator("#factors tbody tr").count() == 1
+    shot("settings-removed")
+    assert [f.kind for f in site.otp.factors(member)] == ["email:code"]

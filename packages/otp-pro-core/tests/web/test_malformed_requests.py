@@ -230,3 +230,17 @@ def test_a_failure_page_links_to_the_sites_own_pages(site: DemoSite, path: str, 
     found = links(refused.text)
     assert expected in found
     assert not [link for link in found if "evil" in link or "\\" in link], found
+
+
+@pytest.mark.parametrize("action", ["rename", "default", "remove", "reconfirm"])
+def test_a_factor_path_without_a_factor_id_is_a_404(site: DemoSite, account: tuple[str, str], client: Any,
+                                                    action: str) -> None:
+    token = _confirmed(site, account, client)
+    signed_out = site.app.test_client()
+    for factor in NOT_DEVICE_IDS:
+        for browser, csrf in ((client, token), (signed_out, csrf_of(signed_out))):
+            answer = browser.post(f"/otp/settings/factors/{factor}/{action}", data={"csrf_token": csrf})
+            assert answer.status_code == 404, (factor, answer.status_code, answer.text[:300])
+            assert "That sign-in method is not in your list" in answer.text and "X-Evil" not in answer.headers
+    member = site.store.check_login(*account)
+    assert member is not None and len(site.otp.factors(member)) == 1  # untouched

@@ -25,7 +25,9 @@ has a small one) so that ``logout()`` really ends a session everywhere.
 
 The modules: :mod:`.extension` (``OtpProFlask``: options, the login, the facade),
 :mod:`.wiring` (blueprint, request hooks, error pages), :mod:`.views` (the
-pages), :mod:`.api` (the JSON endpoints), :mod:`.openapi` (their OpenAPI
+sign-in pages), :mod:`.setup_views` (setting up and adding a factor),
+:mod:`.settings_views` (the member's factors and settings), :mod:`.rendering`
+(what every page view shares), :mod:`.api` (the JSON endpoints), :mod:`.openapi` (their OpenAPI
 document), :mod:`.inputs` (reading request
 bodies and path segments safely), :mod:`.codes` (sending and checking
 codes), :mod:`.outcome` (what an operation ended with), :mod:`.state` (the

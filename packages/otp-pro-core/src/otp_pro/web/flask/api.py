@@ -17,6 +17,7 @@ from flask import current_app, jsonify, make_response, request
 from werkzeug.wrappers import Response
 
 from ...errors import OtpProError
+from ...transports import TOTP
 from . import openapi, state
 from .inputs import InputError, bool_field, json_object, string_field
 from .outcome import Outcome, lock_minutes, with_retry_after
@@ -60,6 +61,10 @@ def status(ext: OtpProFlask) -> Response:
         recipient_hint=sent.get("hint"), sent_channel=sent.get("channel"), resend_in=ext.resend_in(),
         locked_minutes=lock_minutes(member_status.locked_until, ext.core.clock()),
         next=state.next_url(ext.home_url),
+        # The member's own factors: what an AJAX page may offer as "use another method".
+        factors=[{"id": f.id, "kind": f.kind, "label": f.label, "recipient_hint": f.recipient_hint,
+                  "is_default": f.is_default, "usable": f.usable, "needs_reconfirming": f.needs_reconfirming,
+                  "channel": f.kind if f.kind != TOTP else None} for f in member_status.factors],
     )
     return _json(base)
 

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 from flask import flash, session
 
 from ...core import OtpPro
-from ...errors import ChannelUnavailable, DeliveryError, LockedOut, NotEnrolled, PolicyError, ThrottledError
+from ...errors import (
+    ChannelUnavailable,
+    DeliveryError,
+    FactorNeedsReconfirming,
+    FactorNotEnrolled,
+    LockedOut,
+    NotEnrolled,
+    PolicyError,
+    ThrottledError,
+)
 from ...member import Member
 from ...results import Challenge, ChallengeStatus, Reason, VerifyResult
 from . import state
@@ -19,6 +28,7 @@ from .state import K_ATTEMPTS, K_SENT, MAX_FIELD
 from .texts import (
     DELIVERY_TEXT,
     EMPTY_CODE_TEXT,
+    FACTOR_NOT_ENROLLED_TEXT,
     NO_SUCH_CHANNEL_TEXT,
     SIGN_IN_EXPIRED_TEXT,
     SIGN_IN_FIRST_TEXT,
@@ -27,6 +37,7 @@ from .texts import (
     channel_refused_text,
     cooldown_text,
     delivery_failed_text,
+    factor_needs_reconfirming_text,
     hourly_cap_text,
     locked_text,
     network_limit_text,
@@ -59,6 +70,12 @@ def send_code(ext: OtpProFlask, channel: str | None = None) -> Outcome:
     except LockedOut as exc:
         minutes = lock_minutes(exc.locked_until, core.clock())
         return Outcome(False, locked_text(minutes), 429, error="locked", locked_minutes=minutes)
+    except FactorNotEnrolled:
+        # Only the member's own factors are sent to, whatever the role allows.
+        return Outcome(False, FACTOR_NOT_ENROLLED_TEXT, 400, error="factor_not_enrolled")
+    except FactorNeedsReconfirming as exc:
+        return Outcome(False, factor_needs_reconfirming_text(_factor_label(ext, exc.factor_id, exc.channel)), 400,
+                       error="needs_reconfirming")
     except (ChannelUnavailable, NotEnrolled, PolicyError) as exc:
         reason = getattr(exc, "reason", None)
         return Outcome(False, channel_refused_text(reason or exc), 400, error="channel")
@@ -72,6 +89,16 @@ def send_code(ext: OtpProFlask, channel: str | None = None) -> Outcome:
     return Outcome(True, sent_text(what, label, challenge.recipient_hint, queued=queued),
                    retry_after=core.settings.resend_cooldown_seconds,
                    delivery=ChallengeStatus.QUEUED if queued else ChallengeStatus.SENT)
+
+
+def _factor_label(ext: OtpProFlask, factor_id: int | None, channel: str | None) -> str:
+    """The member's name for factor ``factor_id`` (else ``channel``'s label) for a message."""
+    status = ext.status()
+    for factor in status.factors if status is not None else ():
+        if factor.id == factor_id:
+            return factor.label
+    core = ext.core
+    return core.channels[channel].label if channel in core.channels else "this method"
 
 
 def fallback_options(core: OtpPro, member: Member, failed_channel: str | None) -> tuple[dict[str, str], ...]:

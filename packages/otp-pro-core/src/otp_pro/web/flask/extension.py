@@ -22,7 +22,7 @@ from ...member import Member
 from ...results import MemberStatus
 from ...settings import is_loopback_host
 from ..gate import GateConfig, SessionFacts, default_allow
-from . import api, codes, security, state, views, wiring
+from . import api, codes, security, settings_views, setup_views, state, views, wiring
 from .outcome import Outcome
 from .state import DEVICE_COOKIE, G_MEMBER, G_STATUS, K_BINDING, K_LOGIN, K_MEMBER, K_NEXT, safe_next
 
@@ -254,31 +254,47 @@ class OtpProFlask:
 
     def setup_view(self) -> Response:
         """``GET``: choose a channel. ``POST`` (``channel``): start setting it up (QR code, or a code sent)."""
-        return views.setup(self)
+        return setup_views.setup(self)
 
     def setup_confirm_view(self) -> Response:
         """``POST`` (``code``): finish the setup; the backup codes are shown on this one page, once."""
-        return views.setup_confirm(self)
+        return setup_views.setup_confirm(self)
 
     def settings_view(self) -> Response:
-        """The settings page: method, backup codes, trusted devices, disable; changes need a confirmation."""
-        return views.settings(self)
+        """The settings page: factors, backup codes, trusted devices, disable; changes need a confirmation."""
+        return settings_views.settings(self)
 
     def reauth_view(self) -> Response:
         """``POST`` (``password``, ``code``): confirm the member before a change of MFA settings."""
-        return views.reauth(self)
+        return settings_views.reauth(self)
 
     def backup_codes_view(self) -> Response:
         """``POST``: a new set of backup codes (the old ones stop working), shown once."""
-        return views.backup_codes(self)
+        return settings_views.backup_codes(self)
 
     def revoke_view(self, device_id: str) -> Response:
         """``POST``: revoke one trusted device of the member."""
-        return views.revoke(self, device_id)
+        return settings_views.revoke(self, device_id)
 
     def disable_view(self) -> Response:
         """``POST``: switch two-step verification off, when the policy allows it."""
-        return views.disable(self)
+        return settings_views.disable(self)
+
+    def factor_rename_view(self, factor_id: str) -> Response:
+        """``POST`` (``label``): give one of the member's factors a name."""
+        return settings_views.factor_rename(self, factor_id)
+
+    def factor_default_view(self, factor_id: str) -> Response:
+        """``POST``: make one of the member's factors the default (needs a fresh confirmation)."""
+        return settings_views.factor_default(self, factor_id)
+
+    def factor_remove_view(self, factor_id: str) -> Response:
+        """``POST``: remove one of the member's factors (needs a fresh confirmation)."""
+        return settings_views.factor_remove(self, factor_id)
+
+    def factor_reconfirm_view(self, factor_id: str) -> Response:
+        """``POST``: confirm a delivered factor at the member's current address (needs a fresh confirmation)."""
+        return settings_views.factor_reconfirm(self, factor_id)
 
     def magic_link_view(self) -> Response:
         """The magic-link landing: ``GET`` shows a button and never consumes; ``POST`` verifies the token."""

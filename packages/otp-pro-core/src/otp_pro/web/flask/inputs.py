@@ -108,3 +108,8 @@ def device_id(text: str) -> int | None:
         return None
     number = int(text)
     return number if 0 < number <= MAX_BIG_ID else None
+
+
+def factor_id(text: str) -> int | None:
+    """The factor id written in a path segment, or None when it is not one (read as :func:`device_id` is)."""
+    return device_id(text)

@@ -30,6 +30,7 @@ K_SENT = "otp_pro_sent"  # where the last code went: {"at", "hint", "channel", "
 K_NEXT = "otp_pro_next"  # where to go once the second step is passed
 K_REAUTH = "otp_pro_reauth"  # {"login", "until"}: password + code confirmed before changing settings
 K_SETUP = "otp_pro_setup"  # the channel being set up
+K_SETUP_FACTOR = "otp_pro_setup_factor"  # {"label", "reconfirm"}: the factor being added (or re-confirmed)
 K_ATTEMPTS = "otp_pro_attempts"  # attempts left before a lockout, shown on the verify page
 
 #: The keys a rotation in the middle of a login keeps: the login goes on, anything else is dropped.

@@ -100,3 +100,64 @@ def delivery_failed_text(label: str, fallback_labels: list[str]) -> str:
     if fallback_labels:
         return text + " Try another method: " + ", ".join(fallback_labels) + "."
     return text + " Try again in a moment, or use a backup code."
+
+
+# ------------------------------------------------------------------ factors
+
+#: A send asked for on a channel the member has no factor on (the role may allow it: only their own count).
+FACTOR_NOT_ENROLLED_TEXT = ("You have not set up that method, so no code can be sent by it. "
+                            "Use one of the methods listed, or a backup code.")
+#: A factor id that is none of the member's (or no id at all).
+NO_SUCH_FACTOR_TEXT = "That sign-in method is not in your list (it may have been removed already)."
+#: Removing the last factor a required member's role allows.
+LAST_FACTOR_TEXT = ("This is your last sign-in method and your account requires one: add another method before "
+                    "removing this one.")
+#: A setup that added a factor after the first: the backup codes are the same as before.
+BACKUP_CODES_UNCHANGED_TEXT = "Your backup codes are unchanged: keep using the ones you saved."
+#: Changing the factors needs the password + code confirmation first.
+CONFIRM_FIRST_TEXT = "Confirm your password and a fresh code first."
+#: The setup page, asked for by an enrolled member without the confirmation.
+CONFIRM_TO_ADD_TEXT = CONFIRM_FIRST_TEXT + " Then you can add a sign-in method."
+#: Re-confirm asked for an authenticator app (only a delivered factor has an address).
+NO_ADDRESS_TO_CONFIRM_TEXT = "An authenticator app has no address to confirm."
+#: The title of the page that refuses a send on a channel (outside the verify page).
+CHANNEL_REFUSED_TITLE = "That method cannot be used"
+
+
+def factor_needs_reconfirming_text(label: str) -> str:
+    """A send to a factor whose address the member record no longer shows: nothing was sent."""
+    return (f"Your address for {label} has changed since you set it up, so no code was sent to it. Sign in with "
+            "another method or a backup code, then confirm the new address in your security settings.")
+
+
+def factor_added_text(label: str) -> str:
+    """A setup added ``label`` next to the member's other factors."""
+    return f"{label} was added to your sign-in methods. {BACKUP_CODES_UNCHANGED_TEXT}"
+
+
+def factor_reconfirmed_text(label: str) -> str:
+    """A delivered factor was confirmed at the address the member record shows now."""
+    return f"{label} is confirmed at its new address. {BACKUP_CODES_UNCHANGED_TEXT}"
+
+
+def factor_removed_text(label: str, *, any_left: bool) -> str:
+    """A factor was removed (its trusted devices with it); ``any_left``: the member still has one."""
+    if any_left:
+        return (f"{label} was removed from your sign-in methods. Trusted devices were removed too: they will be "
+                "asked for a code at the next sign-in.")
+    return f"{label} was removed. Two-step verification is off: your backup codes and trusted devices were removed."
+
+
+def factor_renamed_text(label: str) -> str:
+    """A factor was given a new name (or its channel's name back)."""
+    return f"The method is now called {label}."
+
+
+def factor_default_text(label: str) -> str:
+    """A factor was made the default: the one offered first at sign-in."""
+    return f"{label} is now your default sign-in method."
+
+
+def invalid_label_text(reason: object) -> str:
+    """The name given to a factor cannot be used (too long, control characters)."""
+    return f"That name cannot be used: {reason}."

@@ -63,6 +63,12 @@ def _blueprint(ext: OtpProFlask) -> Blueprint:
     bp.add_url_rule("/settings/backup-codes", "backup_codes", ext.backup_codes_view, methods=["POST"])
     bp.add_url_rule("/settings/devices/<device_id>/revoke", "revoke_device", ext.revoke_view, methods=["POST"])
     bp.add_url_rule("/settings/disable", "disable", ext.disable_view, methods=["POST"])
+    bp.add_url_rule("/settings/factors/<factor_id>/rename", "factor_rename", ext.factor_rename_view, methods=["POST"])
+    bp.add_url_rule("/settings/factors/<factor_id>/default", "factor_default", ext.factor_default_view,
+                    methods=["POST"])
+    bp.add_url_rule("/settings/factors/<factor_id>/remove", "factor_remove", ext.factor_remove_view, methods=["POST"])
+    bp.add_url_rule("/settings/factors/<factor_id>/reconfirm", "factor_reconfirm", ext.factor_reconfirm_view,
+                    methods=["POST"])
     bp.add_url_rule("/api/status", "api_status", ext.api_status, methods=["GET"])
     bp.add_url_rule("/api/send", "api_send", ext.api_send, methods=["POST"])
     bp.add_url_rule("/api/verify", "api_verify", ext.api_verify, methods=["POST"])
@@ -113,6 +119,8 @@ def _context(ext: OtpProFlask) -> dict[str, Any]:
 _PAGE_OF_ENDPOINT = {
     "verify": "verify", "send": "verify", "setup": "setup", "setup_confirm": "setup", "settings": "settings",
     "reauth": "settings", "backup_codes": "settings", "revoke_device": "settings", "disable": "settings",
+    "factor_rename": "settings", "factor_default": "settings", "factor_remove": "settings",
+    "factor_reconfirm": "settings",
 }
 
 
