@@ -247,9 +247,9 @@ class OtpPro:
     def fallback_channels(self, member: Member, failed_channel: str | None = None) -> tuple[str, ...]:
         """The member's channels to fall back to after a failed delivery on ``failed_channel``.
 
-        The channels the policy allows this member, in the policy's order, that
-        deliver something (not ``totp``) and that no availability check hides,
-        without ``failed_channel``.
+        The channels of the member's own other delivered factors (not ``totp``, not
+        one waiting to be re-confirmed), in the policy's order, that no availability
+        check hides, without ``failed_channel``.
         """
         return status.fallback_channels(self._rt, member, failed_channel)
 

@@ -56,14 +56,13 @@ def send_challenge(rt: Runtime, member: Member, *, channel: str | None, ip: str 
     # Before anything is read, the likely channel: the one asked for, else the policy's default.
     guess = channel or req.default_channel
     return deliver(rt, member, None, Purpose.VERIFY, ip=ip, user_agent=user_agent, binding=binding,
-                   choose=choose, likely=(lambda: usable(guess)) if guess else None, named=channel is not None)
+                   choose=choose, likely=(lambda: usable(guess)) if guess else None)
 
 
 def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, ip: str | None,
             user_agent: str | None, binding: str | None = None,
             choose: Callable[[MemberState | None], FactorRow] | None = None,
-            likely: Callable[[], str] | None = None, named: bool = False,
-            recipient: str | None = None) -> Challenge:
+            likely: Callable[[], str] | None = None, recipient: str | None = None) -> Challenge:
     """Make, record and send (or queue) a challenge on ``channel`` (to ``recipient``, else the record's address).
 
     With ``choose`` (:func:`send_challenge`) the challenge goes to the factor
@@ -72,8 +71,8 @@ def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, i
     an inline send first makes the message for the ``likely()`` channel and tries to
     read the state and record the challenge with one statement
     (:data:`~otp_pro.storage.statements.SEEN_AND_SEND`), which records only if the
-    member has a factor there (their default one unless the channel was ``named``)
-    bound to that address and nothing stands in the way. Otherwise (SQLite, a queue,
+    member's default factor is there, bound to that address, and nothing stands in
+    the way. Otherwise (SQLite, a queue,
     another factor, a throttled send) the factor is chosen from the state as read,
     and the transaction of :func:`_record` decides under the member's lock.
     """
@@ -90,8 +89,8 @@ def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, i
             raise ip_refusal(wait)
     try:
         challenge_id, out = _made_and_recorded(rt, member, channel, purpose, ip=ip, user_agent=user_agent,
-                                               binding=binding, choose=choose, likely=likely, named=named,
-                                               recipient=recipient, count_ip=not ip_counted)
+                                               binding=binding, choose=choose, likely=likely, recipient=recipient,
+                                               count_ip=not ip_counted)
     except BaseException:
         if ip_counted:
             ip_limits.release_alone(rt, ip_limits.SEND, ip)
@@ -141,7 +140,7 @@ def deliver(rt: Runtime, member: Member, channel: str | None, purpose: str, *, i
 def _made_and_recorded(rt: Runtime, member: Member, channel: str | None, purpose: str, *, ip: str | None,
                        user_agent: str | None, binding: str | None,
                        choose: Callable[[MemberState | None], FactorRow] | None, likely: Callable[[], str] | None,
-                       named: bool, recipient: str | None, count_ip: bool) -> tuple[Any, Outgoing]:
+                       recipient: str | None, count_ip: bool) -> tuple[Any, Outgoing]:
     """:func:`deliver`'s first half: the message made and its challenge recorded; the challenge's id and message."""
     queued = rt.dispatcher.queued
     challenge_id: Any = None
@@ -158,8 +157,7 @@ def _made_and_recorded(rt: Runtime, member: Member, channel: str | None, purpose
             with rt.db.write_once() as conn:
                 rows = rt.db.run(conn, statements.SEEN_AND_SEND,
                                  {**throttle.send_params(rt, member, guess, purpose, binding),
-                                  "b_state_channel": guess.channel, "b_any_factor": named,
-                                  "b_now": guess.now}).rows
+                                  "b_state_channel": guess.channel, "b_now": guess.now}).rows
             challenge_id = rows[0].sent_id if rows else None
             seen = state_of(rows)
         else:

@@ -144,8 +144,9 @@ LOCK_FOR_SEND_WITH_FACTORS = select(_locked, *(c.label(f"f_{c.name}") for c in f
 # when nothing stands in the way, ``sent_id``, the new challenge's id. The gate writes the
 # member's row (its lock, as LOCK_FOR_SEND) only if the row is the version the snapshot sees
 # (xmin unchanged: no send, or any other write, committed since or waiting on the lock), the
-# member has a factor of that channel bound to that address (the default one unless the channel
-# was asked for by name, b_any_factor) and no lock, and the throttle's counts (same snapshot)
+# member's default factor is of that channel and bound to that address (another factor is a
+# fallback, recorded by the transaction path with its delivery_fallback row) and no lock, and the
+# throttle's counts (same snapshot)
 # allow a send; the challenge is inserted only behind the gate, for that factor. No sent_id:
 # nothing was written, and the send goes on from the rows returned (a throttled send is recorded
 # by the transaction path with its send_throttled row).
@@ -153,8 +154,7 @@ _xmin: Any = literal_column("otp_members.xmin")
 _seen = select(members, _xmin.label("xmin")).where(members.c.member_id == bindparam("b_member")).cte("seen")
 _likely_factor = select(factors.c.id).where(
     factors.c.member_id == bindparam("b_member"), factors.c.kind == bindparam("b_state_channel"),
-    factors.c.recipient_hash == bindparam("c_recipient_hash"),
-    or_(factors.c.is_default, bindparam("b_any_factor")),
+    factors.c.recipient_hash == bindparam("c_recipient_hash"), factors.c.is_default,
 ).limit(1).scalar_subquery()
 _gate = update(members).where(
     members.c.member_id == bindparam("b_member"),
