@@ -105,7 +105,8 @@ class Model:
     """What the model knows about one member."""
 
     member: Member
-    factors: list[Factor] = field(default_factory=list)  # in the order added; the first is the default
+    factors: list[Factor] = field(default_factory=list)  # in the order added
+    default: int = 0  # the default factor's index in ``factors`` (the first, until the member picks another)
     disabled: bool = False
     pending: str | None = None  # pending setup channel
     pending_seed: str | None = None
@@ -124,7 +125,7 @@ class Model:
     @property
     def channel(self) -> str | None:
         """The default factor's channel (``status().channel``), None while the member has no factor."""
-        return self.factors[0].kind if self.factors else None
+        return self.factors[self.default].kind if self.factors else None
 
     @property
     def apps(self) -> list[Factor]:
@@ -351,6 +352,19 @@ class OtpMachine(RuleBasedStateMachine):
         m = self.models[who]
         self._complete(m, self._wrong(m, setup=True), False)
 
+    @rule(who=st.integers(0, 1), data=st.data())
+    def set_default_factor(self, who: int, data: st.DataObject) -> None:
+        """The member makes one of their factors the default (sends without a channel go to it)."""
+        m = self.models[who]
+        if not m.factors:
+            return
+        index = data.draw(st.integers(0, len(m.factors) - 1))
+        listed = self.otp.factors(m.member)
+        assert [f.kind for f in listed] == [f.kind for f in m.factors]
+        self.otp.set_default_factor(m.member, listed[index].id, actor=m.member.id)
+        m.default = index
+        m.audit["factor_default_changed"] += 1
+
     # ------------------------------------------------------------ challenges and verification
 
     @rule(who=st.integers(0, 1), fallback=st.booleans())
@@ -497,7 +511,7 @@ class OtpMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ reset, disable, unlock
 
     def _cleared(self, m: Model, kind: str) -> None:
-        m.factors = []
+        m.factors, m.default = [], 0
         m.pending = m.pending_seed = m.pending_expires = None
         m.live = None
         m.dead_backup.extend(m.fresh_backup)
@@ -588,7 +602,7 @@ class OtpMachine(RuleBasedStateMachine):
             assert status.enrolled is bool(m.factors), m
             assert status.channel == m.channel
             assert [(f.kind, f.is_default) for f in status.factors] == [
-                (f.kind, i == 0) for i, f in enumerate(m.factors)], (status.factors, m)
+                (f.kind, i == m.default) for i, f in enumerate(m.factors)], (status.factors, m)
             assert status.disabled is (m.disabled and not m.factors)
             assert status.backup_codes_remaining == (len(m.fresh_backup) if m.factors else 0)
             locked = m.locked(now)
