@@ -330,6 +330,10 @@ def test_celery_permanent_error_fails_with_an_audit_event_and_offers_fallback(
     otp = make_queued()
     with worker(otp, queue):
         enrol_by_email_through_the_worker(otp, member, mailbox)
+        # The member's other factors: only their own are offered as a fallback (an app's among them, not offered).
+        enrol_on_the_outbox_through_the_worker(otp, member)
+        assert enrol(otp, member, "totp") == []
+        assert [f.kind for f in otp.factors(member)] == ["email:code", "outbox:code", "totp"]
         mailbox.reply = "550 5.1.1 no such mailbox"
         challenge = otp.send_challenge(member)
         status = settle(otp, member, challenge.id)

@@ -100,10 +100,32 @@ def enroll_by_email(otp: OtpPro, member: Member, mailbox: Mailbox, clock: Any) -
     clock.advance(61)  # past the cooldown of the setup code
 
 
+def pigeon_code(otp: OtpPro) -> str:
+    """The code in the newest message the pigeon carried."""
+    pigeon = otp.transports["pigeon"]
+    return re.search(r"\b(\d{6})\b", pigeon.sent[-1].text).group(1)  # type: ignore[attr-defined,union-attr]
+
+
+def add_factors(otp: OtpPro, member: Member, *channels: str, mailbox: Mailbox | None = None) -> None:
+    """Give ``member`` (enrolled already) a factor on each of ``channels``, by a real setup: only a member's own
+    factors are sent to and offered as a fallback."""
+    for channel in channels:
+        otp.begin_setup(member, channel)
+        if channel == "pigeon:code":
+            code = pigeon_code(otp)
+        elif channel == "email:code":
+            assert mailbox is not None and member.email
+            code = mailed_code(mailbox, member.email)
+        else:
+            code = outbox_code(otp)
+        assert otp.complete_setup(member, code) == []  # not the first factor: no new backup codes
+
+
 def test_smtp_550_fails_and_offers_the_other_channels_in_policy_order(
         build: Callable[..., OtpPro], ann: Member, mailbox: Mailbox, clock: Any) -> None:
     otp = build()
     enroll_by_email(otp, ann, mailbox, clock)
+    add_factors(otp, ann, "outbox:code", "pigeon:code")
     mailbox.reply = "550 5.1.1 mailbox unavailable"
     with pytest.raises(PermanentDeliveryError) as caught:
         otp.send_challenge(ann)
@@ -136,13 +158,17 @@ def test_smtp_550_fails_and_offers_the_other_channels_in_policy_order(
 
 def test_refused_connection_and_a_crashing_provider_are_failures_with_fallback(
         build: Callable[..., OtpPro], ann: Member, mailbox: Mailbox, clock: Any) -> None:
-    # The member's channel is the pigeon this time; then email's server is unreachable too.
+    # The member's channel (their first, default factor) is the pigeon this time; then email's server is
+    # unreachable too.
     otp = build(providers={"email": {"smtp_host": "127.0.0.1", "smtp_port": free_port(),
                                      "from_address": "otp@example.com"}})
     otp.begin_setup(ann, "pigeon:code")
     pigeon = otp.transports["pigeon"]
-    code = re.search(r"\b(\d{6})\b", pigeon.sent[-1].text).group(1)  # type: ignore[attr-defined,union-attr]
-    otp.complete_setup(ann, code)
+    assert len(otp.complete_setup(ann, pigeon_code(otp))) == 10
+    # Ann's email factor is confirmed while her mail server still answers (an instance on the same database).
+    add_factors(build(), ann, "email:code", mailbox=mailbox)
+    add_factors(otp, ann, "outbox:code")
+    assert otp.status(ann).channel == "pigeon:code"
     clock.advance(61)
     pigeon.on_fire = True  # type: ignore[attr-defined]
     with pytest.raises(TransientDeliveryError) as caught:
@@ -166,8 +192,11 @@ def test_refused_connection_and_a_crashing_provider_are_failures_with_fallback(
 
 def test_channels_hidden_by_policy_or_availability_are_not_offered(
         build: Callable[..., OtpPro], ann: Member, mailbox: Mailbox, clock: Any) -> None:
-    otp = build(HidePigeonsFrom("42"))
+    hide = HidePigeonsFrom("nobody yet")
+    otp = build(hide)
     enroll_by_email(otp, ann, mailbox, clock)
+    add_factors(otp, ann, "pigeon:code", "outbox:code")
+    hide.member_id = "42"  # Ann's pigeon factor is hidden from now on
     mailbox.reply = "451 4.3.0 try later"
     with pytest.raises(TransientDeliveryError):
         otp.send_challenge(ann)
@@ -175,8 +204,14 @@ def test_channels_hidden_by_policy_or_availability_are_not_offered(
     # A role whose policy allows email and outbox only.
     strict = build(roles={"editor": {"requirement": "required", "channels": ["email:code", "totp", "outbox:code"]}})
     assert strict.fallback_channels(ann, "email:code") == ("outbox:code",)
-    # A member whose loft is unknown cannot fall back to pigeons.
+    assert otp.fallback_channels(ann, "outbox:code") == ("email:code",)
+    # A member whose loft is no longer known cannot fall back to pigeons, though he has a pigeon factor.
+    with_loft = Member(id="43", roles=["editor"], email="bob@example.com", name="Bob", fields={"loft": "barn"})
+    otp.begin_setup(with_loft, "email:code")
+    otp.complete_setup(with_loft, mailed_code(mailbox, "bob@example.com"))
+    add_factors(otp, with_loft, "pigeon:code", "outbox:code")
     bob = Member(id="43", roles=["editor"], email="bob@example.com", name="Bob")
+    assert otp.fallback_channels(with_loft, "email:code") == ("pigeon:code", "outbox:code")
     assert otp.fallback_channels(bob, "email:code") == ("outbox:code",)
 
 
@@ -200,6 +235,7 @@ def test_delivery_status_is_only_the_members_own(build: Callable[..., OtpPro], a
 def web(build: Callable[..., OtpPro], ann: Member, mailbox: Mailbox, clock: Any) -> Iterator[tuple[Any, OtpPro]]:
     otp = build()
     enroll_by_email(otp, ann, mailbox, clock)
+    add_factors(otp, ann, "pigeon:code", "outbox:code")  # the fallbacks are Ann's own factors
     yield bare_flask_client(otp, ann), otp
 
 
@@ -218,8 +254,11 @@ def test_flask_verify_page_offers_fallback_after_a_failed_send(web: tuple[Any, O
     assert page.status_code == 200
     assert 'id="delivery-status"' in page.text and "could not be sent by Email" in page.text
     assert 'data-status="failed"' in page.text and "Try another method" in page.text
-    assert page.text.index('value="pigeon:code"') < page.text.index('value="outbox:code"')  # policy order
-    assert 'value="email:code"' not in page.text and "otp_pro_delivery.js" not in page.text  # done: no polling
+    offered = page.text[page.text.index('id="fallback"'):]
+    offered = offered[:offered.index("</details>")]
+    assert offered.index('value="pigeon:code"') < offered.index('value="outbox:code"')  # policy order
+    # The failed channel is not offered as another method (the page's "send a new code" form may name it).
+    assert 'value="email:code"' not in offered and "otp_pro_delivery.js" not in page.text  # done: no polling
     status = client.get("/otp/api/delivery")
     assert status.status_code == 200
     assert status.json["status"] == "failed" and status.json["done"] is True

@@ -830,11 +830,14 @@ def test_every_hook_is_documented_with_its_signature() -> None:
 
 
 class BrokenOnTheOutbox(Plugin):
-    """A renderer whose template for one channel (the policy's default in these tests) is broken."""
+    """A renderer whose template for one channel (the policy's default in these tests) is broken (while
+    ``broken``)."""
+
+    broken = True
 
     @hookimpl
     def otp_pro_render_message(self, channel: str) -> Message | None:
-        if channel == "outbox:code":
+        if self.broken and channel == "outbox:code":
             raise RuntimeError("template for the outbox is broken")
         return None
 
@@ -849,9 +852,18 @@ def test_a_renderer_broken_on_the_default_channel_fails_only_the_sends_on_that_c
     from otp_pro import PluginError
     from otp_pro.storage.schema import challenges
 
-    otp = make_otp(plugins=[BrokenOnTheOutbox("acme_broken")])  # default channel: outbox:code
+    renderer = BrokenOnTheOutbox("acme_broken")
+    otp = make_otp(plugins=[renderer])  # default channel: outbox:code
     otp.begin_setup(member, "email:code")
     otp.complete_setup(member, mailed_code(mailbox, "ann@example.com"))
+    # The member's second factor is on the outbox (only a member's own factors are sent to): its template
+    # works for the setup's confirmation, and is broken from then on.
+    with pytest.raises(PluginError, match="acme_broken"):
+        otp.begin_setup(member, "outbox:code")
+    renderer.broken = False
+    assert enrol(otp, member, "outbox:code") == []
+    renderer.broken = True
+    assert [(f.kind, f.is_default) for f in otp.factors(member)] == [("email:code", True), ("outbox:code", False)]
     challenge = otp.send_challenge(member)
     assert challenge.channel == "email:code" and challenge.status == "sent"
     assert otp.verify(member, mailed_code(mailbox, "ann@example.com")).ok

@@ -141,10 +141,11 @@ def test_magic_links_unknown_tokens(link_fleet: list[OtpPro], member: Member) ->
     own real link from that address is then refused too (nothing is looked at past the cap)."""
     import secrets
 
-    from test_tokens import token_in
+    from test_tokens import add_link_factor, token_in
 
     otp = link_fleet[0]
     enrolled_by_code(otp, member)
+    add_link_factor(otp, member)  # only a member's own factors are sent to
     guesses = [secrets.token_urlsafe(32) for _ in range(THREADS)]
     results = burst(link_fleet, lambda o, i: o.verify_token("link", guesses[i], ip="198.51.100.7"))
     assert all(isinstance(r, VerifyResult) and not r.ok for r in results), results[:3]
@@ -157,10 +158,11 @@ def test_magic_links_unknown_tokens(link_fleet: list[OtpPro], member: Member) ->
 def test_magic_links_of_a_locked_member(link_fleet: list[OtpPro], member: Member) -> None:
     """A member locked by wrong codes while 32 clicks of the live link and of stale links race: no click is
     accepted, and the stale links count nothing toward the lock."""
-    from test_tokens import token_in
+    from test_tokens import add_link_factor, token_in
 
     otp = link_fleet[0]
     enrolled_by_code(otp, member)
+    add_link_factor(otp, member)  # only a member's own factors are sent to
     otp.send_challenge(member, channel="outbox:link")
     stale = token_in(otp)
     otp.send_challenge(member, channel="outbox:link")

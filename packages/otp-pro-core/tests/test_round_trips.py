@@ -108,6 +108,7 @@ def test_a_totp_success_resets_the_failure_count_in_the_same_statement(otp, memb
 def test_totp_code_leaves_a_pending_email_code_usable(make_otp, member, clock):
     otp = make_otp(channels=["outbox:code", "totp"])
     app = totp_member(otp, member)
+    assert enrol(otp, member, "outbox:code") == []  # a second factor: only a member's own factors are sent to
     otp.send_challenge(member, channel="outbox:code")
     emailed = outbox_code(otp)
     clock.advance(30)

@@ -2,13 +2,17 @@
 
 A :class:`~hypothesis.stateful.RuleBasedStateMachine` drives two members of one
 :class:`~otp_pro.OtpPro` (on SQLite and on PostgreSQL) through setup by email
-code and by authenticator app, sign-in challenges, right, wrong, expired and
-replayed codes, backup codes (fresh, reused, another member's), new backup
+code and by authenticator app (a setup adds a factor: a member may have a code
+factor and any number of apps; the first factor is the default), sign-in
+challenges (to the default factor, or to the member's own code factor: never to
+a channel they have no factor on), right, wrong, expired and replayed codes
+(each app's own), backup codes (fresh, reused, another member's), new backup
 codes, reset, disable, trusted devices (trust, revoke, check), unlock and time
 passing. A small reference model in this file says what each call must answer;
 after every step the invariants are checked against the database:
 
-* ``status()`` agrees with the model (enrolled, channel, lockout, backup codes left, disabled);
+* ``status()`` agrees with the model (enrolled, the default factor's channel, the factors in order, lockout,
+  backup codes left, disabled), and each factor's counter (an app's last TOTP step) is the model's;
 * a consumed code, backup code or TOTP step is never accepted again (every rule's
   answer is checked against the model, and the replay rule aims at exactly that);
 * the failure counters follow the lockout rule (``failures < max_attempts``, locked
@@ -42,6 +46,7 @@ from sqlalchemy import func, select
 from otp_pro import Member, OtpPro, totp
 from otp_pro.errors import (
     ChannelUnavailable,
+    FactorNotEnrolled,
     InvalidCode,
     LockedOut,
     NotEnrolled,
@@ -49,7 +54,7 @@ from otp_pro.errors import (
     SetupError,
 )
 from otp_pro.settings import NIST_MAX_ATTEMPTS
-from otp_pro.storage.schema import audit_events, members
+from otp_pro.storage.schema import audit_events, factors, members
 from otp_pro.testing import Clock
 
 CODE = "outbox:code"
@@ -74,6 +79,17 @@ MACHINE_SETTINGS = settings(
 _RUN = itertools.count(1)
 #: Audit events the model expected, over all examples of a run (printed: shows what the examples reached).
 SEEN: Counter[str] = Counter()
+#: Factor states the examples reached, over all examples of a run (several factors, a refused send).
+REACHED: Counter[str] = Counter()
+
+
+@dataclass
+class Factor:
+    """One of a member's factors, as the model knows it."""
+
+    kind: str
+    seed: str | None = None  # an app's TOTP seed
+    last_step: int | None = None  # an app's last accepted TOTP step
 
 
 @dataclass
@@ -89,9 +105,8 @@ class Model:
     """What the model knows about one member."""
 
     member: Member
-    channel: str | None = None  # enrolled channel
-    seed: str | None = None  # TOTP seed while enrolled with totp
-    last_step: int | None = None
+    factors: list[Factor] = field(default_factory=list)  # in the order added
+    default: int = 0  # the default factor's index in ``factors`` (the first, until the member picks another)
     disabled: bool = False
     pending: str | None = None  # pending setup channel
     pending_seed: str | None = None
@@ -106,6 +121,18 @@ class Model:
     locked_until: datetime | None = None
     devices: list[Device] = field(default_factory=list)
     audit: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def channel(self) -> str | None:
+        """The default factor's channel (``status().channel``), None while the member has no factor."""
+        return self.factors[self.default].kind if self.factors else None
+
+    @property
+    def apps(self) -> list[Factor]:
+        return [f for f in self.factors if f.kind == TOTP]
+
+    def has(self, kind: str) -> bool:
+        return any(f.kind == kind for f in self.factors)
 
     def locked(self, now: datetime) -> datetime | None:
         if self.consecutive >= NIST_MAX_ATTEMPTS:
@@ -148,6 +175,10 @@ class OtpMachine(RuleBasedStateMachine):
         w = self._cfg().valid_window
         return {self._totp_code(seed, self._step() + d) for d in range(-w, w + 1)}
 
+    def _windows(self, m: Model) -> set[str]:
+        """The codes of all the member's apps (and of the app pending setup) around now."""
+        return set().union(*(self._window(f.seed) for f in m.apps), self._window(m.pending_seed))
+
     def _last_code(self, m: Model) -> str:
         message = self.otp.transports["outbox"].last(m.member.email)  # type: ignore[attr-defined]
         assert message is not None
@@ -157,7 +188,7 @@ class OtpMachine(RuleBasedStateMachine):
 
     def _wrong(self, m: Model, *, setup: bool = False) -> str:
         """A well-formed code this member cannot be accepted with now."""
-        taken = self._window(m.seed) | self._window(m.pending_seed)
+        taken = self._windows(m)
         if m.live is not None:
             taken.add(m.live[0])
         return next(c for c in (f"{d}" * 6 for d in range(10)) if c not in taken)
@@ -198,7 +229,7 @@ class OtpMachine(RuleBasedStateMachine):
     def _verify(self, m: Model, code: str, expect_ok: bool, *, accepted_as: str | None = None) -> None:
         """Verify ``code``; the model already decided ``expect_ok`` for an enrolled, unlocked member."""
         result = self.otp.verify(m.member, code)
-        if m.channel is None:
+        if not m.factors:
             assert not result.ok and result.reason == "not_enrolled", result
             return
         if m.locked(self.now):
@@ -216,15 +247,16 @@ class OtpMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ setup
 
-    @initialize(channels=st.tuples(st.sampled_from([CODE, TOTP, None]), st.sampled_from([CODE, TOTP, None])))
-    def start(self, channels: tuple[str | None, str | None]) -> None:
-        """Most examples start with enrolled members (reaching that by chance takes many steps)."""
-        for who, channel in enumerate(channels):
-            if channel == CODE:
-                self.begin_setup_code(who)
-            elif channel == TOTP:
-                self.begin_setup_totp(who)
-            if channel is not None:
+    @initialize(plans=st.tuples(*[st.lists(st.sampled_from([CODE, TOTP]), max_size=2)] * 2))
+    def start(self, plans: tuple[list[str], list[str]]) -> None:
+        """Most examples start with enrolled members, some with two factors (reaching that by chance takes
+        many steps)."""
+        for who, channels in enumerate(plans):
+            for channel in channels:
+                if channel == CODE:
+                    self.begin_setup_code(who)
+                else:
+                    self.begin_setup_totp(who)
                 self.complete_setup_right(who)
 
     @rule(who=st.integers(0, 1))
@@ -232,6 +264,10 @@ class OtpMachine(RuleBasedStateMachine):
         m = self.models[who]
         if m.locked(self.now):
             with pytest.raises(LockedOut):
+                self.otp.begin_setup(m.member, CODE)
+            return
+        if m.has(CODE):  # one code factor per address: nothing begun, nothing sent, the pending setup stays
+            with pytest.raises(SetupError, match="already has"):
                 self.otp.begin_setup(m.member, CODE)
             return
         info = self.otp.begin_setup(m.member, CODE)
@@ -272,24 +308,31 @@ class OtpMachine(RuleBasedStateMachine):
             assert (info.value.result.reason == "locked") is locked
             return
         codes = self.otp.complete_setup(m.member, code)
+        first = not m.factors
         if m.pending == CODE:
             m.live = None  # consumed
             m.accepted.append(code)
-            m.seed = m.last_step = None
+            m.factors.append(Factor(CODE))
         else:
+            assert m.pending_seed is not None
             w = self._cfg().valid_window
-            m.seed = m.pending_seed
-            m.last_step = next(s for s in range(self._step() - w, self._step() + w + 1)
-                               if self._totp_code(m.pending_seed, s) == code)  # the first match, as the core
+            step = next(s for s in range(self._step() - w, self._step() + w + 1)
+                        if self._totp_code(m.pending_seed, s) == code)  # the first match, as the core
+            m.factors.append(Factor(TOTP, m.pending_seed, step))  # added: another app does not replace one
             m.accepted.append(code)
-        m.channel, m.disabled = m.pending, False
+        m.disabled = False
         m.pending = m.pending_seed = m.pending_expires = None
         m.failures = m.consecutive = 0
         m.locked_until = None
-        for device in m.devices:  # a new factor revokes the devices trusted under the old one
+        for device in m.devices:  # a new factor revokes the devices trusted under the old ones
             device.revoked = True
         m.audit["setup_completed"] += 1
-        self._new_backup_set(m, codes)
+        if len(m.factors) > 1:
+            REACHED["several factors"] += 1
+        if first:
+            self._new_backup_set(m, codes)
+        else:  # the recovery set is issued with the first factor only, and kept
+            assert codes == []
 
     @rule(who=st.integers(0, 1))
     def complete_setup_right(self, who: int) -> None:
@@ -309,19 +352,38 @@ class OtpMachine(RuleBasedStateMachine):
         m = self.models[who]
         self._complete(m, self._wrong(m, setup=True), False)
 
+    @rule(who=st.integers(0, 1), data=st.data())
+    def set_default_factor(self, who: int, data: st.DataObject) -> None:
+        """The member makes one of their factors the default (sends without a channel go to it)."""
+        m = self.models[who]
+        if not m.factors:
+            return
+        index = data.draw(st.integers(0, len(m.factors) - 1))
+        listed = self.otp.factors(m.member)
+        assert [f.kind for f in listed] == [f.kind for f in m.factors]
+        self.otp.set_default_factor(m.member, listed[index].id, actor=m.member.id)
+        m.default = index
+        m.audit["factor_default_changed"] += 1
+
     # ------------------------------------------------------------ challenges and verification
 
     @rule(who=st.integers(0, 1), fallback=st.booleans())
     def send_challenge(self, who: int, fallback: bool) -> None:
         m = self.models[who]
         channel = CODE if fallback else None
-        if m.channel is None:
+        if not m.factors:
             with pytest.raises(NotEnrolled):
                 self.otp.send_challenge(m.member, channel=channel)
             return
-        if m.channel == TOTP and not fallback:
+        if m.channel == TOTP and not fallback:  # the default factor is an app: nothing to send
             with pytest.raises(ChannelUnavailable):
                 self.otp.send_challenge(m.member)
+            return
+        if fallback and not m.has(CODE):
+            # The role allows the channel, but only the member's own factors are sent to (locked or not).
+            with pytest.raises(FactorNotEnrolled):
+                self.otp.send_challenge(m.member, channel=CODE)
+            REACHED["send to a channel without a factor refused"] += 1
             return
         if m.locked(self.now):
             with pytest.raises(LockedOut):
@@ -341,42 +403,48 @@ class OtpMachine(RuleBasedStateMachine):
             return
         code = m.live[0]
         live = self._live_for(m, "verify")
-        totp_hit = m.seed is not None and self._totp_match(m, code)
-        if totp_hit:
+        if self._totp_match(m, code) is not None:
             return  # a one-in-a-million clash of a code with the TOTP window: not what this rule tests
         ok = live is not None
-        state_before = m.channel is not None and not m.locked(self.now)
+        state_before = bool(m.factors) and not m.locked(self.now)
         self._verify(m, code, ok, accepted_as="code")
         if ok and state_before:
             m.live = None
             m.accepted.append(code)
 
-    def _totp_match(self, m: Model, code: str) -> bool:
-        assert m.seed is not None
+    def _totp_match(self, m: Model, code: str) -> tuple[Factor, int] | None:
+        """The app ``code`` is accepted for, with its step, as the core judges: the member's apps in the
+        order added, each at the first step of the window after its last used one; None for no app."""
         w = self._cfg().valid_window
-        return any(self._totp_code(m.seed, s) == code for s in range(self._step() - w, self._step() + w + 1)
-                   if m.last_step is None or s > m.last_step)
+        for app in m.apps:
+            assert app.seed is not None
+            step = next((s for s in range(self._step() - w, self._step() + w + 1)
+                         if (app.last_step is None or s > app.last_step) and self._totp_code(app.seed, s) == code),
+                        None)
+            if step is not None:
+                return app, step
+        return None
 
-    @rule(who=st.integers(0, 1))
-    def verify_totp_now(self, who: int) -> None:
-        """The authenticator app's code now: accepted once per time step."""
+    @rule(who=st.integers(0, 1), data=st.data())
+    def verify_totp_now(self, who: int, data: st.DataObject) -> None:
+        """One of the member's authenticator apps' code now: accepted once per time step of that app."""
         m = self.models[who]
-        if m.seed is None:
+        if not m.apps:
             self._verify(m, self._wrong(m), False)
             return
-        code = self._totp_code(m.seed)
-        # The core matches the first step of the window after the last used one: usually now; now and
-        # then (one in a million) a neighbouring step has the same code.
-        w = self._cfg().valid_window
-        step = next((s for s in range(self._step() - w, self._step() + w + 1)
-                     if (m.last_step is None or s > m.last_step) and self._totp_code(m.seed, s) == code), None)
-        ok = step is not None
+        app = m.apps[data.draw(st.integers(0, len(m.apps) - 1))]
+        assert app.seed is not None
+        code = self._totp_code(app.seed)
+        # Usually this app, now; now and then (one in a million) a neighbouring step or another app has the
+        # same code.
+        hit = self._totp_match(m, code)
+        ok = hit is not None
         if not ok and self._live_for(m, "verify") == code:
             return  # clash with the live code
-        usable = m.channel is not None and not m.locked(self.now)
+        usable = bool(m.factors) and not m.locked(self.now)
         self._verify(m, code, ok, accepted_as="totp")
-        if ok and usable:
-            m.last_step = step
+        if hit is not None and usable:
+            hit[0].last_step = hit[1]
             m.accepted.append(code)
 
     @rule(who=st.integers(0, 1))
@@ -391,7 +459,7 @@ class OtpMachine(RuleBasedStateMachine):
         if not m.accepted:
             return
         code = data.draw(st.sampled_from(m.accepted))
-        if code == self._live_for(m, "verify") or (m.seed is not None and self._totp_match(m, code)):
+        if code == self._live_for(m, "verify") or self._totp_match(m, code) is not None:
             return  # the same six digits happen to be right again for a new challenge or step
         self._verify(m, code, False)
 
@@ -400,7 +468,7 @@ class OtpMachine(RuleBasedStateMachine):
         """The other member's live code never signs this member in."""
         m, other = self.models[who], self.models[1 - who]
         code = self._live_for(other, "verify")
-        if code is None or code == self._live_for(m, "verify") or (m.seed is not None and self._totp_match(m, code)):
+        if code is None or code == self._live_for(m, "verify") or self._totp_match(m, code) is not None:
             return
         self._verify(m, code, False)
 
@@ -412,7 +480,7 @@ class OtpMachine(RuleBasedStateMachine):
         if not m.fresh_backup:
             return
         code = data.draw(st.sampled_from(m.fresh_backup))
-        usable = m.channel is not None and not m.locked(self.now)
+        usable = bool(m.factors) and not m.locked(self.now)
         self._verify(m, code, True, accepted_as="backup_code")
         if usable:
             m.fresh_backup.remove(code)
@@ -434,7 +502,7 @@ class OtpMachine(RuleBasedStateMachine):
     @rule(who=st.integers(0, 1))
     def regenerate_backup_codes(self, who: int) -> None:
         m = self.models[who]
-        if m.channel is None:
+        if not m.factors:
             with pytest.raises(NotEnrolled):
                 self.otp.regenerate_backup_codes(m.member)
             return
@@ -443,7 +511,7 @@ class OtpMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ reset, disable, unlock
 
     def _cleared(self, m: Model, kind: str) -> None:
-        m.channel = m.seed = m.last_step = None
+        m.factors, m.default = [], 0
         m.pending = m.pending_seed = m.pending_expires = None
         m.live = None
         m.dead_backup.extend(m.fresh_backup)
@@ -531,10 +599,12 @@ class OtpMachine(RuleBasedStateMachine):
         now = self.now
         for m in self.models:
             status = self.otp.status(m.member, start_grace=False)
-            assert status.enrolled is (m.channel is not None), m
+            assert status.enrolled is bool(m.factors), m
             assert status.channel == m.channel
-            assert status.disabled is (m.disabled and m.channel is None)
-            assert status.backup_codes_remaining == (len(m.fresh_backup) if m.channel is not None else 0)
+            assert [(f.kind, f.is_default) for f in status.factors] == [
+                (f.kind, i == m.default) for i, f in enumerate(m.factors)], (status.factors, m)
+            assert status.disabled is (m.disabled and not m.factors)
+            assert status.backup_codes_remaining == (len(m.fresh_backup) if m.factors else 0)
             locked = m.locked(now)
             if locked is None:
                 assert status.locked_until is None, (status, m)
@@ -543,17 +613,22 @@ class OtpMachine(RuleBasedStateMachine):
 
     @invariant()
     def failures_follow_the_lockout_rule(self) -> None:
+        ids = [m.member.id for m in self.models]
         with self.otp.db.read() as conn:
             rows = {r.member_id: r for r in conn.execute(select(
-                members.c.member_id, members.c.failures, members.c.consecutive_failures, members.c.totp_last_step,
-            ).where(members.c.member_id.in_([m.member.id for m in self.models])))}
+                members.c.member_id, members.c.failures, members.c.consecutive_failures,
+            ).where(members.c.member_id.in_(ids)))}
+            counters: dict[str, list[tuple[str, int | None]]] = {i: [] for i in ids}
+            for r in conn.execute(select(factors.c.member_id, factors.c.kind, factors.c.last_step).where(
+                    factors.c.member_id.in_(ids)).order_by(factors.c.id)):
+                counters[r.member_id].append((r.kind, r.last_step))
         for m in self.models:
             row = rows.get(m.member.id)
             failures, consecutive = (row.failures, row.consecutive_failures) if row is not None else (0, 0)
             assert failures < MAX_ATTEMPTS
             assert (failures, consecutive) == (m.failures, m.consecutive), m
-            if row is not None and m.channel == TOTP:
-                assert row.totp_last_step == m.last_step
+            # Each app's last step (a replay is refused per app); a code factor keeps none.
+            assert counters[m.member.id] == [(f.kind, f.last_step) for f in m.factors], m
 
     @invariant()
     def audit_counts_match(self) -> None:
@@ -598,8 +673,12 @@ def test_random_sequences_keep_the_invariants(machine_otp: tuple[OtpPro, Clock])
 
     Machine.otp, Machine.clock = otp, clock
     SEEN.clear()
+    REACHED.clear()
     run_state_machine_as_test(Machine, settings=MACHINE_SETTINGS)
-    print(f"\n{otp.db.engine.dialect.name}: audit events over all examples: {dict(sorted(SEEN.items()))}")
+    print(f"\n{otp.db.engine.dialect.name}: audit events over all examples: {dict(sorted(SEEN.items()))}; "
+          f"reached: {dict(REACHED)}")
     # The examples must reach the interesting states, or the test proves little.
     for kind in ("verify_ok", "locked_out", "backup_code_used", "setup_completed", "device_revoked"):
         assert SEEN[kind], f"no example reached {kind}"
+    for state in ("several factors", "send to a channel without a factor refused"):
+        assert REACHED[state], f"no example reached {state}"

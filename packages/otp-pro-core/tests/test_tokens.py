@@ -37,6 +37,15 @@ def token_in(otp: Any) -> str:
     return text.split("?t=")[1].split()[0]
 
 
+def add_link_factor(otp: Any, member: Member) -> None:
+    """Give ``member`` (enrolled already) a factor on ``outbox:link``, by clicking its setup link: only a member's
+    own factors are sent to."""
+    otp.begin_setup(member, "outbox:link")
+    result = otp.verify_token("link", token_in(otp))
+    assert result.ok and result.purpose == "setup" and result.backup_codes == ()  # not the first factor
+    assert [f.kind for f in otp.factors(member)] == ["outbox:code", "outbox:link"]
+
+
 @pytest.fixture
 def link_otp(make_otp: Any) -> Any:
     return make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link", "totp"], max_attempts=5)
@@ -44,6 +53,7 @@ def link_otp(make_otp: Any) -> Any:
 
 def test_link_verifies_once_and_names_the_member(link_otp, member):
     enrol(link_otp, member)
+    add_link_factor(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     token = token_in(link_otp)
     assert "sign-in link" in link_otp.transports["outbox"].last().subject
@@ -56,12 +66,14 @@ def test_link_verifies_once_and_names_the_member(link_otp, member):
 
 def test_link_token_is_not_accepted_as_a_typed_code(link_otp, member):
     enrol(link_otp, member)
+    add_link_factor(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     assert not link_otp.verify(member, token_in(link_otp)).ok
 
 
 def test_expired_replaced_unknown_and_malformed_tokens(link_otp, member, clock):
     enrol(link_otp, member)
+    add_link_factor(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     first = token_in(link_otp)
     link_otp.send_challenge(member, channel="outbox:link")
@@ -78,6 +90,7 @@ def test_expired_replaced_unknown_and_malformed_tokens(link_otp, member, clock):
 
 def test_binding_ties_the_link_to_the_browser(link_otp, member):
     enrol(link_otp, member)
+    add_link_factor(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link", binding="cookie-abc")
     token = token_in(link_otp)
     assert link_otp.verify_token("link", token).reason == "wrong_browser"
@@ -88,6 +101,7 @@ def test_binding_ties_the_link_to_the_browser(link_otp, member):
 def test_an_issued_link_never_counts_toward_the_lockout_and_a_locked_member_is_refused(link_otp, member, clock):
     """Old links sit in mail archives, scanners and logs: posting them, however often, is no guess."""
     enrol(link_otp, member)
+    add_link_factor(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     used = token_in(link_otp)
     assert link_otp.verify_token("link", used).ok
@@ -119,6 +133,7 @@ def test_unknown_links_are_limited_per_ip_address(make_otp, member, clock):
     otp = make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link", "totp"],
                    max_unknown_links_per_hour_per_ip=3)
     enrol(otp, member)
+    add_link_factor(otp, member)
     guesses = [otp.verify_token("link", secrets.token_urlsafe(32), ip="203.0.113.9") for _ in range(3)]
     assert [g.reason for g in guesses] == ["unknown"] * 3
     otp.send_challenge(member, channel="outbox:link")
@@ -136,6 +151,7 @@ def test_an_issued_link_gives_back_its_count(make_otp, member):
     otp = make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link", "totp"],
                    max_unknown_links_per_hour_per_ip=2)
     enrol(otp, member)
+    add_link_factor(otp, member)
     otp.send_challenge(member, channel="outbox:link")
     token = token_in(otp)
     for _ in range(10):
@@ -164,6 +180,7 @@ def test_setup_link_can_be_bound_to_the_browser(link_otp):
 def test_concurrent_clicks_have_one_winner(make_otp, member):
     link_otp = make_otp(plugins=[Links()], channels=["outbox:code", "outbox:link"], max_attempts=20)
     enrol(link_otp, member)
+    add_link_factor(link_otp, member)
     link_otp.send_challenge(member, channel="outbox:link")
     token = token_in(link_otp)
     barrier = threading.Barrier(8)
