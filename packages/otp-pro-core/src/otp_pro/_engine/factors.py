@@ -124,7 +124,7 @@ def bind_carried_over(rt: Runtime, member: Member, factor: FactorRow, recipient:
 
 def requirement(rt: Runtime, member: Member) -> policy.Requirement:
     """The policy's answer for ``member`` (no database access)."""
-    return policy.resolve(rt.settings, member.roles, rt.registered_channels)
+    return rt.requirement(member.roles)
 
 
 def keep_carried_over_address(rt: Runtime, factor: FactorRow, recipient: str) -> None:

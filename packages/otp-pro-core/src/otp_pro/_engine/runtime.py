@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection
 
+from .. import policy
 from ..crypto import KeyRing
 from ..dispatch import Dispatcher, InlineDispatcher
 from ..factor_types import FactorType
@@ -29,6 +30,10 @@ from ..transports import Payload, ProviderConfig, Transport
 
 if TYPE_CHECKING:
     from ..core import OtpPro
+
+
+#: How many sets of roles :meth:`Runtime.requirement` keeps the policy's answer for.
+REQUIREMENTS_KEPT = 1024
 
 
 def utcnow() -> datetime:
@@ -158,6 +163,8 @@ class Runtime:
         self.emitting = threading.local()
         self._db: Database | None = None
         self._insert_member: Any = None
+        #: The policy's answers by set of roles (:meth:`requirement`).
+        self._requirements: dict[tuple[str, ...], policy.Requirement] = {}
 
     @property
     def db(self) -> Database:
@@ -193,6 +200,21 @@ class Runtime:
         now = self.clock()
         conn.execute(self._insert_member, {"member_id": member_id, "created_at": now, "updated_at": now,
                                            "failures": 0, "consecutive_failures": 0})
+
+    def requirement(self, roles: tuple[str, ...]) -> policy.Requirement:
+        """The policy's answer for a member with ``roles``, resolved once per set of roles.
+
+        Every verification and send asks; the answer depends only on the settings and the
+        channels, which are fixed once assembly has finished (it opens the database last):
+        an answer given before then is not kept. Bounded: a site with more distinct sets of
+        roles than :data:`REQUIREMENTS_KEPT` resolves the others each time.
+        """
+        found = self._requirements.get(roles)
+        if found is None:
+            found = policy.resolve(self.settings, roles, self.registered_channels)
+            if self._db is not None and len(self._requirements) < REQUIREMENTS_KEPT:
+                self._requirements[roles] = found
+        return found
 
     @property
     def registered_channels(self) -> tuple[str, ...]:
