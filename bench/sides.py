@@ -127,6 +127,7 @@ class OtpProSide:
                 "secret": self.otp.keys.encrypt(seed) if channel == "totp" else None,
                 "recipient": None if channel == "totp" else self.otp.keys.encrypt(address),
                 "recipient_hash": None if channel == "totp" else self.otp.keys.hash("recipient", address),
+                "recipient_hint": None if channel == "totp" else f"{member_id[:1]}***@example.com",
             })
         with self.otp.db.write() as conn:
             conn.execute(members.insert(), rows)

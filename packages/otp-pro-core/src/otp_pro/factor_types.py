@@ -116,6 +116,11 @@ class FactorType:
         Called once per attempt, inside the core's transaction: do not block on I/O."""
         raise NotImplementedError
 
+    def used_at(self, counter: int) -> datetime | None:
+        """When an answer proving ``counter`` was given, if the counter says so (a TOTP step is a time);
+        None (the default) has the core record the time of each use instead."""
+        return None
+
     def accepts(self, answer: Any) -> bool:
         """Whether ``answer`` has this type's shape (a code of the right length): only then is :meth:`check`
         asked. The default accepts a code of ``digits`` digits, as :meth:`describe` says."""

@@ -12,7 +12,6 @@ devices, as a new factor does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, case, delete, func, select, update
@@ -103,7 +102,7 @@ def bound_recipient(rt: Runtime, member: Member, factor: FactorRow) -> str:
         raise FactorNeedsReconfirming(
             f"the {factor.kind} factor was confirmed at another address than the member record shows now: "
             "confirm the new address first", channel=factor.kind, reason="needs re-confirming", factor_id=factor.id)
-    elif factor.recipient is None:
+    elif factor.recipient_hint is None:  # the migration found its hash only: the address is kept now
         keep_carried_over_address(rt, factor, now_shown)
     return now_shown
 
@@ -190,9 +189,13 @@ def pick(rt: Runtime, member: Member, state: MemberState | None, channel: str | 
 
 
 def infos(rt: Runtime, member: Member, state: MemberState | None, conn: Connection) -> tuple[FactorInfo, ...]:
-    """The member's factors as :class:`FactorInfo`, with last use (a delivered factor's from its challenges)."""
+    """The member's factors as :class:`FactorInfo`, with the label, the times and the last use (a delivered
+    factor's from its latest consumed challenge; a TOTP app's from its last step)."""
     if state is None or not state.factors:
         return ()
+    listed = {row.id: row for row in conn.execute(select(
+        factors.c.id, factors.c.label, factors.c.created_at, factors.c.last_used_at).where(
+        factors.c.member_id == member.id))}
     used = dict(conn.execute(select(challenges.c.factor_id, func.max(challenges.c.consumed_at)).where(
         challenges.c.member_id == member.id, challenges.c.factor_id.is_not(None),
         challenges.c.consumed_at.is_not(None)).group_by(challenges.c.factor_id)).all())
@@ -200,20 +203,27 @@ def infos(rt: Runtime, member: Member, state: MemberState | None, conn: Connecti
     default = state.default_factor
     out = []
     for factor in state.factors:
-        last = max((t for t in (factor.last_used_at, used.get(factor.id)) if t is not None), default=None)
+        row = listed.get(factor.id)
+        if row is None:  # removed between the two reads
+            continue
+        definition = rt.channels.get(factor.kind)
+        factor_type = definition.factor_type if definition is not None else None
+        by_counter = factor_type.used_at(factor.last_step) \
+            if factor_type is not None and factor.last_step is not None else None
+        last = max((t for t in (row.last_used_at, used.get(factor.id), by_counter) if t is not None), default=None)
         stale = needs_reconfirming(rt, member, factor)
         reason = None
-        if factor.kind not in rt.channels:
+        if definition is None:
             reason = "this channel is not installed"
         elif factor.kind not in req.channels:
             reason = "not allowed for this member's role"
         elif stale:
             reason = "the member record shows another address: confirm it again"
-        label = factor.label or (rt.channels[factor.kind].label if factor.kind in rt.channels else factor.kind)
+        label = row.label or (definition.label if definition is not None else factor.kind)
         out.append(FactorInfo(
             id=factor.id, kind=factor.kind, label=label, is_default=default is not None and factor.id == default.id,
-            created_at=factor.created_at, last_used_at=last, recipient_hint=factor.recipient_hint,
-            needs_reconfirming=stale, usable=reason is None, reason=reason, own_label=factor.label))
+            created_at=row.created_at, last_used_at=last, recipient_hint=factor.recipient_hint,
+            needs_reconfirming=stale, usable=reason is None, reason=reason, own_label=row.label))
     return tuple(out)
 
 
@@ -319,9 +329,3 @@ def existing_on(rt: Runtime, state: MemberState | None, kind: str, recipient: st
         return None
     return next((f for f in state.factors if f.kind == kind and f.recipient_hash is not None
                  and _same_address(rt, f.recipient_hash, recipient)), None)
-
-
-def totp_factors(factors_: Iterable[FactorRow]) -> list[FactorRow]:
-    """The authenticator apps among ``factors_``."""
-    return [f for f in factors_ if f.kind == TOTP and f.secret is not None]
-

@@ -42,22 +42,28 @@ def utcnow() -> datetime:
 
 
 class FactorRow(NamedTuple):
-    """One of a member's factors as a state read returns it (``otp_factors``; secrets still sealed)."""
+    """One of a member's factors as a state read returns it (``otp_factors``; the seed still sealed).
+
+    The columns a verification or a send decides from (storage.statements.STATE_FACTOR_COLUMNS, same
+    order); the label and the times are read where the factors are listed.
+    """
 
     id: int
     kind: str
-    label: str | None
     is_default: bool
     secret: str | None
     last_step: int | None
-    recipient: str | None
     recipient_hash: str | None
     recipient_hint: str | None
-    created_at: datetime
-    last_used_at: datetime | None
 
 
-_FACTOR_FIELDS = tuple(f"f_{name}" for name in FactorRow._fields)
+def _by_id(factor: FactorRow) -> int:
+    return factor.id
+
+
+#: Where the factor's columns start in a row of each statement's result type.
+_FACTOR_START: dict[type, int] = {}
+_FACTOR_WIDTH = len(FactorRow._fields)
 
 
 class MemberState:
@@ -85,13 +91,20 @@ class MemberState:
     pending_factor_id: int | None
     backup_salt: str | None
     backup_key_id: str | None
-    created_at: datetime
-    updated_at: datetime
 
     def __init__(self, rows: Sequence[Any]) -> None:
-        self._row = rows[0]
-        self.factors = tuple(FactorRow(*(getattr(row, name) for name in _FACTOR_FIELDS))
-                             for row in rows if row.f_id is not None)
+        first = self._row = rows[0]
+        if first.f_id is None:  # the outer join's one row of a member without factors
+            self.factors: tuple[FactorRow, ...] = ()
+            return
+        start = _FACTOR_START.get(type(first))
+        if start is None:
+            start = _FACTOR_START[type(first)] = first._fields.index("f_id")
+        end = start + _FACTOR_WIDTH
+        if len(rows) == 1:
+            self.factors = (FactorRow._make(first[start:end]),)
+        else:  # the state reads are unordered: the order the factors were added in is their ids'
+            self.factors = tuple(sorted((FactorRow._make(row[start:end]) for row in rows), key=_by_id))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._row, name)

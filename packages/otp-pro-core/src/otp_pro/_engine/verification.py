@@ -27,6 +27,7 @@ from sqlalchemy import Connection, select
 from .. import audit, policy
 from ..audit import AuditEvent
 from ..codes import normalize_code
+from ..factor_types import FactorType
 from ..member import Member
 from ..results import Method, Purpose, Reason, VerifyResult
 from ..storage import statements
@@ -72,15 +73,16 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
         # A factor's matched counter (a TOTP step) is tried first: the member's pending challenges are
         # then left alone.
         if app is not None:
-            factor, step = app
+            factor, step, timed = app
             step_params = {"b_member": member.id, "b_factor": factor.id, "b_step": step, "b_now": now}
             answered = method_of(factor.kind)
+            counter, counter_returning, _once = statements.factor_counter(timed)
             if postgresql:
-                if accept_audited(rt, conn, statements.FACTOR_COUNTER_RETURNING, step_params, events,
+                if accept_audited(rt, conn, counter_returning, step_params, events,
                                   ok_event(rt, member.id, factor.kind, answered, ip, user_agent,
                                            factor.id)) is not None:
                     method, channel, factor_id = answered, factor.kind, factor.id
-            elif rt.db.run(conn, statements.FACTOR_COUNTER, step_params).rowcount == 1:
+            elif rt.db.run(conn, counter, step_params).rowcount == 1:
                 method, channel, factor_id = answered, factor.kind, factor.id
         if method is None and is_code:
             consumed = consume_challenge(
@@ -120,10 +122,11 @@ def _refusal(rt: Runtime, member: Member, state: MemberState | None, req: policy
 
 
 def _matching_factor(rt: Runtime, member: Member, state: MemberState, req: policy.Requirement, normalized: str,
-                     now: datetime) -> tuple[FactorRow, int] | None:
+                     now: datetime) -> tuple[FactorRow, int, bool] | None:
     """The member's factor (of a type that is not delivered, and that counts) whose answer ``normalized`` is,
-    with the counter it proves (a TOTP time step); None when it is none of theirs. Each factor's type judges
-    in turn (a member with two apps): :meth:`~otp_pro.factor_types.FactorType.check`."""
+    with the counter it proves (a TOTP time step) and whether the time of use is to be written (not for a
+    type whose counter tells it); None when it is none of theirs. Each factor's type judges in turn (a
+    member with two apps): :meth:`~otp_pro.factor_types.FactorType.check`."""
     for factor in state.factors:
         if factor.secret is None or factor.kind not in req.channels:
             continue
@@ -134,7 +137,7 @@ def _matching_factor(rt: Runtime, member: Member, state: MemberState, req: polic
             continue
         counter = factor_type.check(member, rt.keys.decrypt(factor.secret), factor.last_step, normalized, now)
         if counter is not None and (factor.last_step is None or counter > factor.last_step):
-            return factor, counter
+            return factor, counter, type(factor_type).used_at is FactorType.used_at
     return None
 
 
@@ -269,14 +272,13 @@ def _verify_once(rt: Runtime, member: Member, req: policy.Requirement, normalize
         return refusal
     app = _matching_factor(rt, member, state, req, normalized, now)
     if app is not None:
-        factor, step = app
+        factor, step, timed = app
         answered = method_of(factor.kind)
         with rt.db.write_once() as conn:
-            won = accept_audited(
-                rt, conn, statements.FACTOR_COUNTER_ONCE, {"b_member": member.id, "b_factor": factor.id, "b_step": step,
-                                                      "b_seed": factor.secret, "b_now": now,
-                                                      **ip_gate_params(rt, ip, now)},
-                events, ok_event(rt, member.id, factor.kind, answered, ip, user_agent, factor.id))
+            params = {"b_member": member.id, "b_factor": factor.id, "b_step": step, "b_seed": factor.secret,
+                      "b_now": now, **ip_gate_params(rt, ip, now)}
+            won = accept_audited(rt, conn, statements.factor_counter(timed)[2], params, events,
+                                 ok_event(rt, member.id, factor.kind, answered, ip, user_agent, factor.id))
         if won is None:
             return None
         auditing.emit(rt, events, member)

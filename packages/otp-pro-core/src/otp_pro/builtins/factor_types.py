@@ -11,7 +11,7 @@ and consume them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..factor_types import Description, Enrolment, FactorType
@@ -25,9 +25,15 @@ class TotpFactor(FactorType):
     name = "totp"
     label = "Authenticator app"
 
-    def begin(self, member: Member, *, imported: str | None = None) -> Enrolment:
-        from .. import totp  # pyotp and segno load with the first setup, not with plugin discovery
+    def __init__(self, otp: Any) -> None:
+        super().__init__(otp)
+        # pyotp loads when an OtpPro starts, not when plugins are only discovered (`providers list`).
+        from .. import totp
 
+        self._totp = totp
+
+    def begin(self, member: Member, *, imported: str | None = None) -> Enrolment:
+        totp = self._totp
         seed = totp.new_seed() if imported is None else totp.check_seed(imported)
         settings = self.otp.settings
         issuer = settings.totp.issuer or settings.site_name
@@ -38,9 +44,11 @@ class TotpFactor(FactorType):
         return self.check(member, secret, None, answer, now)
 
     def check(self, member: Member, secret: str, counter: int | None, answer: Any, now: datetime) -> int | None:
-        from .. import totp
+        return self._totp.match(secret, answer, now, self.otp.settings.totp, after_step=counter)
 
-        return totp.match(secret, answer, now, self.otp.settings.totp, after_step=counter)
+    def used_at(self, counter: int) -> datetime | None:
+        # A step is a period of time: its start is when the code was good (no write of the time per use).
+        return datetime.fromtimestamp(counter * self.otp.settings.totp.period, timezone.utc)
 
     def accepts(self, answer: Any) -> bool:
         return isinstance(answer, str) and len(answer) == self.otp.settings.totp.digits and answer.isdigit()
