@@ -160,7 +160,8 @@ def _prepare_database(rt: Runtime, migrate_database: bool | None) -> None:
         )
     # A shared database is never migrated by an instance (several would race): one that is behind
     # this code is refused. One ahead of it (a rolling deploy's newer instances migrated it) is
-    # accepted: migrations only add, so older code keeps working on a newer schema.
+    # accepted: a migration that only adds leaves older code working on a newer schema (one that
+    # does not, such as 0005, has its older instances stopped first: docs/deployment.md).
     current = migrate.current_revision(db.engine)
     if current != migrate.head_revision() and current in migrate.known_revisions():
         raise ConfigurationError(

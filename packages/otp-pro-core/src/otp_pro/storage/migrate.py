@@ -85,8 +85,10 @@ def schema_problem(engine: Engine, where: str = "the database") -> str | None:
     """Why the database's schema cannot serve this otp-pro-core without a migration, or None.
 
     No otp-pro tables, or a revision this release ships that is behind its newest, are problems;
-    a revision this release does not know (a newer release migrated the database) is not:
-    migrations only add, so older code keeps working on a newer schema.
+    a revision this release does not know (a newer release migrated the database) is not: a
+    migration that only adds leaves older code working on a newer schema. One that does not
+    (0005 drops the one-channel columns) says so in docs/deployment.md: its older instances
+    are stopped before it runs.
     """
     if not inspect(engine).has_table("otp_members"):
         return f"{where} has no otp-pro tables yet: run `otp-pro db upgrade`"
