@@ -1,4 +1,4 @@
-"""``otp-pro members``: support actions on one member (show, disable, reset, unlock)."""
+"""``otp-pro members``: support actions on one member (show, disable, reset, unlock) and on their factors."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _unknown_warning(otp: Any, member_id: str) -> None:
 
 @click.group()
 def members() -> None:
-    """Support actions on one member: show, disable, reset, unlock."""
+    """Support actions on one member: show, disable, reset, unlock, and remove, rename or make default a factor."""
 
 
 @members.command("show")
@@ -67,7 +67,7 @@ def members() -> None:
 @_strict_option
 @click.pass_context
 def members_show(ctx: click.Context, member_id: str, as_json: bool, strict: bool) -> None:
-    """Requirement, enrolled channel, backup codes left, trusted devices, lockout and the last 20 events."""
+    """Requirement, factors, backup codes left, trusted devices, lockout and the last 20 events."""
     otp = load_otp(ctx)
     member, known = _member_arg(otp, member_id, strict, warn=False)
     status = otp.status(member, start_grace=False)  # looking must not start a grace period
@@ -95,6 +95,7 @@ def members_show(ctx: click.Context, member_id: str, as_json: bool, strict: bool
         "grace_ends_at": iso(status.grace_ends_at) if known else None,
         "must_setup": status.must_setup if known else None,
         "locked_until": iso(status.locked_until),
+        "factors": [_factor_dict(f, known) for f in status.factors],
         "backup_codes_remaining": status.backup_codes_remaining,
         "trusted_devices": [
             {"id": d.id, "label": d.label, "created_at": iso(d.created_at), "expires_at": iso(d.expires_at),
@@ -114,6 +115,9 @@ def members_show(ctx: click.Context, member_id: str, as_json: bool, strict: bool
         click.echo("requirement   unknown (roles and addresses unknown: set member_lookup in the settings)")
     enrolled = status.channel if status.enrolled else ("disabled" if status.disabled else "not enrolled")
     click.echo(f"enrolled      {enrolled}")
+    click.echo(f"factors       {len(status.factors)}")
+    for f in data["factors"]:
+        click.echo("  " + _factor_line(f))
     click.echo(f"backup codes  {status.backup_codes_remaining} left")
     click.echo(f"lockout       {'locked until ' + str(data['locked_until']) if status.locked_until else 'none'}")
     click.echo(f"devices       {len(devices)} trusted")
@@ -122,6 +126,40 @@ def members_show(ctx: click.Context, member_id: str, as_json: bool, strict: bool
     click.echo(f"events        last {len(events)}")
     for e in events:
         click.echo("  " + event_line(e))
+
+
+def _factor_dict(info: Any, known: bool) -> dict[str, Any]:
+    """A factor as JSON-ready data; without the member's roles and addresses, whether it counts is unknown (null)."""
+    return {
+        "id": info.id, "kind": info.kind, "label": info.label, "own_label": info.own_label,
+        "default": info.is_default, "created_at": iso(info.created_at), "last_used_at": iso(info.last_used_at),
+        "recipient_hint": info.recipient_hint,
+        # Judged against the member record (its address) and the role: a bare id has neither.
+        "needs_reconfirming": info.needs_reconfirming if known else None,
+        "usable": info.usable if known else None,
+        "reason": info.reason if known else None,
+    }
+
+
+def _quoted(label: str) -> str:
+    """A member's label in double quotes, anything unprintable (a bidi override, DEL) escaped as repr() writes it."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in json.dumps(label, ensure_ascii=False))
+
+
+def _factor_line(f: dict[str, Any]) -> str:
+    """One factor of ``members show`` on one line (the label quoted: it is the member's own text)."""
+    parts = [f"#{f['id']} {f['kind']}", _quoted(f["label"])]
+    if f["default"]:
+        parts.append("default")
+    if f["recipient_hint"]:
+        parts.append(f"to {f['recipient_hint']}")
+    parts.append(f"added {f['created_at']}")
+    parts.append(f"last used {f['last_used_at'] or 'never'}")
+    if f["needs_reconfirming"]:
+        parts.append("NEEDS RE-CONFIRMING")
+    elif f["usable"] is False:
+        parts.append(f"not usable: {f['reason']}")
+    return "  ".join(parts)
 
 
 @members.command("disable")
@@ -174,3 +212,109 @@ def members_unlock(ctx: click.Context, member_id: str, actor: str | None, strict
     member, _ = _member_arg(otp, member_id, strict)
     otp.unlock(member, actor=actor or os_user())
     click.echo(f"unlocked {member.id}")
+
+
+#: A factor's id as ``members show`` lists it (``#3`` is accepted too); anything else is a usage error.
+class _FactorId(click.ParamType):
+    name = "factor_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().removeprefix("#")
+        # ASCII digits only (int() would take "٤٢" and "4_2"), and short enough for any database's integer.
+        if not (text.isascii() and text.isdigit() and 0 < len(text) < 19 and int(text) > 0):
+            self.fail(f"{str(value)[:40]!r} is not a factor id (the number `otp-pro members show` lists)", param, ctx)
+        return int(text)
+
+
+_factor_id_argument = click.argument("factor_id", metavar="FACTOR_ID", type=_FactorId())
+
+
+def _owned_factor(otp: Any, member: Any, factor_id: int) -> Any:
+    """The member's factor ``factor_id`` (its :class:`FactorInfo`); "no such factor" (exit code 1) otherwise."""
+    found = next((f for f in otp.factors(member) if f.id == factor_id), None)
+    if found is None:
+        raise CliError(f"member {member.id!r} has no factor #{factor_id} (`otp-pro members show {member.id}` "
+                       "lists their factors)", exit_code=1)
+    return found
+
+
+@members.command("remove-factor")
+@click.argument("member_id", metavar="ID")
+@_factor_id_argument
+@click.option("--force", is_flag=True, help="remove it even when it is the last factor a required member's role "
+                                            "allows")
+@actor_option
+@_strict_option
+@click.pass_context
+def members_remove_factor(ctx: click.Context, member_id: str, factor_id: int, force: bool, actor: str | None,
+                          strict: bool) -> None:
+    """Remove one of the member's factors (its unused codes stop working; trusted devices are revoked)."""
+    from ..errors import PolicyError, UnknownFactor
+
+    otp = load_otp(ctx)
+    member, known = _member_arg(otp, member_id, strict)
+    factor = _owned_factor(otp, member, factor_id)
+    if not known and not force:
+        raise CliError("cannot check the member's policy without their roles (set member_lookup in the "
+                       "settings); pass --force to remove the factor anyway")
+    try:
+        otp.remove_factor(member, factor.id, actor=actor or os_user(), force=force)
+    except PolicyError as exc:
+        raise CliError(f"{exc}; pass --force to remove it anyway") from None
+    except UnknownFactor:  # removed by someone else since it was looked up
+        raise CliError(f"member {member.id!r} has no factor #{factor_id} (any more)", exit_code=1) from None
+    left = len(otp.factors(member))
+    click.echo(f"removed factor #{factor.id} ({factor.kind}) of {member.id}; "
+               + (f"{left} factor(s) left" if left else "no factor left: they are no longer enrolled"))
+    if not known:
+        click.echo(f"warning: {member.id!r} cannot be told of the change: their address is unknown (set "
+                   "member_lookup in the settings)", err=True)
+
+
+@members.command("rename-factor")
+@click.argument("member_id", metavar="ID")
+@_factor_id_argument
+@click.argument("label")
+@actor_option
+@_strict_option
+@click.pass_context
+def members_rename_factor(ctx: click.Context, member_id: str, factor_id: int, label: str, actor: str | None,
+                          strict: bool) -> None:
+    """Give one of the member's factors a LABEL ("" gives it back the channel's own label)."""
+    from ..errors import InvalidFactorLabel, UnknownFactor
+
+    otp = load_otp(ctx)
+    member, _ = _member_arg(otp, member_id, strict)
+    factor = _owned_factor(otp, member, factor_id)
+    try:
+        otp.rename_factor(member, factor.id, label, actor=actor or os_user())
+    except InvalidFactorLabel as exc:
+        raise CliError(f"bad label: {exc}") from None
+    except UnknownFactor:
+        raise CliError(f"member {member.id!r} has no factor #{factor_id} (any more)", exit_code=1) from None
+    renamed = _owned_factor(otp, member, factor.id)
+    click.echo(f"factor #{factor.id} ({factor.kind}) of {member.id} is now labelled "
+               f"{_quoted(renamed.label)}")
+
+
+@members.command("default-factor")
+@click.argument("member_id", metavar="ID")
+@_factor_id_argument
+@actor_option
+@_strict_option
+@click.pass_context
+def members_default_factor(ctx: click.Context, member_id: str, factor_id: int, actor: str | None,
+                           strict: bool) -> None:
+    """Make one of the member's factors their default (offered first, sent to when no channel is named)."""
+    from ..errors import UnknownFactor
+
+    otp = load_otp(ctx)
+    member, _ = _member_arg(otp, member_id, strict)
+    factor = _owned_factor(otp, member, factor_id)
+    try:
+        otp.set_default_factor(member, factor.id, actor=actor or os_user())
+    except UnknownFactor:
+        raise CliError(f"member {member.id!r} has no factor #{factor_id} (any more)", exit_code=1) from None
+    click.echo(f"factor #{factor.id} ({factor.kind}) is now the default of {member.id}")
