@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from magic_links_support import WebServer, enrol_by_email, last_link
+from magic_links_support import WebServer, enrol_by_link, last_link
 from sqlalchemy import select
 
 from otp_pro import Member, OtpPro
@@ -134,7 +134,7 @@ class Site:
 def site(make_otp: Any, web: WebServer, member: Member, mailbox: Mailbox) -> Callable[..., Site]:
     def build(**overrides: Any) -> Site:
         otp = make_otp(**overrides)
-        enrol_by_email(otp, member, mailbox)  # email:code; links are asked for with channel email:magic_link
+        enrol_by_link(otp, member, mailbox)  # links are asked for with channel email:magic_link
         app = Site(otp, member)
         web.mount(app)
         return app
@@ -157,8 +157,10 @@ def link_from_mail(mailbox: Mailbox, address: str) -> str:
 
 
 def magic_rows(otp: OtpPro) -> list[Any]:
+    """The sign-in links' challenges (not the setup's)."""
     with otp.db.read() as conn:
-        rows = conn.execute(select(challenges).where(challenges.c.payload == "magic_link").order_by(challenges.c.id))
+        rows = conn.execute(select(challenges).where(challenges.c.payload == "magic_link",
+                                                     challenges.c.purpose == "verify").order_by(challenges.c.id))
         return list(rows)
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from magic_links_support import WebServer, enrol_by_email, last_link
+from magic_links_support import WebServer, enrol_by_link, last_code, last_link
 from sqlalchemy import select
 
-from otp_pro import Member
+from otp_pro import FactorNotEnrolled, Member
 from otp_pro.storage.schema import challenges
 from otp_pro.testing import Mailbox, mailed_text
 from otp_pro_magic_links import BindingRequired, ensure_binding, make_wsgi_app, parse, send_link
@@ -51,7 +51,7 @@ def site(make_otp: Any, web: WebServer, signed_in: list[Any]) -> Any:
 
 def test_get_twice_then_post_once_then_refused_as_used(site, web, mailbox: Mailbox, member, signed_in):
     otp = site()
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     link = last_link(mailbox, member.email)
     assert link.startswith(f"{web.url}/otp/magic?token=")
@@ -68,7 +68,7 @@ def test_get_twice_then_post_once_then_refused_as_used(site, web, mailbox: Mailb
         assert '<form method="post" action="/otp/magic">' in page.body  # token in the body, not the URL
         assert hidden_token(page.body) == token
         assert page.body.count("<button") == 1
-    (row,) = [r for r in challenge_rows(otp) if r.payload == "magic_link"]
+    (row,) = [r for r in challenge_rows(otp) if r.payload == "magic_link" and r.purpose == "verify"]
     assert row.consumed_at is None and row.status == "sent"
     assert (row.expires_at - row.created_at).total_seconds() == 600
 
@@ -88,7 +88,7 @@ def test_get_twice_then_post_once_then_refused_as_used(site, web, mailbox: Mailb
 
 def test_expired_link(site, web, mailbox, member, clock):
     otp = site(magic_links={"ttl_seconds": 300})
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     token = parse(last_link(mailbox, member.email))
     assert "expires in 5 minutes" in mailed_text(mailbox, member.email)
@@ -101,7 +101,7 @@ def test_expired_link(site, web, mailbox, member, clock):
 
 def test_a_new_link_replaces_the_older_one(site, web, mailbox, member, signed_in):
     otp = site()
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     first = parse(last_link(mailbox, member.email))
     otp.send_challenge(member, channel="email:magic_link")
@@ -114,7 +114,7 @@ def test_a_new_link_replaces_the_older_one(site, web, mailbox, member, signed_in
 
 def test_same_browser_on(site, web, mailbox, member, signed_in):
     otp = site(magic_links={"same_browser": True})
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     with pytest.raises(BindingRequired):
         otp.send_challenge(member, channel="email:magic_link")
     with pytest.raises(BindingRequired):
@@ -140,11 +140,12 @@ def test_same_browser_on(site, web, mailbox, member, signed_in):
 
 def test_same_browser_off(site, web, mailbox, member, signed_in):
     otp = site()
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     value, _ = ensure_binding(None)
     send_link(otp, member, binding=value)  # ignored: the setting is off
     token = parse(last_link(mailbox, member.email))
-    assert [r.binding_hash for r in challenge_rows(otp) if r.payload == "magic_link"] == [None]
+    links = [r for r in challenge_rows(otp) if r.payload == "magic_link" and r.purpose == "verify"]
+    assert [r.binding_hash for r in links] == [None]
     assert web.request("POST", f"{web.url}/otp/magic", {"token": token}).status == 303  # another browser is fine
 
 
@@ -164,9 +165,28 @@ def test_setup_by_clicking_the_link(site, web, mailbox, signed_in):
     assert web.request("POST", f"{web.url}/otp/magic", {"token": token}).status == 303
 
 
+def test_a_code_factor_does_not_let_anyone_ask_for_links_and_a_link_factor_adds_to_it(site, web, mailbox, member):
+    """Links go only to the member's own link factor; the member may hold it beside an emailed-code factor."""
+    otp = site()
+    otp.begin_setup(member, "email:code")
+    assert len(otp.complete_setup(member, last_code(mailbox, member.email))) == 10
+    mailbox.clear()
+    with pytest.raises(FactorNotEnrolled):
+        otp.send_challenge(member, channel="email:magic_link")
+    assert mailbox.to(member.email) == []
+    enrol_by_link(otp, member, mailbox)
+    assert sorted(f.kind for f in otp.factors(member)) == ["email:code", "email:magic_link"]
+    assert otp.status(member).backup_codes_remaining == 10  # issued with the first factor only
+    otp.send_challenge(member, channel="email:magic_link")
+    token = parse(last_link(mailbox, member.email))
+    assert web.request("POST", f"{web.url}/otp/magic", {"token": token}).status == 303
+    otp.send_challenge(member, channel="email:code")
+    assert otp.verify(member, last_code(mailbox, member.email)).ok
+
+
 def test_plain_text_mail_without_the_html_companion(site, mailbox, member, web):
     otp = site(disable_plugins=["otp_pro_html_email"])
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     (mail,) = mailbox.to(member.email)
     assert mail.get_content_type() == "text/plain"
@@ -202,7 +222,7 @@ def test_wsgi_routes_and_methods(site, web):
 
 def test_cross_site_post_is_refused_without_touching_the_link(site, web, mailbox, member):
     otp = site()
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     token = parse(last_link(mailbox, member.email))
     url = f"{web.url}/otp/magic"

@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Any
 
-from magic_links_support import WebServer, enrol_by_email, last_link
+from magic_links_support import WebServer, enrol_by_link, last_link
 from sqlalchemy import select
 
 from otp_pro.storage.schema import metadata
@@ -16,7 +16,7 @@ from otp_pro_magic_links import consume, make_wsgi_app, parse
 def test_sixteen_concurrent_posts_have_one_winner(make_otp, web: WebServer, mailbox, member):
     otp = make_otp(max_attempts=50)
     web.mount(make_wsgi_app(otp, success_location="/home"))
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     token = parse(last_link(mailbox, member.email))
     barrier = threading.Barrier(16)
@@ -40,7 +40,7 @@ def test_sixteen_concurrent_posts_have_one_winner(make_otp, web: WebServer, mail
 
 def test_sixteen_concurrent_consume_calls_have_one_winner(make_otp, mailbox, member):
     otp = make_otp(max_attempts=50)
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     token = parse(last_link(mailbox, member.email))
     barrier = threading.Barrier(16)
@@ -63,7 +63,7 @@ def test_an_old_link_never_locks_the_member_and_the_shared_lockout_still_applies
     """Posting a used link again and again is no guess: nothing counts, nothing about attempts is told."""
     otp = make_otp(max_attempts=3)
     web.mount(make_wsgi_app(otp))
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link")
     token = parse(last_link(mailbox, member.email))
     url = f"{web.url}/otp/magic"
@@ -93,7 +93,7 @@ def test_token_is_nowhere_but_the_mail(make_otp, web, mailbox, member, caplog):
     caplog.set_level(logging.DEBUG)
     otp = make_otp(max_attempts=10)
     web.mount(make_wsgi_app(otp))
-    enrol_by_email(otp, member, mailbox)
+    enrol_by_link(otp, member, mailbox)
     otp.send_challenge(member, channel="email:magic_link", ip="192.0.2.1", user_agent="test")
     link = last_link(mailbox, member.email)
     token = parse(link)
