@@ -286,3 +286,20 @@ def test_factor_commands_refuse_in_one_line_in_a_real_process(tmp_path, sqlite_u
     assert "no factor left" in forced.stdout and "cannot be told of the change" in forced.stderr
     again = run(["members", "show", "99", "--json"], tmp_path)
     assert json.loads(again.stdout)["factors"] == []
+
+
+# ------------------------------------------------------------------ stats
+
+
+@pytest.mark.parametrize("roles", ["--roles", "--no-roles"])
+def test_stats_count_a_member_with_two_factors_once_and_under_each_kind(site, roles):
+    otp, config, _directory = site
+    enrol(otp, ANN, "outbox:code")
+    add_app(otp, ANN)
+    enrol(otp, BOSS, "outbox:code")
+    result = invoke(otp, config, "stats", "--json", roles)
+    assert result.exit_code == 0, result.output
+    everyone = next(a for a in json.loads(result.output)["adoption"] if a["role"] == "*")
+    assert everyone["enrolled"] == 2 and everyone["channels"] == {"outbox:code": 2, "totp": 1}
+    table = invoke(otp, config, "stats", roles).output
+    assert "outbox:code=2 totp=1" in table

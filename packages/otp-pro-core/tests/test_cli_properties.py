@@ -1,7 +1,8 @@
 """Random arguments for the ``otp-pro`` commands: an exit code of 0, 1 or 2, one clean message, no state change.
 
 Hypothesis builds argument lists for ``members show/disable/reset/unlock`` (member
-ids of every shape), ``audit list/export`` (odd ``--since``, ``--until``,
+ids of every shape), ``members remove-factor/rename-factor/default-factor`` (odd
+factor ids and labels), ``audit list/export`` (odd ``--since``, ``--until``,
 ``--format``, ``--kind``, ``--limit``, ``--output``), ``audit prune --older-than``, ``stats --since``, ``config check``
 with odd ``--config`` paths and ``providers test`` with odd transport names. Each
 runs through the real entry point, :func:`otp_pro.cli.main` (the one the
@@ -136,6 +137,21 @@ def test_members_commands_with_odd_ids(site: Path, command: str, member_id: str,
     code, _out, err = check(site, args, changes=command != "show")
     if not flags and not dash and member_id in ("a\tb", "x" * 300):
         assert code == 2 and "bad member id" in err, err
+
+
+@CLI
+@given(command=st.sampled_from(["remove-factor", "rename-factor", "default-factor"]), member_id=odd_text,
+       factor_id=st.one_of(odd_text, st.sampled_from(["1", "#1", "0", "-1", "007", "999999", "9" * 30])),
+       label=odd_text, flags=st.lists(st.sampled_from(["--force", "--strict", "--actor", "x"]), max_size=2))
+@example(command="remove-factor", member_id="42", factor_id="1", label="", flags=[])  # roles unknown: refused
+@example(command="rename-factor", member_id="42", factor_id="1", label="x" * 300, flags=[])
+@example(command="default-factor", member_id="42", factor_id="\u0664", label="", flags=[])
+def test_factor_commands_with_odd_arguments(site: Path, command: str, member_id: str, factor_id: str, label: str,
+                                            flags: list[str]) -> None:
+    if command != "remove-factor":
+        flags = [f for f in flags if f != "--force"]
+    args = ["members", command, *flags, "--", member_id, factor_id, *([label] if command == "rename-factor" else [])]
+    check(site, args, changes=True)
 
 
 @CLI

@@ -169,7 +169,7 @@ def _factor_line(f: dict[str, Any]) -> str:
 @_strict_option
 @click.pass_context
 def members_disable(ctx: click.Context, member_id: str, force: bool, actor: str | None, strict: bool) -> None:
-    """Switch the member's second factor off (factor, backup codes and trusted devices removed)."""
+    """Switch the member's second factor off (every factor, backup codes and trusted devices removed)."""
     from ..errors import PolicyError
 
     otp = load_otp(ctx)
@@ -190,11 +190,11 @@ def members_disable(ctx: click.Context, member_id: str, force: bool, actor: str 
 @_strict_option
 @click.pass_context
 def members_reset(ctx: click.Context, member_id: str, actor: str | None, strict: bool) -> None:
-    """Force the member to set up again: factor, backup codes, trusted devices and lockout cleared."""
+    """Force the member to set up again: every factor, backup codes, trusted devices and lockout cleared."""
     otp = load_otp(ctx)
     member, known = _member_arg(otp, member_id, strict)
     otp.reset(member, actor=actor or os_user())
-    click.echo(f"reset {member.id}: factor, backup codes and trusted devices removed; they will set up again")
+    click.echo(f"reset {member.id}: every factor, backup codes and trusted devices removed; they will set up again")
     if not known:
         # The notifications plugin audits the unsent notice; the operator hears it here, where they can act.
         click.echo(f"warning: {member.id!r} cannot be told of the reset: their address is unknown (set "
