@@ -214,8 +214,9 @@ def members_unlock(ctx: click.Context, member_id: str, actor: str | None, strict
     click.echo(f"unlocked {member.id}")
 
 
-#: A factor's id as ``members show`` lists it (``#3`` is accepted too); anything else is a usage error.
 class _FactorId(click.ParamType):
+    """A factor's id as ``members show`` lists it (``#3`` is accepted too); anything else is a usage error."""
+
     name = "factor_id"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
