@@ -41,7 +41,7 @@ def test_code_by_sms_end_to_end(otp, twilio, clock, ann, caplog):
     assert len(backup_codes) == 10 and otp.status(ann).channel == CHANNEL
 
     # The setup's security notice went by SMS too (the member's channel; this site sends no email).
-    assert twilio.bodies()[1].startswith("Example: A second step was added to your account: SMS (Twilio).")
+    assert twilio.bodies()[1].startswith("Example: Two-step verification was set up on your account.")
 
     clock.advance(60)
     challenge = otp.send_challenge(ann)
