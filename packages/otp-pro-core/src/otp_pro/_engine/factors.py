@@ -6,8 +6,10 @@ there only while the member record still shows that address (compared by keyed
 hash); another address there means the factor needs re-confirming, and nothing
 is sent to either (:func:`bound_recipient`). A factor counts while its channel
 is installed and allowed by the member's role (:func:`counts`). Every change is
-audited in the transaction that makes it, and revokes the member's trusted
-devices, as a new factor does.
+audited in the transaction that makes it. Removing a factor revokes the member's
+trusted devices, as adding one does (a device trusted under one set of factors
+does not vouch for another); a new label or default changes no factor, and
+revokes nothing.
 """
 
 from __future__ import annotations
