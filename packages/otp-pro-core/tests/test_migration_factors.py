@@ -418,8 +418,6 @@ def test_a_setup_begun_before_the_upgrade_completes_after_it(upgraded, old_site,
 
 
 def test_downgrade_to_the_one_channel_schema_and_up_again(old_site, site_settings, tmp_path, old_url):
-    if not old_url.startswith("sqlite"):
-        pytest.skip("downgrade is exercised on SQLite")
     db_upgrade(site_settings, tmp_path)
     factors = factor_rows(old_site.engine)
     cfg = migrate.alembic_config()
