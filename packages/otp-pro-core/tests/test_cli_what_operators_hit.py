@@ -150,6 +150,7 @@ def test_providers_list_without_a_settings_file(tmp_path):
     assert rows["otp_pro_email"]["transports"] == ["email"]
     assert rows["otp_pro_email"]["distribution"] == "otp-pro-core"
     assert rows["otp_pro_code"]["payloads"] == ["code"]
+    assert rows["otp_pro_factor_types"]["factor_types"] == ["totp", "code", "link"]
     table = run(["providers", "list"], tmp_path)
     assert table.returncode == 0 and "otp_pro_email" in table.stdout
     assert "no settings file" in table.stderr and not list(tmp_path.iterdir())

@@ -35,6 +35,7 @@ from ..results import ChallengeStatus, FactorInfo
 from ..storage.schema import backup_codes, challenges, factors, members
 from ..transports import TOTP, recipient_hint
 from . import auditing, devices
+from .messages import recipient_hash
 from .runtime import FactorRow, MemberState, Runtime
 
 #: The longest label a member may give a factor (the column's width).
@@ -53,11 +54,6 @@ def clean_label(label: object) -> str | None:
     if any(ord(ch) < 32 for ch in text):
         raise InvalidFactorLabel("a factor's label cannot hold control characters")
     return text or None
-
-
-def recipient_hash(rt: Runtime, recipient: str) -> str:
-    """The keyed hash a factor's address is compared by (the same as a challenge's ``recipient_hash``)."""
-    return rt.keys.hash("recipient", recipient.strip().lower())
 
 
 def _same_address(rt: Runtime, stored_hash: str, recipient: str) -> bool:
@@ -109,18 +105,22 @@ def bound_recipient(rt: Runtime, member: Member, factor: FactorRow) -> str:
     return now_shown
 
 
+def address_values(rt: Runtime, kind: str, recipient: str) -> dict[str, str]:
+    """The columns that bind a factor of ``kind`` to ``recipient``: the address sealed, its keyed hash and the
+    masked hint its transport makes."""
+    definition = rt.channels.get(kind)
+    return {"recipient": rt.keys.encrypt(recipient), "recipient_hash": recipient_hash(rt, recipient),
+            "recipient_hint": recipient_hint(definition.transport if definition else None, recipient)[:100]}
+
+
 def bind_carried_over(rt: Runtime, member: Member, factor: FactorRow, recipient: str) -> None:
     """Bind a factor carried over from the one-channel schema to ``recipient`` (once: the first caller wins)."""
-    definition = rt.channels.get(factor.kind)
+    values = address_values(rt, factor.kind, recipient)
     with auditing.transaction(rt, member) as (conn, events):
         unbound = and_(factors.c.id == factor.id, factors.c.recipient_hash.is_(None))
-        bound = conn.execute(update(factors).where(unbound).values(
-            recipient=rt.keys.encrypt(recipient), recipient_hash=recipient_hash(rt, recipient),
-            recipient_hint=recipient_hint(definition.transport if definition else None, recipient)[:100],
-        )).rowcount
-        if bound:
+        if conn.execute(update(factors).where(unbound).values(**values)).rowcount:
             auditing.record(rt, conn, events, audit.FACTOR_BOUND, member.id, channel=factor.kind, factor_id=factor.id,
-                            recipient=recipient_hint(definition.transport if definition else None, recipient))
+                            recipient=values["recipient_hint"])
 
 
 def requirement(rt: Runtime, member: Member) -> policy.Requirement:
@@ -131,11 +131,10 @@ def requirement(rt: Runtime, member: Member) -> policy.Requirement:
 def keep_carried_over_address(rt: Runtime, factor: FactorRow, recipient: str) -> None:
     """Keep, encrypted, the address of a carried-over factor whose keyed hash the migration took from its setup,
     now that the member record showed that very address (once; nothing changes, so nothing is audited)."""
-    definition = rt.channels.get(factor.kind)
+    values = address_values(rt, factor.kind, recipient)
     with rt.db.write() as conn:
         conn.execute(update(factors).where(factors.c.id == factor.id, factors.c.recipient.is_(None)).values(
-            recipient=rt.keys.encrypt(recipient),
-            recipient_hint=recipient_hint(definition.transport if definition else None, recipient)[:100]))
+            recipient=values["recipient"], recipient_hint=values["recipient_hint"]))
 
 
 def counts(req: policy.Requirement, rt: Runtime, kind: str) -> bool:
@@ -310,13 +309,10 @@ def add(rt: Runtime, conn: Connection, state: MemberState, now: datetime, *, kin
 
     The first factor is the default; a later one is not, until the member makes it so.
     """
-    definition = rt.channels.get(kind)
     values: dict[str, object] = dict(
         secret=secret, last_step=last_step,
-        recipient=rt.keys.encrypt(recipient) if recipient is not None else None,
-        recipient_hash=recipient_hash(rt, recipient) if recipient is not None else None,
-        recipient_hint=recipient_hint(definition.transport if definition else None, recipient)[:100]
-        if recipient is not None else None)
+        **(address_values(rt, kind, recipient) if recipient is not None
+           else {"recipient": None, "recipient_hash": None, "recipient_hint": None}))
     old = state.factor(replaces) if replaces is not None else None
     if old is not None and old.kind == kind:
         conn.execute(update(factors).where(factors.c.id == old.id).values(**values))

@@ -11,7 +11,7 @@ from ..results import ChallengeStatus
 from ..storage import statements
 from ..storage.schema import backup_codes, challenges, factors, members
 from . import auditing, devices, status
-from . import factors as factors_engine
+from .messages import recipient_hash
 from .runtime import Runtime
 
 
@@ -73,7 +73,7 @@ def rotate_keys(rt: Runtime, *, actor: str | None) -> int:
                 # dropped, a hash made with it would no longer match the member record's address.
                 address = rt.keys.decrypt(row.recipient)
                 values.update(recipient=rt.keys.rotate(row.recipient),
-                              recipient_hash=factors_engine.recipient_hash(rt, address))
+                              recipient_hash=recipient_hash(rt, address))
             conn.execute(update(factors).where(factors.c.id == row.id).values(**values))
             count += 1
         pending = conn.execute(select(members.c.member_id, members.c.pending_secret,

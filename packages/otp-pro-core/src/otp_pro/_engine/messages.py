@@ -70,8 +70,13 @@ def outgoing(rt: Runtime, member: Member, channel: str, purpose: str, binding: s
     message.sensitive = (value.secret, value.display)
     # Encrypted before the insert (Fernet is not free); only a queue worker ever reads it.
     sealed = rt.keys.encrypt(json.dumps(_message_data(message))) if rt.dispatcher.queued else None
-    return Outgoing(channel, transport, payload, recipient, rt.keys.hash("recipient", recipient.strip().lower()),
+    return Outgoing(channel, transport, payload, recipient, recipient_hash(rt, recipient),
                     now, expires, value, message, sealed, factor_id)
+
+
+def recipient_hash(rt: Runtime, recipient: str) -> str:
+    """The keyed hash a recipient is counted (per-recipient cap) and a factor's address compared by."""
+    return rt.keys.hash("recipient", recipient.strip().lower())
 
 
 def variables(rt: Runtime, member: Member, channel: str, kind: str, extra: Mapping[str, Any]) -> dict[str, Any]:
