@@ -7,16 +7,22 @@ a page's CSRF token) are in the public kit, ``otp_pro.testing``.
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import pyotp
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from otp_pro import Member, OtpPro, SetupError, hookimpl
-from otp_pro.factor_types import Description, Enrolment, FactorType
+from otp_pro.factor_types import AnswerRefused, Confirmed, Description, Enrolment, FactorType, Issued, StoredFactor
 
 SECRET_KEY = "test-secret-key-" + "x" * 32
 
@@ -131,4 +137,102 @@ class HotpFactor(FactorType):
 hotp_plugin = types.SimpleNamespace(
     __name__="otp_pro_hotp_example",
     otp_pro_register_factor_types=hookimpl(lambda register: register(HotpFactor)),
+)
+
+
+class SoftKeyFactor(FactorType):
+    """A software security key (Ed25519): the server issues a random challenge, the key signs it with a sign
+    count, and the answer is JSON, not digits. The shape of a passkey, without WebAuthn's encodings, to prove
+    the core's rules for a type that issues its own challenges (see :class:`SoftKey` for the device side)."""
+
+    name = "softkey"
+    label = "Security key"
+    answer_is_code = False
+    issues_challenge = True
+    counter_must_grow = False
+    challenge_seconds = 120
+
+    def begin(self, member: Member, *, imported: str | None = None) -> Enrolment:
+        challenge = secrets.token_urlsafe(32)
+        return Enrolment(json.dumps({"challenge": challenge}), {"challenge": challenge})
+
+    def confirm(self, member: Member, secret: str, answer: Any, now: datetime) -> Confirmed | None:
+        sent = json.loads(answer)
+        if sent.get("challenge") != json.loads(secret)["challenge"]:
+            raise AnswerRefused("wrong_challenge")
+        public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(sent["public_key"]))
+        if not _signed(public, sent):
+            return None
+        kept = json.dumps({"key_id": sent["key_id"], "public_key": sent["public_key"]})
+        return Confirmed(counter=int(sent["counter"]), secret=kept, handle=sent["key_id"])
+
+    def issue(self, member: Member, factors: Sequence[StoredFactor], now: datetime) -> Issued:
+        value = secrets.token_urlsafe(32)
+        return Issued(value, {"challenge": value, "keys": [json.loads(f.secret)["key_id"] for f in factors]})
+
+    def challenge_of(self, answer: Any) -> str | None:
+        value = json.loads(answer).get("challenge")
+        return value if isinstance(value, str) else None
+
+    def check(self, member: Member, secret: str, counter: int | None, answer: Any, now: datetime) -> int | None:
+        sent, kept = json.loads(answer), json.loads(secret)
+        if sent.get("key_id") != kept["key_id"]:
+            return None
+        public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(kept["public_key"]))
+        if not _signed(public, sent):
+            raise AnswerRefused("bad_signature")
+        new = int(sent["counter"])
+        # As WebAuthn says of a sign count: one that does not grow, when either is not 0, may be a clone.
+        if counter is not None and new <= counter and (new or counter):
+            raise AnswerRefused("counter_regressed")
+        return new
+
+    def accepts(self, answer: Any) -> bool:
+        if not isinstance(answer, str) or not answer.startswith("{") or len(answer) > 4096:
+            return False
+        try:
+            sent = json.loads(answer)
+        except ValueError:
+            return False
+        return isinstance(sent, dict) and {"key_id", "challenge", "counter", "signature"} <= sent.keys()
+
+    def describe(self) -> Description:
+        return Description("softkey", "Touch your security key.")
+
+
+def _signed(public: Ed25519PublicKey, sent: dict[str, Any]) -> bool:
+    try:
+        public.verify(base64.urlsafe_b64decode(sent["signature"]), f"{sent['challenge']}|{sent['counter']}".encode())
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+class SoftKey:
+    """The device side of :class:`SoftKeyFactor`: a key pair, an id and a sign count."""
+
+    def __init__(self, *, counting: bool = True) -> None:
+        self.private = Ed25519PrivateKey.generate()
+        self.key_id = secrets.token_urlsafe(16)
+        self.counter = 0
+        self.counting = counting
+
+    def _answer(self, challenge: str, **extra: Any) -> str:
+        signature = self.private.sign(f"{challenge}|{self.counter}".encode())
+        return json.dumps({"key_id": self.key_id, "challenge": challenge, "counter": self.counter,
+                           "signature": base64.urlsafe_b64encode(signature).decode(), **extra})
+
+    def register(self, show: Any) -> str:
+        public = self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return self._answer(show["challenge"], public_key=base64.urlsafe_b64encode(public).decode())
+
+    def sign(self, show: Any) -> str:
+        if self.counting:
+            self.counter += 1
+        return self._answer(show["challenge"])
+
+
+softkey_plugin = types.SimpleNamespace(
+    __name__="otp_pro_softkey_example",
+    otp_pro_register_factor_types=hookimpl(lambda register: register(SoftKeyFactor)),
 )

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from . import audit, policy
 from ._engine import (
+    answers,
     assembly,
     auditing,
     backup_codes,
@@ -44,6 +45,7 @@ from .results import (
     ChannelInfo,
     DeliveryStatus,
     FactorInfo,
+    IssuedChallenge,
     MemberStatus,
     PluginInfo,
     SetupInfo,
@@ -407,16 +409,37 @@ class OtpPro:
     # ----------------------------------------------------------- verification
 
     def verify(
-        self, member: Member, code: object, *, ip: str | None = None, user_agent: str | None = None
+        self, member: Member, code: object, *, ip: str | None = None, user_agent: str | None = None,
+        binding: str | None = None,
     ) -> VerifyResult:
-        """Check what the member typed: a one-time code, an authenticator code or a backup code.
+        """Check what the member typed (a one-time code, an authenticator code or a backup code) or answered.
 
         Only the member's own factors answer: a code sent to one of them, a code of one
-        of their authenticator apps, or a backup code; ``.factor_id`` says which factor.
-        Never raises for a wrong or malformed code: ``.ok`` is False and ``.reason``
+        of their authenticator apps, a backup code, or the answer to a challenge from
+        :meth:`begin_challenge` (a passkey's assertion, given as its factor type takes it,
+        with the ``binding`` the challenge was issued to); ``.factor_id`` says which factor.
+        Never raises for a wrong or malformed answer: ``.ok`` is False and ``.reason``
         says why. Each failure counts toward the lockout, across all methods.
         """
-        return verification.verify(self._rt, member, code, ip=ip, user_agent=user_agent)
+        rt = self._rt
+        if rt.answer_types and normalize_code(code) is None:
+            return answers.verify_answer(rt, member, code, binding=binding, ip=ip, user_agent=user_agent)
+        return verification.verify(rt, member, code, ip=ip, user_agent=user_agent)
+
+    def begin_challenge(self, member: Member, channel: str, *, binding: str, ip: str | None = None,
+                        user_agent: str | None = None) -> IssuedChallenge:
+        """A fresh challenge for the member to answer with one of their factors on ``channel`` (a passkey).
+
+        Only for a factor type that issues its own challenges
+        (:attr:`~otp_pro.factor_types.FactorType.issues_challenge`; :class:`ChannelUnavailable`
+        otherwise). ``binding`` (a random value kept in the caller's session) is required:
+        the answer is accepted only with it, once, within the type's
+        ``challenge_seconds``. A new challenge for the same binding replaces the last.
+        :class:`FactorNotEnrolled` when the member has no factor on ``channel`` that counts,
+        :class:`LockedOut` while locked. Pass ``.show`` to the browser; answer with
+        :meth:`verify` (``binding=`` the same value).
+        """
+        return answers.begin_challenge(self._rt, member, channel, binding=binding, ip=ip, user_agent=user_agent)
 
     def record_failure(self, member: Member, *, reason: str, ip: str | None = None,
                        user_agent: str | None = None) -> VerifyResult:

@@ -22,6 +22,14 @@ wrong. A type *judges*; the core *decides and records*:
   answer is accepted once however many requests race with it, and a counter
   that goes backwards is refused.
 - :meth:`FactorType.describe` tells the pages how to ask for an answer.
+- A type that answers a challenge of its own (a passkey: the browser signs a
+  random value the server chose) sets :attr:`FactorType.issues_challenge` and
+  implements :meth:`FactorType.issue` and :meth:`FactorType.challenge_of`. The
+  core stores each challenge (as a keyed hash, like a code), ties it to the
+  caller's binding (the session that asked), lets it live
+  :attr:`FactorType.challenge_seconds`, and consumes it with one conditional
+  ``UPDATE`` before :meth:`FactorType.check` sees the answer: a challenge is
+  answered once, in the session that asked for it, while it is fresh.
 
 Delivered factors (``delivers = True``) are the core's own: their challenge is
 a code or link sent through a transport, consumed once by the challenge's
@@ -30,6 +38,7 @@ conditional UPDATE; their type only names and describes them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -69,6 +78,51 @@ class Description:
     digits: int | None = None
 
 
+@dataclass(frozen=True)
+class Confirmed:
+    """What :meth:`FactorType.confirm` may answer instead of a bare counter, when the answer that confirms the
+    factor also makes what the factor keeps: a passkey's registration yields its public key (``secret``, kept
+    sealed in place of the pending setup's secret) and its credential id (``handle``: public, unique among
+    factors of the type, so that it can name its member). ``counter`` is the first accepted counter."""
+
+    counter: int
+    secret: str | None = field(default=None, repr=False)
+    handle: str | None = None
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A challenge a factor type made (:meth:`FactorType.issue`): ``value`` is what the answer must carry back
+    (random, at least 128 bits; the core keeps only its keyed hash) and ``show`` what the browser or device
+    needs to answer it (a WebAuthn ceremony's options). Neither is logged or audited."""
+
+    value: str = field(repr=False)
+    show: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class StoredFactor:
+    """One of the member's factors of a type, as :meth:`FactorType.issue` sees it: its id, its secret (unsealed)
+    and its counter. A passkey's :meth:`~FactorType.issue` lists the member's credentials from them."""
+
+    id: int
+    secret: str = field(repr=False)
+    counter: int | None
+
+
+class AnswerRefused(Exception):
+    """Raised by :meth:`FactorType.check` or :meth:`FactorType.confirm` to refuse an answer with a reason of its
+    own: a short snake_case word (``"counter_regressed"``, ``"wrong_origin"``) that the core records as the
+    failure's ``reason`` in the audit log and returns in :attr:`~otp_pro.VerifyResult.reason`. The attempt counts
+    like any wrong answer. The message must not hold any part of the answer or the secret."""
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        if not reason.isidentifier() or not reason.islower() or len(reason) > 40:
+            raise ValueError(f"an AnswerRefused reason is a short snake_case word, not {reason!r}")
+        super().__init__(message or reason.replace("_", " "))
+        self.reason = reason
+
+
 class FactorType:
     """A kind of factor. Subclass it, set :attr:`name` and :attr:`label`, and register the class.
 
@@ -90,6 +144,15 @@ class FactorType:
     #: The answer is a code the member types: the core hands :meth:`check` the code normalised (digits and
     #: letters, no spaces or dashes). False: the answer is passed as given (a browser ceremony's JSON).
     answer_is_code: ClassVar[bool] = True
+    #: The type issues a challenge of its own before each answer (:meth:`issue`, :meth:`challenge_of`).
+    issues_challenge: ClassVar[bool] = False
+    #: How long an issued challenge can be answered, in seconds.
+    challenge_seconds: ClassVar[int] = 300
+    #: Each accepted answer must prove a counter greater than the last (TOTP, HOTP: that is what stops a
+    #: replay). False for a type whose challenge is what is used once and whose counter may stay put (a
+    #: passkey's sign count is 0 on many authenticators): the core then accepts a counter equal to the last,
+    #: still only by one conditional ``UPDATE`` from the counter :meth:`check` was shown, and never a smaller one.
+    counter_must_grow: ClassVar[bool] = True
 
     def __init__(self, otp: OtpPro) -> None:
         self.otp = otp
@@ -102,19 +165,33 @@ class FactorType:
         when it does not, or when it is not valid)."""
         raise NotImplementedError(f"factor type {self.name} cannot be set up here")
 
-    def confirm(self, member: Member, secret: str, answer: Any, now: datetime) -> int | None:
+    def confirm(self, member: Member, secret: str, answer: Any, now: datetime) -> int | Confirmed | None:
         """Whether ``answer`` proves the pending ``secret``: the counter it proves (0 when the type keeps
-        none), or None. Called once per attempt, inside the core's transaction: do not block on I/O."""
+        none), a :class:`Confirmed` when the answer makes what the factor keeps, or None. Called once per
+        attempt, inside the core's transaction: do not block on I/O."""
         raise NotImplementedError
 
     # ----------------------------------------------------------- verification
 
     def check(self, member: Member, secret: str, counter: int | None, answer: Any, now: datetime) -> int | None:
         """The counter ``answer`` proves for the factor with ``secret`` whose last accepted counter is
-        ``counter`` (None before its first use), or None when it proves nothing. Return a counter greater
-        than ``counter``: the core accepts the answer only if it can move the factor's counter there first.
-        Called once per attempt, inside the core's transaction: do not block on I/O."""
+        ``counter`` (None before its first use), or None when it proves nothing (raise :class:`AnswerRefused`
+        to say why). Return a counter greater than ``counter`` (or equal, without :attr:`counter_must_grow`):
+        the core accepts the answer only if it can move the factor's counter there first. Called once per
+        attempt, inside the core's transaction: do not block on I/O."""
         raise NotImplementedError
+
+    def issue(self, member: Member, factors: Sequence[StoredFactor], now: datetime) -> Issued:
+        """A fresh challenge for ``member`` to answer with one of ``factors`` (theirs, of this type). Only for a
+        type with :attr:`issues_challenge`; the core stores it, bound to the caller, for
+        :attr:`challenge_seconds`."""
+        raise NotImplementedError(f"factor type {self.name} issues no challenge")
+
+    def challenge_of(self, answer: Any) -> str | None:
+        """The challenge value ``answer`` answers (read from it: a passkey's client data names it), or None when
+        it names none. The core looks the value up among the member's live challenges and consumes it before
+        :meth:`check` is asked; :meth:`check` must still verify that the answer is signed over that value."""
+        raise NotImplementedError(f"factor type {self.name} issues no challenge")
 
     def used_at(self, counter: int) -> datetime | None:
         """When an answer proving ``counter`` was given, if the counter says so (a TOTP step is a time);

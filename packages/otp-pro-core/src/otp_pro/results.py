@@ -15,6 +15,8 @@ class ChallengeStatus:
     for a queue worker. ``sending``: claimed by a worker. ``sent``: the transport took
     it. ``failed``: the transport refused it (or the queue could not take it).
     ``replaced``: voided while still queued, by a newer challenge or a reset.
+    ``issued``: made by a factor type and handed to the caller to show (a passkey's
+    challenge): nothing is delivered, and it never counts as a send.
     """
 
     PENDING: Final = "pending"
@@ -23,6 +25,7 @@ class ChallengeStatus:
     SENT: Final = "sent"
     FAILED: Final = "failed"
     REPLACED: Final = "replaced"
+    ISSUED: Final = "issued"
 
 
 class Purpose:
@@ -205,13 +208,29 @@ class SetupInfo:
 
 
 @dataclass(frozen=True)
+class IssuedChallenge:
+    """Returned by :meth:`OtpPro.begin_challenge`: what the browser or device needs to answer a challenge of a
+    factor type that issues its own (``show``: a passkey ceremony's options) and when it stops being
+    accepted. Answer it with :meth:`OtpPro.verify` and the same ``binding``. ``show`` is left out of ``repr``."""
+
+    channel: str
+    expires_at: datetime
+    show: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"IssuedChallenge(channel={self.channel!r}, expires_at={self.expires_at!r})"
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     """The answer to ``verify``. ``ok`` alone decides; ``reason`` explains a refusal.
 
     ``method`` is ``code``, ``totp``, ``backup_code`` or a payload name such as
     ``magic_link``. ``reason`` is one of ``invalid``, ``expired``, ``malformed``,
     ``locked``, ``not_enrolled``, and for tokens also ``unknown``, ``used``,
-    ``replaced``, ``wrong_browser`` and ``rate_limited``. ``attempts_remaining`` counts
+    ``replaced``, ``wrong_browser`` and ``rate_limited``; an answer to an issued challenge
+    (a passkey's) may also be refused as ``expired``, ``used``, ``wrong_browser`` or with
+    its factor type's own reason (``counter_regressed``). ``attempts_remaining`` counts
     failures left before a lockout (not given for a refused token: a link that was
     issued is not a guess and does not count). ``member_id`` is set by :meth:`OtpPro.verify_token` (the token
     names the member). ``backup_codes`` is set when a token completed a setup: show

@@ -25,6 +25,7 @@ from ..audit import AuditEvent
 from ..codes import normalize_code
 from ..crypto import constant_time_in
 from ..errors import InvalidCode, SetupBegunElsewhere, SetupError
+from ..factor_types import AnswerRefused, Confirmed, FactorType
 from ..member import Member
 from ..results import Purpose, Reason, SetupInfo, VerifyResult
 from ..storage import statements
@@ -103,7 +104,7 @@ def begun_with(rt: Runtime, binding_hash: str | None, binding: str | None) -> bo
     return constant_time_in(binding_hash.encode(), candidates) >= 0
 
 
-def complete_setup(rt: Runtime, member: Member, code: str, *, binding: str | None, ip: str | None,
+def complete_setup(rt: Runtime, member: Member, code: Any, *, binding: str | None, ip: str | None,
                    user_agent: str | None) -> list[str]:
     """:meth:`OtpPro.complete_setup`."""
     now = rt.clock()
@@ -126,18 +127,31 @@ def complete_setup(rt: Runtime, member: Member, code: str, *, binding: str | Non
                             ip=ip, user_agent=user_agent, reason=Reason.WRONG_BROWSER, setup=True, counted=False)
         else:
             lockout.refuse_if_locked(state, now)
-            if normalized is None:
+            factor_type = _type_of(rt, channel)
+            answer: Any = normalized
+            if factor_type is not None and not factor_type.answer_is_code:
+                # A ceremony's answer (a passkey's attestation) is passed as given, once its type knows the shape.
+                answer = code if factor_type.accepts(code) else None
+            if answer is None:
                 raise InvalidCode("the code is not in a valid format",
                                   result=VerifyResult(False, reason=Reason.MALFORMED))
-            confirmed = _confirmed(rt, conn, member, channel, state.pending_secret, normalized, now)
+            reason: str = Reason.INVALID
+            try:
+                confirmed = _confirmed(rt, conn, member, factor_type, channel, state.pending_secret, answer, now)
+            except AnswerRefused as refused:
+                confirmed, reason = None, refused.reason
             if confirmed is not None:
-                # Only a factor type that is not delivered keeps a pending secret (a TOTP seed).
+                # Only a factor type that is not delivered keeps a pending secret (a TOTP seed); its answer
+                # may make what the factor keeps instead (a passkey's public key).
                 kept = state.pending_secret
-                codes = enrol(rt, conn, events, state, now, ip=ip, user_agent=user_agent,
-                              secret=rt.keys.rotate(kept) if kept else None, last_step=confirmed if kept else None)
+                made = confirmed if isinstance(confirmed, Confirmed) else Confirmed(confirmed)
+                secret = rt.keys.encrypt(made.secret) if made.secret is not None else \
+                    rt.keys.rotate(kept) if kept else None
+                codes = enrol(rt, conn, events, state, now, ip=ip, user_agent=user_agent, secret=secret,
+                              last_step=made.counter if kept else None, handle=made.handle)
             else:
                 result = lockout.record_failure(rt, conn, events, member.id, now, channel=channel, ip=ip,
-                                                user_agent=user_agent, reason=Reason.INVALID, setup=True)
+                                                user_agent=user_agent, reason=reason, setup=True)
     if result is not None:
         raise InvalidCode("the code is not correct", result=result)
     if codes is None:
@@ -145,23 +159,26 @@ def complete_setup(rt: Runtime, member: Member, code: str, *, binding: str | Non
     return codes
 
 
-def _confirmed(rt: Runtime, conn: Connection, member: Member, channel: str, pending_secret: str | None,
-               normalized: str, now: datetime) -> int | None:
-    """Whether ``normalized`` confirms the pending setup of ``channel``: the counter its factor type says it
-    proves (0 for a delivered code's challenge, consumed here), or None."""
+def _type_of(rt: Runtime, channel: str) -> FactorType | None:
     definition = rt.channels.get(channel)
-    factor_type = definition.factor_type if definition is not None else None
+    return definition.factor_type if definition is not None else None
+
+
+def _confirmed(rt: Runtime, conn: Connection, member: Member, factor_type: FactorType | None, channel: str,
+               pending_secret: str | None, answer: Any, now: datetime) -> int | Confirmed | None:
+    """Whether ``answer`` confirms the pending setup of ``channel``: the counter its factor type says it
+    proves (0 for a delivered code's challenge, consumed here) or what the type made of it, or None."""
     if factor_type is None or factor_type.delivers:
-        consumed = consume_challenge(rt, conn, member.id, normalized, Purpose.SETUP, now, channel=channel)
+        consumed = consume_challenge(rt, conn, member.id, answer, Purpose.SETUP, now, channel=channel)
         return 0 if consumed is not None else None
     if pending_secret is None:
         return None
-    return factor_type.confirm(member, rt.keys.decrypt(pending_secret), normalized, now)
+    return factor_type.confirm(member, rt.keys.decrypt(pending_secret), answer, now)
 
 
 def enrol(rt: Runtime, conn: Connection, events: list[AuditEvent], state: MemberState, now: datetime, *,
           ip: str | None, user_agent: str | None, secret: str | None = None,
-          last_step: int | None = None) -> list[str]:
+          last_step: int | None = None, handle: str | None = None) -> list[str]:
     """Add the pending setup's factor (or re-bind the factor it re-confirms), clear the setup and the
     failures, revoke the trusted devices; the backup codes, issued with the first factor only ([] after).
 
@@ -172,7 +189,7 @@ def enrol(rt: Runtime, conn: Connection, events: list[AuditEvent], state: Member
     assert channel is not None
     recipient = rt.keys.decrypt(state.pending_recipient) if state.pending_recipient else None
     factor_id = factors.add(rt, conn, state, now, kind=channel, label=state.pending_label, secret=secret,
-                            last_step=last_step, recipient=recipient, replaces=state.pending_factor_id)
+                            last_step=last_step, recipient=recipient, replaces=state.pending_factor_id, handle=handle)
     first = state.enrolled_at is None or not state.factors
     values: dict[str, Any] = dict(
         disabled_at=None, pending_channel=None, pending_secret=None, pending_expires_at=None,

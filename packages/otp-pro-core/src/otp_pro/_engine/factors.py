@@ -28,6 +28,7 @@ from ..errors import (
     NotEnrolled,
     PolicyError,
     RecipientUnavailable,
+    SetupError,
     UnknownFactor,
 )
 from ..member import Member
@@ -304,13 +305,18 @@ def set_default(rt: Runtime, member: Member, factor_id: object, *, actor: str | 
 
 
 def add(rt: Runtime, conn: Connection, state: MemberState, now: datetime, *, kind: str, label: str | None,
-        secret: str | None, last_step: int | None, recipient: str | None, replaces: int | None) -> int:
+        secret: str | None, last_step: int | None, recipient: str | None, replaces: int | None,
+        handle: str | None = None) -> int:
     """Insert the member's new factor (or re-bind ``replaces`` to its new address); the factor's id.
 
-    The first factor is the default; a later one is not, until the member makes it so.
+    The first factor is the default; a later one is not, until the member makes it so. A ``handle`` another
+    factor of ``kind`` holds (any member's) raises :class:`SetupError`: a passkey is registered once.
     """
+    if handle is not None and conn.execute(select(factors.c.id).where(
+            factors.c.kind == kind, factors.c.handle == handle)).first() is not None:
+        raise SetupError(f"this {kind} factor is already registered (to this member or another): it is added once")
     values: dict[str, object] = dict(
-        secret=secret, last_step=last_step,
+        secret=secret, last_step=last_step, handle=handle,
         **(address_values(rt, kind, recipient) if recipient is not None
            else {"recipient": None, "recipient_hash": None, "recipient_hint": None}))
     old = state.factor(replaces) if replaces is not None else None

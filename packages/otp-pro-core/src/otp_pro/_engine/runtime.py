@@ -178,6 +178,9 @@ class Runtime:
         self._insert_member: Any = None
         #: The policy's answers by set of roles (:meth:`requirement`).
         self._requirements: dict[tuple[str, ...], policy.Requirement] = {}
+        #: Whether a channel's factor type is answered with something other than a typed code (a passkey's
+        #: assertion): only then does a verify of input that is no code look further. Set with the database.
+        self.answer_types = False
 
     @property
     def db(self) -> Database:
@@ -188,6 +191,8 @@ class Runtime:
 
     def open_database(self, db: Database) -> None:
         self._db = db
+        self.answer_types = any(c.factor_type is not None and not c.factor_type.answer_is_code
+                                for c in self.channels.values())
         # The two supported dialects' insert() return different classes with the same on_conflict_do_nothing().
         dialect_insert: Any
         if db.is_sqlite:

@@ -58,10 +58,10 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
         # The lock state read under the member's row lock (SQLite: the write lock), in the
         # transaction that records the attempt: concurrent attempts are judged one at a time.
         state = rt.state(conn, member.id, for_update=True)
-        refusal = _refusal(rt, member, state, req, now)
+        refusal = refusal_of(rt, member, state, req, now)
         if refusal is not None:
             return refusal
-        if ip and (limited := _count_ip(rt, conn, events, member, ip, user_agent, now)) is not None:
+        if ip and (limited := count_ip(rt, conn, events, member, ip, user_agent, now)) is not None:
             return limited
         app = _matching_factor(rt, member, state, req, normalized, now)
         method: str | None = None
@@ -111,7 +111,7 @@ def verify(rt: Runtime, member: Member, code: object, *, ip: str | None, user_ag
     return result
 
 
-def _refusal(rt: Runtime, member: Member, state: MemberState | None, req: policy.Requirement,
+def refusal_of(rt: Runtime, member: Member, state: MemberState | None, req: policy.Requirement,
              now: datetime) -> VerifyResult | None:
     """Why a verification is refused without looking at the answer: no factor (or none the member's role
     allows now), or a lock. (A refusal is a falsy VerifyResult: compared with None, never with ``or``.)"""
@@ -154,7 +154,7 @@ def _ip_limited(rt: Runtime, conn: Connection, events: list[AuditEvent], member:
     return VerifyResult(False, reason=Reason.RATE_LIMITED, retry_after=wait, member_id=member.id)
 
 
-def _count_ip(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str | None,
+def count_ip(rt: Runtime, conn: Connection, events: list[AuditEvent], member: Member, ip: str | None,
               user_agent: str | None, now: datetime) -> VerifyResult | None:
     """Count the attempt against its address as a failure, in the transaction that judges it; the
     refusal when the address is over its limit, else None (a code that passes gives the count back).
@@ -193,7 +193,7 @@ def _verify_backup_code(rt: Runtime, member: Member, normalized: str, now: datet
             refusal = lockout.verify_refusal(state, now)
             if refusal is not None:
                 return refusal
-            if ip and (limited := _count_ip(rt, conn, events, member, ip, user_agent, now)) is not None:
+            if ip and (limited := count_ip(rt, conn, events, member, ip, user_agent, now)) is not None:
                 return limited
             assert state is not None
             code_id, unused = backup_codes.match(rt, state, normalized, conn) if state.backup_salt else (None, 0)
@@ -208,7 +208,7 @@ def _verify_backup_code(rt: Runtime, member: Member, normalized: str, now: datet
         refusal = lockout.verify_refusal(state, now)
         if refusal is not None:
             return refusal
-        if ip and (limited := _count_ip(rt, conn, reserved, member, ip, user_agent, now)) is not None:
+        if ip and (limited := count_ip(rt, conn, reserved, member, ip, user_agent, now)) is not None:
             return limited
         assert state is not None
         counted = lockout.count_failure(rt, conn, member.id, now)
@@ -267,7 +267,7 @@ def _verify_once(rt: Runtime, member: Member, req: policy.Requirement, normalize
     else:
         with rt.db.read_once() as conn:
             state = rt.state(conn, member.id)
-    refusal = _refusal(rt, member, state, req, now)
+    refusal = refusal_of(rt, member, state, req, now)
     if refusal is not None or state.failures or state.consecutive_failures or state.locked_until is not None:
         return refusal
     app = _matching_factor(rt, member, state, req, normalized, now)

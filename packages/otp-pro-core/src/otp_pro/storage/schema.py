@@ -105,6 +105,10 @@ factors = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     # A TOTP factor's last use; a delivered factor's is its latest consumed challenge (factor_id).
     Column("last_used_at", UTCDateTime(), nullable=True),
+    # A public handle its type names (a passkey's credential id): one factor of a kind holds it, so it names
+    # its member. Not secret (the browser is sent it), so kept as it is, not sealed.
+    Column("handle", Text, nullable=True),
+    Index("uq_otp_factors_kind_handle", "kind", "handle", unique=True),
 )
 
 challenges = Table(

@@ -202,8 +202,10 @@ SEEN_AND_SEND = select(_seen, *factor_columns(_seen_factors),
     _seen.outerjoin(_seen_factors, _seen_factors.c.member_id == _seen.c.member_id).outerjoin(_gated, true())
 )
 #: The member's latest challenge (a fallback is a send right after one failed on another channel).
+# A challenge a factor type issued (a passkey's) is no delivery: the delivery reads leave it out.
+_DELIVERED = challenges.c.status != ChallengeStatus.ISSUED
 LATEST = select(challenges.c.id, challenges.c.channel, challenges.c.status, challenges.c.error_code).where(
-    challenges.c.member_id == bindparam("b_member")).order_by(challenges.c.id.desc()).limit(1)
+    challenges.c.member_id == bindparam("b_member"), _DELIVERED).order_by(challenges.c.id.desc()).limit(1)
 
 # --------------------------------------------------------------------- mark sent
 
@@ -268,7 +270,7 @@ MARK_QUEUED_SENT = update(challenges).where(
 _DELIVERY = select(
     challenges.c.id, challenges.c.channel, challenges.c.status, challenges.c.purpose, challenges.c.created_at,
     challenges.c.expires_at, challenges.c.sent_at, challenges.c.error_code, challenges.c.attempts,
-).where(challenges.c.member_id == bindparam("b_member"))
+).where(challenges.c.member_id == bindparam("b_member"), _DELIVERED)
 DELIVERY_LATEST = _DELIVERY.order_by(challenges.c.id.desc()).limit(1)
 DELIVERY_BY_ID = _DELIVERY.where(challenges.c.id == bindparam("b_id"))
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from .. import FactorInfo, InvalidCode, Member, OtpPro, SetupError, SetupInfo
+from .. import FactorInfo, InvalidCode, IssuedChallenge, Member, OtpPro, SetupError, SetupInfo, VerifyResult
 from ..factor_types import Description, FactorType
 from ._clock import Clock
 from ._spies import assert_no_leak, captured_log
@@ -33,6 +33,10 @@ class FactorTypeContract:
     ``otp_plugins`` passes a plugin object that is not installed as a distribution.
     An answer is never asked for twice with the same ``n``: a right answer is used
     once. ``wrong_answer`` must be an answer of the right shape that proves nothing.
+
+    A type that issues its own challenges (a passkey) also implements
+    :meth:`answer_challenge`: the contract then asks ``otp.begin_challenge`` before
+    every answer after the setup, and verifies with the session's binding.
     """
 
     factor_type: str = ""
@@ -43,6 +47,29 @@ class FactorTypeContract:
     def answer(self, setup: SetupInfo, n: int) -> Any:
         """The ``n``-th right answer of the factor set up with ``setup`` (n = 0 confirms the setup)."""
         raise NotImplementedError("a FactorTypeContract subclass says how to answer")
+
+    def answer_challenge(self, setup: SetupInfo, issued: IssuedChallenge, n: int) -> Any:
+        """For a type that issues challenges: the ``n``-th right answer (n >= 1) to ``issued`` of the factor set
+        up with ``setup``."""
+        raise NotImplementedError("a FactorTypeContract subclass of a type that issues challenges says how to answer")
+
+    #: The binding the contract's "session" passes to begin_challenge and verify.
+    binding = "contract-session"
+
+    def _issues_challenge(self, otp: OtpPro) -> bool:
+        kind = otp.channels[self.factor_type].factor_type
+        return kind is not None and kind.issues_challenge
+
+    def _verify(self, otp: OtpPro, member: Member, setup: SetupInfo, n: int) -> tuple[Any, VerifyResult]:
+        """The ``n``-th answer (after a fresh challenge, for a type that issues them) and what verify said."""
+        answer = self._answer(otp, member, setup, n)
+        return answer, otp.verify(member, answer, binding=self.binding)
+
+    def _answer(self, otp: OtpPro, member: Member, setup: SetupInfo, n: int) -> Any:
+        if not self._issues_challenge(otp):
+            return self.answer(setup, n)
+        issued = otp.begin_challenge(member, self.factor_type, binding=self.binding)
+        return self.answer_challenge(setup, issued, n)
 
     # ---------------------------------------------------------------- fixtures
 
@@ -93,7 +120,7 @@ class FactorTypeContract:
         assert factor.label == "My token" and factor.is_default and factor.usable
         for n in (1, 2):
             clock.advance(self.step_seconds)
-            result = otp.verify(member, self.answer(setup, n))
+            _answer, result = self._verify(otp, member, setup, n)
             assert result.ok, result.reason
             assert result.factor_id == factor.id and result.channel == self.factor_type
         assert self._own(otp, member)[0].last_used_at is not None
@@ -102,21 +129,22 @@ class FactorTypeContract:
         member = self._member()
         setup = self._set_up(otp, clock, member)
         clock.advance(self.step_seconds)
-        answer = self.answer(setup, 1)
-        assert otp.verify(member, answer).ok
-        replay = otp.verify(member, answer)
-        assert not replay.ok and replay.reason == "invalid"
+        answer, first = self._verify(otp, member, setup, 1)
+        assert first.ok, first.reason
+        replay = otp.verify(member, answer, binding=self.binding)
+        # "used": the challenge the answer names was consumed by the first (a type that issues them).
+        assert not replay.ok and replay.reason in ("invalid", "used")
 
     def test_concurrent_answers_are_accepted_once(self, otp: OtpPro, clock: Clock) -> None:
         member = self._member()
         setup = self._set_up(otp, clock, member)
         clock.advance(self.step_seconds)
-        answer = self.answer(setup, 1)
+        answer = self._answer(otp, member, setup, 1)
         barrier, results = threading.Barrier(12), []
 
         def attempt() -> None:
             barrier.wait()
-            results.append(otp.verify(member, answer).ok)
+            results.append(otp.verify(member, answer, binding=self.binding).ok)
 
         threads = [threading.Thread(target=attempt) for _ in range(12)]
         for thread in threads:
@@ -128,10 +156,12 @@ class FactorTypeContract:
     def test_a_wrong_answer_counts_toward_the_lockout(self, otp: OtpPro, clock: Clock) -> None:
         member = self._member()
         setup = self._set_up(otp, clock, member)
-        for _ in range(otp.settings.max_attempts):
-            assert not otp.verify(member, self.wrong_answer).ok
         clock.advance(self.step_seconds)
-        locked = otp.verify(member, self.answer(setup, 1))
+        # Asked for before the lock (begin_challenge refuses a locked member), answered after it.
+        answer = self._answer(otp, member, setup, 1)
+        for _ in range(otp.settings.max_attempts):
+            assert not otp.verify(member, self.wrong_answer, binding=self.binding).ok
+        locked = otp.verify(member, answer, binding=self.binding)
         assert not locked.ok and locked.reason == "locked"
 
     def test_a_wrong_answer_does_not_confirm_a_setup(self, otp: OtpPro) -> None:
@@ -148,8 +178,8 @@ class FactorTypeContract:
         ids = [f.id for f in self._own(otp, member)]
         assert len(ids) == 2
         clock.advance(self.step_seconds)
-        assert otp.verify(member, self.answer(first, 1)).factor_id == ids[0]
-        assert otp.verify(member, self.answer(second, 1)).factor_id == ids[1]
+        assert self._verify(otp, member, first, 1)[1].factor_id == ids[0]
+        assert self._verify(otp, member, second, 1)[1].factor_id == ids[1]
 
     def test_secret_sealed_and_never_shown(self, otp: OtpPro, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level("DEBUG")
