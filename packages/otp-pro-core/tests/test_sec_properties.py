@@ -9,7 +9,7 @@ Property-based (hypothesis), with modest example counts so the suite stays fast:
   Devanagari) are refused as malformed, as the docstring says;
 * ``Member(...)`` with ids and roles of every shape: a Member or ``InvalidMember``;
 * settings with wrong types, unknown keys or no ``secret_key``: ``ConfigurationError`` naming the key;
-* the web flow layer's forms and JSON endpoints fed random fields and bodies (tests/test_flow_properties.py;
+* the web flow layer's forms and JSON endpoints fed random fields and bodies (tests/web/test_flow.py;
   the Flask adapter's own run is in packages/otp-pro-flask/tests/test_sec_properties.py): never a 500.
 """
 
