@@ -70,11 +70,11 @@ def test_every_command_has_an_example_in_the_cli_page(command):
 
 def test_every_web_endpoint_is_in_the_web_page(tmp_path):
     """Every route of the flow layer (``otp_pro.<name>``, the magic-link landing included) is in docs/web.md."""
+    from core_support import base_settings
+
     from otp_pro import OtpPro
     from otp_pro.web.flow import Flow
     from otp_pro.web.flow.routes import ROUTES
-
-    from core_support import base_settings
 
     otp = OtpPro(base_settings(f"sqlite:///{tmp_path}/web.sqlite3"), entry_points=False)
     try:
