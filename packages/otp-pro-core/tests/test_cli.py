@@ -115,3 +115,18 @@ def test_help_lists_commands():
     result = CliRunner().invoke(cli, ["--help"])
     for command in ("init", "db", "config", "providers", "demo"):
         assert command in result.output
+
+
+def test_settings_handed_in_by_an_embedding_program_are_used_instead_of_a_file(tmp_path, monkeypatch):
+    # Django's ``manage.py otp_pro`` runs this CLI with the site's settings object: no file is read.
+    from otp_pro.settings import Settings
+
+    monkeypatch.chdir(tmp_path)  # no otp-pro.toml here
+    settings = Settings.from_mapping({"secret_key": "k" * 40, "database_url": f"sqlite:///{tmp_path}/e.sqlite3",
+                                      "site_name": "Embedded"})
+    upgraded = CliRunner().invoke(cli, ["db", "upgrade"], obj={"settings": settings})
+    assert upgraded.exit_code == 0, upgraded.output
+    shown = CliRunner().invoke(cli, ["config", "show"], obj={"settings": settings})
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["site_name"] == "Embedded"
+    assert not (tmp_path / "otp-pro.toml").exists()
