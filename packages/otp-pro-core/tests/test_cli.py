@@ -130,3 +130,15 @@ def test_settings_handed_in_by_an_embedding_program_are_used_instead_of_a_file(t
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["site_name"] == "Embedded"
     assert not (tmp_path / "otp-pro.toml").exists()
+
+
+def test_main_takes_the_embedding_programs_name_and_object(tmp_path, monkeypatch, capsys):
+    from otp_pro.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_mapping({"secret_key": "k" * 40, "database_url": f"sqlite:///{tmp_path}/m.sqlite3"})
+    main(["db", "upgrade"], prog_name="manage.py otp_pro", obj={"settings": settings})
+    assert "database at" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        main(["members", "show"], prog_name="manage.py otp_pro", obj={"settings": settings})
+    assert exited.value.code == 2 and "manage.py otp_pro members show --help" in capsys.readouterr().err
