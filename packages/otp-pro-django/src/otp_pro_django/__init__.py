@@ -1,0 +1,45 @@
+"""otp-pro for Django: a second sign-in step for every login path, the admin included.
+
+Fifteen lines in a new project (docs/web-django.md)::
+
+    INSTALLED_APPS += ["otp_pro_django"]
+    MIDDLEWARE += ["otp_pro_django.middleware.OtpProMiddleware"]   # after AuthenticationMiddleware
+    OTP_PRO = {"secret_key": ..., "site_name": ...}                # the keys of otp-pro.toml
+    urlpatterns += [path("mfa/", include("otp_pro_django.urls"))]
+
+The map: :mod:`.conf` (settings), :mod:`.database` (Django's database as a SQLAlchemy
+URL), :mod:`.instance` (the process's one ``OtpPro``), :mod:`.schema` and
+``migrations/`` (otp-pro's tables under ``manage.py migrate``), :mod:`.members`
+(users as members) and :mod:`.plugin` (the member lookup for the CLI),
+:mod:`.logins` (the login markers ``user_logged_in`` leaves), :mod:`.middleware`
+(the gate), :mod:`.checks` (system checks), ``management/commands/otp_pro.py``
+(``manage.py otp_pro``).
+
+Importing this package imports neither Django's models nor the core's database
+layer: the names below are loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "get_otp": "instance",
+    "close_otp": "instance",
+    "member_for": "members",
+    "OtpProMiddleware": "middleware",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otp_pro_django' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["OtpProMiddleware", "close_otp", "get_otp", "member_for"]
