@@ -11,8 +11,10 @@ The map: :mod:`.conf` (settings), :mod:`.database` (Django's database as a SQLAl
 URL), :mod:`.instance` (the process's one ``OtpPro``), :mod:`.schema` and
 ``migrations/`` (otp-pro's tables under ``manage.py migrate``), :mod:`.members`
 (users as members) and :mod:`.plugin` (the member lookup for the CLI),
-:mod:`.logins` (the login markers ``user_logged_in`` leaves), :mod:`.middleware`
-(the gate), :mod:`.checks` (system checks), ``management/commands/otp_pro.py``
+:mod:`.logins` (every Django login handed to the flow), :mod:`.adapter` (requests, the
+session, CSRF and responses mapped onto :mod:`otp_pro.web.flow`), :mod:`.urls` (the flow's
+route table mounted), :mod:`.render` (the pages in the site's base template),
+:mod:`.middleware` (the gate), :mod:`.decorators` (``otp_required``, ``recently_verified``), :mod:`.checks` (system checks), ``management/commands/otp_pro.py``
 (``manage.py otp_pro``).
 
 Importing this package imports neither Django's models nor the core's database
@@ -28,6 +30,9 @@ _LAZY = {
     "close_otp": "instance",
     "member_for": "members",
     "OtpProMiddleware": "middleware",
+    "get_flow": "adapter",
+    "otp_required": "decorators",
+    "recently_verified": "decorators",
 }
 
 
@@ -42,4 +47,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["OtpProMiddleware", "close_otp", "get_otp", "member_for"]
+__all__ = ["OtpProMiddleware", "close_otp", "get_flow", "get_otp", "member_for", "otp_required", "recently_verified"]

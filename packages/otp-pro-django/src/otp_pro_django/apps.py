@@ -42,7 +42,7 @@ def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         return
     from .logins import start_login
 
-    start_login(request, user)
+    start_login(request, user, send=True)
 
 
 def _migrated(sender: Any, using: str, plan: Any = None, **kwargs: Any) -> None:
@@ -66,8 +66,8 @@ def _migrated(sender: Any, using: str, plan: Any = None, **kwargs: Any) -> None:
 
 def _setting_changed(sender: Any, setting: str, **kwargs: Any) -> None:
     if setting.startswith("OTP_PRO") or setting in ("DATABASES", "LOGIN_URL", "STATIC_URL", "MEDIA_URL"):
+        from .adapter import reset_flow
         from .instance import close_otp
-        from .middleware import reset_gate_config
 
         close_otp()
-        reset_gate_config()
+        reset_flow()

@@ -15,6 +15,8 @@ problem named by its key, exactly as a settings file would be. Only
 ``OTP_PRO_BASE_TEMPLATE``       the site template the pages extend (``"base.html"``, else
                                 the app's own minimal one)
 ``OTP_PRO_URL_PREFIX``          where ``otp_pro_django.urls`` is included (``"/mfa"``)
+``OTP_PRO_HOME_URL``            where a member goes after the second step when nothing asked
+                                for a page (``"/"``)
 ``OTP_PRO_GATE_ALLOW``          more paths the gate never blocks (the static and media URLs,
                                 the logout view and the pages are allowed already)
 ==============================  ============================================================
@@ -122,3 +124,11 @@ def extra_allow() -> tuple[str, ...]:
     if isinstance(value, str) or not all(isinstance(v, str) and v.startswith("/") for v in value):
         raise ImproperlyConfigured(f"OTP_PRO_GATE_ALLOW must be a list of paths starting with '/', got {value!r}")
     return tuple(value)
+
+
+def home_url() -> str:
+    """``OTP_PRO_HOME_URL``: where a member goes after the second step without a ``next`` (``/``)."""
+    value = getattr(settings, "OTP_PRO_HOME_URL", "/")
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
+        raise ImproperlyConfigured(f"OTP_PRO_HOME_URL must be a path on this site such as '/', got {value!r}")
+    return value

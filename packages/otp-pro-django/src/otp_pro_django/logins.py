@@ -1,50 +1,28 @@
-"""A Django login as otp-pro sees it: the markers ``user_logged_in`` leaves and the gate's facts for a request.
+"""A Django login handed to the flow: every path that signs a user in owes the second step.
 
 Any view that calls ``django.contrib.auth.login()`` (the admin's, allauth's, the
-site's own, ``Client.force_login``) sends ``user_logged_in``; the receiver in
-:mod:`.apps` starts a new otp-pro login in the session, so its second step is
-owed. A session that is signed in to Django but carries no otp-pro login for
-that user (made before the app was installed, or by code that bypassed
-``login()``) is treated the same way on its next request: started, not verified.
+site's own, ``Client.force_login``) sends ``user_logged_in``; :func:`start_login`
+hands the member to the flow's login (:func:`otp_pro.web.flow.login`): a new
+login in the session, not verified, the first code sent when one is due. A
+session signed in to Django without an otp-pro login for that user (made before
+the app was installed, or by code that bypassed ``login()``) is handed over on
+its next request (:func:`ensure_login`), without a code sent; a session whose
+Django login is gone loses its otp-pro keys.
 """
 
 from __future__ import annotations
 
-import secrets
+import logging
 from typing import Any
 
-from otp_pro.member import Member
-from otp_pro.web.gate import SessionFacts
+from otp_pro.errors import StorageError
+from otp_pro.web.flow import login, logout
+from otp_pro.web.flow.state import K_MEMBER, safe_next
 
-from .instance import get_otp
+from . import adapter
 from .members import member_for
 
-# The session keys: the flow layer's names, so the pages read what the login wrote.
-K_MEMBER = "otp_pro_member"
-K_LOGIN = "otp_pro_login"
-K_VERIFIED = "otp_pro_verified"
-K_BINDING = "otp_pro_binding"
-K_PREFIX = "otp_pro_"
-
-#: Per-request cache on the HttpRequest: the member and its status are looked up once.
-REQUEST_MEMBER = "_otp_pro_member"
-REQUEST_STATUS = "_otp_pro_status"
-
-
-def start_login(request: Any, user: Any) -> None:
-    """Start a new otp-pro login for ``user`` in ``request.session``: nothing of an earlier one is kept.
-
-    Django's ``login()`` has already given the session a new key; this drops every ``otp_pro_*`` key
-    left from before (a verified marker above all) and writes fresh markers.
-    """
-    session = request.session
-    for key in [k for k in session.keys() if k.startswith(K_PREFIX)]:
-        del session[key]
-    session[K_MEMBER] = str(user.pk)
-    session[K_LOGIN] = secrets.token_urlsafe(24)
-    session[K_BINDING] = secrets.token_urlsafe(32)
-    for attr in (REQUEST_MEMBER, REQUEST_STATUS):
-        request.__dict__.pop(attr, None)
+log = logging.getLogger("otp_pro_django")
 
 
 def signed_in_user(request: Any) -> Any | None:
@@ -53,35 +31,28 @@ def signed_in_user(request: Any) -> Any | None:
     return user if user is not None and user.is_authenticated else None
 
 
-def current_member(request: Any) -> Member | None:
-    """The signed-in member of this request (cached on the request), or None."""
-    if REQUEST_MEMBER in request.__dict__:
-        cached: Member | None = request.__dict__[REQUEST_MEMBER]
-        return cached
-    user = signed_in_user(request)
-    member = member_for(user) if user is not None else None
-    request.__dict__[REQUEST_MEMBER] = member
-    return member
+def start_login(request: Any, user: Any, *, send: bool = True) -> None:
+    """Start a new otp-pro login for ``user`` (see the module docstring); ``next`` is the login form's own."""
+    adapter.forget_visit(request)
+    v = adapter.visit(request)
+    wanted = request.POST.get("next") if request.method == "POST" else None
+    wanted = wanted or request.GET.get("next")
+    try:
+        login(v, member_for(user), next=safe_next(wanted, v.flow.home_url), send=send)
+    except StorageError as exc:
+        # The login itself stands; the verify page sends the code (and says what failed) once the
+        # database answers again. The session holds the new login already, so the gate still asks.
+        log.warning("otp-pro: the first code of a login could not be sent: %s", exc)
 
 
 def ensure_login(request: Any) -> None:
-    """Start an otp-pro login when the session is signed in to Django without one for its user."""
+    """Match the session's otp-pro login to its Django login (see the module docstring)."""
     user = signed_in_user(request)
-    if user is not None and request.session.get(K_MEMBER) != str(user.pk):
-        start_login(request, user)
-
-
-def is_verified(request: Any) -> bool:
-    """Whether this login passed the second step (both markers real and equal: never ``None == None``)."""
     session = request.session
-    return SessionFacts.is_verified_login(session.get(K_VERIFIED), session.get(K_LOGIN))
-
-
-def facts(request: Any) -> SessionFacts:
-    """The gate's facts for ``request``."""
-    member = current_member(request)
-    if member is None:
-        return SessionFacts()
-    if REQUEST_STATUS not in request.__dict__:
-        request.__dict__[REQUEST_STATUS] = get_otp().status(member)
-    return SessionFacts.from_status(request.__dict__[REQUEST_STATUS], verified=is_verified(request))
+    if user is None:
+        if any(key.startswith(adapter.KEY_PREFIX) for key in session.keys()):
+            logout(adapter.visit(request))
+            adapter.forget_visit(request)
+        return
+    if session.get(K_MEMBER) != str(user.pk):
+        start_login(request, user, send=False)
