@@ -57,12 +57,19 @@ def project(tmp_path_factory: pytest.TempPathFactory, smtp_server: tuple[str, in
         try:
             yield made
         finally:
-            from django.db import connections
+            _close_django()
 
-            from otp_pro_django import close_otp
 
-            close_otp()
-            connections.close_all()
+def _close_django() -> None:
+    # In a thread: a Playwright test may leave an event loop running in this one, where Django refuses.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from otp_pro_django import close_otp
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: (close_otp(), connections.close_all())).result()
 
 
 def _setup_django(made: Project, extra: dict[str, str]) -> None:

@@ -16,14 +16,27 @@ _ids = itertools.count(1)
 
 
 def make_user(prefix: str = "staff", *, staff: bool = True, superuser: bool = True, **fields: Any) -> Any:
-    """A new user of the project (a superuser unless told otherwise) with a unique name and address."""
+    """A new user of the project (a superuser unless told otherwise) with a unique name and address.
+
+    Made in a worker thread: Playwright's sync API keeps an event loop running in the test's thread,
+    where Django refuses database work (rightly: it would block the loop).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from django.contrib.auth import get_user_model
+    from django.db import connections
 
     name = f"{prefix}{next(_ids)}"
-    model = get_user_model()
-    user = model.objects.create_user(name, f"{name}@example.com", PASSWORD, is_staff=staff, is_superuser=superuser,
-                                     **fields)
-    return user
+
+    def create() -> Any:
+        try:
+            return get_user_model().objects.create_user(name, f"{name}@example.com", PASSWORD, is_staff=staff,
+                                                        is_superuser=superuser, **fields)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(create).result()
 
 
 def client() -> Any:

@@ -37,6 +37,8 @@ from .members import lookup_member, user_for
 
 #: Every key the flow keeps in the session starts with this; the flow sees no other key.
 KEY_PREFIX = "otp_pro_"
+#: The pages' referrer policy (see :func:`to_response`).
+REFERRER_POLICY = "same-origin"
 #: Where the request's visit is kept (one per request).
 REQUEST_VISIT = "_otp_pro_visit"
 
@@ -267,6 +269,10 @@ def to_response(answer: Answer, v: Visit) -> HttpResponse:
         raise TypeError(f"not a flow answer: {type(answer).__name__}")
     for name, value in answer.headers:
         response[name] = value
+    if response.get("Referrer-Policy") == "no-referrer":
+        # Under no-referrer a browser sends "Origin: null" with the page's form POSTs, which Django's CSRF
+        # check rightly refuses. same-origin still sends nothing to another site.
+        response["Referrer-Policy"] = REFERRER_POLICY
     for cookie in [*answer.cookies, *v.cookies]:
         if cookie.value is None:
             response.delete_cookie(cookie.name, path=cookie.path, samesite=cookie.samesite)
