@@ -92,9 +92,13 @@ def live_server(project: Project, tmp_path_factory: pytest.TempPathFactory) -> I
         stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, through Playwright (never a downloaded browser)."""
+    """Debian's Chromium, headless, through Playwright (never a downloaded browser).
+
+    One per module, not per run: Playwright's sync API runs an event loop in this thread while it is
+    open, and the test client's modules need Django's database work here afterwards.
+    """
     with system_chromium() as chromium:
         yield chromium
 

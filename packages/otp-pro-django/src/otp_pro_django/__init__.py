@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__version__ = "0.1.0"
+
 _LAZY = {
     "get_otp": "instance",
     "close_otp": "instance",
@@ -47,4 +49,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["OtpProMiddleware", "close_otp", "get_flow", "get_otp", "member_for", "otp_required", "recently_verified"]
+__all__ = ["OtpProMiddleware", "__version__", "close_otp", "get_flow", "get_otp", "member_for", "otp_required", "recently_verified"]

@@ -21,7 +21,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
 from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.urls import NoReverseMatch, get_script_prefix, reverse
@@ -261,8 +261,7 @@ def to_response(answer: Answer, v: Visit) -> HttpResponse:
         response = HttpResponse(v.flow.render(answer, v), status=answer.status,
                                 content_type="text/html; charset=utf-8")
     elif isinstance(answer, Redirect):
-        response = HttpResponse(status=answer.status)
-        response["Location"] = answer.location
+        response = HttpResponseRedirect(answer.location, status=answer.status)
     elif isinstance(answer, Json):
         response = JsonResponse(answer.body, status=answer.status)
     else:  # pragma: no cover - the Answer union has three members

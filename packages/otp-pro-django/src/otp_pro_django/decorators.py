@@ -88,6 +88,4 @@ def _away(request: Any, page: str, error: str) -> HttpResponse:
     location = f"{page}?{urlencode({'next': request.get_full_path()}, quote_via=quote)}"
     if adapter.to_request(request).wants_json:
         return JsonResponse({"error": error, "location": location}, status=401)
-    response = HttpResponseRedirect(location)
-    response.status_code = 303
-    return response
+    return HttpResponseRedirect(location, status=303)

@@ -1,0 +1,132 @@
+"""The app's parts inside the project: users as members, the settings' checks, the site's base template,
+the migration backwards, and the plugin found through the ``otp_pro`` entry-point group."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from django.test import override_settings
+
+from django_steps import admin_login, client, make_user
+from otp_pro import Member
+from otp_pro.testing import DiscoveryContract
+from startproject import Project
+
+
+class TestDiscovery(DiscoveryContract):
+    entry_point = "otp_pro_django"
+    distribution = "otp-pro-django"
+    module = "otp_pro_django.plugin"
+    lazy_imports = ("django.contrib.auth.models",)  # Django's models wait until a member is looked up
+
+
+def phone_of(user):
+    return Member(f"custom-{user.pk}", roles=["custom"], email=user.email)
+
+
+def test_users_are_members_with_groups_flags_name_and_phone(project):
+    from django.contrib.auth.models import Group
+
+    from otp_pro_django.members import lookup_member, member_for
+
+    user = make_user("member", superuser=False, first_name="Grace", last_name="Hopper")
+    group = Group.objects.create(name=f"editors-{user.pk}")
+    user.groups.add(group)
+    member = member_for(user)
+    assert member == Member(str(user.pk), roles=[group.name, "staff"], email=user.email, name="Grace Hopper")
+    user.phone = "+41 79 123 45 67"  # the default OTP_PRO_PHONE_ATTRIBUTE
+    assert member_for(user).fields == {"phone": "+41 79 123 45 67"}
+    with override_settings(OTP_PRO_PHONE_ATTRIBUTE="profile.mobile"):
+        assert member_for(user).fields == {}  # no profile: no phone, no error
+    assert lookup_member(str(user.pk)) == member
+    for unknown in ("999999", "not-a-number", "1" * 40, ""):
+        assert lookup_member(unknown) is None
+    user.is_active = False
+    user.save()
+    assert lookup_member(str(user.pk)) is None
+
+
+def test_a_member_function_replaces_the_mapping(project):
+    from otp_pro_django.members import member_for
+
+    user = make_user("custom")
+    with override_settings(OTP_PRO_MEMBER="test_app.phone_of"):
+        assert member_for(user) == Member(f"custom-{user.pk}", roles=["custom"], email=user.email)
+    from django.core.exceptions import ImproperlyConfigured
+
+    with override_settings(OTP_PRO_MEMBER="test_app.no_such_function"), pytest.raises(ImproperlyConfigured):
+        member_for(user)
+
+
+def test_system_checks_catch_a_missing_or_misplaced_middleware_and_bad_settings(project):
+    from django.conf import settings
+
+    from otp_pro_django.checks import MIDDLEWARE, check_middleware, check_settings
+
+    assert check_middleware() == [] and check_settings() == []
+    without = [m for m in settings.MIDDLEWARE if m != MIDDLEWARE]
+    with override_settings(MIDDLEWARE=without):
+        assert [e.id for e in check_middleware()] == ["otp_pro_django.E001"]
+    with override_settings(MIDDLEWARE=[MIDDLEWARE, *without]):
+        assert [e.id for e in check_middleware()] == ["otp_pro_django.E002"]
+    with override_settings(OTP_PRO={"mode": "sometimes", "code_length": 3}):
+        errors = check_settings()
+        assert {e.id for e in errors} == {"otp_pro_django.E003"}
+        text = " ".join(e.msg for e in errors)
+        assert "mode" in text and "code_length" in text
+    with override_settings(OTP_PRO_PHONE_ATTRIBUTE="no spaces"):
+        assert [e.id for e in check_settings()] == ["otp_pro_django.E004"]
+
+
+def test_the_pages_extend_the_sites_base_template(project, tmp_path):
+    from django.conf import settings
+
+    (tmp_path / "site_base.html").write_text(
+        "<!doctype html><title>{% block title %}{% endblock %}</title>"
+        "<nav id='site-nav'>The site's own navigation</nav>{% block content %}{% endblock %}")
+    templates = [{**settings.TEMPLATES[0], "DIRS": [str(tmp_path)]}]
+    c = client()
+    admin_login(c, make_user("layout"))
+    with override_settings(TEMPLATES=templates, OTP_PRO_BASE_TEMPLATE="site_base.html"):
+        page = c.get("/mfa/setup").content.decode()
+    assert "The site's own navigation" in page and "Set up two-step verification" in page
+    assert "<title>Set up two-step verification · Startproject</title>" in page
+
+
+def test_the_json_api_answers_bad_input_with_400_never_500(project):
+    c = client()
+    admin_login(c, make_user("api"))
+    from django_steps import csrf
+
+    token = csrf(c)
+    for body in ("{", "[]", '{"channel": 5}', "x" * 100):
+        r = c.post("/mfa/api/send", body, content_type="application/json", HTTP_X_CSRF_TOKEN=token)
+        assert r.status_code == 400, (body, r.status_code)
+        assert r.json()["ok"] is False
+    assert c.get("/mfa/static/otp_pro.css").status_code == 200
+    assert c.get("/mfa/static/no-such.css").status_code == 404
+    assert client().get("/mfa/static/..%2F..%2Fsettings.py").status_code == 404  # only the core's files, by name
+    assert c.get("/mfa/settings/factors/x/remove").status_code == 405
+
+
+def test_migrate_backwards_to_zero_removes_otp_pros_tables_and_forwards_makes_them(project, tmp_path):
+    if project.backend != "sqlite":
+        pytest.skip("the migration round trip runs on a copy of the SQLite project")
+    import sqlite3
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project.folder, copy)
+    twin = Project(copy, project.env, project.backend)
+
+    def tables() -> set[str]:
+        with sqlite3.connect(copy / "db.sqlite3") as conn:
+            names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return {name for name in names if name.startswith("otp_")}
+
+    assert "otp_members" in tables() and "otp_pro_alembic_version" in tables()
+    twin.manage("migrate", "otp_pro_django", "zero", "--noinput")
+    assert tables() == set()
+    twin.manage("migrate", "--noinput")
+    assert "otp_factors" in tables()
+    assert "up to date" in twin.manage("otp_pro", "db", "current").stdout
