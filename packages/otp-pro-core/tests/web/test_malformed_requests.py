@@ -17,7 +17,7 @@ from webkit import csrf_of, last_code, sign_in
 from otp_pro import Member, OtpPro
 from otp_pro.errors import NotFound
 from otp_pro.web.demo_site import DemoSite
-from otp_pro.web.flask.inputs import MAX_JSON_BYTES
+from otp_pro.web.flow import MAX_JSON_BYTES
 
 JSON_ENDPOINTS = ("/otp/api/verify", "/otp/api/send", "/login/ajax/api")
 #: Nested deeper than Python's recursion limit, yet under the body size limit: the parser's RecursionError.

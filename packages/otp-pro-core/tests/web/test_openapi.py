@@ -29,7 +29,8 @@ from webkit import last_code, sign_in
 
 from otp_pro import OtpPro
 from otp_pro.web.demo_site import DemoSite
-from otp_pro.web.flask import OtpProFlask, openapi
+from otp_pro.web.flask import OtpProFlask
+from otp_pro.web.flow import openapi
 
 DOCUMENT = "/otp/api/openapi.json"
 MEMBER = ("api@demo.test", "pw-api")

@@ -14,7 +14,7 @@ from flask import Flask, jsonify, make_response, redirect, render_template, requ
 from werkzeug.wrappers import Response
 
 from ..flask import OtpProFlask, lock_minutes, safe_next
-from ..flask.inputs import InputError, json_object, string_field
+from ..flow.inputs import InputError, string_field
 
 if TYPE_CHECKING:
     from .site import DemoSite
@@ -103,7 +103,7 @@ def register(app: Flask, site: DemoSite, ext: OtpProFlask) -> None:
     @app.post("/login/ajax/api")
     def login_ajax_api() -> Response:
         try:
-            data = json_object()
+            data = ext.visit().request.json_object()
             email = string_field(data, "email", max_length=254, default="")
             password = string_field(data, "password", max_length=1024, default="")
         except InputError as exc:

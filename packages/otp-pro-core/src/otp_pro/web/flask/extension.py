@@ -1,34 +1,36 @@
-"""``OtpProFlask``, the Flask extension: its options, the login it keeps, and the facade a site calls.
+"""``OtpProFlask``, the Flask extension: its options, and the facade a site calls.
 
-:mod:`.wiring` plugs it into the app (blueprint, request hooks, error pages);
-its view and API methods hand over to :mod:`.views` and :mod:`.api`, its
-operations on codes to :mod:`.codes`. A site calls ``login``/``logout`` around
-its own password step, reads the session's state (``current_member``,
-``status``, ``is_verified``) and may build its own login pages on
-``send_code``, ``verify_code`` and ``set_device_cookie``.
+The pages, the JSON API, the login hand-off and the codes are the flow layer's
+(:mod:`otp_pro.web.flow`); :mod:`.adapter` maps Flask's request, session and
+responses onto it and :mod:`.wiring` mounts its routes. A site calls
+``login``/``logout`` around its own password step, reads the session's state
+(``current_member``, ``status``, ``is_verified``), may build its own login pages
+on ``send_code``, ``verify_code`` and ``set_device_cookie``, and guards its
+sensitive views with :meth:`OtpProFlask.recently_verified`.
 """
 
 from __future__ import annotations
 
-import secrets
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from flask import Flask, g, request, session, url_for
+from flask import Flask
 from werkzeug.wrappers import Response
 
-from ...core import TOTP, OtpPro
+from ...core import OtpPro
 from ...member import Member
 from ...results import MemberStatus
-from ...settings import is_loopback_host
+from ..flow import DEVICE_COOKIE, Flow, Outcome, Visit, check_csrf, codes, login, logout
+from ..flow import state as flow_state
 from ..gate import GateConfig, SessionFacts, default_allow
-from . import api, codes, security, settings_views, setup_views, state, views, wiring
-from .outcome import Outcome
-from .state import DEVICE_COOKIE, G_MEMBER, G_STATUS, K_BINDING, K_LOGIN, K_MEMBER, K_NEXT, safe_next
+from . import adapter, wiring
+
+_View = TypeVar("_View", bound=Callable[..., Any])
 
 
 class OtpProFlask:
-    """The Flask integration: gate, views (blueprint ``otp_pro``), JSON endpoints, CSRF, sample templates.
+    """The Flask integration: gate, pages (blueprint ``otp_pro``), JSON endpoints, CSRF, sample templates.
 
     Options: ``url_prefix`` of the views (default ``/otp``); ``login_url`` and
     ``logout_url`` (the site's own, allow-listed); ``home_url`` (where to go
@@ -77,18 +79,11 @@ class OtpProFlask:
         self.security_headers_app_wide = security_headers_app_wide
         self.gate_enabled = gate
         self._device_cookie = device_cookie
-        self.gate_config = GateConfig()
+        self._flow: Flow | None = None
         if app is not None:
             self.init_app(app, otp)
 
     # ------------------------------------------------------------ wiring
-
-    @property
-    def magic_link_path(self) -> str | None:
-        """The magic-link landing path (``providers.magic_links.path``) when the payload is installed."""
-        payload = self.core.payloads.get("magic_link")
-        path = getattr(payload, "path", None) if payload is not None else None
-        return path if isinstance(path, str) else None
 
     @property
     def core(self) -> OtpPro:
@@ -97,78 +92,84 @@ class OtpProFlask:
             raise RuntimeError("OtpProFlask has no OtpPro instance: pass it to the constructor or init_app")
         return self.otp
 
+    @property
+    def flow(self) -> Flow:
+        """The :class:`~otp_pro.web.flow.Flow` behind the pages (made by :meth:`init_app`)."""
+        if self._flow is None:
+            raise RuntimeError("OtpProFlask is not set up yet: call init_app(app, otp)")
+        return self._flow
+
+    @property
+    def gate_config(self) -> GateConfig:
+        """The gate's configuration: the verify and setup pages, the allow-list."""
+        return self.flow.gate_config
+
+    @property
+    def magic_link_path(self) -> str | None:
+        """The magic-link landing path (``providers.magic_links.path``) when the payload is installed."""
+        return self.flow.magic_link_path
+
     def init_app(self, app: Flask, otp: OtpPro | None = None) -> None:
         """Register the blueprint, the gate, CSRF checks and template helpers on ``app``."""
         if otp is not None:
             self.otp = otp
         allow = self._allow
         if allow is None:
+            magic = self.core.payloads.get("magic_link")
+            magic_path = getattr(magic, "path", None) if magic is not None else None
             allow = default_allow(self.url_prefix, login=self.login_url, logout=self.logout_url,
-                                  magic_link=self.magic_link_path)
+                                  magic_link=magic_path if isinstance(magic_path, str) else None)
             if app.static_url_path:
                 allow = (*allow, app.static_url_path)
-        self.gate_config = GateConfig(verify_path=f"{self.url_prefix}/verify", setup_path=f"{self.url_prefix}/setup",
-                                      allow=(*allow, *self._extra_allow))
+        self._flow = Flow(
+            self.core, load_member=self.load_member, check_password=self.check_password,
+            url_prefix=self.url_prefix, login_url=self.login_url, logout_url=self.logout_url,
+            home_url=self.home_url, allow=allow, extra_allow=self._extra_allow, secure_cookies=self.secure_cookies,
+            reauth_seconds=self.reauth_seconds, device_cookie=self._device_cookie, renderer=adapter.render,
+            session_cookie=app.config.get("SESSION_COOKIE_NAME") or "session",
+        )
         wiring.install(self, app)
+
+    def visit(self) -> Visit:
+        """This request's :class:`~otp_pro.web.flow.Visit` (the flow's view of it)."""
+        return adapter.visit(self)
 
     # ------------------------------------------------------------- CSRF
 
     def csrf_token(self) -> str:
         """The session's CSRF token (made on first use); put it in every form as ``csrf_token``."""
-        return security.csrf_token()
+        return self.visit().csrf_token()
 
     def check_csrf(self) -> None:
-        """Raise :class:`CsrfError` unless the request carries the session's token (form field or header)."""
-        security.check_csrf()
+        """Raise :class:`~otp_pro.web.flow.CsrfError` unless the request carries the session's token."""
+        v = self.visit()
+        check_csrf(v.request, v.session)
 
     # ----------------------------------------------------------- session
 
     def current_member(self) -> Member | None:
         """The signed-in member of this request (password step passed), or None."""
-        if G_MEMBER in g:
-            member: Member | None = g.get(G_MEMBER)
-            return member
-        member_id = session.get(K_MEMBER)
-        member = self.load_member(member_id) if isinstance(member_id, str) and member_id else None
-        setattr(g, G_MEMBER, member)
-        return member
+        return self.visit().member()
 
     def status(self) -> MemberStatus | None:
         """The signed-in member's :class:`~otp_pro.MemberStatus` (once per request)."""
-        if G_STATUS in g:
-            cached: MemberStatus | None = g.get(G_STATUS)
-            return cached
-        member = self.current_member()
-        status = self.core.status(member) if member is not None else None
-        setattr(g, G_STATUS, status)
-        return status
+        return self.visit().status()
 
     def is_verified(self) -> bool:
         """Whether this login passed the second step (in this session)."""
-        return state.is_verified()
+        return self.visit().is_verified()
 
     def device_cookie_name(self) -> str:
         """The trusted-device cookie's name: ``__Host-`` before it when the cookie is ``Secure``."""
-        return f"__Host-{self._device_cookie}" if self._cookie_secure() else self._device_cookie
-
-    def _cookie_secure(self) -> bool:
-        # Off only for plain-http development on the loopback interface.
-        return self.secure_cookies or not is_loopback_host(request.host)
+        return self.visit().device_cookie_name()
 
     def is_trusted_device(self) -> bool:
         """Whether the request carries a trusted-device cookie of the signed-in member."""
-        member = self.current_member()
-        token = request.cookies.get(self.device_cookie_name())
-        return member is not None and bool(token) and self.core.is_trusted(member, token)
+        return self.visit().is_trusted_device()
 
     def facts(self) -> SessionFacts:
         """The gate's facts for this request."""
-        status = self.status()
-        if status is None:
-            return SessionFacts()
-        verified = self.is_verified()
-        trusted = not verified and status.verification_needed and self.is_trusted_device()
-        return SessionFacts.from_status(status, verified=verified, trusted_device=trusted)
+        return self.visit().facts()
 
     def login(self, member: Member, *, next: str | None = None, send: bool = True) -> str:
         """Sign ``member`` in after the site's password check; answer the address to redirect to.
@@ -178,39 +179,21 @@ class OtpProFlask:
         verify and their channel delivers codes, the first code is sent now
         (``send=False`` leaves that to the verify page's button).
         """
-        state.restart()
-        session[K_MEMBER] = member.id
-        session[K_LOGIN] = secrets.token_urlsafe(24)
-        session[K_BINDING] = secrets.token_urlsafe(32)
-        target = safe_next(next, self.home_url)
-        session[K_NEXT] = target
-        setattr(g, G_MEMBER, member)
-        status = self.status()
-        assert status is not None
-        if status.must_setup:
-            return url_for("otp_pro.setup")
-        if not status.verification_needed:
-            return target
-        if self.is_trusted_device():
-            state.mark_verified()
-            return target
-        if send and status.channel and status.channel != TOTP:
-            self.send_code()
-        return url_for("otp_pro.verify")
+        return login(self.visit(), member, next=next, send=send)
 
     def logout(self) -> None:
         """End the login: the whole session is cleared and rotated."""
-        state.restart()
+        logout(self.visit())
 
     # ------------------------------------------------------ the operations
 
     def resend_in(self) -> int:
         """Seconds before another code may be asked for (0: now), from the last send of this session."""
-        return state.resend_in(self.core.settings.resend_cooldown_seconds)
+        return self.visit().resend_in()
 
     def send_code(self, channel: str | None = None) -> Outcome:
         """Send a code (or link) to the signed-in member; the masked recipient is kept for the pages."""
-        return codes.send_code(self, channel)
+        return codes.send_code(self.visit(), channel)
 
     def verify_code(self, code: object, *, trust_device: bool = False) -> tuple[Outcome, str | None]:
         """Check what the member typed; on success the session is verified (and rotated).
@@ -218,21 +201,19 @@ class OtpProFlask:
         Returns the outcome and, when ``trust_device`` was asked and allowed, the
         trusted-device token to set as a cookie (see :meth:`set_device_cookie`).
         """
-        return codes.verify_code(self, code, trust_device=trust_device)
+        return codes.verify_code(self.visit(), code, trust_device=trust_device)
 
     def set_device_cookie(self, response: Response, token: str) -> None:
         """Set the trusted-device cookie: ``Secure`` (see ``secure_cookies``), ``HttpOnly``, ``SameSite=Lax``."""
-        days = self.core.settings.trusted_device_days
-        response.set_cookie(self.device_cookie_name(), token, max_age=days * 86400, path="/",
-                            secure=self._cookie_secure(), httponly=True, samesite="Lax")
+        adapter.set_cookie(response, self.visit().device_cookie(token))
 
     def reauth_ok(self) -> bool:
         """Whether this login confirmed password + code within ``reauth_seconds``."""
-        return state.reauth_ok()
+        return self.visit().reauth_ok()
 
     def verify_context_sent(self) -> dict[str, Any] | None:
         """Where the last code of this login went: ``{"hint", "channel", "label", "at"}``, or None."""
-        return state.last_sent()
+        return flow_state.last_sent(self.visit().session)
 
     def delivery(self) -> dict[str, Any] | None:
         """The delivery of this login's last code, for the verify page and ``/api/delivery``.
@@ -240,88 +221,31 @@ class OtpProFlask:
         ``{"status", "label", "hint", "error_code", "done", "message", "fallback"}``; ``status`` is
         ``sending`` (queued or being sent), ``sent``, ``failed`` or ``replaced``. None before any send.
         """
-        return codes.delivery(self)
+        return codes.delivery(self.visit())
 
-    # -------------------------------------------------------------- views
+    # ------------------------------------------------------------ step-up
 
-    def verify_view(self) -> Response:
-        """``GET``: the code form. ``POST``: check the code (``code``, ``trust_device``)."""
-        return views.verify(self)
+    def recently_verified(self, max_age: int = 300) -> Callable[[_View], _View]:
+        """A view decorator: the view runs only when this login passed a second step within ``max_age`` seconds.
 
-    def send_view(self) -> Response:
-        """``POST``: send (or resend) a code, optionally on ``channel``; back to ``next`` or the verify page."""
-        return views.send(self)
+        Otherwise the member is sent to the verify page for a fresh code (a trusted device does not skip
+        it) and brought back to the view's address once it is passed; signed out, to the login page. An
+        AJAX call gets ``401 {"error": "verification_required", "location"}``::
 
-    def setup_view(self) -> Response:
-        """``GET``: choose a channel. ``POST`` (``channel``): start setting it up (QR code, or a code sent)."""
-        return setup_views.setup(self)
-
-    def setup_confirm_view(self) -> Response:
-        """``POST`` (``code``): finish the setup; the backup codes are shown on this one page, once."""
-        return setup_views.setup_confirm(self)
-
-    def settings_view(self) -> Response:
-        """The settings page: factors, backup codes, trusted devices, disable; changes need a confirmation."""
-        return settings_views.settings(self)
-
-    def reauth_view(self) -> Response:
-        """``POST`` (``password``, ``code``): confirm the member before a change of MFA settings."""
-        return settings_views.reauth(self)
-
-    def backup_codes_view(self) -> Response:
-        """``POST``: a new set of backup codes (the old ones stop working), shown once."""
-        return settings_views.backup_codes(self)
-
-    def revoke_view(self, device_id: str) -> Response:
-        """``POST``: revoke one trusted device of the member."""
-        return settings_views.revoke(self, device_id)
-
-    def disable_view(self) -> Response:
-        """``POST``: switch two-step verification off, when the policy allows it."""
-        return settings_views.disable(self)
-
-    def factor_rename_view(self, factor_id: str) -> Response:
-        """``POST`` (``label``): give one of the member's factors a name."""
-        return settings_views.factor_rename(self, factor_id)
-
-    def factor_default_view(self, factor_id: str) -> Response:
-        """``POST``: make one of the member's factors the default (needs a fresh confirmation)."""
-        return settings_views.factor_default(self, factor_id)
-
-    def factor_remove_view(self, factor_id: str) -> Response:
-        """``POST``: remove one of the member's factors (needs a fresh confirmation)."""
-        return settings_views.factor_remove(self, factor_id)
-
-    def factor_reconfirm_view(self, factor_id: str) -> Response:
-        """``POST``: confirm a delivered factor at the member's current address (needs a fresh confirmation)."""
-        return settings_views.factor_reconfirm(self, factor_id)
-
-    def magic_link_view(self) -> Response:
-        """The magic-link landing: ``GET`` shows a button and never consumes; ``POST`` verifies the token."""
-        return views.magic_link(self)
-
-    # ------------------------------------------------------------- JSON
-
-    def api_status(self) -> Response:
-        """``GET``: where this session stands (for AJAX pages), with the CSRF token to send back."""
-        return api.status(self)
-
-    def api_send(self) -> Response:
-        """``POST`` ``{"channel": optional}``: send a code; ``{"ok", "message", "retry_after"}``."""
-        return api.send(self)
-
-    def api_delivery(self) -> Response:
-        """``GET``: the delivery of this login's last code, polled by the verify page.
-
-        ``{"ok": true, "status": "sending"|"sent"|"failed"|"replaced", "done", "message", "error_code",
-        "fallback": [{"channel", "label"}]}``; ``{"ok": false, "error": "signed_out"|"nothing_sent"}`` otherwise.
+            @app.post("/account/delete")
+            @otp_web.recently_verified(max_age=300)
+            def delete_account(): ...
         """
-        return api.delivery(self)
 
-    def api_verify(self) -> Response:
-        """``POST`` ``{"code": "...", "trust_device": false}``: ``{"ok": true, "location"}`` or the refusal."""
-        return api.verify(self)
+        def decorate(view: _View) -> _View:
+            @functools.wraps(view)
+            def guarded(*args: Any, **kwargs: Any) -> Any:
+                v = self.visit()
+                answer = self.flow.step_up(v, max_age)
+                if answer is not None:
+                    return adapter.to_response(self, answer, v)
+                return view(*args, **kwargs)
 
-    def api_openapi(self) -> Response:
-        """``GET``: the OpenAPI document of the JSON endpoints (``<url_prefix>/api/openapi.json``)."""
-        return api.openapi_document(self)
+            return cast(_View, guarded)
+
+        return decorate

@@ -25,10 +25,11 @@ from .login import login, logout
 from .outcome import Outcome, lock_minutes
 from .security import CSRF_FIELD, CSRF_HEADER, SECURITY_HEADERS, CsrfError, check_csrf, csrf_ok, csrf_token
 from .state import DEVICE_COOKIE, safe_next
-from .texts import REASON_TEXT, STORAGE_FAILED_TEXT
+from .texts import CSRF_FAILED_TEXT, REASON_TEXT, STORAGE_FAILED_TEXT
 from .visit import Visit
 
 __all__ = [
+    "CSRF_FAILED_TEXT",
     "CSRF_FIELD",
     "CSRF_HEADER",
     "DEVICE_COOKIE",

@@ -223,11 +223,15 @@ class Flow:
     # ------------------------------------------------------------- pages
 
     def render(self, page: Page, v: Visit) -> str:
-        """``page`` as HTML, through the renderer, with the context every template of the flow reads."""
-        return self.renderer(page.template, {**self.template_context(v), **page.context}, v)
+        """``page`` as HTML, through the renderer (the default one adds :meth:`template_context`)."""
+        return self.renderer(page.template, page.context, v)
 
     def template_context(self, v: Visit) -> dict[str, Any]:
-        """What every page's template reads besides its own context (``csrf_token``, ``url_for``, ...)."""
+        """What every template of the core reads besides its page's context (``csrf_token``, ``url_for``, ...).
+
+        An adapter with a renderer of its own provides these its own way (Flask: a context processor and
+        Flask's ``url_for``; Django: a context processor and ``{% url %}``).
+        """
         return {
             "otp_pro": self,
             "csrf_token": v.csrf_token,

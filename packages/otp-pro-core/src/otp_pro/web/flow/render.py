@@ -27,9 +27,9 @@ def environment() -> Environment:
 
 
 def default_renderer() -> Renderer:
-    """A renderer over :func:`environment`."""
+    """A renderer over :func:`environment`, with :meth:`Flow.template_context <.engine.Flow.template_context>`."""
 
     def render(template: str, context: dict[str, Any], v: Visit) -> str:
-        return environment().get_template(template).render(context)
+        return environment().get_template(template).render({**v.flow.template_context(v), **context})
 
     return render
