@@ -61,6 +61,8 @@ def test_authenticator_sign_in_settings_page_and_step_up(context, live_server, s
     user = make_user("browsertotp")
     page = context.new_page()
     sign_in(page, live_server, user, "/payout/")
+    page.wait_for_load_state()
+    shots(page, "signed-in")
     page.wait_for_url(re.compile(r"/mfa/setup"))
     page.check("input[value='totp']")
     page.click("button:has-text('Continue')")

@@ -52,6 +52,8 @@ class DjangoRenderer:
     """The flow's ``renderer``: ``(template, context, visit) -> HTML`` of a whole page in the site's layout."""
 
     def __call__(self, template: str, context: dict[str, Any], v: Visit) -> str:
+        # The flow's own helpers (csrf_token, url_for, the messages) with the page's context over them.
+        context = {**v.flow.template_context(v), **context}
         page = environment().get_template(template)
         body = page.render(context)
         title_block = page.blocks.get("title")
