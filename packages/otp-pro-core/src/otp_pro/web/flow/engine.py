@@ -203,7 +203,7 @@ class Flow:
             return self._away(v, v.login_redirect())
         if status.requirement == "not_required" and not status.enrolled:
             return None
-        age = state.verified_age(v.session)
+        age = state.verified_age(v.session, self.core.clock().timestamp())
         if age is not None and age <= max_age:
             return None
         here = v.request.root + v.request.path + (f"?{v.request.query_string}" if v.request.query_string else "")

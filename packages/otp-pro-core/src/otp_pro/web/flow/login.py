@@ -37,7 +37,7 @@ def login(v: Visit, member: Member, *, next: str | None = None, send: bool = Tru
     if not status.verification_needed:
         return target
     if v.is_trusted_device():
-        state.mark_verified(v)
+        state.mark_verified(v, fresh=False)  # no code was typed: a step-up still asks for one
         return target
     if send and status.channel and status.channel != TOTP:
         codes.send_code(v)

@@ -87,22 +87,29 @@ def is_verified(session: Mapping[str, Any]) -> bool:
     return SessionFacts.is_verified_login(session.get(K_VERIFIED), session.get(K_LOGIN))
 
 
-def mark_verified(v: Visit) -> None:
-    """Record that this login passed the second step (now: step-up reads the time), in a rotated session."""
+def mark_verified(v: Visit, *, fresh: bool = True) -> None:
+    """Record that this login passed the second step, in a rotated session.
+
+    ``fresh``: a code, link or setup was just confirmed, and when is kept (by the core's clock) for
+    step-up; a trusted device passes the gate's second step (``fresh=False``) but is no fresh one.
+    """
     rotate(v)
     data = v.session
     data[K_VERIFIED] = data.get(K_LOGIN)
-    data[K_VERIFIED_AT] = time.time()
+    if fresh:
+        data[K_VERIFIED_AT] = v.core.clock().timestamp()
+    else:
+        data.pop(K_VERIFIED_AT, None)
     data.pop(K_ATTEMPTS, None)
     data.pop(K_STEP_UP, None)
 
 
-def verified_age(session: Mapping[str, Any]) -> float | None:
-    """Seconds since this login last passed a second step, or None when it has not."""
+def verified_age(session: Mapping[str, Any], now: float) -> float | None:
+    """Seconds from this login's last passed second step to ``now`` (epoch seconds), or None when it has none."""
     at = session.get(K_VERIFIED_AT)
     if not is_verified(session) or not isinstance(at, (int, float)) or isinstance(at, bool):
         return None
-    return max(0.0, time.time() - float(at))
+    return max(0.0, now - float(at))
 
 
 def step_up_pending(session: Mapping[str, Any]) -> bool:

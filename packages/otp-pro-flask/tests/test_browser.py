@@ -24,7 +24,7 @@ import pyotp
 import pytest
 
 from otp_pro.testing import system_chromium
-from otp_pro.web.demo_site import DemoSite, start
+from otp_pro_flask.demo_site import DemoSite, start
 
 TIMEOUT_MS = 15_000
 REPO = Path(__file__).resolve().parents[4]

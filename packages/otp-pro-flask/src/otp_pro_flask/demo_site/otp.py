@@ -13,10 +13,11 @@ from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from typing import Any
 
-from ...core import OtpPro
-from ...hookspecs import hookimpl
-from ...member import Member
-from ...transports import Message, Receipt
+from otp_pro.core import OtpPro
+from otp_pro.hookspecs import hookimpl
+from otp_pro.member import Member
+from otp_pro.transports import Message, Receipt
+
 from .store import DemoStore
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app, g, jsonify, make_response, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
-from ..flow import MAX_BODY_BYTES, Answer, Cookie, Json, Page, Redirect, Request, Session, Visit
+from otp_pro.web.flow import MAX_BODY_BYTES, Answer, Cookie, Json, Page, Redirect, Request, Session, Visit
 
 if TYPE_CHECKING:
     from .extension import OtpProFlask

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from ..flask import OtpProFlask, lock_minutes, safe_next
-from ..flow.inputs import InputError, string_field
+from otp_pro.web.flow.inputs import InputError, string_field
+
+from .. import OtpProFlask, lock_minutes, safe_next
 
 if TYPE_CHECKING:
     from .site import DemoSite

@@ -2,7 +2,7 @@
 
 ::
 
-    from otp_pro.web.flask import OtpProFlask
+    from otp_pro_flask import OtpProFlask
 
     otp_web = OtpProFlask(app, otp, load_member=load_member, check_password=check_password)
 
@@ -27,10 +27,31 @@ and :mod:`.wiring` (the blueprint, request hooks, template context, error pages)
 
 from __future__ import annotations
 
-from ..flow import CSRF_FIELD, CSRF_HEADER, DEVICE_COOKIE, REASON_TEXT, SECURITY_HEADERS, STORAGE_FAILED_TEXT
-from ..flow import CsrfError, Outcome, lock_minutes, safe_next
-from ..flow.state import K_ATTEMPTS, K_BINDING, K_CSRF, K_LOGIN, K_MEMBER, K_NEXT, K_REAUTH, K_SENT, K_SETUP
-from ..flow.state import K_VERIFIED
+from otp_pro.web.flow import (
+           CSRF_FIELD,
+           CSRF_HEADER,
+           DEVICE_COOKIE,
+           REASON_TEXT,
+           SECURITY_HEADERS,
+           STORAGE_FAILED_TEXT,
+           CsrfError,
+           Outcome,
+           lock_minutes,
+           safe_next,
+)
+from otp_pro.web.flow.state import (
+           K_ATTEMPTS,
+           K_BINDING,
+           K_CSRF,
+           K_LOGIN,
+           K_MEMBER,
+           K_NEXT,
+           K_REAUTH,
+           K_SENT,
+           K_SETUP,
+           K_VERIFIED,
+)
+
 from .extension import OtpProFlask
 
 __all__ = ["CSRF_FIELD", "CSRF_HEADER", "DEVICE_COOKIE", "K_ATTEMPTS", "K_BINDING", "K_CSRF", "K_LOGIN", "K_MEMBER",

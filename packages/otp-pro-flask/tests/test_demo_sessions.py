@@ -25,8 +25,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from otp_pro.web.demo_site import DemoSite, start
-from otp_pro.web.demo_site.store import DemoStore
+from otp_pro_flask.demo_site import DemoSite, start
+from otp_pro_flask.demo_site.store import DemoStore
 
 EDITOR = ("editor@demo.test", "editor-demo")  # a second step by email code
 VIEWER = ("viewer@demo.test", "viewer-demo")  # no second step: signed in by the password alone

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Flask, g, get_flashed_messages, request
 from werkzeug.wrappers import Response
 
-from ...errors import StorageError
-from ..flow import SECURITY_HEADERS, CsrfError, Route
-from ..flow import state as flow_state
-from ..flow.texts import CSRF_FAILED_TEXT
+import otp_pro.web
+from otp_pro.errors import StorageError
+from otp_pro.web.flow import SECURITY_HEADERS, CsrfError, Route
+from otp_pro.web.flow import state as flow_state
+from otp_pro.web.flow.texts import CSRF_FAILED_TEXT
+
 from .adapter import to_response, visit
 
 if TYPE_CHECKING:
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
 BLUEPRINT = "otp_pro"
 #: The endpoint of the magic-link landing, outside the blueprint at the path the payload sets.
 MAGIC_LINK_ENDPOINT = "otp_pro_magic_link"
-# The templates and static files sit beside the flow layer, in ``otp_pro/web``.
-_WEB_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The templates and static files sit beside the flow layer, in the core's ``otp_pro/web``.
+_WEB_ROOT = os.path.dirname(os.path.abspath(otp_pro.web.__file__))
 #: Where the messages of the current request are kept once read (a page may ask twice).
 G_FLASHES = "otp_pro_flashes"
 

@@ -13,8 +13,8 @@ from flask import Flask, redirect, request
 from webkit import csrf_of, last_code, sign_in
 
 from otp_pro import Member, OtpPro
-from otp_pro.web.demo_site import DemoSite
-from otp_pro.web.flask import SECURITY_HEADERS, OtpProFlask, safe_next
+from otp_pro_flask import SECURITY_HEADERS, OtpProFlask, safe_next
+from otp_pro_flask.demo_site import DemoSite
 
 EDITOR = ("editor@demo.test", "editor-demo")
 #: No resend cooldown, so each test's sign-ins are not held up by the seeding's codes.

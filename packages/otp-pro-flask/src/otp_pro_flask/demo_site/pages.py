@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from flask import Flask, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from ..flask import OtpProFlask
+import otp_pro.web
+
+from .. import OtpProFlask
 from . import logins
 from .otp import installed_plugins
 from .sessions import SqliteSessionInterface
@@ -30,12 +32,12 @@ PATTERNS = (
     ("ajax", "/login/ajax", "AJAX: both steps through the JSON endpoints"),
 )
 # The app's templates and static files are the web layer's, in ``otp_pro/web``.
-_WEB_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_WEB_ROOT = os.path.dirname(os.path.abspath(otp_pro.web.__file__))
 
 
 def make_app(site: DemoSite) -> tuple[Flask, OtpProFlask]:
     """The demo's Flask app and its :class:`OtpProFlask`, on ``site``'s store and OtpPro."""
-    app = Flask("otp_pro.web.demo_site", root_path=_WEB_ROOT)
+    app = Flask("otp_pro_flask.demo_site", root_path=_WEB_ROOT)
     app.config["SECRET_KEY"] = site.store.meta("flask_secret_key", lambda: secrets.token_urlsafe(48))
     app.session_interface = SqliteSessionInterface(site.store, secure=False)
     ext = OtpProFlask(

@@ -28,9 +28,9 @@ from schemathesis.checks import (
 from webkit import last_code, sign_in
 
 from otp_pro import OtpPro
-from otp_pro.web.demo_site import DemoSite
-from otp_pro.web.flask import OtpProFlask
 from otp_pro.web.flow import openapi
+from otp_pro_flask import OtpProFlask
+from otp_pro_flask.demo_site import DemoSite
 
 DOCUMENT = "/otp/api/openapi.json"
 MEMBER = ("api@demo.test", "pw-api")

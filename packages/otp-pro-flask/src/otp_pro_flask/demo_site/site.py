@@ -9,7 +9,8 @@ from typing import Any
 
 from flask import Flask
 
-from ...member import Member
+from otp_pro.member import Member
+
 from .accounts import ACCOUNTS, DemoAccount, enroll
 from .otp import DemoClock, build_otp
 from .pages import make_app

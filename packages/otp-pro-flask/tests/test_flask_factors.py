@@ -14,7 +14,7 @@ import pytest
 from webkit import csrf_of, last_code, sign_in
 
 from otp_pro import Member
-from otp_pro.web.demo_site import DemoSite
+from otp_pro_flask.demo_site import DemoSite
 
 #: No resend cooldown, so a test's sends are not held up by the ones before.
 FAST = {"resend_cooldown_seconds": 0}

@@ -18,12 +18,13 @@ from typing import Any, TypeVar, cast
 from flask import Flask
 from werkzeug.wrappers import Response
 
-from ...core import OtpPro
-from ...member import Member
-from ...results import MemberStatus
-from ..flow import DEVICE_COOKIE, Flow, Outcome, Visit, check_csrf, codes, login, logout
-from ..flow import state as flow_state
-from ..gate import GateConfig, SessionFacts, default_allow
+from otp_pro.core import OtpPro
+from otp_pro.member import Member
+from otp_pro.results import MemberStatus
+from otp_pro.web.flow import DEVICE_COOKIE, Flow, Outcome, Visit, check_csrf, codes, login, logout
+from otp_pro.web.flow import state as flow_state
+from otp_pro.web.gate import GateConfig, SessionFacts, default_allow
+
 from . import adapter, wiring
 
 _View = TypeVar("_View", bound=Callable[..., Any])

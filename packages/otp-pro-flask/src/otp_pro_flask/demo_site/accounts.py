@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ...core import OtpPro
-from ...member import Member
+from otp_pro.core import OtpPro
+from otp_pro.member import Member
+
 from .otp import DemoClock
 
 

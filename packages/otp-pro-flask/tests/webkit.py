@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from otp_pro.web.demo_site import DemoSite
+from otp_pro_flask.demo_site import DemoSite
 
 
 def csrf_of(client: Any, path: str = "/login") -> str:

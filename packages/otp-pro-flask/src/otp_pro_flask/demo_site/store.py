@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ...member import Member
+from otp_pro.member import Member
 
 # scrypt's cost for the demo's password hashes.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
