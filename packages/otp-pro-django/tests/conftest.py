@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from startproject import ADMIN_PASSWORD, PROJECT, Project, base_env, make_project, serve, stop
 
 from otp_pro.testing import PG_ENV, Mailbox, system_chromium, temporary_pg_database
-
-from startproject import ADMIN_PASSWORD, PROJECT, Project, base_env, make_project, serve, stop
 
 #: ``sqlite`` (default) or ``postgresql``: the database of this process's project.
 BACKEND_ENV = "OTP_PRO_DJANGO_BACKEND"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.test import override_settings
-
 from django_steps import admin_login, client, make_user
+from startproject import make_project
+
 from otp_pro import Member
 from otp_pro.testing import DiscoveryContract
-from startproject import make_project
 
 
 class TestDiscovery(DiscoveryContract):
@@ -131,3 +131,53 @@ def test_migrate_backwards_to_zero_removes_otp_pros_tables_and_forwards_makes_th
     twin.manage("migrate", "--noinput")
     assert "otp_factors" in tables()
     assert "up to date" in twin.manage("otp_pro", "db", "current").stdout
+
+
+def _request_of(c, user, path="/reports/"):
+    """A request for ``path`` in the test client's session, as the middleware stack would hand it to a view."""
+    from django.conf import settings
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    request = RequestFactory(HTTP_HOST="127.0.0.1").get(path)
+    request.session = SessionStore(c.cookies[settings.SESSION_COOKIE_NAME].value)
+    request.user = user
+    return request
+
+
+def test_otp_required_sends_to_setup_then_verify_and_lets_a_verified_member_through(project, mailbox):
+    from django.http import HttpResponse
+    from django_steps import admin_logout, post, set_up_email
+
+    from otp_pro.testing import mailed_code
+    from otp_pro_django import otp_required
+
+    def view(request):
+        return HttpResponse("reports")
+
+    reports = otp_required(view)
+    lenient = otp_required(if_configured=True)(view)
+    user = make_user("required")
+    c = client()
+    admin_login(c, user)
+    first = reports(_request_of(c, user))
+    assert first.status_code == 303 and first["Location"] == "/mfa/setup?next=%2Freports%2F"
+    assert lenient(_request_of(c, user)).content == b"reports"  # no second step set up: let through
+    set_up_email(c, user, mailbox)
+    assert reports(_request_of(c, user)).content == b"reports"
+    admin_logout(c)
+    admin_login(c, user)
+    unverified = reports(_request_of(c, user))
+    assert unverified.status_code == 303 and unverified["Location"] == "/mfa/verify?next=%2Freports%2F"
+    post(c, "/mfa/verify", {"code": mailed_code(mailbox, user.email)})
+    assert reports(_request_of(c, user)).content == b"reports"
+
+
+def test_call_command_runs_the_cli_and_raises_command_error_on_failure(project, capsys):
+    from django.core.management import CommandError, call_command
+
+    call_command("otp_pro", "db", "current")
+    assert "up to date" in capsys.readouterr().out
+    with pytest.raises(CommandError):
+        call_command("otp_pro", "members", "show", "no-such-user")
+    assert "no-such-user" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from django_steps import PASSWORD, make_user, totp_now, totp_seed
+
 from otp_pro.testing import mailed_code
 
 

@@ -44,5 +44,6 @@ def test_an_in_memory_sqlite_database_is_refused_with_the_fix(name):
 
 
 def test_another_engine_is_refused_naming_the_alias_and_the_fix():
-    with pytest.raises(ImproperlyConfigured, match=r"DATABASES\['legacy'\] uses django.db.backends.mysql.*database_url"):
+    refusal = r"DATABASES\['legacy'\] uses django.db.backends.mysql.*database_url"
+    with pytest.raises(ImproperlyConfigured, match=refusal):
         url_for_database("legacy", {"ENGINE": "django.db.backends.mysql", "NAME": "shop"})

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import BACKEND_ENV
+
 from otp_pro.testing import PG_ENV, PG_SKIP_REASON
 
 HERE = Path(__file__).resolve().parent

@@ -24,8 +24,9 @@ from django_steps import (
     set_up_totp,
     totp_now,
 )
-from otp_pro.testing import mailed_code
 from startproject import ADMIN_PASSWORD, PROJECT, SETTINGS_LINES, SITE_LINES, URLS_LINES
+
+from otp_pro.testing import mailed_code
 
 MAX_ADDED_LINES = 15
 

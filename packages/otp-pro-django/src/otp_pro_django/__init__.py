@@ -14,8 +14,9 @@ URL), :mod:`.instance` (the process's one ``OtpPro``), :mod:`.schema` and
 :mod:`.logins` (every Django login handed to the flow), :mod:`.adapter` (requests, the
 session, CSRF and responses mapped onto :mod:`otp_pro.web.flow`), :mod:`.urls` (the flow's
 route table mounted), :mod:`.render` (the pages in the site's base template),
-:mod:`.middleware` (the gate), :mod:`.decorators` (``otp_required``, ``recently_verified``), :mod:`.checks` (system checks), ``management/commands/otp_pro.py``
-(``manage.py otp_pro``).
+:mod:`.middleware` (the gate), :mod:`.decorators` (``otp_required``, ``recently_verified``),
+:mod:`.static` (the flow's static files), :mod:`.checks` (system checks) and
+``management/commands/otp_pro.py`` (``manage.py otp_pro``).
 
 Importing this package imports neither Django's models nor the core's database
 layer: the names below are loaded on first use.
@@ -49,4 +50,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["OtpProMiddleware", "__version__", "close_otp", "get_flow", "get_otp", "member_for", "otp_required", "recently_verified"]
+__all__ = ["OtpProMiddleware", "__version__", "close_otp", "get_flow", "get_otp", "member_for", "otp_required",
+           "recently_verified"]

@@ -22,8 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import resolve_url
 from django.middleware.csrf import CsrfViewMiddleware, get_token
+from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, get_script_prefix, reverse
 
 from otp_pro.member import Member

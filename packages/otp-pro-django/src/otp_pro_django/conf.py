@@ -83,14 +83,14 @@ def member_function() -> Callable[[Any], Any] | None:
     if path is None:
         return None
     if callable(path):
-        return path  # type: ignore[no-any-return]
+        return path
     try:
         found = import_string(str(path))
     except ImportError as exc:
         raise ImproperlyConfigured(f"OTP_PRO_MEMBER: cannot import {path!r}: {exc}") from None
     if not callable(found):
         raise ImproperlyConfigured(f"OTP_PRO_MEMBER: {path!r} is not a function")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def phone_attribute() -> str:

@@ -62,7 +62,7 @@ class DjangoRenderer:
         return render_to_string(PAGE, {
             "otp_pro_base": base_template(),
             "otp_pro_title": title,
-            "otp_pro_body": mark_safe(body),  # noqa: S308 - autoescaped by Jinja2 above
+            "otp_pro_body": mark_safe(body),
             "otp_pro_css": v.flow.url("static", root=v.request.root, filename="otp_pro.css"),
             "otp_pro_csrf": v.csrf_token(),
             "otp_pro_member": context.get("otp_pro_member"),

@@ -6,7 +6,7 @@ transaction Django held open around it would keep the file locked against it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import migrations
 
@@ -32,5 +32,5 @@ def backwards(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     atomic = False
     initial = True
-    dependencies: list[tuple[str, str]] = []
-    operations = [migrations.RunPython(forwards, backwards, elidable=False)]
+    dependencies: ClassVar[list[tuple[str, str]]] = []
+    operations: ClassVar[list[Any]] = [migrations.RunPython(forwards, backwards, elidable=False)]

@@ -10,7 +10,7 @@ is the usual way.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 class Command(BaseCommand):
     help = "otp-pro's command line inside this project: manage.py otp_pro --help lists the commands."
     # The otp-pro commands check what they need themselves (a missing table is a one-line error).
-    requires_system_checks: list[str] = []
+    requires_system_checks: ClassVar[list[str]] = []
     requires_migrations_checks = False
 
     def run_from_argv(self, argv: list[str]) -> None:
@@ -44,8 +44,8 @@ class Command(BaseCommand):
 
     def _run(self, args: list[str], *, prog_name: str) -> None:
         from otp_pro.cli import main
-        from otp_pro.errors import ConfigurationError
         from otp_pro.cli.common import echo_problems
+        from otp_pro.errors import ConfigurationError
 
         from ... import conf
 
