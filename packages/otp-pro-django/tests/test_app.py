@@ -75,6 +75,12 @@ def test_system_checks_catch_a_missing_or_misplaced_middleware_and_bad_settings(
         assert "mode" in text and "code_length" in text
     with override_settings(OTP_PRO_PHONE_ATTRIBUTE="no spaces"):
         assert [e.id for e in check_settings()] == ["otp_pro_django.E004"]
+    from otp_pro_django.checks import check_urls
+
+    assert check_urls() == []
+    with override_settings(OTP_PRO_URL_PREFIX="/two-step"):
+        errors = check_urls()
+        assert [e.id for e in errors] == ["otp_pro_django.E005"] and "/mfa" in errors[0].msg
 
 
 def test_the_pages_extend_the_sites_base_template(project, tmp_path):
@@ -181,3 +187,27 @@ def test_call_command_runs_the_cli_and_raises_command_error_on_failure(project, 
     with pytest.raises(CommandError):
         call_command("otp_pro", "members", "show", "no-such-user")
     assert "no-such-user" in capsys.readouterr().err
+
+
+def test_a_trusted_browser_skips_the_second_step_at_the_next_login(project, mailbox):
+    from django_steps import admin_logout, post, set_up_email
+    from otp_pro.testing import mailed_code
+
+    user = make_user("trusted")
+    c = client()
+    admin_login(c, user)
+    set_up_email(c, user, mailbox)
+    admin_logout(c)
+    mailbox.clear()
+    admin_login(c, user)
+    passed = post(c, "/mfa/verify", {"code": mailed_code(mailbox, user.email), "trust": "1"})
+    assert passed.status_code == 303
+    cookie = passed.cookies["otp_pro_device"]  # DEBUG on 127.0.0.1: not Secure, so no __Host- prefix
+    assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie.value
+    admin_logout(c)
+    admin_login(c, user)
+    assert c.get("/admin/").status_code == 200  # the trusted device passes the gate
+    c.cookies.pop("otp_pro_device")
+    admin_logout(c)
+    admin_login(c, user)
+    assert c.get("/admin/").status_code == 303  # without the cookie the step is asked again

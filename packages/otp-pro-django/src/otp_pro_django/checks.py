@@ -47,3 +47,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="otp_pro_django.E004")]
     return []
+
+
+@checks.register(checks.Tags.urls)
+def check_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The pages are included where ``OTP_PRO_URL_PREFIX`` says: the gate's redirects lead there."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.urls import NoReverseMatch, get_script_prefix, reverse
+
+    from . import conf
+
+    try:
+        prefix = conf.url_prefix()
+        verify = reverse("otp_pro:verify")
+    except NoReverseMatch:
+        return [checks.Warning("otp_pro_django.urls is not included: the gate would send members to pages that "
+                               "do not exist", hint='add path("mfa/", include("otp_pro_django.urls")) to urlpatterns',
+                               id="otp_pro_django.W001")]
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    path = "/" + verify[len(get_script_prefix()):]
+    if path != f"{prefix}/verify":
+        return [checks.Error(f"otp_pro_django.urls is included at {path.rsplit('/verify', 1)[0] or '/'}, but "
+                             f"OTP_PRO_URL_PREFIX is {prefix!r}: the gate's redirects would miss the pages",
+                             hint="include the URLs at the prefix, or set OTP_PRO_URL_PREFIX to where they are",
+                             id="otp_pro_django.E005")]
+    return []
