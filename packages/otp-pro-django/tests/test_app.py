@@ -191,6 +191,7 @@ def test_call_command_runs_the_cli_and_raises_command_error_on_failure(project, 
 
 def test_a_trusted_browser_skips_the_second_step_at_the_next_login(project, mailbox):
     from django_steps import admin_logout, post, set_up_email
+
     from otp_pro.testing import mailed_code
 
     user = make_user("trusted")
