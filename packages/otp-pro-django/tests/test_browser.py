@@ -52,6 +52,13 @@ def test_email_setup_and_sign_in_through_the_admin(context, live_server, mailbox
     sign_in(page, live_server, user)
     page.wait_for_url(re.compile(r"/mfa/verify\?next=%2Fadmin%2F$"))
     shots(page, "verify")
+    # A person who does not want to go on can sign out from the verify page (the admin's logout, a POST).
+    page.click("button:has-text('Sign out')")
+    page.goto(live_server + "/admin/")
+    page.wait_for_url(re.compile(r"/admin/login/"))
+    mailbox.clear()
+    sign_in(page, live_server, user)
+    page.wait_for_url(re.compile(r"/mfa/verify\?next=%2Fadmin%2F$"))
     page.fill("#otp-code", mailed_code(mailbox, user.email))
     page.click("button:has-text('Verify')")
     page.wait_for_url(live_server + "/admin/")

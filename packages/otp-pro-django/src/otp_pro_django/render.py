@@ -67,6 +67,7 @@ class DjangoRenderer:
             "otp_pro_csrf": v.csrf_token(),
             "otp_pro_member": context.get("otp_pro_member"),
             "otp_pro_settings_url": v.url("settings"),
+            "otp_pro_logout_url": v.request.root + v.flow.logout_url,
             "site_name": context.get("site_name"),
         }, request=request)
 
