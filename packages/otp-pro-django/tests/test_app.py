@@ -138,6 +138,24 @@ def test_migrate_backwards_to_zero_removes_otp_pros_tables_and_forwards_makes_th
     assert "otp_factors" in tables()
     assert "up to date" in twin.manage("otp_pro", "db", "current").stdout
 
+    # A later otp-pro-core brings Alembic revisions the applied Django migration does not know: every
+    # `migrate` brings the tables to the newest one (shown here by going one revision back first).
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from otp_pro.storage import migrate
+
+    engine = create_engine(f"sqlite:///{twin.folder / 'db.sqlite3'}")
+    config = migrate.alembic_config()
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "-1")
+        conn.commit()
+    engine.dispose()
+    assert "run `otp-pro db upgrade`" in twin.manage("otp_pro", "db", "current").stdout
+    assert "No migrations to apply" in twin.manage("migrate", "--noinput").stdout
+    assert "up to date" in twin.manage("otp_pro", "db", "current").stdout
+
 
 def _request_of(c, user, path="/reports/"):
     """A request for ``path`` in the test client's session, as the middleware stack would hand it to a view."""
