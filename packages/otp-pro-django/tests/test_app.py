@@ -1,5 +1,5 @@
 """The app's parts inside the project: users as members, the settings' checks, the site's base template,
-the migration backwards, and the plugin found through the ``otp_pro`` entry-point group."""
+decorators, trusted browsers, the migration backwards and forwards, ``call_command``."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ from django_steps import admin_login, client, make_user
 from startproject import make_project
 
 from otp_pro import Member
-from otp_pro.testing import DiscoveryContract
 
 
-class TestDiscovery(DiscoveryContract):
-    entry_point = "otp_pro_django"
-    distribution = "otp-pro-django"
-    module = "otp_pro_django.plugin"
-    lazy_imports = ("django.contrib.auth.models",)  # Django's models wait until a member is looked up
+def test_the_member_lookup_is_the_sites_own_not_every_programs(project):
+    # No otp_pro entry point: an OtpPro made elsewhere in this environment gets no Django lookup.
+    from importlib import metadata
+
+    from otp_pro_django import get_otp
+    from otp_pro_django.conf import MEMBER_LOOKUP
+
+    assert not [ep for ep in metadata.entry_points(group="otp_pro") if ep.value.startswith("otp_pro_django")]
+    assert get_otp().settings.member_lookup == MEMBER_LOOKUP and get_otp().has_member_lookup
 
 
 def phone_of(user):

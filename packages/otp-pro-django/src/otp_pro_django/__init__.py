@@ -10,7 +10,7 @@ Fifteen lines in a new project (docs/web-django.md)::
 The map: :mod:`.conf` (settings), :mod:`.database` (Django's database as a SQLAlchemy
 URL), :mod:`.instance` (the process's one ``OtpPro``), :mod:`.schema` and
 ``migrations/`` (otp-pro's tables under ``manage.py migrate``), :mod:`.members`
-(users as members) and :mod:`.plugin` (the member lookup for the CLI),
+(users as members, and the member lookup of the CLI),
 :mod:`.logins` (every Django login handed to the flow), :mod:`.adapter` (requests, the
 session, CSRF and responses mapped onto :mod:`otp_pro.web.flow`), :mod:`.urls` (the flow's
 route table mounted), :mod:`.render` (the pages in the site's base template),

@@ -1,10 +1,11 @@
 """The app's settings: ``OTP_PRO`` (the keys of ``otp-pro.toml``) and the adapter's own ``OTP_PRO_*`` options.
 
 ``OTP_PRO`` is validated by the core (:meth:`otp_pro.Settings.from_mapping`), every
-problem named by its key, exactly as a settings file would be. Only
-``database_url`` gets a default of its own here: Django's database
-(:mod:`.database`). The adapter's options are separate Django settings, so
-``OTP_PRO`` stays a copy of a settings file:
+problem named by its key, exactly as a settings file would be. Two keys get a
+default of their own here: ``database_url`` is Django's database (:mod:`.database`),
+and ``member_lookup`` names :func:`.members.lookup_member`, so the pages and
+``manage.py otp_pro`` know the site's users. The adapter's options are separate
+Django settings, so ``OTP_PRO`` stays a copy of a settings file:
 
 ==============================  ============================================================
 ``OTP_PRO_DATABASE_ALIAS``      the ``DATABASES`` entry otp-pro uses (``"default"``)
@@ -35,6 +36,9 @@ from django.utils.module_loading import import_string
 from otp_pro.settings import Settings
 
 from .database import url_for_database
+
+#: The core's ``member_lookup`` setting for a Django site, unless ``OTP_PRO`` names another function.
+MEMBER_LOOKUP = "otp_pro_django.members:lookup_member"
 
 
 def database_alias() -> str:
@@ -72,6 +76,8 @@ def otp_settings() -> Settings:
     """
     raw = raw_settings()
     raw.setdefault("database_url", database_url())
+    # Django's users as members for this site's OtpPro (the pages, manage.py otp_pro): see .members.
+    raw.setdefault("member_lookup", MEMBER_LOOKUP)
     base_dir = getattr(settings, "BASE_DIR", None)
     # A relative SQLite path in OTP_PRO is taken from the project's folder, as a settings file's is from its own.
     return Settings.from_mapping(raw, base_dir=Path(base_dir) if base_dir else None, source="settings.OTP_PRO")

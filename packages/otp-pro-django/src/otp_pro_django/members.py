@@ -8,9 +8,9 @@ makes the second step compulsory for everyone who can open the admin), and the
 phone number comes from ``OTP_PRO_PHONE_ATTRIBUTE``. ``OTP_PRO_MEMBER`` names a
 function ``f(user) -> Member`` that replaces all of it.
 
-The same mapping answers the core's member lookup (``otp_pro_member_lookup``,
-see :mod:`.plugin`), so ``manage.py otp_pro members show 42`` knows the roles
-and addresses the web pages know.
+The same mapping answers the core's member lookup (the ``member_lookup`` setting
+defaults to :func:`lookup_member` for a Django site, see :mod:`.conf`), so
+``manage.py otp_pro members show 42`` knows the roles and addresses the web pages know.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every command and option of ``otp-pro`` (docs/cli.md) works the same; the settings are
 ``settings.OTP_PRO`` (no ``otp-pro.toml``), the database is Django's, and members are
-the site's users (the ``otp_pro_django`` plugin's lookup), so ``members show 42``
+the site's users (the ``member_lookup`` of :mod:`otp_pro_django.conf`), so ``members show 42``
 knows user 42's roles and addresses. ``db upgrade`` works, but ``manage.py migrate``
 is the usual way.
 """
