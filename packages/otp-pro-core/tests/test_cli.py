@@ -117,6 +117,33 @@ def test_help_lists_commands():
         assert command in result.output
 
 
+def test_settings_handed_in_by_an_embedding_program_are_used_instead_of_a_file(tmp_path, monkeypatch):
+    # Django's ``manage.py otp_pro`` runs this CLI with the site's settings object: no file is read.
+    from otp_pro.settings import Settings
+
+    monkeypatch.chdir(tmp_path)  # no otp-pro.toml here
+    settings = Settings.from_mapping({"secret_key": "k" * 40, "database_url": f"sqlite:///{tmp_path}/e.sqlite3",
+                                      "site_name": "Embedded"})
+    upgraded = CliRunner().invoke(cli, ["db", "upgrade"], obj={"settings": settings})
+    assert upgraded.exit_code == 0, upgraded.output
+    shown = CliRunner().invoke(cli, ["config", "show"], obj={"settings": settings})
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["site_name"] == "Embedded"
+    assert not (tmp_path / "otp-pro.toml").exists()
+
+
+def test_main_takes_the_embedding_programs_name_and_object(tmp_path, monkeypatch, capsys):
+    from otp_pro.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_mapping({"secret_key": "k" * 40, "database_url": f"sqlite:///{tmp_path}/m.sqlite3"})
+    main(["db", "upgrade"], prog_name="manage.py otp_pro", obj={"settings": settings})
+    assert "database at" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        main(["members", "show"], prog_name="manage.py otp_pro", obj={"settings": settings})
+    assert exited.value.code == 2 and "manage.py otp_pro members show --help" in capsys.readouterr().err
+
+
 def test_demo_without_a_demo_site_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """The site comes from the otp_pro.demo_site entry-point group (otp-pro-flask); none installed (as in the
     core's own test environment; the group is emptied here so the test holds beside otp-pro-flask too)."""

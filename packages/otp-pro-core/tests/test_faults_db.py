@@ -619,3 +619,33 @@ def test_a_right_code_on_a_clean_record_is_accepted_by_one_statement_or_not_at_a
             assert outcome.ok and outcome.method == "code" and added == ["verify_ok"]
         assert not otp.verify(ANN, code).ok  # once
         clock.advance(60)
+
+
+def test_checking_a_sqlite_file_keeps_the_locks_of_connections_already_open_on_it(tmp_path):
+    # A Django site has its own connection on the file when otp-pro opens it. Reading the file with
+    # open()/close() would drop that connection's POSIX locks, and another process could then write
+    # under a reader (or check-point a WAL away): the way SQLite databases get corrupted.
+    import sqlite3
+    import subprocess
+    import sys
+
+    from otp_pro.storage.db import is_sqlite_file
+
+    path = tmp_path / "shared.sqlite3"
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("CREATE TABLE t (x)")
+    reader.execute("BEGIN")
+    reader.execute("SELECT * FROM t").fetchall()  # holds a SHARED lock until the transaction ends
+    assert is_sqlite_file(path)
+    writer = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+              "try:\n    c.execute('BEGIN EXCLUSIVE'); print('exclusive')\n"
+              "except sqlite3.OperationalError as e:\n    print('refused:', e)")
+    run = subprocess.run([sys.executable, "-c", writer, str(path)], capture_output=True, text=True, timeout=60)
+    reader.execute("ROLLBACK")
+    reader.close()
+    assert run.stdout.startswith("refused: database is locked"), run.stdout + run.stderr
+    (tmp_path / "notes.txt").write_text("not a database at all, but long enough to have a header")
+    assert not is_sqlite_file(tmp_path / "notes.txt")
+    assert is_sqlite_file(tmp_path / "missing.sqlite3") and not (tmp_path / "missing.sqlite3").exists()
+    (tmp_path / "empty.sqlite3").touch()
+    assert is_sqlite_file(tmp_path / "empty.sqlite3")

@@ -257,3 +257,13 @@ def test_middleware_answers_json_calls_with_401(wsgi_url: str) -> None:
     assert json.loads(body) == {"error": "verification_required", "location": "/otp/verify?next=%2Fapi%2Fdata"}
     status, _, body = _get(f"{wsgi_url}/api/data", X_Test_Member="setup", X_Requested_With="XMLHttpRequest")
     assert status == 401 and json.loads(body)["error"] == "setup_required"
+
+
+def test_the_next_address_keeps_the_requests_trailing_slash() -> None:
+    # Django's URLs end in "/": sending the member back to "/admin" would cost a redirect, or a 404
+    # where APPEND_SLASH is off.
+    facts = SessionFacts(**ENROLLED_REQUIRED)
+    assert decide(facts, "/admin/").location == "/otp/verify?next=%2Fadmin%2F"
+    assert decide(facts, "/admin/users/", query="page=2").location == "/otp/verify?next=%2Fadmin%2Fusers%2F%3Fpage%3D2"
+    assert decide(facts, "//admin//x/../").location == "/otp/verify?next=%2Fadmin%2F"
+    assert decide(facts, "/admin").location == "/otp/verify?next=%2Fadmin"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import Any
 
 import click
 
@@ -55,10 +56,14 @@ cli.add_command(demo)
 cli.add_command(new_transport)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``otp-pro`` script: typed errors become one-line messages."""
+def main(argv: list[str] | None = None, *, prog_name: str = "otp-pro", obj: dict[str, Any] | None = None) -> None:
+    """Entry point of the ``otp-pro`` script: typed errors become one-line messages.
+
+    A program that runs the CLI inside itself (Django's ``manage.py otp_pro``) names itself with
+    ``prog_name`` and hands in ``obj`` (``{"settings": Settings}``: see ``common.load_settings``).
+    """
     try:
-        cli.main(args=argv, prog_name="otp-pro", standalone_mode=False)
+        cli.main(args=argv, prog_name=prog_name, standalone_mode=False, obj=obj)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)

@@ -59,7 +59,14 @@ def config_path(config: str | None) -> Path:
 
 
 def load_settings(ctx: click.Context) -> Settings:
-    """The settings of the file :func:`config_path` names; a missing file is a :class:`CliError`."""
+    """The settings of the file :func:`config_path` names; a missing file is a :class:`CliError`.
+
+    A program that runs the CLI inside itself (Django's ``manage.py otp_pro``) hands its own
+    :class:`Settings` in as ``obj={"settings": ...}``; no file is read then.
+    """
+    given = ctx.obj.get("settings")
+    if isinstance(given, Settings):
+        return given
     path = config_path(ctx.obj.get("config"))
     try:
         found = path.exists()

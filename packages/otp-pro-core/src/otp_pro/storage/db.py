@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import select
+import sqlite3
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -88,22 +89,40 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
     return engine
 
 
-#: The first bytes of every SQLite database file (https://www.sqlite.org/fileformat.html).
-SQLITE_HEADER = b"SQLite format 3\x00"
+#: SQLite's result code for a file that is not a database.
+SQLITE_NOTADB = 26
 
 
 def is_sqlite_file(path: Path) -> bool:
-    """Whether ``path`` can be opened as a SQLite database: missing, empty or starting with SQLite's header.
+    """Whether ``path`` can be opened as a SQLite database: missing, empty or a SQLite database file.
 
-    A missing or empty file is one SQLite creates (or fills) on first use. Anything unreadable here
-    is left for the driver to report.
+    A missing or empty file is one SQLite creates (or fills) on first use. Anything else SQLite cannot
+    tell (a locked or unreadable file) is left for the driver to report.
+
+    The file is read through SQLite itself, never with ``open()``: closing any descriptor of a database
+    file drops every POSIX lock this process holds on it, those of SQLite connections already open on it
+    included (Django's own, in a Django site, or an earlier engine's), and a database whose locks
+    vanish can be corrupted by another process (https://www.sqlite.org/howtocorrupt.html, 2.2).
+    SQLite's own descriptors are shared and closed safely across the connections of one process.
     """
     try:
-        with path.open("rb") as handle:
-            head = handle.read(len(SQLITE_HEADER))
+        if path.stat().st_size == 0:
+            return True
     except OSError:
         return True
-    return not head or head == SQLITE_HEADER
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return True
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        # SQLITE_NOTADB: the header is not SQLite's. (sqlite_errorcode is there from Python 3.11 on.)
+        code = getattr(exc, "sqlite_errorcode", None)
+        return not (code == SQLITE_NOTADB or (code is None and "not a database" in str(exc)))
+    finally:
+        conn.close()
+    return True
 
 
 def _ping_when_idle(engine: Engine) -> None:

@@ -242,6 +242,9 @@ def is_allowed(path: str, config: GateConfig | None = None) -> bool:
 
 def _redirect(target: str, path: str, query: str, config: GateConfig) -> str:
     back = normalize_path(path)
+    # The trailing slash stays: Django's URLs end in one, and without APPEND_SLASH "/admin" is a 404.
+    if path.split("?", 1)[0].endswith("/") and back != "/":
+        back += "/"
     if query:
         back = f"{back}?{query}"
     if back in ("/", ""):
