@@ -85,7 +85,7 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Run tests/integration: the demo site with the core (``[test,flask]``) and every companion installed.
+    """Run tests/integration: the demo site (otp-pro-flask) with the core and every companion installed.
 
     The per-package sessions install one companion at a time; this one shows them
     together: SMS codes, magic links and HTML email on the demo site, in Flask's
@@ -93,8 +93,8 @@ def integration(session: nox.Session) -> None:
     tests/integration/pytest.ini makes that folder the rootdir.
     """
     # One pip call, as install_packages does, so the companions' otp-pro-core requirement is met by the
-    # local core; only the core has a flask extra.
-    session.install(f"./packages/{CORE}[test,flask]", *(f"./packages/{name}[test]" for name in COMPANIONS))
+    # local core (otp-pro-flask, which brings the demo site, is one of the companions).
+    install_packages(session, *COMPANIONS)
     session.run("python", "--version")
     session.run(
         "pytest",
@@ -115,15 +115,15 @@ def load(session: nox.Session) -> None:
     delivery was lost or duplicated, a code was accepted twice or the audit counts differ;
     ``-- --members 1000 --concurrency 64 --write-docs`` is the full size that docs/benchmarks.md shows.
     """
-    session.install(f"./packages/{CORE}[test,flask,celery]", "gunicorn>=21", "requests>=2.31")
+    session.install(f"./packages/{CORE}[test,celery]", "./packages/otp-pro-flask", "gunicorn>=21", "requests>=2.31")
     args = session.posargs or ["--members", "120", "--concurrency", "16"]
     session.run("python", "bench/load.py", *args, env=passthrough_env())
 
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Install the core (with Flask) and every companion, then start the demo site (``otp-pro demo``)."""
-    session.install(f"./packages/{CORE}[flask]", *(f"./packages/{name}" for name in COMPANIONS))
+    """Install the core and every companion (otp-pro-flask brings the demo site), then run ``otp-pro demo``."""
+    install_packages(session, *COMPANIONS, extras="")
     session.run("otp-pro", "demo", *session.posargs)
 
 

@@ -29,7 +29,7 @@ def load_config() -> dict[str, Any]:
 
 def build_site(config: dict[str, Any] | None = None) -> Any:
     """A DemoSite on the load test's database, delivering for real (no outbox rerouting)."""
-    from otp_pro.web.demo_site import DemoSite
+    from otp_pro_flask.demo_site import DemoSite
 
     config = config or load_config()
     return DemoSite(config["store"], base_url=config["base_url"], overrides=config["overrides"], seed=False,

@@ -1,7 +1,7 @@
 """A real browser on the demo site with every companion installed: SMS codes, magic links, HTML email.
 
 The browser, demo-site, context and screenshot fixtures and the page helpers are
-the core's (packages/otp-pro-core/tests/web/test_browser.py), imported rather
+the Flask adapter's (packages/otp-pro-flask/tests/test_browser.py), imported rather
 than copied, so the same rules hold: Debian's Chromium at /usr/bin/chromium
 driven by Playwright (never ``playwright install``); without it the tests fail
 under CI (``CI`` set) and are skipped with a reason elsewhere; screenshots go to
@@ -17,13 +17,13 @@ from sqlalchemy import select
 from test_browser import code_from_mailbox, fill_password, visible
 
 from otp_pro.storage.schema import challenges
-from otp_pro.web.demo_site import DemoSite
+from otp_pro_flask.demo_site import DemoSite
 
 SMS = ("sms@demo.test", "sms-demo", "+447400123456")
 LINK = ("link@demo.test", "link-demo")
 EDITOR = ("editor@demo.test", "editor-demo")
 
-# The core's browser fixtures (browser, context, demo, shots), registered by module rather than
+# The Flask adapter's browser fixtures (browser, context, demo, shots), registered by module rather than
 # imported name by name; test_browser's own tests are not collected here.
 pytest_plugins = ("test_browser",)
 

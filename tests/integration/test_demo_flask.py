@@ -3,8 +3,8 @@
 Runs in the ``integration`` nox session, where the core and the three companions
 (otp-pro-sms-twilio, otp-pro-html-email, otp-pro-magic-links) are installed
 together; the core's own session installs the core alone and cannot show these.
-The ``site`` / ``client`` fixtures and the ``webkit`` helpers are the core's web
-tests' own (packages/otp-pro-core/tests/web, on the path through pytest.ini).
+The ``site`` / ``client`` fixtures and the ``webkit`` helpers are the Flask
+adapter's tests' own (packages/otp-pro-flask/tests, on the path through pytest.ini).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from webkit import csrf_of, last_code, sign_in
 
 from otp_pro.storage.schema import challenges
-from otp_pro.web.demo_site import DemoSite
+from otp_pro_flask.demo_site import DemoSite
 
 COMPANIONS = {
     # plugin (entry-point name): (distribution, transports, payloads)
@@ -34,7 +34,7 @@ SMS = ("sms@demo.test", "sms-demo", "+447400123456")
 LINK = ("link@demo.test", "link-demo")
 EDITOR = ("editor@demo.test", "editor-demo")
 
-# The core's demo-site fixtures (site, client), registered by module rather than imported name by
+# The Flask adapter's demo-site fixtures (site, client), registered by module rather than imported name by
 # name; test_flask's own tests are not collected here.
 pytest_plugins = ("test_flask",)
 
@@ -137,7 +137,7 @@ def test_email_code_html_part_matches_the_mailbox(site: DemoSite, client: Any) -
 
 
 def test_magic_link_landing(site: DemoSite, client: Any) -> None:
-    """Moved from the core's tests/web/test_flask.py: needs otp-pro-magic-links beside the core."""
+    """Moved from the Flask adapter's tests/test_flask.py: needs otp-pro-magic-links beside the core."""
     assert "email:magic_link" in site.otp.channels
     sign_in(client, *LINK)
     page = client.get("/otp/verify")

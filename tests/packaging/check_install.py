@@ -21,6 +21,9 @@ import tempfile
 from pathlib import Path
 
 CORE = "otp-pro-core"
+#: Web adapters plug into a web framework, not into otp-pro's plugin manager: they declare no ``otp_pro`` entry
+#: point and are not in ``providers list`` (their other entry points, such as ``otp_pro.demo_site``, still load).
+ADAPTERS = ("otp-pro-flask", "otp-pro-django", "otp-pro-starlette")
 
 
 def fail(message: str) -> None:
@@ -41,7 +44,8 @@ def main(distribution: str) -> None:
         print(f"{distribution} {dist.version}: imports {name} from {Path(module.__file__ or '').parent}")
 
     declared = list(dist.entry_points)
-    if distribution != CORE and not any(ep.group == "otp_pro" for ep in declared):
+    plugin = distribution not in (CORE, *ADAPTERS)
+    if plugin and not any(ep.group == "otp_pro" for ep in declared):
         fail(f"{distribution} declares no entry point in the group otp_pro: otp-pro would never find it")
     for ep in declared:
         # The core's pytest11 entry point (the test kit) is pytest's to load, and needs the [testing] extra.
@@ -65,7 +69,7 @@ def main(distribution: str) -> None:
     if broken:
         fail(f"plugins with errors: {broken}")
     ours = [p for p in plugins if p["distribution"] == distribution]
-    if distribution != CORE and not (ours and all(p["enabled"] for p in ours)):
+    if plugin and not (ours and all(p["enabled"] for p in ours)):
         fail(f"otp-pro providers list does not show {distribution} enabled: {plugins}")
     for p in plugins:
         provides = ", ".join([*p["transports"], *(f"payload {name}" for name in p["payloads"])]) or "-"

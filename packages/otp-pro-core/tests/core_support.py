@@ -59,30 +59,6 @@ def give_delivered_factor(otp: OtpPro, member: Member, channel: str) -> None:
             recipient_hash=otp.keys.hash("recipient", recipient.strip().lower())))
 
 
-def bare_flask_client(otp: OtpPro, member: Member) -> Any:
-    """A test client of a Flask app holding only the extension: ``GET /login`` signs ``member`` in
-    (303 to the verify page when a second step is due) and ``/home`` is the page after it."""
-    from flask import Flask, redirect
-
-    from otp_pro.web.flask import OtpProFlask
-
-    app = Flask(__name__)
-    app.secret_key = "flask-test-secret-" + "s" * 32
-    app.config["TESTING"] = True
-    extension = OtpProFlask(app, otp, load_member={member.id: member}.get, check_password=lambda _m, _p: True,
-                            secure_cookies=False)
-
-    @app.get("/login")
-    def login() -> Any:
-        return redirect(extension.login(member, next="/home"), 303)
-
-    @app.get("/home")
-    def home() -> str:
-        return "home page"
-
-    return app.test_client()
-
-
 def burst(fleet: list[OtpPro], attempt: Callable[[OtpPro, int], Any], threads: int = 32) -> list[Any]:
     """Run ``attempt(instance, i)`` on ``threads`` threads released together, thread ``i`` on instance
     ``i % len(fleet)``; each one's answer or exception (the concurrency tests sort them)."""

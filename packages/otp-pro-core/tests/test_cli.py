@@ -115,3 +115,39 @@ def test_help_lists_commands():
     result = CliRunner().invoke(cli, ["--help"])
     for command in ("init", "db", "config", "providers", "demo"):
         assert command in result.output
+
+
+def test_demo_without_a_demo_site_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site comes from the otp_pro.demo_site entry-point group (otp-pro-flask); none installed (as in the
+    core's own test environment; the group is emptied here so the test holds beside otp-pro-flask too)."""
+    from importlib import metadata
+
+    import otp_pro.cli.demo as demo
+
+    monkeypatch.setattr(demo.metadata, "entry_points", lambda group: [] if group == demo.DEMO_SITE_GROUP
+                        else metadata.entry_points(group=group))
+    result = CliRunner().invoke(cli, ["demo", "--port", "0"])
+    assert result.exit_code == 2 and "pip install otp-pro-flask" in result.output and "--script" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_demo_serves_the_installed_demo_site(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``otp-pro demo`` hands its options to the entry point's ``serve``, whatever distribution brings it."""
+    from importlib import metadata
+
+    import otp_pro.cli.demo as demo
+
+    site = metadata.EntryPoint("test_site", f"{__name__}:serve_for_test", demo.DEMO_SITE_GROUP)
+    monkeypatch.setattr(demo.metadata, "entry_points", lambda group: [site])
+    SERVED.clear()
+    result = CliRunner().invoke(cli, ["demo", "--port", "0", "--database", str(tmp_path / "d.sqlite3")])
+    assert result.exit_code == 0, result.output
+    assert SERVED["port"] == 0 and SERVED["host"] == "127.0.0.1" and SERVED["database"] == str(tmp_path / "d.sqlite3")
+
+
+#: What :func:`serve_for_test` was called with: a demo site's ``serve`` that only records its options.
+SERVED: dict[str, object] = {}
+
+
+def serve_for_test(**options: object) -> None:
+    SERVED.update(options)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from core_support import bare_flask_client
+from flow_client import flow_client
 
 from otp_pro import ConfigurationError, DeliveryError, Member, OtpPro, ThrottledError, hookimpl
 from otp_pro.celery import TASK_NAME, CeleryDispatcher
@@ -564,10 +564,10 @@ def test_concurrent_workers_claim_a_challenge_once(make_otp: Callable[..., OtpPr
     assert len(outbox(otp)) == 1 and row(otp, setup.challenge.id).attempts == 1
 
 
-def test_flask_verify_page_says_sending_and_polls_until_sent(make_otp: Callable[..., OtpPro], member: Member) -> None:
+def test_the_verify_page_says_sending_and_polls_until_sent(make_otp: Callable[..., OtpPro], member: Member) -> None:
     otp = make_otp(dispatcher="postbox", plugins=[PostboxPlugin()])
     enrol_through_the_queue(otp, member)
-    client = bare_flask_client(otp, member)
+    client = flow_client(otp, member)
     client.get("/login")
     page = client.get("/otp/verify")
     assert page.status_code == 200

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from core_support import bare_flask_client
+from flow_client import flow_client
 
 from otp_pro import (
     DeliveryError,
@@ -228,7 +228,7 @@ def test_delivery_status_is_only_the_members_own(build: Callable[..., OtpPro], a
     assert status is not None and status.status == "sent" and status.done and status.fallback_channels == ()
 
 
-# ------------------------------------------------------------------ the Flask verify page
+# ------------------------------------------------------------------ the verify page (flow layer)
 
 
 @pytest.fixture
@@ -236,7 +236,7 @@ def web(build: Callable[..., OtpPro], ann: Member, mailbox: Mailbox, clock: Any)
     otp = build()
     enroll_by_email(otp, ann, mailbox, clock)
     add_factors(otp, ann, "pigeon:code", "outbox:code")  # the fallbacks are Ann's own factors
-    yield bare_flask_client(otp, ann), otp
+    yield flow_client(otp, ann), otp
 
 
 def csrf(client: Any) -> str:
@@ -245,7 +245,7 @@ def csrf(client: Any) -> str:
     return found.group(1)
 
 
-def test_flask_verify_page_offers_fallback_after_a_failed_send(web: tuple[Any, OtpPro], mailbox: Mailbox) -> None:
+def test_the_verify_page_offers_fallback_after_a_failed_send(web: tuple[Any, OtpPro], mailbox: Mailbox) -> None:
     client, otp = web
     assert client.get("/otp/api/delivery").status_code == 401  # signed out: a refusal, not a 500
     mailbox.reply = "550 5.1.1 mailbox unavailable"
@@ -276,7 +276,7 @@ def test_flask_verify_page_offers_fallback_after_a_failed_send(web: tuple[Any, O
     assert done.status_code == 303 and done.headers["Location"] == "/home"
 
 
-def test_flask_json_send_failure_lists_the_fallback(web: tuple[Any, OtpPro], mailbox: Mailbox, clock: Any) -> None:
+def test_the_json_send_failure_lists_the_fallback(web: tuple[Any, OtpPro], mailbox: Mailbox, clock: Any) -> None:
     client, otp = web
     client.get("/login")  # the login's code goes out by email
     assert client.get("/otp/api/delivery").json["status"] == "sent"
@@ -292,7 +292,7 @@ def test_flask_json_send_failure_lists_the_fallback(web: tuple[Any, OtpPro], mai
     assert isinstance(otp.events("42", kinds=["delivery_failed"])[0].details["challenge_id"], int)
 
 
-def test_flask_delivery_endpoint_before_any_send(web: tuple[Any, OtpPro], ann: Member) -> None:
+def test_the_delivery_endpoint_before_any_send(web: tuple[Any, OtpPro], ann: Member) -> None:
     client, _otp = web
     with client.session_transaction() as session:
         session["otp_pro_member"] = ann.id

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from core_support import SECRET_KEY, bare_flask_client
+from core_support import SECRET_KEY
+from flow_client import flow_client
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine, make_url
 
@@ -409,10 +410,10 @@ def test_an_unreachable_database_is_a_storage_error(new_otp, pg):
 
 
 def test_the_verify_page_answers_503_with_a_message_and_the_code_still_works(new_otp, pg, admin, clock, tmp_path):
-    from otp_pro.web.flask import STORAGE_FAILED_TEXT
+    from otp_pro.web.flow import STORAGE_FAILED_TEXT
 
     def signed_in_app(otp: OtpPro) -> tuple[Any, str]:
-        client = bare_flask_client(otp, ANN)
+        client = flow_client(otp, ANN)
         assert client.get("/login").status_code == 303
         return client, outbox_code(otp)
 

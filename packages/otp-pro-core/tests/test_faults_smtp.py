@@ -24,7 +24,8 @@ import pyotp
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from core_support import bare_flask_client, base_settings, give_delivered_factor
+from core_support import base_settings, give_delivered_factor
+from flow_client import flow_client
 
 from otp_pro import DeliveryError, Member, OtpPro, PermanentDeliveryError, TransientDeliveryError
 from otp_pro.storage.schema import challenges, members
@@ -527,7 +528,7 @@ def test_the_verify_page_says_the_code_could_not_be_sent(tmp_path, clock, script
         otp.begin_setup(ANN, "email:code")
         otp.complete_setup(ANN, last_code_in(scripted.delivered))
         clock.advance(60)
-        client = bare_flask_client(otp, ANN)
+        client = flow_client(otp, ANN)
         for fault in ("close_after_data", "stall_greeting"):
             scripted.fault = fault
             signed_in = client.get("/login")

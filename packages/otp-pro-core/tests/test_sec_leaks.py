@@ -31,7 +31,7 @@ from typing import Any
 import pyotp
 import pytest
 from core_support import SECRET_KEY, base_settings
-from flask.testing import FlaskClient
+from flow_client import flow_client
 from sqlalchemy import Engine, select
 
 from otp_pro import Member, OtpPro
@@ -51,7 +51,7 @@ from otp_pro.errors import (
 )
 from otp_pro.settings import Settings
 from otp_pro.storage.schema import metadata
-from otp_pro.testing import Clock, Mailbox, free_port, mailed_code
+from otp_pro.testing import Clock, Mailbox, free_port, mailed_code, outbox_code, page_csrf
 
 SMTP_USER = "otp-mailer"
 SMTP_PASSWORD = "smtp-pa55word-" + secrets.token_hex(8)
@@ -338,84 +338,73 @@ def test_no_secret_leaks_from_the_core_flows(
     scan.check()
 
 
-# ------------------------------------------------------------------ the Flask pages
+# ------------------------------------------------------------------ the web pages (flow layer)
 
 
-def _csrf(client: FlaskClient, path: str) -> str:
-    found = re.search(r'name="csrf-token" content="([^"]+)"', client.get(path).text)
-    assert found, f"no CSRF token on {path}"
-    return found.group(1)
+def test_no_secret_leaks_from_the_web_pages(tmp_path: Any, clock: Clock, all_logs: list[logging.LogRecord]) -> None:
+    """The flow layer's pages and JSON endpoints, driven without a framework (tests/flow_client.py): the verify
+    page (a wrong code, the right one with "trust this device"), the JSON API, a forced authenticator-app setup."""
+    from otp_pro.web.flow import DEVICE_COOKIE
 
-
-def _sign_in(client: FlaskClient, email: str, password: str) -> None:
-    response = client.post("/login", data={"email": email, "password": password, "csrf_token": _csrf(client, "/login")})
-    assert response.status_code == 303, response.text
-
-
-def test_no_secret_leaks_from_the_flask_pages(tmp_path: Any, all_logs: list[logging.LogRecord]) -> None:
-    from otp_pro.web.demo_site import DemoSite, create_app
-    from otp_pro.web.flask import DEVICE_COOKIE
-
-    app = create_app(str(tmp_path / "demo.sqlite3"), overrides={"resend_cooldown_seconds": 0})
-    app.config["TESTING"] = True
-    site: DemoSite = app.extensions["otp_pro_demo"]
+    settings = base_settings(f"sqlite:///{tmp_path}/web.sqlite3", channels=["outbox:code", "totp"],
+                             roles={"admin": {"requirement": "required", "channels": ["totp"], "grace_days": 0}})
+    otp = OtpPro(settings, clock=clock)
     scan = LeakScan()
+    scan.secret("secret_key", SECRET_KEY)
     try:
-        scan.secret("demo secret_key", site.otp.settings.secret_key.reveal())
-        twilio = site.otp.plugin_settings.get("sms_twilio") or getattr(site.otp.transports.get("sms_twilio"),
-                                                                      "config", None)
-        if twilio is not None:
-            scan.secret("Twilio auth token", twilio.secret("auth_token") or "")
+        editor = Member("ed", roles=["editor"], email="ed@example.com", name="Ed")
+        otp.begin_setup(editor, "outbox:code")
+        setup_code = outbox_code(otp)
+        scan.secret("setup code", setup_code)
+        scan.secret("backup code", *otp.complete_setup(editor, setup_code))
+        clock.advance(60)
 
-        def last_code(address: str) -> str:
-            message = site.outbox.last(address)
-            assert message is not None
-            found = re.search(r"\b(\d{6})\b", message.text)
-            assert found
-            scan.secret("email code", found.group(1))
-            return found.group(1)
+        def last_code() -> str:
+            code = outbox_code(otp)
+            scan.secret("outbox code", code)
+            return code
 
         # Editor: the verify page, a wrong code, the right one with "trust this device".
-        editor = app.test_client()
-        _sign_in(editor, "editor@demo.test", "editor-demo")
-        code = last_code("editor@demo.test")
-        token = _csrf(editor, "/otp/verify")
-        assert editor.post("/otp/verify", data={"code": _other(code), "csrf_token": token}).status_code == 200
-        done = editor.post("/otp/verify", data={"code": code, "csrf_token": token, "trust": "1"})
+        client = flow_client(otp, editor)
+        assert client.get("/login").status_code == 303
+        code = last_code()
+        token = page_csrf(client.get("/otp/verify").text)
+        assert client.post("/otp/verify", data={"code": _other(code), "csrf_token": token}).status_code == 200
+        done = client.post("/otp/verify", data={"code": code, "csrf_token": token, "trust": "1"})
         assert done.status_code == 303
-        cookies = [c.split(";", 1)[0].partition("=") for c in done.headers.getlist("Set-Cookie")]
-        device = [value for name, _, value in cookies if name.endswith(DEVICE_COOKIE)]  # "__Host-" on HTTPS
-        assert len(device) == 1 and len(device[0]) >= 32, "no trusted-device cookie was set"
-        scan.secret("device token", device[0])
+        device = client.cookies.get(DEVICE_COOKIE, "")
+        assert len(device) >= 32, "no trusted-device cookie was set"
+        scan.secret("device token", device)
 
         # The JSON endpoints: send, a wrong code, the right code.
-        api = app.test_client()
-        _sign_in(api, "editor@demo.test", "editor-demo")
+        api = flow_client(otp, editor)
+        api.get("/login")
         csrf = api.get("/otp/api/status").get_json()["csrf_token"]
         headers = {"X-CSRF-Token": csrf}
+        clock.advance(60)
         assert api.post("/otp/api/send", json={}, headers=headers).status_code == 200
-        code = last_code("editor@demo.test")
+        code = last_code()
         assert not api.post("/otp/api/verify", json={"code": _other(code)}, headers=headers).get_json()["ok"]
         assert api.post("/otp/api/verify", json={"code": code}, headers=headers).get_json()["ok"]
 
         # Admin: forced authenticator-app setup, confirmed with a TOTP code; backup codes shown once.
-        admin = app.test_client()
-        _sign_in(admin, "admin@demo.test", "admin-demo")
-        page = admin.post("/otp/setup", data={"channel": "totp", "csrf_token": _csrf(admin, "/otp/setup")})
+        admin = flow_client(otp, Member("root", roles=["admin"], email="root@example.com", name="Rob"))
+        assert admin.get("/login").headers["Location"] == "/otp/setup"
+        page = admin.post("/otp/setup", data={"channel": "totp", "csrf_token": page_csrf(admin.get("/otp/setup").text)})
         assert page.status_code == 200, page.text
         seed = re.search(r'id="totp-secret"[^>]*>([A-Z2-7]+)<', page.text)
         assert seed, "no TOTP seed on the setup page"
         scan.totp_seed(seed.group(1))
-        totp_code = pyotp.TOTP(seed.group(1)).at(site.otp.clock())
+        totp_code = pyotp.TOTP(seed.group(1)).at(otp.clock())
         scan.secret("TOTP code", totp_code)
-        shown = admin.post("/otp/setup/confirm", data={"code": totp_code, "csrf_token": _csrf(admin, "/otp/setup")})
+        shown = admin.post("/otp/setup/confirm", data={"code": totp_code, "csrf_token": page_csrf(page.text)})
         assert shown.status_code == 200, shown.text
         codes = sorted(set(re.findall(rf"\b[{BACKUP_ALPHABET}]{{5}}-[{BACKUP_ALPHABET}]{{5}}\b", shown.text)))
-        assert len(codes) == site.otp.settings.backup_code_count
+        assert len(codes) == otp.settings.backup_code_count
         scan.secret("backup code", *codes)
-        scan.database(site.otp.db.engine)
+        scan.database(otp.db.engine)
     finally:
-        site.close()
+        otp.close()
     scan.logs(all_logs)
     scan.check()
 

@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from werkzeug.serving import make_server
 
 from otp_pro.web import NOTICE, PASS, SETUP, VERIFY, GateConfig, OtpProMiddleware, SessionFacts, decide, is_allowed
 from otp_pro.web.gate import GRACE_NOTICE, default_allow, normalize_path
@@ -206,8 +205,15 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 @pytest.fixture
 def wsgi_url() -> Iterator[str]:
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # the standard library's server logs to stderr
+            pass
+
     app = OtpProMiddleware(_inner_app, _facts)
-    server = make_server("127.0.0.1", 0, app)  # type: ignore[arg-type]
+    # The standard library's WSGI server: the core's tests install no web framework.
+    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)  # type: ignore[arg-type]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -1,0 +1,30 @@
+"""Helpers for the web tests: read CSRF tokens and codes from the demo site's pages and outbox."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from otp_pro_flask.demo_site import DemoSite
+
+
+def csrf_of(client: Any, path: str = "/login") -> str:
+    page = client.get(path)
+    found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert found, f"no CSRF token on {path} ({page.status_code})"
+    return found.group(1)
+
+
+def last_code(site: DemoSite, recipient: str | None = None) -> str:
+    message = site.outbox.last(recipient)
+    assert message is not None, "nothing in the outbox"
+    found = re.search(r"\b(\d{6})\b", message.text)
+    assert found, message.text
+    return found.group(1)
+
+
+def sign_in(client: Any, email: str, password: str, next_url: str | None = None) -> Any:
+    data = {"email": email, "password": password, "csrf_token": csrf_of(client)}
+    if next_url:
+        data["next"] = next_url
+    return client.post("/login", data=data)
