@@ -12,18 +12,23 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.middleware.sessions import SessionMiddleware
 
 from otp_pro import Member, OtpPro
 from otp_pro.testing import free_port
-from otp_pro_starlette import OtpProStarlette, ServerSessionMiddleware, SqliteSessionStore, recently_verified, \
-    require_verified
+from otp_pro_starlette import (
+    OtpProStarlette,
+    ServerSessionMiddleware,
+    SqliteSessionStore,
+    recently_verified,
+    require_verified,
+)
 
 PASSWORD = "correct horse"
 SESSION_SECRET = "starlette-test-session-" + "s" * 32
@@ -83,13 +88,19 @@ def build_app(otp: OtpPro, members: Mapping[str, Member], *, session_store: str 
         return f"<p>protected page of {html.escape(member.name if member else 'nobody')}</p>"
 
     @app.get("/billing")
-    async def billing(member: Member = Depends(require_verified)) -> dict[str, Any]:
+    async def billing(member: Annotated[Member, Depends(require_verified)]) -> dict[str, Any]:
         return {"member": member.id}
 
     @app.api_route("/account/delete", methods=["GET", "POST"],
                    dependencies=[Depends(recently_verified(max_age=300))])
     async def delete_account() -> JSONResponse:
         return JSONResponse({"deleted": True})
+
+    @app.websocket("/ws")
+    async def echo(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.send_text("hello")
+        await socket.close()
 
     @app.post("/api/notes")
     async def add_note(request: Request) -> dict[str, Any]:

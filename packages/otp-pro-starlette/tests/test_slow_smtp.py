@@ -56,7 +56,7 @@ def slow_smtp() -> Iterator[tuple[str, int, SlowMailbox]]:
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def hammer(base: str, path: str, cookies: httpx.Cookies, until: Callable[[int], bool]) -> list[float]:

@@ -17,6 +17,9 @@ responses and background tasks of the site's views are untouched). Per HTTP requ
    a ``303`` to the verify or setup page, or for an AJAX/JSON request ``401`` with
    ``{"error": "verification_required" | "setup_required", "location"}``, the body of every adapter.
    A visitor who is not signed in passes without a thread or a database query.
+
+A WebSocket handshake of a signed-in session the gate would send away is refused (closed before it is
+accepted: a ``403``), since a handshake cannot follow a redirect.
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ class OtpProMiddleware:
         self.web = web
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -109,4 +115,26 @@ class OtpProMiddleware:
             response = await to_response(flow, answer, v)
             await response(scope, receive, send)
             return
+        await self.app(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket of a signed-in session that the gate would send away is refused before it opens.
+
+        A handshake cannot follow a redirect: closing before ``accept`` makes the server answer ``403``.
+        """
+        flow = self.web.flow
+        session = flow_session(scope)
+        v = flow.visit(flow_request(scope), session)
+        scope[SCOPE_VISIT] = v
+        scope[SCOPE_WEB] = self.web
+        if self.web.gate_enabled and session.data.get(K_MEMBER):
+            before = snapshot(v.session)
+            try:
+                refused = await run(flow.gate, v) is not None
+            except StorageError:
+                refused = True  # not known to be verified: not let in
+            mark_changed(v.session, before)
+            if refused:
+                await send({"type": "websocket.close", "code": 1008})
+                return
         await self.app(scope, receive, send)
