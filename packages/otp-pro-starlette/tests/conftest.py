@@ -4,7 +4,9 @@ app (site_app.py) and served by uvicorn; members enrolled by email code or TOTP;
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -68,25 +70,53 @@ def enrol_members(otp: OtpPro, mailbox: Mailbox, clock: Clock) -> str:
     return info.secret
 
 
+@pytest.fixture(scope="session")
+def enrolled_database(tmp_path_factory: pytest.TempPathFactory,
+                      smtp_server: tuple[str, int, Mailbox]) -> Iterator[tuple[Path, str]]:
+    """A database where Ann and Tom are enrolled, made once: ``(folder, Tom's TOTP secret)``.
+
+    Each test starts from a copy (a setup issues ten backup codes, each hashed with scrypt: seconds per
+    member). The copy is used at the same instant of the test's ``clock`` as it was made at.
+    """
+    folder = tmp_path_factory.mktemp("enrolled")
+    made_at = Clock()
+    otp = OtpPro(site_settings(folder, smtp_server), clock=made_at)
+    try:
+        secret = enrol_members(otp, smtp_server[2], made_at)
+    finally:
+        otp.close()
+    yield folder, secret
+
+
 @pytest.fixture
-def make_site(tmp_path: Path, smtp_server: tuple[str, int, Mailbox], mailbox: Mailbox, clock: Clock,
-              otp_factory: Callable[..., OtpPro]) -> Iterator[Callable[..., Site]]:
+def make_otp(tmp_path: Path, smtp_server: tuple[str, int, Mailbox], enrolled_database: tuple[Path, str],
+             otp_factory: Callable[..., OtpPro]) -> Callable[..., OtpPro]:
+    """``make_otp(smtp=None, **settings)``: an OtpPro on a copy of the enrolled database, on the test's clock;
+    its email goes to ``smtp`` (default: the loopback server of the run)."""
+
+    def factory(*, smtp: tuple[str, int, Mailbox] | None = None, **overrides: Any) -> OtpPro:
+        folder, _ = enrolled_database
+        for name in ("otp.sqlite3", "otp.sqlite3-wal", "otp.sqlite3-shm"):
+            if (folder / name).exists() and not (tmp_path / name).exists():
+                shutil.copy(folder / name, tmp_path / name)
+        return otp_factory(site_settings(tmp_path, smtp or smtp_server, **overrides))
+
+    return factory
+
+
+@pytest.fixture
+def make_site(make_otp: Callable[..., OtpPro], enrolled_database: tuple[Path, str], mailbox: Mailbox,
+              clock: Clock) -> Iterator[Callable[..., Site]]:
     """``make_site(session_store=None, smtp=None, **settings)``: the test site served by uvicorn."""
-    with_servers: list[Any] = []
+    with ExitStack() as servers:
 
-    def factory(*, session_store: str | None = None, smtp: tuple[str, int, Mailbox] | None = None,
-                **overrides: Any) -> Site:
-        otp = otp_factory(site_settings(tmp_path, smtp_server, **overrides))
-        secret = enrol_members(otp, mailbox, clock)
-        if smtp is not None:  # the members' mail goes to another server from now on (a slow one)
-            otp = otp_factory(site_settings(tmp_path, smtp, **overrides))
-        served = serve(build_app(otp, MEMBERS, session_store=session_store))
-        with_servers.append(served)
-        return Site(served.__enter__().base, otp, smtp[2] if smtp else mailbox, secret, clock)
+        def factory(*, session_store: str | None = None, smtp: tuple[str, int, Mailbox] | None = None,
+                    **overrides: Any) -> Site:
+            otp = make_otp(smtp=smtp, **overrides)
+            served = servers.enter_context(serve(build_app(otp, MEMBERS, session_store=session_store)))
+            return Site(served.base, otp, smtp[2] if smtp else mailbox, enrolled_database[1], clock)
 
-    yield factory
-    for served in reversed(with_servers):
-        served.__exit__(None, None, None)
+        yield factory
 
 
 @pytest.fixture

@@ -9,15 +9,16 @@ because the test server speaks plain HTTP on loopback.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
-from conftest import ANN, MEMBERS, enrol_members, page_token, site_settings
+from conftest import ANN, MEMBERS, page_token
 from site_app import PASSWORD, SESSION_SECRET, serve
 
-from otp_pro import Member
+from otp_pro import Member, OtpPro
 from otp_pro.testing import Clock, Mailbox, mailed_code
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "web-starlette.md"
@@ -37,10 +38,8 @@ def test_the_glue_is_at_most_ten_lines() -> None:
     assert 0 < len(lines) <= 10, lines
 
 
-def test_the_glue_runs(tmp_path: Path, smtp_server: tuple[str, int, Mailbox], mailbox: Mailbox, clock: Clock,
-                       otp_factory: Any) -> None:
-    otp = otp_factory(site_settings(tmp_path, smtp_server))
-    enrol_members(otp, mailbox, clock)
+def test_the_glue_runs(make_otp: Callable[..., OtpPro], mailbox: Mailbox, clock: Clock) -> None:
+    otp = make_otp()
     by_email = {m.email: m for m in MEMBERS.values()}
 
     async def password_step(request: Any) -> Member | None:

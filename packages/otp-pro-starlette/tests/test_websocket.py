@@ -7,21 +7,20 @@ WebSocket library that nothing else of this package needs.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from conftest import ANN, MEMBERS, enrol_members, site_settings
+from conftest import ANN, MEMBERS
 from site_app import PASSWORD, build_app
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from otp_pro.testing import Clock, Mailbox, mailed_code
+from otp_pro import OtpPro
+from otp_pro.testing import Mailbox, mailed_code
 
 
-def test_websockets_are_gated(tmp_path: Path, smtp_server: tuple[str, int, Mailbox], mailbox: Mailbox,
-                              clock: Clock, otp_factory: object) -> None:
-    otp = otp_factory(site_settings(tmp_path, smtp_server))  # type: ignore[operator]
-    enrol_members(otp, mailbox, clock)
+def test_websockets_are_gated(make_otp: Callable[..., OtpPro], mailbox: Mailbox) -> None:
+    otp = make_otp()
     with TestClient(build_app(otp, MEMBERS), base_url="http://127.0.0.1") as client:
         with client.websocket_connect("/ws") as socket:  # not signed in: the site decides
             assert socket.receive_text() == "hello"
