@@ -139,6 +139,8 @@ def test_malformed_forms_and_paths_get_a_4xx(site: Site) -> None:
         token = page_token(client.get("/otp/verify").text)
         odd = client.post("/otp/settings/devices/%C2%B2/revoke", data={"csrf_token": token})
         assert odd.status_code < 500
+        assert client.post("/otp/settings/factors/%FF/remove", data={"csrf_token": token}).status_code < 500
+        assert client.get("/otp/verify?next=%FF%FE&x=%00").status_code == 200
         assert client.get("/otp/nothing-here").status_code == 303  # gated like any path: no page leaks
 
 
