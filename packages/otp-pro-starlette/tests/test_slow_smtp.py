@@ -143,6 +143,7 @@ def test_a_slow_send_does_not_block_other_requests(make_site: Callable[..., Site
     assert window < SMTP_DELAY + 1
     for path, times in during.items():
         assert len(times) >= 20, f"only {len(times)} answers to {path} while the send waited"
-        # Blocked, the first of them would have waited for the whole send (2 s).
-        assert percentile(times, 0.99) < 0.5, figures("during the send", during)
-        assert max(times) < 1.0, figures("during the send", during)
+        # Blocked, the first of them would have waited for the whole send (2 s) and few others would have
+        # been answered while it waited. The bounds are generous: the machine running the tests is shared.
+        assert percentile(times, 0.99) < 1.0, figures("during the send", during)
+        assert max(times) < 1.5, figures("during the send", during)  # blocked: close to 2 s
