@@ -225,3 +225,21 @@ def test_server_side_sessions_retire_old_ids(make_site: object, tmp_path: object
             token = page_token(client.get("/otp/settings").text)
             assert client.post("/logout", data={"csrf_token": token}).status_code == 303
             assert copy.get("/otp/api/status").json()["signed_in"] is False  # logout ended it everywhere
+
+
+def test_a_trusted_device_skips_the_sign_in_step_but_not_a_step_up(site: Site) -> None:
+    with site.client() as client:
+        sign_in(client, ANN)
+        done = verify(client, mailed_code(site.mailbox, ANN.email or ""), trust="1")
+        assert done.status_code == 303
+        cookie = next(c for c in done.headers.get_list("set-cookie") if c.startswith("otp_pro_device="))
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Max-Age=" in cookie  # plain http: no Secure
+        token = client.get("/otp/api/status").json()["csrf_token"]
+        client.post("/logout", data={"csrf_token": token})
+        site.clock.advance(60)
+        site.mailbox.clear()
+        again = sign_in(client, ANN, next_url="/protected")
+        assert again.status_code == 303 and again.headers["location"] == "/protected"  # no code asked for
+        assert not site.mailbox.to(ANN.email or "")
+        away = client.get("/account/delete")
+        assert away.status_code == 303 and away.headers["location"] == "/otp/verify"  # step-up: a fresh code
