@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otp_pro.errors import StorageError
-from otp_pro.web.flow import MAX_BODY_BYTES, Answer, csrf_ok
+from otp_pro.web.flow import CSRF_FIELD, MAX_BODY_BYTES, Answer, csrf_ok
 from otp_pro.web.flow.state import K_MEMBER
 from otp_pro.web.flow.texts import CSRF_FAILED_TEXT
 
@@ -95,7 +95,9 @@ class OtpProMiddleware:
             read = await read_body(receive, web.csrf_form_limit)
             receive = read.replay(receive)
             if not read.too_large:  # a larger form carries its token in the X-CSRF-Token header
-                form = parse_form(read.data)
+                # Only the token is kept: the site's own fields (a password on its login form) are the view's.
+                token = parse_form(read.data).get(CSRF_FIELD)
+                form = {CSRF_FIELD: token} if token is not None else {}
         v = flow.visit(flow_request(scope, body=body, form=form), session)
         scope[SCOPE_VISIT] = v
         scope[SCOPE_WEB] = web
