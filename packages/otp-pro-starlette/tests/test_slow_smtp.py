@@ -142,8 +142,9 @@ def test_a_slow_send_does_not_block_other_requests(make_site: Callable[..., Site
     assert mailbox.to(ANN.email or ""), "Ann's code was delivered"
     assert window < SMTP_DELAY + 1
     for path, times in during.items():
-        assert len(times) >= 20, f"only {len(times)} answers to {path} while the send waited"
-        # Blocked, the first of them would have waited for the whole send (2 s) and few others would have
-        # been answered while it waited. The bounds are generous: the machine running the tests is shared.
+        # Blocked, at most one request per path could be answered while the send waits (after it).
+        assert len(times) >= 5, f"only {len(times)} answers to {path} while the send waited"
+        # Blocked, the first of them would have waited for the whole send (2 s). The bounds are generous:
+        # the machine running the tests is shared (a load average of 20 on 2 cores has been seen).
         assert percentile(times, 0.99) < 1.0, figures("during the send", during)
         assert max(times) < 1.5, figures("during the send", during)  # blocked: close to 2 s
