@@ -78,7 +78,8 @@ def login(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -
 
 
 @pytest.fixture
-def serve(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tuple[CountingController, Counting]]]:
+def serve(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tuple[CountingController,
+                                                                                          Counting]]]:
     """``serve(kind, **smtp_kwargs)``: a started aiosmtpd of ``kind`` plain, starttls or implicit_tls."""
     started: list[Controller] = []
 
