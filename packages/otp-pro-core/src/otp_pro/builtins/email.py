@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..core import OtpPro
     from ..transports import ProviderConfig
     from .email_message import MessageWriter, OutgoingMail
+    from .smtp_deadline import Deadline
     from .smtp_pool import SmtpPool
 
 # smtplib, ssl and email are imported where a message is built or sent, not here: plugin
@@ -138,7 +139,9 @@ class EmailTransport(Transport):
         mail = self.writer.write(message)
         # smtp_timeout_seconds bounds each read; a server that answers a byte at a time could still
         # hold the request for ever, so the whole send (a retry included) also has a deadline.
-        deadline = _Deadline(self.config["smtp_deadline_seconds"])
+        from .smtp_deadline import Deadline
+
+        deadline = Deadline(self.config["smtp_deadline_seconds"])
         try:
             self._deliver(mail, deadline)
         finally:
@@ -148,6 +151,9 @@ class EmailTransport(Transport):
     def _pool(self) -> SmtpPool | None:
         if not self.config["smtp_pool_size"]:
             return None
+        pool = self._smtp_pool
+        if pool is not None:
+            return pool
         with self._pool_lock:
             if self._smtp_pool is None:
                 from .smtp_pool import SmtpPool
@@ -157,7 +163,7 @@ class EmailTransport(Transport):
                                            self.config["smtp_pool_check_after_seconds"])
             return self._smtp_pool
 
-    def _deliver(self, mail: OutgoingMail, deadline: _Deadline) -> None:
+    def _deliver(self, mail: OutgoingMail, deadline: Deadline) -> None:
         """Hand ``mail`` over on a pooled session, or on a new one; every failure raised as a typed error.
 
         A pooled session that the server dropped while it was idle is found when ``MAIL`` or
@@ -203,7 +209,7 @@ class EmailTransport(Transport):
         except (OSError, smtplib.SMTPException):
             client.close()
 
-    def _connect(self, deadline: _Deadline, stage: _Stage) -> smtplib.SMTP:
+    def _connect(self, deadline: Deadline, stage: _Stage) -> smtplib.SMTP:
         """A new session: connected (implicit TLS or STARTTLS when set), greeted and logged in."""
         import smtplib
 
@@ -243,17 +249,20 @@ class EmailTransport(Transport):
         import smtplib
 
         stage.name = "send"
-        options: list[str] = []
         if mail.smtputf8:
             client.ehlo_or_helo_if_needed()
             if not client.has_extn("smtputf8"):
                 stage.name = "SMTPUTF8 (an address that is not ASCII)"
                 raise smtplib.SMTPNotSupportedError("SMTPUTF8")
-            options = ["SMTPUTF8", "BODY=8BITMIME"]
-        code, reply = client.mail(mail.sender, options)
+            # mail() also switches the session's commands to UTF-8.
+            code, reply = client.mail(mail.sender, ["SMTPUTF8", "BODY=8BITMIME"])
+        else:
+            # mail() and rcpt() would parse both addresses again (email.utils.parseaddr) to quote them;
+            # they were checked when the settings and the recipient were.
+            code, reply = client.docmd("mail", f"FROM:<{mail.sender}>")
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, reply, mail.sender)
-        code, reply = client.rcpt(mail.recipient)
+        code, reply = client.docmd("rcpt", f"TO:<{mail.recipient}>")
         if code not in (250, 251):
             raise smtplib.SMTPRecipientsRefused({mail.recipient: (code, reply)})
         stage.data_sent = True  # from here on a failure may hide a message the server has queued
@@ -261,7 +270,7 @@ class EmailTransport(Transport):
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)
 
-    def _error(self, exc: BaseException, stage: _Stage, deadline: _Deadline) -> DeliveryError:
+    def _error(self, exc: BaseException, stage: _Stage, deadline: Deadline) -> DeliveryError:
         """``exc`` (from smtplib, ssl or the socket) as the typed error a member and an operator see."""
         import smtplib
         import ssl
@@ -371,50 +380,6 @@ def _dropped_before_data(exc: BaseException, stage: _Stage) -> bool:
         return exc.smtp_code == 421
     return isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ssl.SSLEOFError,
                             ssl.SSLZeroReturnError))
-
-
-class _Deadline:
-    """Ends an SMTP session that runs past ``seconds``: a timer shuts its socket down, which wakes
-    the read that is waiting (``expired`` then says why the session failed)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = threading.Event()
-        self.client: Any = None  # the smtplib client in use: its socket changes with STARTTLS
-        self._socket: Any = None  # the socket it connected with, before the client is known
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def watch(self, client: Any) -> None:
-        """``client`` is the session the send uses now (a pooled one, or one being opened)."""
-        self.client = client
-
-    def saw_socket(self, sock: Any) -> None:
-        """A new session's socket, as soon as it is connected (before the greeting is read)."""
-        self._socket = sock
-        if self.expired.is_set():  # expired while connecting
-            self._shut(sock)
-
-    def _expire(self) -> None:
-        self.expired.set()
-        current = getattr(self.client, "sock", None)
-        self._shut(current if current is not None else self._socket)
-
-    @staticmethod
-    def _shut(sock: Any) -> None:
-        import socket
-
-        if sock is None:
-            return
-        try:
-            # The plain socket call, also on a TLS socket: the TLS state stays with the reader.
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:  # already closed
-            pass
-
-    def cancel(self) -> None:
-        self._timer.cancel()
 
 
 #: Longest server reply kept in an error and its audit record: a reply names a cause in a line; more is

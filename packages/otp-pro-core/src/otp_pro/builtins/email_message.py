@@ -88,10 +88,11 @@ class MessageWriter:
 
     def __init__(self, from_name: str, from_address: str) -> None:
         self.from_name = from_name
-        self.sender = from_address
+        # The envelope's sender is the bare address, also when the setting was given as "Name <address>".
+        self.sender = email.utils.parseaddr(from_address)[1] or from_address
         self.domain = from_address.rpartition("@")[2] or "localhost"
         # formataddr with a charset encodes a non-ASCII display name (RFC 2047) and quotes specials.
-        self.from_header = email.utils.formataddr((from_name, from_address), charset="utf-8")
+        self.from_header = email.utils.formataddr((from_name, self.sender), charset="utf-8")
         # The headers every message carries unchanged, written once (a plugin's header of the same name
         # replaces one of them, as EmailMessage.replace_header did).
         self._fixed_lines = (f"From: {self.from_header}{_CRLF}Auto-Submitted: auto-generated{_CRLF}"

@@ -219,13 +219,14 @@ class _TlsClient(smtplib.SMTP_SSL):
 def new_client(host: str, timeout: float, tls: ssl.SSLContext | None,
                on_socket: Callable[[Any], None]) -> smtplib.SMTP:
     """A client for ``host``, not connected yet (``connect`` is the caller's): implicit TLS with ``tls``, else plain."""
-    client: _Client | _TlsClient
+    made: _Client | _TlsClient
     if tls is not None:
-        client = _TlsClient(local_hostname=_local_hostname(), timeout=timeout, context=tls)
+        made = _TlsClient(local_hostname=_local_hostname(), timeout=timeout, context=tls)
     else:
-        client = _Client(local_hostname=_local_hostname(), timeout=timeout)
-    client.on_socket = on_socket
+        made = _Client(local_hostname=_local_hostname(), timeout=timeout)
+    made.on_socket = on_socket
+    client: smtplib.SMTP = made
     # smtplib sets this only when the constructor connects; TLS (implicit or STARTTLS) checks the
     # certificate against it.
-    client._host = host
+    client._host = host  # type: ignore[attr-defined]
     return client
