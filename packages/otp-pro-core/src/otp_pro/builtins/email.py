@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..transports import ProviderConfig
     from .email_message import MessageWriter, OutgoingMail
     from .smtp_deadline import Deadline
-    from .smtp_pool import SmtpPool
+    from .smtp_pool import Session, SmtpPool
 
 # smtplib, ssl and email are imported where a message is built or sent, not here: plugin
 # discovery (``otp-pro providers list``) imports this module and needs none of them.
@@ -189,7 +189,7 @@ class EmailTransport(Transport):
                              type(exc).__name__)
                     stage = _Stage()
                 else:
-                    pool.checkin(session)
+                    self._keep(pool, session, deadline)
                     return
         client: smtplib.SMTP | None = None
         try:
@@ -200,7 +200,7 @@ class EmailTransport(Transport):
                 client.close()
             raise self._error(exc, stage, deadline) from None
         if pool is not None:
-            pool.checkin(pool.adopt(client))
+            self._keep(pool, pool.adopt(client), deadline)
             return
         # The message is accepted: a failed goodbye (QUIT answered with an error, a dropped
         # connection, the deadline) must not turn a delivered code into a failed one.
@@ -208,6 +208,15 @@ class EmailTransport(Transport):
             client.quit()
         except (OSError, smtplib.SMTPException):
             client.close()
+
+    @staticmethod
+    def _keep(pool: SmtpPool, session: Session, deadline: Deadline) -> None:
+        """The message went: ``session`` back to ``pool``, unless the deadline shut its socket as it ended."""
+        deadline.cancel()
+        if deadline.expired.is_set():
+            pool.discard(session)
+        else:
+            pool.checkin(session)
 
     def _connect(self, deadline: Deadline, stage: _Stage) -> smtplib.SMTP:
         """A new session: connected (implicit TLS or STARTTLS when set), greeted and logged in."""

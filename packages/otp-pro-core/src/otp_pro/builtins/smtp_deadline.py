@@ -23,12 +23,13 @@ from typing import Any
 class Deadline:
     """One send's deadline: ``expired`` is set, and the session's socket shut down, ``seconds`` after it was made."""
 
-    __slots__ = ("_socket", "cancelled", "client", "expired", "seconds")
+    __slots__ = ("_lock", "_socket", "cancelled", "client", "expired", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.expired = threading.Event()
         self.cancelled = False
+        self._lock = threading.Lock()  # expire() and cancel() exclude each other: see cancel()
         self.client: Any = None  # the smtplib client in use: its socket changes with STARTTLS
         self._socket: Any = None  # the socket it connected with, before the client is known
         _watchdog().add(time.monotonic() + seconds, self)
@@ -44,14 +45,22 @@ class Deadline:
             _shut(sock)
 
     def expire(self) -> None:
-        """Called by the watchdog when the deadline passes (never after :meth:`cancel`)."""
-        self.expired.set()
-        current = getattr(self.client, "sock", None)
-        _shut(current if current is not None else self._socket)
+        """Called by the watchdog when the deadline passes; does nothing once :meth:`cancel` was called."""
+        with self._lock:
+            if self.cancelled:
+                return
+            self.expired.set()
+            current = getattr(self.client, "sock", None)
+            _shut(current if current is not None else self._socket)
 
     def cancel(self) -> None:
-        """The send is over: the watchdog drops this deadline when it comes to it."""
-        self.cancelled = True
+        """The send is over: from now on the session's socket is left alone (it may go back to the pool).
+
+        Returns after an :meth:`expire` running in the watchdog has finished, so ``expired``
+        then says for certain whether the socket was shut down.
+        """
+        with self._lock:
+            self.cancelled = True
 
 
 def _shut(sock: Any) -> None:

@@ -52,12 +52,16 @@ class Session:
 
 
 def end(session: Session, *, polite: bool) -> None:
-    """Close ``session``: with ``QUIT`` first when ``polite`` (and the session is this process's)."""
+    """Close ``session``: with ``QUIT`` first when ``polite`` (and the session is this process's).
+
+    The ``QUIT`` is sent, not waited for: a session is ended on a member's send (too old,
+    enough messages), and a server that vanished without closing the connection would
+    hold that send for the whole read timeout before its answer failed to come.
+    """
     client = session.client
     if polite and session.pid == os.getpid():
         try:
-            client.quit()  # quit() closes the socket too
-            return
+            client.putcmd("quit")
         except (OSError, smtplib.SMTPException):  # a session that ends badly is ended all the same
             pass
     if session.pid == os.getpid():
