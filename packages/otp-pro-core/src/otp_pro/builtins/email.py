@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeliveryError, PermanentDeliveryError, RecipientUnavailable, TransientDeliveryError
+from ..errors import DeliveryError, RecipientUnavailable
 from ..hookspecs import hookimpl
 from ..member import Member
 from ..settings import Setting
-from ..transports import Message, Receipt, Transport, mask_recipient
+from ..transports import Message, Receipt, Transport
+from .smtp_errors import REPLY_MAX, Stage, delivery_error, dropped_before_data, reply_text
+
+__all__ = ["REPLY_MAX", "EmailTransport", "reply_text"]  # reply_text and REPLY_MAX: where they always were
 
 if TYPE_CHECKING:
     import smtplib
@@ -174,7 +176,7 @@ class EmailTransport(Transport):
         import smtplib
 
         pool = self._pool()
-        stage = _Stage()
+        stage = Stage()
         if pool is not None:
             session = pool.checkout(deadline.watch)
             if session is not None:
@@ -183,11 +185,11 @@ class EmailTransport(Transport):
                     self._transfer(session.client, mail, stage)
                 except (OSError, smtplib.SMTPException) as exc:
                     pool.discard(session)
-                    if not _dropped_before_data(exc, stage) or deadline.expired.is_set():
+                    if not dropped_before_data(exc, stage) or deadline.expired.is_set():
                         raise self._error(exc, stage, deadline) from None
                     log.info("otp-pro email: the server closed an idle SMTP connection (%s); sending on a new one",
                              type(exc).__name__)
-                    stage = _Stage()
+                    stage = Stage()
                 else:
                     self._keep(pool, session, deadline)
                     return
@@ -218,7 +220,7 @@ class EmailTransport(Transport):
         else:
             pool.checkin(session)
 
-    def _connect(self, deadline: Deadline, stage: _Stage) -> smtplib.SMTP:
+    def _connect(self, deadline: Deadline, stage: Stage) -> smtplib.SMTP:
         """A new session: connected (implicit TLS or STARTTLS when set), greeted and logged in."""
         import smtplib
 
@@ -253,7 +255,7 @@ class EmailTransport(Transport):
         return self._tls
 
     @staticmethod
-    def _transfer(client: smtplib.SMTP, mail: OutgoingMail, stage: _Stage) -> None:
+    def _transfer(client: smtplib.SMTP, mail: OutgoingMail, stage: Stage) -> None:
         """One message on an open session: ``MAIL``, ``RCPT``, ``DATA`` (one recipient)."""
         import smtplib
 
@@ -279,56 +281,9 @@ class EmailTransport(Transport):
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)
 
-    def _error(self, exc: BaseException, stage: _Stage, deadline: Deadline) -> DeliveryError:
-        """``exc`` (from smtplib, ssl or the socket) as the typed error a member and an operator see."""
-        import smtplib
-        import ssl
-
-        host, port = self.config["smtp_host"], self.port
-        timeout = self.config["smtp_timeout_seconds"]
-        error: DeliveryError
-        if deadline.expired.is_set():
-            return TransientDeliveryError(
-                f"SMTP server {host}:{port} did not finish the session within {deadline.seconds:g} s",
-                transport=self.name, provider_code="timeout")
-        if isinstance(exc, smtplib.SMTPAuthenticationError):
-            # 535 (wrong credentials) is permanent; 454 (temporary authentication failure) may pass.
-            error = _by_code(str(exc.smtp_code), f"SMTP login to {host}:{port} was refused", self.name)
-        elif isinstance(exc, smtplib.SMTPNotSupportedError):
-            error = PermanentDeliveryError(f"SMTP server {host}:{port} does not offer {stage.name}",
-                                           transport=self.name, provider_code="not_supported")
-        elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-            answers = sorted((str(code), reply) for code, reply in exc.recipients.values())
-            code, reply = answers[0] if answers else ("550", b"")
-            error = _by_code(code, f"SMTP server {host}:{port} refused the recipient", self.name, reply)
-        elif isinstance(exc, smtplib.SMTPSenderRefused):
-            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} refused the sender", self.name,
-                             exc.smtp_error)
-        elif isinstance(exc, smtplib.SMTPResponseException):
-            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} answered", self.name, exc.smtp_error)
-        elif isinstance(exc, smtplib.SMTPServerDisconnected):
-            # smtplib turns a read that timed out into "Connection unexpectedly closed: timed out".
-            if isinstance(exc.__context__, TimeoutError):
-                error = self._timeout(host, port, timeout)
-            else:
-                error = TransientDeliveryError(f"SMTP server {host}:{port} closed the connection",
-                                               transport=self.name, provider_code="disconnected")
-        elif isinstance(exc, TimeoutError):
-            error = self._timeout(host, port, timeout)
-        elif isinstance(exc, ssl.SSLCertVerificationError):
-            # A certificate that does not verify (self-signed, wrong host name) will not verify on a retry.
-            error = PermanentDeliveryError(f"SMTP server {host}:{port} sent a TLS certificate that does not verify",
-                                           transport=self.name, provider_code="tls_certificate")
-        elif isinstance(exc, ssl.SSLError):
-            error = TransientDeliveryError(f"TLS with SMTP server {host}:{port} failed", transport=self.name,
-                                           provider_code="tls_error")
-        elif isinstance(exc, ConnectionRefusedError):
-            error = TransientDeliveryError(f"SMTP server {host}:{port} refused the connection", transport=self.name,
-                                           provider_code="connection_refused")
-        else:
-            error = TransientDeliveryError(f"SMTP delivery to {host}:{port} failed: {type(exc).__name__}",
-                                           transport=self.name, provider_code="error")
-        return error
+    def _error(self, exc: BaseException, stage: Stage, deadline: Deadline) -> DeliveryError:
+        return delivery_error(exc, stage, deadline, host=self.config["smtp_host"], port=self.port,
+                              timeout=self.config["smtp_timeout_seconds"], transport=self.name)
 
     def close(self) -> None:
         """End the pooled SMTP sessions (``OtpPro.close``); a later send opens new ones."""
@@ -336,12 +291,6 @@ class EmailTransport(Transport):
             pool, self._smtp_pool = self._smtp_pool, None
         if pool is not None:
             pool.close()
-
-    def _timeout(self, host: str, port: int, timeout: float) -> TransientDeliveryError:
-        return TransientDeliveryError(
-            f"SMTP server {host}:{port} did not answer within {timeout:g} s", transport=self.name,
-            provider_code="timeout",
-        )
 
     def dry_run_parameters(self, message: Message) -> dict[str, Any]:
         return {
@@ -356,77 +305,6 @@ class EmailTransport(Transport):
             "subject": message.subject,
             "html": message.html is not None,
         }
-
-
-class _Stage:
-    """How far a send got: the step named in a "does not offer" error, and whether ``DATA`` was sent."""
-
-    __slots__ = ("data_sent", "name")
-
-    def __init__(self) -> None:
-        self.name = "connect"
-        self.data_sent = False
-
-
-def _dropped_before_data(exc: BaseException, stage: _Stage) -> bool:
-    """Whether ``exc``, raised on a reused session, shows a session the server ended before it took the message.
-
-    True only before ``DATA`` was sent (the server cannot have queued anything) and for a
-    closed connection (a reset, a broken pipe, end of file, TLS ended) or ``421`` ("closing
-    the channel", what a server that timed out an idle session answers). A timeout is not
-    one: the server may be alive and slow, and the deadline is partly spent.
-    """
-    import smtplib
-    import ssl
-
-    if stage.data_sent:
-        return False
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return not isinstance(exc.__context__, TimeoutError)
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return any(code == 421 for code, _ in exc.recipients.values())
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code == 421
-    return isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ssl.SSLEOFError,
-                            ssl.SSLZeroReturnError))
-
-
-#: Longest server reply kept in an error and its audit record: a reply names a cause in a line; more is
-#: usually a quoted message or a URL.
-REPLY_MAX = 160
-# A server's reply may quote what it refused: an address (masked), a code or a link token (redacted).
-_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
-_DIGITS = re.compile(r"\d{6,}")
-_TOKEN = re.compile(r"[A-Za-z0-9_\-+/=]{20,}")
-
-
-def reply_text(code: str, reply: bytes | str | None) -> str | None:
-    """The server's reply as one clean line, ``550 5.1.1 mailbox unavailable``, with nothing secret in it.
-
-    Kept: printable characters, at most :data:`REPLY_MAX` of them. Masked: email addresses.
-    Redacted: runs of 6 or more digits (a one-time code has at least 6) and of 20 or more
-    token characters (a sign-in link's token). Never called with the reply to a login,
-    which can quote the credentials.
-    """
-    if reply is None:
-        return None
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-    text = _ADDRESS.sub(lambda m: mask_recipient(m.group(0)), text)
-    text = _TOKEN.sub("[redacted]", _DIGITS.sub("[redacted]", text))
-    line = f"{code} {text}".strip()
-    return line if len(line) <= REPLY_MAX else line[:REPLY_MAX - 3] + "..."
-
-
-def _by_code(code: str, text: str, transport: str,
-             reply: bytes | str | None = None) -> TransientDeliveryError | PermanentDeliveryError:
-    words = reply_text(code, reply)
-    # Operators need the server's own words ("mailbox unavailable" against "message rejected as spam")
-    # to act on a refusal; the code alone does not say which.
-    if words:
-        text = f"{text}: {words}"
-    kind = TransientDeliveryError if code.startswith("4") else PermanentDeliveryError
-    return kind(text, transport=transport, provider_code=code, provider_reply=words)
 
 
 @hookimpl
