@@ -16,7 +16,8 @@ Scenarios: email code challenge + verify and TOTP verify, each on SQLite with
 each library's defaults, on SQLite in WAL mode for all, and on PostgreSQL
 (a scratch database created and dropped on ``--pg``); otp-pro verifying on
 PostgreSQL from 1, 2, 4 and 8 worker processes with a race that must accept
-every code once; cold start of the CLI; peak RSS of a process verifying
+every code once; delivery through a real SMTP server in its own process
+(bench/delivery.py); cold start of the CLI; peak RSS of a process verifying
 100,000 codes. Exits with status 1 when a target is missed.
 """
 
@@ -45,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from delivery import delivery_checks, delivery_table, run_delivery  # noqa: E402 - the bench folder is not a package
 from sides import (  # noqa: E402 - the bench folder is not a package
     DjangoOtpSide,
     OtpProSide,
@@ -57,7 +59,7 @@ from sides import (  # noqa: E402 - the bench folder is not a package
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 SENT = RawSentSide.name
-ALL_PARTS = ("email", "totp", "concurrency", "cold", "memory")
+ALL_PARTS = ("email", "totp", "concurrency", "delivery", "cold", "memory")
 
 
 @dataclass
@@ -213,13 +215,12 @@ def measure(sides: Sequence[Any], kind: str, members: int, repeats: int, warmup:
     return out
 
 
-def run_side_by_side(args: argparse.Namespace, folder: Path, scratch: ScratchDatabase | None,
-                     parts: set[str]) -> list[Row]:
-    rows: list[Row] = []
-    databases: list[tuple[str, str]] = [("default", "SQLite, each library's defaults"),
-                                        ("wal", "SQLite, WAL for all")]
-    if scratch is not None:
-        databases.append(("pg", "PostgreSQL"))
+def ensure_django(folder: Path, scratch: ScratchDatabase | None) -> None:
+    """Configure Django once per run: one database alias per target (default, wal, pg)."""
+    from django.conf import settings
+
+    if settings.configured:
+        return
     django_targets = {
         "default": Target("sqlite", sqlite_path=str(folder / "django-default.sqlite3")),
         "wal": Target("sqlite", sqlite_path=str(folder / "django-wal.sqlite3"), wal=True),
@@ -227,6 +228,16 @@ def run_side_by_side(args: argparse.Namespace, folder: Path, scratch: ScratchDat
     if scratch is not None:
         django_targets["pg"] = Target("postgresql", pg_dsn=scratch.dsn)
     configure_django(django_targets)
+
+
+def run_side_by_side(args: argparse.Namespace, folder: Path, scratch: ScratchDatabase | None,
+                     parts: set[str]) -> list[Row]:
+    rows: list[Row] = []
+    databases: list[tuple[str, str]] = [("default", "SQLite, each library's defaults"),
+                                        ("wal", "SQLite, WAL for all")]
+    if scratch is not None:
+        databases.append(("pg", "PostgreSQL"))
+    ensure_django(folder, scratch)
     for kind in ("email", "totp"):
         if kind not in parts:
             continue
@@ -416,8 +427,9 @@ def run_memory(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------ report
 
 
-def targets(rows: list[Row], conc: list[dict[str, Any]] | None, cold: dict[str, Any] | None) -> list[Target_]:
-    out = []
+def targets(rows: list[Row], conc: list[dict[str, Any]] | None, cold: dict[str, Any] | None,
+            delivery: list[Row] | None = None) -> list[Target_]:
+    out = [Target_(*check) for check in delivery_checks(delivery or [])]
 
     def find(scenario: str, database: str) -> Row | None:
         return next((r for r in rows if r.scenario.startswith(scenario) and r.database.startswith(database)), None)
@@ -484,7 +496,8 @@ LOAD_START, LOAD_END = "<!-- load-test:start -->", "<!-- load-test:end -->"
 
 
 def report(args: argparse.Namespace, info: dict[str, str], rows: list[Row], conc: list[dict[str, Any]] | None,
-           cold: dict[str, Any] | None, memory: dict[str, Any] | None, checks: list[Target_]) -> str:
+           cold: dict[str, Any] | None, memory: dict[str, Any] | None, checks: list[Target_],
+           delivery: list[Row] | None = None) -> str:
     out = [
         "# Benchmarks",
         "",
@@ -527,6 +540,18 @@ def report(args: argparse.Namespace, info: dict[str, str], rows: list[Row], conc
             "|---|---|---|---|---|---|---|---|",
             *[f"| {c['workers']} | {c['verifications']:,} | {c['throughput']:,.0f} | {c['p50'] * 1e3:.2f} | "
               f"{c['p99'] * 1e3:.2f} | {c['race']} | {c['doubles']} | {c['missing']} |" for c in conc],
+            "",
+        ]
+    if delivery:
+        out += [
+            "### Delivery through a real SMTP server",
+            "",
+            "One aiosmtpd server in its own process (`bench/smtp_sink.py`) takes every message: plainly, and with",
+            "STARTTLS + AUTH on a self-signed certificate both clients trust. The sides of each row take turns",
+            f"batch by batch ({max(20, args.members // 5):,} operations per batch, {args.repeats * 2} batches per "
+            "side) in this one run; the machine is shared, so read the ratios, not the absolute times.",
+            "",
+            *delivery_table(delivery),
             "",
         ]
     if cold:
@@ -592,10 +617,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine(args.pg or None)
     print("otp-pro benchmarks: " + "; ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     rows: list[Row] = []
+    delivery: list[Row] = []
     conc = cold = memory = None
     with tempfile.TemporaryDirectory(prefix="otp-pro-bench-", dir=str(ROOT / "bench")) as tmp:
         folder = Path(tmp)
-        scratch = ScratchDatabase(args.pg) if args.pg and parts & {"email", "totp", "concurrency"} else None
+        scratch = ScratchDatabase(args.pg) if args.pg and parts & {"email", "totp", "concurrency", "delivery"} \
+            else None
         try:
             if parts & {"email", "totp"}:
                 print("side by side:", flush=True)
@@ -603,6 +630,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "concurrency" in parts and scratch is not None:
                 print("concurrency (otp-pro, PostgreSQL):", flush=True)
                 conc = run_concurrency(args, scratch)
+            if "delivery" in parts:
+                print("delivery through a real SMTP server:", flush=True)
+                ensure_django(folder, scratch)
+                delivery = run_delivery(args, folder, scratch, measure, Row)
         finally:
             if scratch is not None:
                 from django.conf import settings as django_settings
@@ -618,15 +649,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "memory" in parts:
             print("memory:", flush=True)
             memory = run_memory(args, folder)
-    checks = targets(rows, conc, cold)
+    checks = targets(rows, conc, cold, delivery)
     if rows:
         print()
         print("\n".join(table(rows)))
+    if delivery:
+        print()
+        print("\n".join(delivery_table(delivery)))
     print()
     for t in checks:
         print(f"  [{'ok' if t.passed else 'MISSED'}] {t.name}: {t.detail}")
     if not args.no_write:
-        text = report(args, info, rows, conc, cold, memory, checks)
+        text = report(args, info, rows, conc, cold, memory, checks, delivery)
         previous = Path(args.output).read_text(encoding="utf-8") if Path(args.output).exists() else ""
         if LOAD_START in previous and LOAD_END in previous:  # bench/load.py's section is its own to rewrite
             text = text.rstrip("\n") + "\n\n" + LOAD_START + previous.split(LOAD_START, 1)[1].split(LOAD_END, 1)[0] \

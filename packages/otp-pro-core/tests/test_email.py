@@ -91,3 +91,44 @@ def test_smtp_password_never_shown(tmp_path):
     dry = otp.provider_test("email", "ops@example.com", dry_run=True)
     assert "hunter2-secret" not in str(dry)
     otp.close()
+
+
+def test_message_headers_and_parts_are_well_formed_with_non_ascii_and_an_html_alternative(make_otp, mailbox,
+                                                                                         smtp_server):
+    """The transport writes messages itself (no EmailMessage per send): what arrives must parse as it did."""
+    from otp_pro.transports import Message
+
+    otp = make_otp(providers={"email": {"smtp_host": "127.0.0.1", "smtp_port": smtp_server[1],
+                                        "from_address": "otp@example.com", "from_name": "Café Açaí, Inc."}})
+    transport = otp.transports["email"]
+    long_subject = "Votre code de vérification pour Café Açaí — " + "très " * 20
+    html = "<p>Bonjour Zoë, votre code : <b>123456</b></p>" + "<span>" + "x" * 1500 + "</span>\n"
+    receipt = transport.send(Message(recipient="zoe@example.com", subject=long_subject,
+                                     text="Bonjour Zoë,\n\n123456\n.\nfin\n", html=html,
+                                     headers={"Reply-To": "help@example.com", "Auto-Submitted": "auto-replied"}))
+    [mail] = mailbox.to("zoe@example.com")
+    assert mail["From"] == '"Café Açaí, Inc." <otp@example.com>'
+    assert mail["From"].addresses[0].display_name == "Café Açaí, Inc."
+    assert mail["Subject"] == long_subject  # RFC 2047 words, folded, decode to the same text
+    assert mail["Reply-To"] == "help@example.com" and mail["Auto-Submitted"] == "auto-replied"
+    assert mail["Message-ID"] == receipt.provider_message_id and mail["Date"].datetime is not None
+    assert mail["MIME-Version"] == "1.0" and mail.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
+    text = mail.get_body(("plain",)).get_content()
+    assert text.replace("\r\n", "\n") == "Bonjour Zoë,\n\n123456\n.\nfin\n"  # a lone dot survives SMTP quoting
+    assert mail.get_body(("html",)).get_content().replace("\r\n", "\n") == html
+    # Every line of the raw message fits SMTP's limit; the message is 7-bit clean (no 8BITMIME needed).
+    raw = mail.as_bytes()
+    assert raw.isascii() and max(len(line) for line in raw.split(b"\n")) <= 998
+    # build() is what send() writes, parsed: the same shape.
+    built = transport.build(Message(recipient="zoe@example.com", subject="Hi", text="Hello\n"))
+    assert built["Subject"] == "Hi" and built.get_content_type() == "text/plain"
+    assert built.get_content().replace("\r\n", "\n") == "Hello\n"
+
+
+def test_a_header_value_with_a_line_break_is_refused(make_otp):
+    from otp_pro.transports import Message
+
+    transport = make_otp().transports["email"]
+    with pytest.raises(ValueError, match="linefeed or carriage return"):
+        transport.send(Message(recipient="zoe@example.com", subject="Hi\r\nBcc: evil@example.com", text="x"))

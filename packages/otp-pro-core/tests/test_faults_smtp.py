@@ -102,7 +102,8 @@ class ScriptedSmtp:
     """
 
     def __init__(self) -> None:
-        self.fault: str | None = None
+        self._fault: str | None = None
+        self._open: set[socket.socket] = set()  # the sessions in progress (the transport's pool keeps them open)
         self.seen: list[bytes] = []  # the DATA bytes received, whole or in part
         self.delivered: list[bytes] = []
         self._stop = threading.Event()
@@ -110,6 +111,21 @@ class ScriptedSmtp:
         self._sock.settimeout(0.05)
         self.port = self._sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault
+
+    @fault.setter
+    def fault(self, value: str | None) -> None:
+        """A fault is read when a session starts; setting one ends the open sessions, as a server restarted
+        with new behaviour would (the transport's next send finds its pooled connection closed)."""
+        self._fault = value
+        for conn in list(self._open):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> ScriptedSmtp:
         self._thread.start()
@@ -129,6 +145,13 @@ class ScriptedSmtp:
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn: socket.socket) -> None:
+        self._open.add(conn)
+        try:
+            self._converse(conn)
+        finally:
+            self._open.discard(conn)
+
+    def _converse(self, conn: socket.socket) -> None:
         fault = self.fault
         with conn, conn.makefile("rb") as lines:
             if fault == "stall_greeting":

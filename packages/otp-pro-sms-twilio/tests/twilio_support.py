@@ -65,6 +65,8 @@ class Recorded:
     auth: tuple[str, str] | None
     form: dict[str, str]
     headers: dict[str, str] = field(default_factory=dict)
+    #: The client's (host, port): one per TCP connection, so kept-alive connections show as repeats.
+    peer: tuple[str, int] | None = None
 
 
 class FakeTwilio:
@@ -169,7 +171,8 @@ class FakeTwilio:
                     user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
                     auth = (user, password)
                 with fake._lock:
-                    fake.requests.append(Recorded(self.command, self.path, auth, form, dict(self.headers)))
+                    fake.requests.append(Recorded(self.command, self.path, auth, form, dict(self.headers),
+                                                  tuple(self.client_address[:2])))
                 reply = fake._answer(self.command, self.path, auth, form)
                 if reply.delay:
                     fake._stop.wait(reply.delay)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -95,11 +96,14 @@ class TwilioSmsTransport(Transport):
 
     def __init__(self, config: ProviderConfig, otp: OtpPro):
         super().__init__(config, otp)
-        # One Twilio client (and so one HTTP connection pool) per thread: requests'
-        # Session is not documented as safe to share between threads.
+        # One Twilio client (and so one HTTP session, whose connections are kept alive and reused
+        # by every send of that thread) per thread: requests' Session is not documented as safe to
+        # share between threads. The clients belong to the process that made them (_pid): a forked
+        # child makes its own rather than write to its parent's sockets.
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
+        self._pid = os.getpid()
         # time.monotonic() until which Twilio asked (Retry-After) for no more requests: during
         # a 429 storm the other sends of this process fail at once instead of adding to it.
         self._hold_until = 0.0
@@ -267,6 +271,8 @@ class TwilioSmsTransport(Transport):
         }
 
     def _client(self) -> Client:
+        if self._pid != os.getpid():
+            self._forget_parent()
         client: Client | None = getattr(self._local, "client", None)
         if client is None:
             # Imported here: twilio pulls in requests and takes ~0.1 s to import,
@@ -287,6 +293,17 @@ class TwilioSmsTransport(Transport):
             with self._clients_lock:
                 self._clients.append(client)
         return client
+
+    def _forget_parent(self) -> None:
+        """In a forked child: the clients are the parent's, their kept-alive connections its sockets.
+
+        They are dropped, not closed (closing could end the parent's TLS sessions); the lock is
+        new because a parent thread may have held it at the fork.
+        """
+        self._local = threading.local()
+        self._clients = []
+        self._clients_lock = threading.Lock()
+        self._pid = os.getpid()
 
     def close(self) -> None:
         """Close the HTTP connections of every thread's client (the next send opens new ones)."""

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any, TypeVar
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
 
-from ..errors import PermanentDeliveryError, RecipientUnavailable, TransientDeliveryError
+from ..errors import DeliveryError, RecipientUnavailable
 from ..hookspecs import hookimpl
 from ..member import Member
 from ..settings import Setting
-from ..transports import Message, Receipt, Transport, mask_recipient
+from ..transports import Message, Receipt, Transport
+from .smtp_errors import REPLY_MAX, Stage, delivery_error, dropped_before_data, reply_text
+
+__all__ = ["REPLY_MAX", "EmailTransport", "reply_text"]  # reply_text and REPLY_MAX: where they always were
 
 if TYPE_CHECKING:
     import smtplib
+    import ssl
     from email.message import EmailMessage
 
-_Client = TypeVar("_Client", bound="smtplib.SMTP")
+    from ..core import OtpPro
+    from ..transports import ProviderConfig
+    from .email_message import MessageWriter, OutgoingMail
+    from .smtp_deadline import Deadline
+    from .smtp_pool import Session, SmtpPool
 
 # smtplib, ssl and email are imported where a message is built or sent, not here: plugin
 # discovery (``otp-pro providers list``) imports this module and needs none of them.
+
+log = logging.getLogger("otp_pro")
 
 
 def _check_address(value: str) -> None:
@@ -56,7 +67,23 @@ class EmailTransport(Transport):
                 minimum=0.1, maximum=600),
         Setting("from_address", str, "otp-pro@localhost", "sender address", check=_check_address),
         Setting("from_name", str, None, "sender display name (default: site_name)"),
+        Setting("smtp_pool_size", int, 2, "SMTP connections kept open between sends (0: one connection per message)",
+                minimum=0, maximum=64),
+        Setting("smtp_pool_max_age_seconds", float, 300.0, "a kept connection is closed once this old",
+                minimum=1, maximum=86400),
+        Setting("smtp_pool_max_messages", int, 100, "a kept connection is closed after this many messages",
+                minimum=1, maximum=100000),
+        Setting("smtp_pool_check_after_seconds", float, 5.0,
+                "a kept connection idle this long is checked with NOOP before it carries a message",
+                minimum=0, maximum=3600),
     )
+
+    def __init__(self, config: ProviderConfig, otp: OtpPro):
+        super().__init__(config, otp)
+        self._writer: MessageWriter | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._smtp_pool: SmtpPool | None = None  # made by the first send
+        self._pool_lock = threading.Lock()
 
     def recipient(self, member: Member) -> str:
         if not member.email:
@@ -85,135 +112,185 @@ class EmailTransport(Transport):
             return 465
         return 587 if self.config["smtp_starttls"] else 25
 
-    def build(self, message: Message) -> EmailMessage:
-        """The MIME message: text, plus an HTML alternative when present."""
-        import email.utils
-        from email.message import EmailMessage
+    # ------------------------------------------------------------ the message
 
-        mail = EmailMessage()
-        from_name = self.config.get("from_name") or self.otp.settings.site_name
-        mail["From"] = email.utils.formataddr((from_name, self.config["from_address"]))
-        mail["To"] = message.recipient
-        mail["Subject"] = message.subject
-        mail["Date"] = email.utils.formatdate(localtime=False)
-        domain = self.config["from_address"].rpartition("@")[2] or "localhost"
-        mail["Message-ID"] = email.utils.make_msgid(domain=domain)
-        mail["Auto-Submitted"] = "auto-generated"
-        mail["X-Auto-Response-Suppress"] = "All"
-        for key, value in message.headers.items():
-            if key in mail:
-                mail.replace_header(key, value)
-            else:
-                mail[key] = value
-        mail.set_content(message.text)
-        if message.html:
-            mail.add_alternative(message.html, subtype="html")
-        return mail
+    @property
+    def writer(self) -> MessageWriter:
+        """What writes this transport's messages: ``From`` and the fixed headers are prepared once, here."""
+        if self._writer is None:
+            from .email_message import MessageWriter
+
+            from_name = self.config.get("from_name") or self.otp.settings.site_name
+            self._writer = MessageWriter(from_name, self.config["from_address"])
+        return self._writer
+
+    def build(self, message: Message) -> EmailMessage:
+        """The MIME message that :meth:`send` hands over (text, plus an HTML alternative when present), parsed.
+
+        For previews and tests: :meth:`send` writes the same bytes without parsing them.
+        """
+        import email
+        import email.policy
+
+        mail = self.writer.write(message)
+        return email.message_from_bytes(mail.data, policy=email.policy.default)
+
+    # ------------------------------------------------------------ sending
 
     def send(self, message: Message) -> Receipt:
-        import smtplib
-
-        mail = self.build(message)
-        client: smtplib.SMTP | None = None
+        mail = self.writer.write(message)
         # smtp_timeout_seconds bounds each read; a server that answers a byte at a time could still
-        # hold the request for ever, so the whole session also has a deadline (_Deadline).
-        deadline = _Deadline(self.config["smtp_deadline_seconds"])
+        # hold the request for ever, so the whole send (a retry included) also has a deadline.
+        from .smtp_deadline import Deadline
+
+        deadline = Deadline(self.config["smtp_deadline_seconds"])
         try:
-            client, refused = self._submit(mail, deadline)
-            # The message is accepted: a failed goodbye (QUIT answered with an error, a dropped
-            # connection, the deadline) must not turn a delivered code into a failed one.
-            try:
-                client.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
+            self._deliver(mail, deadline)
         finally:
             deadline.cancel()
-            if client is not None:
-                client.close()
-        if refused:
-            code, reply = next(iter(refused.values()))
-            words = reply_text(str(code), reply)
-            raise PermanentDeliveryError(
-                "SMTP server refused the recipient" + (f": {words}" if words else ""), transport=self.name,
-                provider_code="refused", provider_reply=words,
-            )
-        return Receipt(provider_message_id=mail["Message-ID"])
+        return Receipt(provider_message_id=mail.message_id)
 
-    def _submit(self, mail: EmailMessage, deadline: _Deadline) -> tuple[smtplib.SMTP, dict[str, Any]]:
-        """Connect, log in and hand ``mail`` over; every failure raised as a typed :class:`DeliveryError`."""
+    def _pool(self) -> SmtpPool | None:
+        if not self.config["smtp_pool_size"]:
+            return None
+        pool = self._smtp_pool
+        if pool is not None:
+            return pool
+        with self._pool_lock:
+            if self._smtp_pool is None:
+                from .smtp_pool import SmtpPool
+
+                self._smtp_pool = SmtpPool(self.config["smtp_pool_size"], self.config["smtp_pool_max_age_seconds"],
+                                           self.config["smtp_pool_max_messages"],
+                                           self.config["smtp_pool_check_after_seconds"])
+            return self._smtp_pool
+
+    def _deliver(self, mail: OutgoingMail, deadline: Deadline) -> None:
+        """Hand ``mail`` over on a pooled session, or on a new one; every failure raised as a typed error.
+
+        A pooled session that the server dropped while it was idle is found when ``MAIL`` or
+        ``RCPT`` fails: the server has not taken the message, so it goes once more on a new
+        session. Once ``DATA`` is sent the outcome of a failure is unknown (the server may have
+        queued the message): no retry, or the member could get the code twice.
+        """
         import smtplib
-        import ssl
 
-        host, port = self.config["smtp_host"], self.port
-        timeout = self.config["smtp_timeout_seconds"]
-        stage = "connect"
+        pool = self._pool()
+        stage = Stage()
+        if pool is not None:
+            session = pool.checkout(deadline.watch)
+            if session is not None:
+                try:
+                    deadline.watch(session.client)
+                    self._transfer(session.client, mail, stage)
+                except (OSError, smtplib.SMTPException) as exc:
+                    pool.discard(session)
+                    if not dropped_before_data(exc, stage) or deadline.expired.is_set():
+                        raise self._error(exc, stage, deadline) from None
+                    log.info("otp-pro email: the server closed an idle SMTP connection (%s); sending on a new one",
+                             type(exc).__name__)
+                    stage = Stage()
+                else:
+                    self._keep(pool, session, deadline)
+                    return
         client: smtplib.SMTP | None = None
         try:
-            if self.config["smtp_ssl"]:
-                client = deadline.watching(smtplib.SMTP_SSL)(host, port, timeout=timeout,
-                                                             context=ssl.create_default_context())
-            else:
-                client = deadline.watching(smtplib.SMTP)(host, port, timeout=timeout)
-            deadline.client = client
-            if self.config["smtp_starttls"]:
-                stage = "STARTTLS"
-                client.starttls(context=ssl.create_default_context())
-            username = self.config.get("smtp_username")
-            if username:
-                stage = "login (AUTH)"
-                client.login(username, self.config.secret("smtp_password") or "")
-            stage = "send"
-            return client, client.send_message(mail)
-        except smtplib.SMTPAuthenticationError as exc:
-            # 535 (wrong credentials) is permanent; 454 (temporary authentication failure) may pass.
-            error = _by_code(str(exc.smtp_code), f"SMTP login to {host}:{port} was refused", self.name)
-        except smtplib.SMTPNotSupportedError:
-            error = PermanentDeliveryError(f"SMTP server {host}:{port} does not offer {stage}", transport=self.name,
-                                           provider_code="not_supported")
-        except smtplib.SMTPRecipientsRefused as exc:
-            answers = sorted((str(code), reply) for code, reply in exc.recipients.values())
-            code, reply = answers[0] if answers else ("550", b"")
-            error = _by_code(code, f"SMTP server {host}:{port} refused the recipient", self.name, reply)
-        except smtplib.SMTPSenderRefused as exc:
-            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} refused the sender", self.name,
-                             exc.smtp_error)
-        except smtplib.SMTPResponseException as exc:
-            error = _by_code(str(exc.smtp_code), f"SMTP server {host}:{port} answered", self.name, exc.smtp_error)
-        except smtplib.SMTPServerDisconnected as exc:
-            # smtplib turns a read that timed out into "Connection unexpectedly closed: timed out".
-            if isinstance(exc.__context__, TimeoutError):
-                error = self._timeout(host, port, timeout)
-            else:
-                error = TransientDeliveryError(f"SMTP server {host}:{port} closed the connection", transport=self.name,
-                                               provider_code="disconnected")
-        except TimeoutError:
-            error = self._timeout(host, port, timeout)
-        except ssl.SSLCertVerificationError:
-            # A certificate that does not verify (self-signed, wrong host name) will not verify on a retry.
-            error = PermanentDeliveryError(f"SMTP server {host}:{port} sent a TLS certificate that does not verify",
-                                           transport=self.name, provider_code="tls_certificate")
-        except ssl.SSLError:
-            error = TransientDeliveryError(f"TLS with SMTP server {host}:{port} failed", transport=self.name,
-                                           provider_code="tls_error")
-        except ConnectionRefusedError:
-            error = TransientDeliveryError(f"SMTP server {host}:{port} refused the connection", transport=self.name,
-                                           provider_code="connection_refused")
+            client = self._connect(deadline, stage)
+            self._transfer(client, mail, stage)
         except (OSError, smtplib.SMTPException) as exc:
-            error = TransientDeliveryError(f"SMTP delivery to {host}:{port} failed: {type(exc).__name__}",
-                                           transport=self.name, provider_code="error")
-        if deadline.expired.is_set():
-            error = TransientDeliveryError(
-                f"SMTP server {host}:{port} did not finish the session within {deadline.seconds:g} s",
-                transport=self.name, provider_code="timeout")
-        if client is not None:
+            if client is not None:
+                client.close()
+            raise self._error(exc, stage, deadline) from None
+        if pool is not None:
+            self._keep(pool, pool.adopt(client), deadline)
+            return
+        # The message is accepted: a failed goodbye (QUIT answered with an error, a dropped
+        # connection, the deadline) must not turn a delivered code into a failed one.
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
             client.close()
-        raise error
 
-    def _timeout(self, host: str, port: int, timeout: float) -> TransientDeliveryError:
-        return TransientDeliveryError(
-            f"SMTP server {host}:{port} did not answer within {timeout:g} s", transport=self.name,
-            provider_code="timeout",
-        )
+    @staticmethod
+    def _keep(pool: SmtpPool, session: Session, deadline: Deadline) -> None:
+        """The message went: ``session`` back to ``pool``, unless the deadline shut its socket as it ended."""
+        deadline.cancel()
+        if deadline.expired.is_set():
+            pool.discard(session)
+        else:
+            pool.checkin(session)
+
+    def _connect(self, deadline: Deadline, stage: Stage) -> smtplib.SMTP:
+        """A new session: connected (implicit TLS or STARTTLS when set), greeted and logged in."""
+        import smtplib
+
+        from .smtp_pool import new_client
+
+        host, port = self.config["smtp_host"], self.port
+        tls = self._tls_context() if self.config["smtp_ssl"] or self.config["smtp_starttls"] else None
+        client = new_client(host, self.config["smtp_timeout_seconds"], tls if self.config["smtp_ssl"] else None,
+                            deadline.saw_socket)
+        deadline.watch(client)
+        code, reply = client.connect(host, port)
+        if code != 220:
+            client.close()
+            raise smtplib.SMTPConnectError(code, reply)
+        client.ehlo_or_helo_if_needed()
+        if self.config["smtp_starttls"]:
+            stage.name = "STARTTLS"
+            client.starttls(context=tls)
+        username = self.config.get("smtp_username")
+        if username:
+            stage.name = "login (AUTH)"
+            client.login(username, self.config.secret("smtp_password") or "")
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # Made once per transport: loading the system's CA certificates costs milliseconds; a context
+        # is safe to share between threads.
+        if self._tls is None:
+            import ssl
+
+            self._tls = ssl.create_default_context()
+        return self._tls
+
+    @staticmethod
+    def _transfer(client: smtplib.SMTP, mail: OutgoingMail, stage: Stage) -> None:
+        """One message on an open session: ``MAIL``, ``RCPT``, ``DATA`` (one recipient)."""
+        import smtplib
+
+        stage.name = "send"
+        if mail.smtputf8:
+            client.ehlo_or_helo_if_needed()
+            if not client.has_extn("smtputf8"):
+                stage.name = "SMTPUTF8 (an address that is not ASCII)"
+                raise smtplib.SMTPNotSupportedError("SMTPUTF8")
+            # mail() also switches the session's commands to UTF-8.
+            code, reply = client.mail(mail.sender, ["SMTPUTF8", "BODY=8BITMIME"])
+        else:
+            # mail() and rcpt() would parse both addresses again (email.utils.parseaddr) to quote them;
+            # they were checked when the settings and the recipient were.
+            code, reply = client.docmd("mail", f"FROM:<{mail.sender}>")
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, mail.sender)
+        code, reply = client.docmd("rcpt", f"TO:<{mail.recipient}>")
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({mail.recipient: (code, reply)})
+        stage.data_sent = True  # from here on a failure may hide a message the server has queued
+        code, reply = client.data(mail.data)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+
+    def _error(self, exc: BaseException, stage: Stage, deadline: Deadline) -> DeliveryError:
+        return delivery_error(exc, stage, deadline, host=self.config["smtp_host"], port=self.port,
+                              timeout=self.config["smtp_timeout_seconds"], transport=self.name)
+
+    def close(self) -> None:
+        """End the pooled SMTP sessions (``OtpPro.close``); a later send opens new ones."""
+        with self._pool_lock:
+            pool, self._smtp_pool = self._smtp_pool, None
+        if pool is not None:
+            pool.close()
 
     def dry_run_parameters(self, message: Message) -> dict[str, Any]:
         return {
@@ -228,94 +305,6 @@ class EmailTransport(Transport):
             "subject": message.subject,
             "html": message.html is not None,
         }
-
-
-class _Deadline:
-    """Ends an SMTP session that runs past ``seconds``: a timer shuts its socket down, which wakes
-    the read that is waiting (``expired`` then says why the session failed)."""
-
-    def __init__(self, seconds: float) -> None:
-        import threading
-
-        self.seconds = seconds
-        self.expired = threading.Event()
-        self.client: Any = None  # the smtplib client once made: its socket changes with STARTTLS
-        self._socket: Any = None  # the socket it connected with, before the client is known
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def watching(self, base: type[_Client]) -> type[_Client]:
-        """``base`` (smtplib.SMTP or SMTP_SSL) whose connection is known to this deadline as soon as it is made."""
-        deadline = self
-
-        class Watched(base):  # type: ignore[valid-type,misc]
-            def _get_socket(self, host: str, port: int, timeout: float) -> Any:
-                sock = super()._get_socket(host, port, timeout)
-                deadline._socket = sock
-                if deadline.expired.is_set():  # expired while connecting
-                    deadline._shut(sock)
-                return sock
-
-        return Watched
-
-    def _expire(self) -> None:
-        self.expired.set()
-        current = getattr(self.client, "sock", None)
-        self._shut(current if current is not None else self._socket)
-
-    @staticmethod
-    def _shut(sock: Any) -> None:
-        import socket
-
-        if sock is None:
-            return
-        try:
-            # The plain socket call, also on a TLS socket: the TLS state stays with the reader.
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:  # already closed
-            pass
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-#: Longest server reply kept in an error and its audit record: a reply names a cause in a line; more is
-#: usually a quoted message or a URL.
-REPLY_MAX = 160
-# A server's reply may quote what it refused: an address (masked), a code or a link token (redacted).
-_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+")
-_DIGITS = re.compile(r"\d{6,}")
-_TOKEN = re.compile(r"[A-Za-z0-9_\-+/=]{20,}")
-
-
-def reply_text(code: str, reply: bytes | str | None) -> str | None:
-    """The server's reply as one clean line, ``550 5.1.1 mailbox unavailable``, with nothing secret in it.
-
-    Kept: printable characters, at most :data:`REPLY_MAX` of them. Masked: email addresses.
-    Redacted: runs of 6 or more digits (a one-time code has at least 6) and of 20 or more
-    token characters (a sign-in link's token). Never called with the reply to a login,
-    which can quote the credentials.
-    """
-    if reply is None:
-        return None
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-    text = _ADDRESS.sub(lambda m: mask_recipient(m.group(0)), text)
-    text = _TOKEN.sub("[redacted]", _DIGITS.sub("[redacted]", text))
-    line = f"{code} {text}".strip()
-    return line if len(line) <= REPLY_MAX else line[:REPLY_MAX - 3] + "..."
-
-
-def _by_code(code: str, text: str, transport: str,
-             reply: bytes | str | None = None) -> TransientDeliveryError | PermanentDeliveryError:
-    words = reply_text(code, reply)
-    # Operators need the server's own words ("mailbox unavailable" against "message rejected as spam")
-    # to act on a refusal; the code alone does not say which.
-    if words:
-        text = f"{text}: {words}"
-    kind = TransientDeliveryError if code.startswith("4") else PermanentDeliveryError
-    return kind(text, transport=transport, provider_code=code, provider_reply=words)
 
 
 @hookimpl
