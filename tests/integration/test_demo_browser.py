@@ -49,7 +49,8 @@ def test_home_lists_every_companion(demo: tuple[str, DemoSite], context: Any, sh
     base, _site = demo
     page = context.new_page()
     page.goto(f"{base}/")
-    visible(page.get_by_text("Companions installed: otp_pro_html_email, otp_pro_magic_links, otp_pro_sms_twilio"))
+    visible(page.get_by_text("Companions installed: otp_pro_html_email, otp_pro_magic_links, otp_pro_sms_twilio, "
+                             "otp_pro_webauthn"))
     for channel in ("sms_twilio:code", "email:magic_link", "email:code", "totp"):
         visible(page.locator("#channels-title + p + ul code", has_text=re.compile(f"^{channel}$")))
     for email in (SMS[0], LINK[0]):
