@@ -60,7 +60,7 @@ def credentials(cdp: Any, authenticator: str) -> list[dict[str, Any]]:
 def sign_in_with_password(page: Any, base: str, account: tuple[str, str]) -> None:
     page.goto(f"{base}/login")
     fill_password(page, *account)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def test_a_passkey_member_registers_at_first_sign_in_then_signs_in_with_it(
@@ -151,3 +151,39 @@ def test_a_browser_without_webauthn_is_told_so(demo: tuple[str, DemoSite], brows
         assert page.get_by_role("button", name="Use your passkey or security key").is_disabled()
     finally:
         context.close()
+
+
+def test_sign_in_with_a_passkey_button_without_a_password(
+    demo: tuple[str, DemoSite], context: Any, shots: Any
+) -> None:
+    base, site = demo
+    account = ("pia@demo.test", "pia-demo-password")
+    member = site.add_member(*account, roles=("passkey",), name="Pia Passkey")
+    page, cdp, authenticator = with_authenticator(context)
+    sign_in_with_password(page, base, account)
+    page.wait_for_url(f"{base}/otp/setup")
+    page.get_by_label("Passkey or security key").check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Create Passkey or security key").click()
+    page.get_by_role("link", name="I saved them, continue").click()
+    page.wait_for_url(f"{base}/protected")
+    sign_out(page, base)
+
+    # No email, no password: the authenticator offers its discoverable credential for this site.
+    page.goto(f"{base}/login")
+    shots(page, "login")
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    page.wait_for_url(f"{base}/protected")
+    assert "Pia Passkey" in page.locator("main").inner_text() or page.locator("#protected-title").is_visible()
+    [event] = [e for e in site.otp.events(member, kinds=["verify_ok"]) if e.details.get("first_factor")]
+    assert event.channel == "webauthn"
+    assert credentials(cdp, authenticator)[0]["signCount"] >= 1
+
+    # Another browser without the credential cannot: the authenticator has none for the site.
+    sign_out(page, base)
+    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
+    page.goto(f"{base}/login")
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    status = page.locator("#first-factor-webauthn [data-otp-ceremony-status]")
+    visible(status)
+    assert page.url.startswith(f"{base}/login")

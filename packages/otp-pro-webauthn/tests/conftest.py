@@ -27,10 +27,11 @@ def webauthn_settings(database_url: str, **section: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def make_otp(backend: str, otp_factory: Callable[..., OtpPro]) -> Callable[..., OtpPro]:
-    """``make_otp(user_verification="required")``: the webauthn section's keys as keywords."""
+    """``make_otp(user_verification="required")``: the webauthn section's keys as keywords (``site``: the
+    site's own settings to change)."""
 
-    def factory(**section: Any) -> OtpPro:
-        return otp_factory(webauthn_settings(backend, **section))
+    def factory(*, site: dict[str, Any] | None = None, **section: Any) -> OtpPro:
+        return otp_factory({**webauthn_settings(backend, **section), **(site or {})})
 
     return factory
 

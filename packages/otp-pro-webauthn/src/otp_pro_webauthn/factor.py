@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -96,8 +97,9 @@ class WebAuthnFactor(FactorType):
     def issue(self, member: Member, factors: Sequence[StoredFactor], now: datetime) -> Issued:
         return self.issue_for([json.loads(f.secret) for f in factors])
 
-    def issue_for(self, credentials: Sequence[dict[str, Any]]) -> Issued:
-        """A challenge for any of ``credentials`` (kept JSON); none: a discoverable credential answers."""
+    def issue_for(self, credentials: Sequence[dict[str, Any]], *, verify_user: bool = False) -> Issued:
+        """A challenge for any of ``credentials`` (kept JSON); none: a discoverable credential answers.
+        ``verify_user``: ask the authenticator to verify the user whatever the site's setting."""
         party = self.party
         challenge = secrets.token_bytes(CHALLENGE_BYTES)
         allowed = [PublicKeyCredentialDescriptor(
@@ -106,7 +108,8 @@ class WebAuthnFactor(FactorType):
             for kept in credentials]
         options = generate_authentication_options(
             rp_id=party.rp_id, challenge=challenge, timeout=party.timeout_seconds * 1000,
-            allow_credentials=allowed, user_verification=UserVerificationRequirement(party.user_verification))
+            allow_credentials=allowed,
+            user_verification=UserVerificationRequirement("required" if verify_user else party.user_verification))
         value = bytes_to_base64url(challenge)
         return Issued(value, {"ceremony": "get", "publicKey": options_to_json_dict(options)})
 
@@ -120,6 +123,30 @@ class WebAuthnFactor(FactorType):
         if parsed is None or not ceremony.is_assertion(parsed) or parsed["id"] != kept["credential_id"]:
             return None  # another of the member's credentials, or not an assertion at all
         return ceremony.authenticate(self.party, kept, counter, parsed)
+
+    # ------------------------------------------------------- as a first factor
+
+    def offers_first_factor(self) -> bool:
+        """``providers.webauthn.passwordless``: "Sign in with a passkey" on the login page."""
+        party = relying_party(self.otp.plugin_settings.get(SECTION), self.otp.settings.site_name)
+        return party is not None and party.passwordless
+
+    def issue_first(self, now: datetime) -> Issued:
+        # No credential listed: the authenticator offers the member its discoverable credentials for the site;
+        # the user is verified (PIN, biometric), since no password came before.
+        return self.issue_for([], verify_user=True)
+
+    def handle_of(self, answer: Any) -> str | None:
+        parsed = ceremony.loads(answer)
+        return parsed["id"] if parsed is not None and ceremony.is_assertion(parsed) else None
+
+    def check_first(self, member: Member, secret: str, counter: int | None, answer: Any, now: datetime) -> int | None:
+        parsed = ceremony.loads(answer)
+        kept = json.loads(secret)
+        if parsed is None or not ceremony.is_assertion(parsed) or parsed["id"] != kept["credential_id"]:
+            return None
+        # Signing in on its own, a passkey stands for both factors: something held and the user verified.
+        return ceremony.authenticate(replace(self.party, user_verification="required"), kept, counter, parsed)
 
     def accepts(self, answer: Any) -> bool:
         return ceremony.loads(answer) is not None
