@@ -59,6 +59,7 @@ def test_the_channel_needs_a_relying_party_id(start, sqlite_url):
     ("algorithms", ["ES256", "MD5"], "algorithms"),
     ("timeout_seconds", 5, "timeout_seconds"),
     ("rp_id", "https://example.com", "rp_id"),
+    ("rp_id", "127.0.0.1", "not an IP address"),
     ("colour", "blue", "colour"),
 ])
 def test_bad_values_are_refused_naming_the_key(start, key, value, says):

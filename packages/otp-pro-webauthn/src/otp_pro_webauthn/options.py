@@ -10,6 +10,7 @@ raises one :class:`~otp_pro.errors.ConfigurationError` naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +46,15 @@ def _check_algorithms(value: list[str]) -> list[str]:
 
 
 def _check_rp_id(value: str) -> str:
-    # A relying-party id is a registrable domain or host name: no scheme, port or path.
+    # A relying-party id is a domain (browsers refuse an IP address): no scheme, port or path.
     if not value or any(c in value for c in ":/?#@ ") or value != value.lower() or value.startswith("."):
         raise ValueError("must be the site's host name in lower case, without scheme, port or path "
                          "('example.com', 'localhost')")
-    return value
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return value
+    raise ValueError("must be a domain, not an IP address (browsers refuse one): use 'localhost' on this machine")
 
 
 SETTINGS: tuple[Setting, ...] = (
