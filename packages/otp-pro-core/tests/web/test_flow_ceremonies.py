@@ -129,3 +129,20 @@ def test_a_setup_answered_badly_says_why_and_offers_to_start_again(site, member)
     refused = client.post("/otp/setup/confirm", data={"answer": wrong, "csrf_token": page_csrf(chosen.text)})
     assert refused.status_code == 200 and "That did not work (wrong challenge)" in refused.text
     assert "Start again" in refused.text and otp.factors(member) == []
+
+
+def test_a_change_of_settings_is_confirmed_with_the_password_and_the_factor(site, member):
+    _otp, client = site
+    key = SoftKey()
+    register(client, key)
+    client.get("/login")
+    page = client.get("/otp/verify")
+    answer = key.sign(challenge(client, page_csrf(page.text)).json["show"])
+    assert client.post("/otp/verify", data={"answer": answer, "csrf_token": page_csrf(page.text)}).status_code == 303
+    settings = client.get("/otp/settings")
+    assert 'data-otp-ceremony="softkey"' in settings.text and "Confirm with your security key" in settings.text
+    token = page_csrf(settings.text)
+    answer = key.sign(challenge(client, token).json["show"])
+    done = client.post("/otp/settings/reauth", data={"password": "secret", "answer": answer, "csrf_token": token})
+    assert done.status_code == 303
+    assert 'id="reauth-ok"' in client.get("/otp/settings").text
