@@ -49,7 +49,8 @@ def test_home_lists_every_companion(demo: tuple[str, DemoSite], context: Any, sh
     base, _site = demo
     page = context.new_page()
     page.goto(f"{base}/")
-    visible(page.get_by_text("Companions installed: otp_pro_html_email, otp_pro_magic_links, otp_pro_sms_twilio"))
+    visible(page.get_by_text("Companions installed: otp_pro_html_email, otp_pro_magic_links, otp_pro_sms_twilio, "
+                             "otp_pro_webauthn"))
     for channel in ("sms_twilio:code", "email:magic_link", "email:code", "totp"):
         visible(page.locator("#channels-title + p + ul code", has_text=re.compile(f"^{channel}$")))
     for email in (SMS[0], LINK[0]):
@@ -65,7 +66,7 @@ def test_sms_member_signs_in_with_the_code_from_the_mailbox(
     page = context.new_page()
     page.goto(f"{base}/login")
     fill_password(page, email, password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{base}/otp/verify")
     assert page.locator("#sent-to").inner_text().strip() == \
         "We sent a 6-digit code by SMS (Twilio) to +44*******456."
@@ -90,7 +91,7 @@ def test_magic_link_from_the_mailbox(demo: tuple[str, DemoSite], browser: Any, c
     page = context.new_page()
     page.goto(f"{base}/login")
     fill_password(page, email, password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{base}/otp/verify")
     visible(page.get_by_text("l***@demo.test").first)
     assert "sign-in link" in page.locator("main").inner_text()
@@ -146,7 +147,7 @@ def test_email_code_mailbox_shows_the_html_emails_text_part(
     page = context.new_page()
     page.goto(f"{base}/login")
     fill_password(page, email, password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{base}/otp/verify")
     code = code_from_mailbox(context, base, email, shots)
     message = site.outbox.last(email)

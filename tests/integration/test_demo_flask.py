@@ -1,7 +1,7 @@
 """The demo site with every companion installed, through Flask's test client.
 
-Runs in the ``integration`` nox session, where the core and the three companions
-(otp-pro-sms-twilio, otp-pro-html-email, otp-pro-magic-links) are installed
+Runs in the ``integration`` nox session, where the core and every companion
+(otp-pro-sms-twilio, otp-pro-html-email, otp-pro-magic-links, otp-pro-webauthn) are installed
 together; the core's own session installs the core alone and cannot show these.
 The ``site`` / ``client`` fixtures and the ``webkit`` helpers are the Flask
 adapter's tests' own (packages/otp-pro-flask/tests, on the path through pytest.ini).
@@ -29,6 +29,7 @@ COMPANIONS = {
     "otp_pro_sms_twilio": ("otp-pro-sms-twilio", ["sms_twilio"], []),
     "otp_pro_html_email": ("otp-pro-html-email", [], []),
     "otp_pro_magic_links": ("otp-pro-magic-links", [], ["magic_link"]),
+    "otp_pro_webauthn": ("otp-pro-webauthn", [], []),
 }
 SMS = ("sms@demo.test", "sms-demo", "+447400123456")
 LINK = ("link@demo.test", "link-demo")
@@ -54,18 +55,19 @@ def test_demo_instance_has_every_companion(site: DemoSite, client: Any) -> None:
         assert (info.distribution, info.builtin, info.enabled, info.error) == (distribution, False, True, None)
         assert list(info.transports) == transports and list(info.payloads) == payloads
     # Every companion's channel is offered, in safe mode.
-    assert {"email:code", "totp", "sms_twilio:code", "email:magic_link"} <= set(site.otp.channels)
-    assert {a.email for a in site.accounts()} >= {SMS[0], LINK[0]}
+    assert {"email:code", "totp", "sms_twilio:code", "email:magic_link", "webauthn"} <= set(site.otp.channels)
+    assert {a.email for a in site.accounts()} >= {SMS[0], LINK[0], "passkey@demo.test"}
     home = client.get("/")
     assert home.status_code == 200
-    assert "Companions installed: otp_pro_html_email, otp_pro_magic_links, otp_pro_sms_twilio" in home.text
+    assert "Companions installed: otp_pro_html_email, otp_pro_magic_links, otp_pro_sms_twilio, otp_pro_webauthn" \
+        in home.text
     for channel in ("sms_twilio:code", "email:magic_link"):
         assert f"<code>{channel}</code>" in home.text
     assert "sms@demo.test" in home.text and "link@demo.test" in home.text
 
 
 def test_providers_list_on_the_demo_database(site: DemoSite, tmp_path: Path) -> None:
-    """``otp-pro providers list --json`` against the demo's database names the three companions."""
+    """``otp-pro providers list --json`` against the demo's database names every companion."""
     config = tmp_path / "otp-pro.toml"
     config.write_text(f'secret_key = "{"d" * 48}"\ndatabase_url = "sqlite:///{site.database}"\n')
     result = subprocess.run([sys.executable, "-m", "otp_pro", "--config", str(config), "providers", "list", "--json"],
@@ -76,6 +78,7 @@ def test_providers_list_on_the_demo_database(site: DemoSite, tmp_path: Path) -> 
         row = rows[name]
         assert (row["distribution"], row["enabled"], row["error"]) == (distribution, True, None)
         assert row["transports"] == transports and row["payloads"] == payloads
+    assert rows["otp_pro_webauthn"]["factor_types"] == ["webauthn"]
     table = subprocess.run([sys.executable, "-m", "otp_pro", "--config", str(config), "providers", "list"],
                            capture_output=True, text=True, timeout=120)
     assert table.returncode == 0, table.stderr

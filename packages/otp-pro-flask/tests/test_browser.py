@@ -124,7 +124,7 @@ def test_each_login_pattern(pattern: str, demo: tuple[str, DemoSite], context: A
     shots(page, "home")
     page.click(f"#pattern-{pattern}")
     if pattern == "modal":
-        page.get_by_role("link", name="Sign in").click()
+        page.get_by_role("link", name="Sign in", exact=True).click()
         visible(page.locator("dialog#login-dialog"))
     shots(page, "password-step")
     fill_password(page, email, "pw-" + pattern)
@@ -184,7 +184,7 @@ def test_forced_totp_setup(demo: tuple[str, DemoSite], context: Any, shots: Any)
     page = context.new_page()
     page.goto(f"{base}/login")
     fill_password(page, "root@demo.test", "pw-root")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{base}/otp/setup")
     shots(page, "choose")
     page.goto(f"{base}/protected")  # the gate sends an un-enrolled required member back to setup
@@ -212,7 +212,7 @@ def test_backup_code_sign_in(demo: tuple[str, DemoSite], context: Any, shots: An
     page = context.new_page()
     page.goto(f"{base}/login")
     fill_password(page, "spare@demo.test", "pw-spare")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_label("Verification code").fill(codes[3])
     page.get_by_role("button", name="Verify").click()
     page.wait_for_url(f"{base}/protected")
@@ -229,7 +229,7 @@ def test_trusted_device_then_revoked(demo: tuple[str, DemoSite], context: Any, s
     def sign_in() -> None:
         page.goto(f"{base}/login")
         fill_password(page, email, password)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
 
     sign_in()
     page.get_by_label("Verification code").fill(code_from_mailbox(context, base, email))
@@ -264,7 +264,7 @@ def test_lockout_message(demo: tuple[str, DemoSite], context: Any, shots: Any) -
     page = context.new_page()
     page.goto(f"{base}/login")
     fill_password(page, "typo@demo.test", "pw-typo")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     right = code_from_mailbox(context, base, "typo@demo.test")
     wrong = "000000" if right != "000000" else "111111"
     for attempt in range(5):
@@ -321,7 +321,7 @@ def test_a_second_factor_added_in_the_settings_signs_in_then_is_removed(
     def sign_in() -> None:
         page.goto(f"{base}/login")
         fill_password(page, email, password)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         page.wait_for_url(f"{base}/otp/verify")
 
     def confirm_in_settings(code: Callable[[], str]) -> None:

@@ -22,6 +22,7 @@ from ._engine import (
     devices,
     enrolment,
     factors,
+    first_factor,
     lockout,
     member_admin,
     messages,
@@ -440,6 +441,35 @@ class OtpPro:
         :meth:`verify` (``binding=`` the same value).
         """
         return answers.begin_challenge(self._rt, member, channel, binding=binding, ip=ip, user_agent=user_agent)
+
+    def first_factor_channels(self) -> list[str]:
+        """The channels whose factors sign a member in on their own on this site (a passkey, where its settings
+        turn that on): what a login page may offer next to the password."""
+        return [name for name, definition in self.channels.items() if definition.factor_type is not None
+                and definition.factor_type.issues_challenge and definition.factor_type.offers_first_factor()]
+
+    def begin_first_factor_challenge(self, channel: str, *, binding: str, ip: str | None = None,
+                                     user_agent: str | None = None) -> IssuedChallenge:
+        """A fresh challenge, for no member, that any member's factor on ``channel`` can answer (passwordless
+        sign-in with a passkey). ``binding`` as for :meth:`begin_challenge`; each challenge counts toward
+        ``ip``'s hourly send cap (:class:`ThrottledError` past it). :class:`ChannelUnavailable` when the
+        channel's type does not sign members in on its own here (:meth:`first_factor_channels`). Answer it
+        with :meth:`verify_first_factor`.
+        """
+        return first_factor.begin(self._rt, channel, binding=binding, ip=ip, user_agent=user_agent)
+
+    def verify_first_factor(self, channel: str, answer: object, *, binding: str | None, ip: str | None = None,
+                            user_agent: str | None = None) -> VerifyResult:
+        """Judge an answer to :meth:`begin_first_factor_challenge`: on success ``.member_id`` is the member it
+        proved (their factor is the one whose handle the answer names) and ``.factor_id`` the factor.
+
+        The challenge is used once, in the session it was issued to, while fresh; the member's lock state is
+        honoured and the factor's counter moves as for :meth:`verify`. A failure counts toward ``ip``'s
+        hourly limit of failed verifications (``rate_limited`` past it), never toward the member the answer
+        names; it is audited on that member when there is one. Never raises for a wrong or malformed answer.
+        Whether the member may sign in (their account, their role's policy) is the site's to decide next.
+        """
+        return first_factor.verify(self._rt, channel, answer, binding=binding, ip=ip, user_agent=user_agent)
 
     def record_failure(self, member: Member, *, reason: str, ip: str | None = None,
                        user_agent: str | None = None) -> VerifyResult:

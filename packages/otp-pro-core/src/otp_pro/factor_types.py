@@ -31,6 +31,16 @@ wrong. A type *judges*; the core *decides and records*:
   ``UPDATE`` before :meth:`FactorType.check` sees the answer: a challenge is
   answered once, in the session that asked for it, while it is fresh.
 
+A type whose answer names its own factor (a passkey's discoverable credential
+carries its credential id) may also sign a member in *as the first factor*,
+where the site turns that on: :meth:`FactorType.offers_first_factor`,
+:meth:`FactorType.issue_first`, :meth:`FactorType.handle_of` and
+:meth:`FactorType.check_first`. The core then issues a challenge for no member
+(bound to the caller, single use, short lived), finds the factor by the handle
+the answer names (:attr:`Confirmed.handle`), and judges the answer under that
+member's lock; failures count toward the caller's address, never toward the
+member it names (anyone can name a credential id).
+
 Delivered factors (``delivers = True``) are the core's own: their challenge is
 a code or link sent through a transport, consumed once by the challenge's
 conditional UPDATE; their type only names and describes them.
@@ -192,6 +202,27 @@ class FactorType:
         it names none. The core looks the value up among the member's live challenges and consumes it before
         :meth:`check` is asked; :meth:`check` must still verify that the answer is signed over that value."""
         raise NotImplementedError(f"factor type {self.name} issues no challenge")
+
+    # ------------------------------------------------------- as a first factor
+
+    def offers_first_factor(self) -> bool:
+        """Whether this type signs members in without a password on this site (default False: a setting of the
+        type's turns it on). Only asked of a type with :attr:`issues_challenge`."""
+        return False
+
+    def issue_first(self, now: datetime) -> Issued:
+        """A fresh challenge that any member's factor of this type can answer (a passkey: no credential listed,
+        the authenticator offers its discoverable ones). The core stores it for no member."""
+        raise NotImplementedError(f"factor type {self.name} is not a first factor")
+
+    def handle_of(self, answer: Any) -> str | None:
+        """The handle of the factor ``answer`` was given by (:attr:`Confirmed.handle`: a credential id), or None."""
+        return None
+
+    def check_first(self, member: Member, secret: str, counter: int | None, answer: Any, now: datetime) -> int | None:
+        """:meth:`check` for an answer that signs the member in on its own (the default: :meth:`check`). A
+        passkey asks more of it here: the authenticator must have verified the user."""
+        return self.check(member, secret, counter, answer, now)
 
     def used_at(self, counter: int) -> datetime | None:
         """When an answer proving ``counter`` was given, if the counter says so (a TOTP step is a time);

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from otp_pro.core import OtpPro
 from otp_pro.member import Member
 from otp_pro.results import MemberStatus
-from otp_pro.web.flow import DEVICE_COOKIE, Flow, Outcome, Visit, check_csrf, codes, login, logout
+from otp_pro.web.flow import DEVICE_COOKIE, Flow, Outcome, Visit, check_csrf, codes, first_factor, login, logout
 from otp_pro.web.flow import state as flow_state
 from otp_pro.web.gate import GateConfig, SessionFacts, default_allow
 
@@ -42,7 +42,9 @@ class OtpProFlask:
     confirmation lets a member change MFA settings); ``csrf_app_wide`` (check the
     CSRF token on every POST of the app, not only the extension's);
     ``security_headers_app_wide``; ``gate`` (install the gate as a
-    ``before_request`` hook).
+    ``before_request`` hook); ``on_first_factor(member)`` (called, in the request, when a factor alone
+    signed ``member`` in: "Sign in with a passkey"; the flow has signed them in already, a site with a
+    login of its own, Flask-Login's ``login_user``, does it here).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class OtpProFlask:
         security_headers_app_wide: bool = False,
         gate: bool = True,
         device_cookie: str = DEVICE_COOKIE,
+        on_first_factor: Callable[[Member], None] | None = None,
     ) -> None:
         self.otp = otp
         self.load_member = load_member
@@ -80,6 +83,7 @@ class OtpProFlask:
         self.security_headers_app_wide = security_headers_app_wide
         self.gate_enabled = gate
         self._device_cookie = device_cookie
+        self.on_first_factor = on_first_factor
         self._flow: Flow | None = None
         if app is not None:
             self.init_app(app, otp)
@@ -128,6 +132,7 @@ class OtpProFlask:
             home_url=self.home_url, allow=allow, extra_allow=self._extra_allow, secure_cookies=self.secure_cookies,
             reauth_seconds=self.reauth_seconds, device_cookie=self._device_cookie, renderer=adapter.render,
             session_cookie=app.config.get("SESSION_COOKIE_NAME") or "session",
+            on_first_factor=self._first_factor_signed_in,
         )
         wiring.install(self, app)
 
@@ -185,6 +190,20 @@ class OtpProFlask:
     def logout(self) -> None:
         """End the login: the whole session is cleared and rotated."""
         logout(self.visit())
+
+    def first_factor_options(self) -> list[dict[str, Any]]:
+        """The login page's "Sign in with a passkey" buttons (:meth:`Flow.first_factor_options`)."""
+        return self.flow.first_factor_options()
+
+    def sign_in_first_factor(self, channel: str, answer: str, *, next: str | None = None
+                             ) -> tuple[Outcome, Member | None]:
+        """For a login view of the site's own: judge a first factor's ``answer`` (a passkey's, to this session's
+        challenge from ``api_first_factor``) and sign the member it proves in; the member, or None and why."""
+        return first_factor.sign_in(self.visit(), channel, answer, next=next)
+
+    def _first_factor_signed_in(self, v: Visit, member: Member) -> None:
+        if self.on_first_factor is not None:
+            self.on_first_factor(member)
 
     # ------------------------------------------------------ the operations
 

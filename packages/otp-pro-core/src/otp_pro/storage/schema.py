@@ -115,7 +115,8 @@ challenges = Table(
     "otp_challenges",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("member_id", String(255), nullable=False),
+    # None for a first factor's challenge (a passkey sign-in without a password): the answer names the member.
+    Column("member_id", String(255), nullable=True),
     Column("channel", String(100), nullable=False),
     # The factor a sign-in challenge was sent to (None for a setup's confirmation).
     Column("factor_id", BigInteger, nullable=True),

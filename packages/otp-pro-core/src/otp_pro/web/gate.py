@@ -63,7 +63,7 @@ def default_allow(prefix: str = "/otp", *, login: str = "/login", logout: str = 
     (``providers.magic_links.path``).
     """
     prefix = "/" + prefix.strip("/")
-    names = ("verify", "send", "magic", "setup", "settings", "api", "static")
+    names = ("verify", "send", "magic", "setup", "settings", "api", "static", "first-factor")
     entries = [login, logout, *(f"{prefix}/{name}" for name in names)]
     if magic_link:
         entries.append(magic_link)

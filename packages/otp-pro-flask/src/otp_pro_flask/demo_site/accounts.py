@@ -23,6 +23,8 @@ class DemoAccount:
     about: str
     phone: str | None = None
     enroll: str | None = None
+    #: A channel the account is about, which must be installed for it to be listed (``webauthn``).
+    requires: str | None = None
 
 
 ACCOUNTS: tuple[DemoAccount, ...] = (
@@ -39,6 +41,9 @@ ACCOUNTS: tuple[DemoAccount, ...] = (
                 "optional, sign-in links by email", enroll="email:magic_link"),
     DemoAccount("viewer@demo.test", "viewer-demo", "Vic Viewer", ("viewer",),
                 "not required: no second step"),
+    DemoAccount("passkey@demo.test", "passkey-demo", "Pat Passkey", ("passkey",),
+                "required, passkeys only: registers one at first sign-in, then 'Sign in with a passkey' "
+                "(open the demo at http://localhost)", requires="webauthn"),
 )
 
 

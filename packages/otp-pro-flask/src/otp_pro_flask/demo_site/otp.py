@@ -12,10 +12,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from typing import Any
+from urllib.parse import urlsplit
 
 from otp_pro.core import OtpPro
 from otp_pro.hookspecs import hookimpl
 from otp_pro.member import Member
+from otp_pro.settings import is_loopback_host
 from otp_pro.transports import Message, Receipt
 
 from .store import DemoStore
@@ -56,6 +58,20 @@ def _to_outbox(outbox: Any, transport_name: str) -> Callable[[Message], Receipt]
     return send
 
 
+def passkey_settings(base_url: str) -> dict[str, Any]:
+    """``providers.webauthn`` for the demo at ``base_url``, passwordless sign-in on.
+
+    A relying-party id is a domain, never an IP address, and browsers allow WebAuthn over plain http on
+    ``localhost`` only: on this machine the demo's passkeys belong to ``localhost`` (open the demo there).
+    """
+    parts = urlsplit(base_url)
+    host = parts.hostname or "localhost"
+    if is_loopback_host(host):
+        host = "localhost"
+    origin = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    return {"rp_id": host, "origins": [origin], "passwordless": True}
+
+
 def build_otp(store: DemoStore, database: str, *, base_url: str, clock: DemoClock,
               overrides: Mapping[str, Any] | None = None, mail_dir: str | None = None,
               to_outbox: bool = True) -> OtpPro:
@@ -77,6 +93,9 @@ def build_otp(store: DemoStore, database: str, *, base_url: str, clock: DemoCloc
     if "otp_pro_magic_links" in plugins:
         channels.append("email:magic_link")
         providers["magic_links"] = {"base_url": base_url}
+    if "otp_pro_webauthn" in plugins:
+        channels.append("webauthn")
+        providers["webauthn"] = passkey_settings(base_url)
     settings: dict[str, Any] = {
         "secret_key": store.meta("otp_secret_key", lambda: secrets.token_urlsafe(48)),
         "database_url": f"sqlite:///{database}",
@@ -90,6 +109,9 @@ def build_otp(store: DemoStore, database: str, *, base_url: str, clock: DemoCloc
             "editor": {"requirement": "optional"},
             "member": {"requirement": "required", "grace_days": 14},
             "viewer": {"requirement": "not_required"},
+            # Passkeys only (when otp-pro-webauthn is installed): forced setup registers one at first sign-in.
+            "passkey": {"requirement": "required", "channels": ["webauthn"] if "webauthn" in channels else ["totp"],
+                        "grace_days": 0},
         },
         "providers": providers,
     }

@@ -53,7 +53,7 @@ class DemoSite:
 
     def add_account(self, account: DemoAccount) -> Member | None:
         """Add a demo member (enrolled on its channel when that channel is installed); None when skipped."""
-        if account.enroll and account.enroll not in self.otp.channels:
+        if any(needed and needed not in self.otp.channels for needed in (account.enroll, account.requires)):
             return None
         member = self.store.add_member(account.email, account.password, account.name, account.roles, account.phone)
         if account.enroll:
@@ -70,7 +70,8 @@ class DemoSite:
 
     def accounts(self) -> list[DemoAccount]:
         """The demo logins whose channel is installed."""
-        return [a for a in ACCOUNTS if not a.enroll or a.enroll in self.otp.channels]
+        return [a for a in ACCOUNTS
+                if all(not needed or needed in self.otp.channels for needed in (a.enroll, a.requires))]
 
 
 def create_app(database: str | None = None, *, base_url: str = "http://127.0.0.1:5000",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .codes import delivery, send_code, verify_code
 from .engine import Flow
+from .first_factor import sign_in as sign_in_first_factor
 from .inputs import MAX_JSON_BYTES, InputError
 from .interface import MAX_BODY_BYTES, Answer, Cookie, Handler, Json, Page, Redirect, Renderer, Request, Route, Session
 from .login import login, logout
@@ -62,5 +63,6 @@ __all__ = [
     "logout",
     "safe_next",
     "send_code",
+    "sign_in_first_factor",
     "verify_code",
 ]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import OtpProError
 from ...transports import TOTP
 from . import codes, openapi, state
+from .ceremonies import MAX_ANSWER
 from .inputs import InputError, bool_field, string_field
 from .interface import Json
 from .outcome import Outcome, lock_minutes, with_retry_after
@@ -99,16 +100,20 @@ def delivery(v: Visit) -> Json:
 
 
 def verify(v: Visit) -> Json:
-    """``POST`` ``{"code": "...", "trust_device": false}``: ``{"ok": true, "location"}`` or the refusal."""
+    """``POST`` ``{"code": "...", "trust_device": false}``: ``{"ok": true, "location"}`` or the refusal.
+
+    A factor answered in the browser posts ``{"answer": "<the ceremony's JSON>"}`` instead of ``code``,
+    after :func:`.ceremonies.challenge`."""
     try:
         data = v.request.json_object()
         code = string_field(data, "code", max_length=MAX_FIELD, default="")
+        answer = string_field(data, "answer", max_length=MAX_ANSWER, default="")
         trust_device = bool_field(data, "trust_device")
     except InputError as exc:
         return _json(exc.as_json(), exc.status)
     if v.member() is not None and v.is_verified() and not state.step_up_pending(v.session):
         return _json({"ok": True, "message": "Already verified.", "location": v.next_url()})
-    outcome, token = codes.verify_code(v, code, trust_device=trust_device)
+    outcome, token = codes.verify_code(v, answer or code, trust_device=trust_device, answer=bool(answer))
     response = _outcome(outcome)
     if token:
         response.cookies.append(v.device_cookie(token))

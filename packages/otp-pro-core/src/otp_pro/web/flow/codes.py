@@ -4,6 +4,7 @@ login pages share (an adapter's ``send_code``, ``verify_code`` and ``delivery`` 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ...core import OtpPro
@@ -20,6 +21,7 @@ from ...errors import (
 from ...member import Member
 from ...results import Challenge, ChallengeStatus, Reason, VerifyResult
 from . import state
+from .ceremonies import MAX_ANSWER, answer_refused_text
 from .outcome import Outcome, lock_minutes, refusal
 from .state import K_ATTEMPTS, K_SENT, MAX_FIELD
 from .texts import (
@@ -125,8 +127,10 @@ def refuse(v: Visit, result: VerifyResult) -> Outcome:
     return outcome
 
 
-def verify_code(v: Visit, code: object, *, trust_device: bool = False) -> tuple[Outcome, str | None]:
-    """Check what the member typed; on success the session is verified (and rotated).
+def verify_code(v: Visit, code: object, *, trust_device: bool = False, answer: bool = False
+                ) -> tuple[Outcome, str | None]:
+    """Check what the member typed (or, ``answer``: what the browser answered a challenge with, see
+    :mod:`.ceremonies`); on success the session is verified (and rotated).
 
     Returns the outcome and, when ``trust_device`` was asked and allowed, the
     trusted-device token to set as a cookie.
@@ -137,9 +141,14 @@ def verify_code(v: Visit, code: object, *, trust_device: bool = False) -> tuple[
     if not isinstance(code, str) or not code.strip():
         return Outcome(False, EMPTY_CODE_TEXT, 400, error="empty"), None
     core = v.core
-    result = core.verify(member, code[:MAX_FIELD], **v.client())
+    # A challenge answered in the browser is accepted only with the binding it was issued to.
+    result = core.verify(member, code[:MAX_ANSWER if answer else MAX_FIELD],
+                         binding=state.current_binding(v.session), **v.client())
     if not result.ok:
-        return refuse(v, result), None
+        outcome = refuse(v, result)
+        if answer and result.reason not in (Reason.LOCKED, Reason.RATE_LIMITED):
+            outcome = replace(outcome, message=answer_refused_text(result.reason))
+        return outcome, None
     state.mark_verified(v)
     token = None
     if trust_device and core.settings.trusted_device_days > 0:

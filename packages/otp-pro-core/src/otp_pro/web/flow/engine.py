@@ -18,8 +18,8 @@ from ...core import OtpPro
 from ...errors import StorageError
 from ...member import Member
 from ..gate import GateConfig, decide, default_allow
+from . import ceremonies, state
 from . import routes as route_table
-from . import state
 from .interface import Answer, Json, Page, Redirect, Renderer, Request, Route, Session
 from .render import default_renderer
 from .security import CsrfError, csrf_ok, secure
@@ -42,7 +42,9 @@ class Flow:
     MFA settings); ``device_cookie`` (the trusted-device cookie's name); ``static_url`` (where the flow's
     static files are served, default ``<url_prefix>/static``); ``renderer`` (turns a :class:`Page` into
     HTML, default the core's Jinja2 environment over ``otp_pro/web/templates``); ``session_cookie`` (the
-    name of the site's session cookie, as the OpenAPI document names it).
+    name of the site's session cookie, as the OpenAPI document names it); ``on_first_factor(visit, member)``
+    (called when a factor alone signed ``member`` in, a passkey without a password, after the flow's own login:
+    a site with a login of its own signs the member in there too).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Flow:
         static_url: str | None = None,
         renderer: Renderer | None = None,
         session_cookie: str = "session",
+        on_first_factor: Callable[[Visit, Member], None] | None = None,
     ) -> None:
         self.core = otp
         self.load_member = load_member
@@ -77,6 +80,7 @@ class Flow:
         self.static_url = static_url if static_url is not None else f"{self.url_prefix}/static"
         self.renderer: Renderer = renderer or default_renderer()
         self.session_cookie = session_cookie
+        self.on_first_factor = on_first_factor
         self.routes: tuple[Route, ...] = route_table.routes(self.magic_link_path)
         self._by_name = {route.name: route for route in self.routes}
         if allow is None:
@@ -91,6 +95,13 @@ class Flow:
         payload = self.core.payloads.get("magic_link")
         path = getattr(payload, "path", None) if payload is not None else None
         return path if isinstance(path, str) else None
+
+    def first_factor_options(self) -> list[dict[str, Any]]:
+        """The login page's "Sign in with a passkey" buttons: ``{"channel", "input", "label"}`` of each channel
+        that signs members in on its own on this site (none unless a factor type's settings turn it on)."""
+        core = self.core
+        return [{"channel": name, "input": ceremonies.input_kind(core, name), "label": core.channels[name].label}
+                for name in core.first_factor_channels()]
 
     # ------------------------------------------------------------ requests
 
@@ -164,6 +175,8 @@ class Flow:
             return self.login_url if v.request.path == self.login_url else self.home_url
         if not route.prefixed:  # the magic-link landing
             return v.url("verify")
+        if route.name == "first_factor":  # a sign-in without a password goes back to the site's login page
+            return self.login_url
         page = route_table.PAGE_OF_ROUTE.get(route.name)
         return v.url(page) if page is not None else self.home_url
 

@@ -39,7 +39,9 @@ def login(v: Visit, member: Member, *, next: str | None = None, send: bool = Tru
     if v.is_trusted_device():
         state.mark_verified(v, fresh=False)  # no code was typed: a step-up still asks for one
         return target
-    if send and status.channel and status.channel != TOTP:
+    definition = v.core.channels.get(status.channel) if status.channel else None
+    # Only a delivered channel has a code to send; a passkey's page asks for its challenge itself.
+    if send and status.channel != TOTP and definition is not None and definition.transport is not None:
         codes.send_code(v)
     return v.url("verify")
 

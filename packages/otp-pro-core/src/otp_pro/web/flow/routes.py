@@ -7,7 +7,7 @@ the ``magic_link`` payload sets (``providers.magic_links.path``).
 
 from __future__ import annotations
 
-from . import api, settings_pages, setup_pages, signin
+from . import api, ceremonies, first_factor, settings_pages, setup_pages, signin
 from .interface import Route
 
 #: The page behind each page route: where a failure page (CSRF, database) links back to.
@@ -40,6 +40,9 @@ ROUTES: tuple[Route, ...] = (
     Route("api_status", "/api/status", _GET, api.status, api=True),
     Route("api_send", "/api/send", _POST, api.send, api=True),
     Route("api_verify", "/api/verify", _POST, api.verify, api=True),
+    Route("api_challenge", "/api/challenge", _POST, ceremonies.challenge, api=True),
+    Route("first_factor", "/first-factor", _POST, first_factor.page),
+    Route("api_first_factor", "/api/first-factor", _POST, first_factor.challenge, api=True),
     Route("api_delivery", "/api/delivery", _GET, api.delivery, api=True),
     Route("api_openapi", "/api/openapi.json", _GET, api.openapi_document, api=True),
 )

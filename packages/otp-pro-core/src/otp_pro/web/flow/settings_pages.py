@@ -17,7 +17,7 @@ from ...errors import InvalidFactorLabel, NotEnrolled, NotFound, PolicyError, Un
 from ...member import Member
 from ...results import FactorInfo, MemberStatus, Reason
 from ...transports import TOTP
-from . import inputs, setup_pages, state
+from . import ceremonies, inputs, setup_pages, state
 from .codes import refuse
 from .interface import Answer, Redirect
 from .outcome import lock_minutes
@@ -94,6 +94,8 @@ def settings(v: Visit) -> Answer:
         resend_in=v.resend_in(), code_length=core.settings.code_length,
         locked_minutes=lock_minutes(status.locked_until, core.clock()),
         can_add=bool(status.channels) and status.requirement != "not_required",
+        # A passkey confirms a change as a fresh code does (its answer is posted with the password).
+        ceremonies=ceremonies.offered(core, status), challenge_url=v.url("api_challenge"),
     )
 
 
@@ -117,11 +119,15 @@ def reauth(v: Visit) -> Answer:
     if not v.flow.check_password(member, password[:1024]):
         return _wrong_password(v, member)
     if status.enrolled:
-        if not isinstance(code, str) or not code.strip():
+        answer = ceremonies.posted_answer(v)
+        if answer is None and (not isinstance(code, str) or not code.strip()):
             return back_to_settings(v, "Enter a fresh one-time code as well.", "error")
-        result = core.verify(member, code[:MAX_FIELD], **v.client())
+        result = core.verify(member, answer if answer is not None else code[:MAX_FIELD],
+                             binding=state.current_binding(v.session), **v.client())
         if not result.ok:
-            return back_to_settings(v, refuse(v, result).message, "error")
+            text = ceremonies.answer_refused_text(result.reason) if answer is not None \
+                and result.reason != Reason.LOCKED else refuse(v, result).message
+            return back_to_settings(v, text, "error")
     state.confirm_reauth(v.session, v.flow.reauth_seconds)
     return back_to_settings(v,
         f"Confirmed: you can change your settings for the next {max(1, v.flow.reauth_seconds // 60)} minutes.", "info")

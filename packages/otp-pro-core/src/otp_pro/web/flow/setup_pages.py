@@ -29,7 +29,7 @@ from ...errors import (
 from ...member import Member
 from ...results import MemberStatus, Reason, VerifyResult
 from ...transports import TOTP
-from . import state
+from . import ceremonies, state
 from .codes import refuse
 from .interface import Answer, Redirect
 from .outcome import lock_minutes
@@ -122,7 +122,9 @@ def start(v: Visit, member: Member, channel: str, *, label: str | None, reconfir
                            "label": channel_label}
     return page("otp_pro/setup_confirm.html", info=info, channel=channel, label=label or channel_label,
                 is_link=channel.endswith(":magic_link"), code_length=core.settings.code_length,
-                hint=info.challenge.recipient_hint if info.challenge else None, is_totp=channel == TOTP)
+                hint=info.challenge.recipient_hint if info.challenge else None, is_totp=channel == TOTP,
+                # A factor answered in the browser: the page runs its ceremony over info.show.
+                ceremony=ceremonies.input_kind(core, channel) if ceremonies.is_ceremony(core, channel) else None)
 
 
 def setup_confirm(v: Visit) -> Answer:
@@ -133,14 +135,16 @@ def setup_confirm(v: Visit) -> Answer:
     core = v.core
     channel = v.session.get(K_SETUP) if isinstance(v.session.get(K_SETUP), str) else None
     label = _pending_label(v) or (core.channels[channel].label if channel in core.channels else "")
-    code = v.request.form.get("code", "")
+    answer = ceremonies.posted_answer(v)
+    code = answer if answer is not None else v.request.form.get("code", "")
     common = {"info": None, "channel": channel, "label": label, "code_length": core.settings.code_length,
-              "is_link": False, "hint": (v.session.get(K_SENT) or {}).get("hint")}
+              "is_link": False, "hint": (v.session.get(K_SENT) or {}).get("hint"),
+              "ceremony": ceremonies.input_kind(core, channel) if ceremonies.is_ceremony(core, channel) else None}
     if not isinstance(code, str) or not code.strip():
         return page("otp_pro/setup_confirm.html", 400, error="Enter the code to confirm.", **common)
     try:
-        codes = core.complete_setup(member, code[:MAX_FIELD], binding=state.current_binding(v.session),
-                                   **v.client())
+        codes = core.complete_setup(member, code if answer is not None else code[:MAX_FIELD],
+                                   binding=state.current_binding(v.session), **v.client())
     except SetupBegunElsewhere:
         # Another login of this member began the pending setup: finishing it here would verify this one.
         v.session.pop(K_SETUP, None)
@@ -150,7 +154,9 @@ def setup_confirm(v: Visit) -> Answer:
     except InvalidCode as exc:
         result = exc.result if isinstance(exc.result, VerifyResult) else VerifyResult(False, reason=Reason.INVALID)
         outcome = refuse(v, result)
-        return page("otp_pro/setup_confirm.html", outcome.status, error=outcome.message, **common)
+        text = ceremonies.answer_refused_text(result.reason) if answer is not None and result.reason != Reason.LOCKED \
+            else outcome.message
+        return page("otp_pro/setup_confirm.html", outcome.status, error=text, **common)
     except LockedOut as exc:
         minutes = lock_minutes(exc.locked_until, core.clock())
         return page("otp_pro/setup_confirm.html", 429, error=locked_text(minutes), **common)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core import TOTP
 from ...results import ChallengeStatus, FactorInfo, MemberStatus, Purpose, Reason
-from . import codes, state
+from . import ceremonies, codes, state
 from .codes import refuse
 from .interface import Answer, Redirect
 from .outcome import lock_minutes, with_retry_after
@@ -74,7 +74,9 @@ def _verify_context(v: Visit, status: MemberStatus) -> dict[str, Any]:
         "resend_in": v.resend_in(),
         "locked_minutes": lock_minutes(status.locked_until, core.clock()),
         "attempts_remaining": v.session.get(K_ATTEMPTS),
-        "other_channels": _other_factors(status, shown, fallback),
+        # Factors answered in the browser have their own buttons (``ceremonies``), not a "send by" one.
+        "other_channels": [o for o in _other_factors(status, shown, fallback)
+                           if not ceremonies.is_ceremony(core, o["channel"])],
         # Any of the member's authenticator apps answers on the same form: named when the page asks for another.
         "other_apps": [f.label for f in status.factors if f.usable and f.kind == TOTP
                        and (shown != TOTP or not f.is_default)],
@@ -83,6 +85,10 @@ def _verify_context(v: Visit, status: MemberStatus) -> dict[str, Any]:
         "trust_days": core.settings.trusted_device_days,
         "code_length": core.settings.code_length,
         "next": v.next_url(),
+        # The member's factors answered in the browser (a passkey): a button each, the default's first.
+        "ceremonies": ceremonies.offered(core, status),
+        "ceremony_default": ceremonies.is_ceremony(core, channel) and shown == channel,
+        "challenge_url": v.url("api_challenge"),
     }
 
 
@@ -102,8 +108,9 @@ def verify(v: Visit) -> Answer:
         return Redirect(location=v.next_url())
     if v.request.method == "GET":
         return page("otp_pro/verify.html", **_verify_context(v, status))
-    outcome, token = codes.verify_code(v, v.request.form.get("code", ""),
-                                       trust_device=bool(v.request.form.get("trust")))
+    answer = ceremonies.posted_answer(v)
+    outcome, token = codes.verify_code(v, answer if answer is not None else v.request.form.get("code", ""),
+                                       trust_device=bool(v.request.form.get("trust")), answer=answer is not None)
     if outcome.ok:
         response = Redirect(location=outcome.location or v.flow.home_url)
         if token:
