@@ -239,6 +239,9 @@ class EmailTransport(Transport):
         if self.config["smtp_starttls"]:
             stage.name = "STARTTLS"
             client.starttls(context=tls)
+            # RFC 3207: the server forgets the greeting with the upgrade, and what it offers may change
+            # (AUTH is often offered only over TLS): greet again before anything else.
+            client.ehlo()
         username = self.config.get("smtp_username")
         if username:
             stage.name = "login (AUTH)"
