@@ -22,7 +22,7 @@ them (:class:`~otp_pro.factor_types.FactorType` says what a type implements):
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -74,20 +74,29 @@ def begin_challenge(rt: Runtime, member: Member, channel: str, *, binding: str |
         if not mine:
             raise FactorNotEnrolled(f"the member has no {channel} factor", channel=channel)
         issued = factor_type.issue(member, [_stored(rt, f) for f in mine], now)
-        binding_hash = rt.keys.hash("binding", binding)
-        # Reloading the page asks again: the challenge it showed before stops counting.
-        conn.execute(update(challenges).where(
-            challenges.c.member_id == member.id, challenges.c.channel == channel,
-            challenges.c.status == ChallengeStatus.ISSUED, challenges.c.binding_hash == binding_hash,
-            challenges.c.consumed_at.is_(None), challenges.c.invalidated_at.is_(None),
-        ).values(invalidated_at=now))
-        expires = now + timedelta(seconds=factor_type.challenge_seconds)
-        row = {"member_id": member.id, "channel": channel, "factor_id": None, "payload": ISSUED_PAYLOAD,
-               "purpose": Purpose.VERIFY, "secret_hash": rt.keys.hash("challenge", issued.value),
-               "recipient_hash": None, "binding_hash": binding_hash, "status": ChallengeStatus.ISSUED,
-               "created_at": now, "expires_at": expires, "message": None}
-        rt.db.run(conn, statements.INSERT_CHALLENGE, {f"c_{name}": value for name, value in row.items()})
+        expires = store_issued(rt, conn, member.id, channel, factor_type, issued.value, binding, now)
     return IssuedChallenge(channel=channel, expires_at=expires, show=dict(issued.show))
+
+
+def store_issued(rt: Runtime, conn: Connection, member_id: str | None, channel: str, factor_type: FactorType,
+                 value: str, binding: str, now: datetime) -> datetime:
+    """Keep an issued challenge ``value`` (its keyed hash) for ``member_id`` (None: a first factor's, for no
+    member), bound to ``binding``, replacing the one this binding was shown before; when it expires."""
+    binding_hash = rt.keys.hash("binding", binding)
+    owner = challenges.c.member_id.is_(None) if member_id is None else challenges.c.member_id == member_id
+    # Reloading the page asks again: the challenge it showed before stops counting.
+    conn.execute(update(challenges).where(
+        owner, challenges.c.channel == channel, challenges.c.status == ChallengeStatus.ISSUED,
+        challenges.c.binding_hash == binding_hash, challenges.c.consumed_at.is_(None),
+        challenges.c.invalidated_at.is_(None),
+    ).values(invalidated_at=now))
+    expires = now + timedelta(seconds=factor_type.challenge_seconds)
+    row = {"member_id": member_id, "channel": channel, "factor_id": None, "payload": ISSUED_PAYLOAD,
+           "purpose": Purpose.VERIFY, "secret_hash": rt.keys.hash("challenge", value), "recipient_hash": None,
+           "binding_hash": binding_hash, "status": ChallengeStatus.ISSUED, "created_at": now,
+           "expires_at": expires, "message": None}
+    rt.db.run(conn, statements.INSERT_CHALLENGE, {f"c_{name}": value for name, value in row.items()})
+    return expires
 
 
 def _stored(rt: Runtime, factor: FactorRow) -> StoredFactor:
@@ -122,7 +131,7 @@ def verify_answer(rt: Runtime, member: Member, answer: Any, *, binding: str | No
         accepted: FactorRow | None = None
         for kind, (factor_type, mine) in by_kind.items():
             if factor_type.issues_challenge:
-                reason = _consume(rt, conn, member.id, kind, factor_type.challenge_of(answer), binding, now) or ""
+                reason = consume_issued(rt, conn, member.id, kind, factor_type.challenge_of(answer), binding, now) or ""
                 if reason:
                     continue
             accepted, why = _check(rt, conn, member, factor_type, mine, answer, now)
@@ -142,16 +151,18 @@ def verify_answer(rt: Runtime, member: Member, answer: Any, *, binding: str | No
                             factor_id=accepted.id)
 
 
-def _consume(rt: Runtime, conn: Connection, member_id: str, channel: str, value: str | None,
-             binding: str | None, now: Any) -> str | None:
-    """Consume the member's live challenge ``value`` of ``channel`` issued to ``binding``: None when it was,
-    else why not (``invalid``: no such challenge; ``used``, ``replaced``, ``expired``, ``wrong_browser``)."""
+def consume_issued(rt: Runtime, conn: Connection, member_id: str | None, channel: str, value: str | None,
+                   binding: str | None, now: Any) -> str | None:
+    """Consume the live challenge ``value`` of ``channel`` issued to ``member_id`` (None: a first factor's)
+    and ``binding``: None when it was, else why not (``invalid``: no such challenge; ``used``, ``replaced``,
+    ``expired``, ``wrong_browser``)."""
     if not isinstance(value, str) or not value:
         return Reason.INVALID
     secret_hashes = rt.keys.hashes("challenge", value)
     binding_hashes = rt.keys.hashes("binding", binding) if binding else []
-    mine = (challenges.c.member_id == member_id, challenges.c.channel == channel,
-            challenges.c.purpose == Purpose.VERIFY, challenges.c.secret_hash.in_(secret_hashes))
+    owner = challenges.c.member_id.is_(None) if member_id is None else challenges.c.member_id == member_id
+    mine = (owner, challenges.c.channel == channel, challenges.c.purpose == Purpose.VERIFY,
+            challenges.c.secret_hash.in_(secret_hashes))
     if binding_hashes:
         won = conn.execute(update(challenges).where(
             *mine, challenges.c.binding_hash.in_(binding_hashes), challenges.c.status == ChallengeStatus.ISSUED,
@@ -160,8 +171,8 @@ def _consume(rt: Runtime, conn: Connection, member_id: str, channel: str, value:
         ).values(consumed_at=now)).rowcount
         if won == 1:
             return None
-    row = conn.execute(select(challenges.c.consumed_at, challenges.c.invalidated_at, challenges.c.expires_at,
-                              challenges.c.binding_hash).where(*mine).limit(1)).first()
+    row = conn.execute(select(challenges.c.consumed_at, challenges.c.invalidated_at, challenges.c.binding_hash)
+                       .where(*mine).limit(1)).first()
     if row is None:
         return Reason.INVALID
     if row.binding_hash not in binding_hashes:
@@ -176,21 +187,28 @@ def _consume(rt: Runtime, conn: Connection, member_id: str, channel: str, value:
 def _check(rt: Runtime, conn: Connection, member: Member, factor_type: FactorType, mine: list[FactorRow],
            answer: Any, now: Any) -> tuple[FactorRow | None, str]:
     """The member's factor among ``mine`` that ``answer`` proves, its counter accepted once; or None and why."""
-    why: str = Reason.INVALID
     for factor in mine:
         assert factor.secret is not None
         try:
             counter = factor_type.check(member, rt.keys.decrypt(factor.secret), factor.last_step, answer, now)
-        except AnswerRefused as refused:
-            return None, refused.reason
+        except AnswerRefused as refusal:
+            return None, refusal.reason
         if counter is None:
             continue
-        seen = factor.last_step
-        if seen is not None and (counter < seen or (counter == seen and factor_type.counter_must_grow)):
-            return None, "counter_regressed" if counter < seen else Reason.USED
-        params = {"b_member": member.id, "b_factor": factor.id, "b_step": counter, "b_now": now, "b_seen": seen}
-        statement = statements.FACTOR_COUNTER if factor_type.counter_must_grow else _COUNTER_KEPT
-        if rt.db.run(conn, statement, params).rowcount == 1:
-            return factor, ""
-        why = Reason.USED
-    return None, why
+        # The factor the answer proves decides (under the member's lock nothing moves its counter meanwhile).
+        not_moved = accept_counter(rt, conn, member.id, factor, factor_type, counter, now)
+        return (factor, "") if not_moved is None else (None, not_moved)
+    return None, Reason.INVALID
+
+
+def accept_counter(rt: Runtime, conn: Connection, member_id: str, factor: FactorRow, factor_type: FactorType,
+                   counter: int, now: Any) -> str | None:
+    """Move ``factor``'s counter to ``counter`` by one conditional UPDATE from the value the type was shown:
+    None when it moved, ``counter_regressed`` for a smaller counter, ``used`` when it could not move (an
+    equal one where the counter must grow, or another request moved it first)."""
+    seen = factor.last_step
+    if seen is not None and (counter < seen or (counter == seen and factor_type.counter_must_grow)):
+        return "counter_regressed" if counter < seen else Reason.USED
+    params = {"b_member": member_id, "b_factor": factor.id, "b_step": counter, "b_now": now, "b_seen": seen}
+    statement = statements.FACTOR_COUNTER if factor_type.counter_must_grow else _COUNTER_KEPT
+    return None if rt.db.run(conn, statement, params).rowcount == 1 else Reason.USED

@@ -23,21 +23,19 @@ rules are those of :mod:`.answers`, with what a missing member changes:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import select
 
 from .. import audit
 from ..errors import ChannelUnavailable, ThrottledError
 from ..factor_types import AnswerRefused, FactorType
 from ..member import Member
-from ..results import ChallengeStatus, IssuedChallenge, Purpose, Reason, VerifyResult
-from ..storage import statements
-from ..storage.schema import challenges
+from ..results import IssuedChallenge, Reason, VerifyResult
 from ..storage.schema import factors as factor_table
 from . import auditing, ip_limits, lockout
-from .answers import _COUNTER_KEPT, ISSUED_PAYLOAD
+from .answers import accept_counter, consume_issued, store_issued
 from .runtime import Runtime
 from .verification import method_of
 
@@ -60,25 +58,13 @@ def begin(rt: Runtime, channel: str, *, binding: str | None, ip: str | None,
     factor_type = _first_factor_type(rt, channel)
     now = rt.clock()
     issued = factor_type.issue_first(now)
-    binding_hash = rt.keys.hash("binding", binding)
-    expires = now + timedelta(seconds=factor_type.challenge_seconds)
     with auditing.transaction(rt) as (conn, events):
         wait = ip_limits.reserve(rt, conn, ip_limits.SEND, ip, rt.settings.max_sends_per_hour_per_ip, now)
         if wait is not None:
             ip_limits.record_limited(rt, conn, events, ip_limits.SEND, None, ip=ip, user_agent=user_agent,
                                      retry_after=wait, channel=channel)
             raise ThrottledError("too many sign-in challenges from this address", retry_after=wait, limit="ip_hourly")
-        # Reloading the login page asks again: the challenge it showed before stops counting.
-        conn.execute(update(challenges).where(
-            challenges.c.member_id.is_(None), challenges.c.channel == channel,
-            challenges.c.status == ChallengeStatus.ISSUED, challenges.c.binding_hash == binding_hash,
-            challenges.c.consumed_at.is_(None), challenges.c.invalidated_at.is_(None),
-        ).values(invalidated_at=now))
-        row = {"member_id": None, "channel": channel, "factor_id": None, "payload": ISSUED_PAYLOAD,
-               "purpose": Purpose.VERIFY, "secret_hash": rt.keys.hash("challenge", issued.value),
-               "recipient_hash": None, "binding_hash": binding_hash, "status": ChallengeStatus.ISSUED,
-               "created_at": now, "expires_at": expires, "message": None}
-        rt.db.run(conn, statements.INSERT_CHALLENGE, {f"c_{name}": value for name, value in row.items()})
+        expires = store_issued(rt, conn, None, channel, factor_type, issued.value, binding, now)
     return IssuedChallenge(channel=channel, expires_at=expires, show=dict(issued.show))
 
 
@@ -98,7 +84,7 @@ def verify(rt: Runtime, channel: str, answer: Any, *, binding: str | None, ip: s
             ip_limits.record_limited(rt, conn, events, ip_limits.FAILED_VERIFY, None, ip=ip, user_agent=user_agent,
                                      retry_after=wait, channel=channel)
             return VerifyResult(False, reason=Reason.RATE_LIMITED, retry_after=wait, channel=channel)
-        why = _consume(rt, conn, channel, factor_type.challenge_of(answer), binding, now)
+        why = consume_issued(rt, conn, None, channel, factor_type.challenge_of(answer), binding, now)
         handle = factor_type.handle_of(answer)
         found = conn.execute(select(factor_table.c.id, factor_table.c.member_id).where(
             factor_table.c.kind == channel, factor_table.c.handle == handle)).first() if handle else None
@@ -132,49 +118,15 @@ def _judge(rt: Runtime, factor_type: FactorType, channel: str, member_id: str, f
             except AnswerRefused as refused:
                 why = refused.reason
         if factor is not None and counter is not None:
-            seen = factor.last_step
-            if seen is not None and counter < seen:
-                why = "counter_regressed"
-            else:
-                params = {"b_member": member_id, "b_factor": factor.id, "b_step": counter, "b_now": now,
-                          "b_seen": seen}
-                statement = statements.FACTOR_COUNTER if factor_type.counter_must_grow else _COUNTER_KEPT
-                if rt.db.run(conn, statement, params).rowcount == 1:
-                    method = method_of(channel)
-                    auditing.record(rt, conn, events, audit.VERIFY_OK, member_id, outcome=audit.OK, channel=channel,
-                                    ip=ip, user_agent=user_agent, method=method, factor_id=factor.id,
-                                    first_factor=True)
-                    ip_limits.release(rt, conn, ip_limits.FAILED_VERIFY, ip)
-                    return VerifyResult(True, method=method, channel=channel, member_id=member_id,
-                                        factor_id=factor.id, attempts_remaining=rt.settings.max_attempts)
-                why = Reason.USED
+            not_moved = accept_counter(rt, conn, member_id, factor, factor_type, counter, now)
+            if not_moved is None:
+                method = method_of(channel)
+                auditing.record(rt, conn, events, audit.VERIFY_OK, member_id, outcome=audit.OK, channel=channel,
+                                ip=ip, user_agent=user_agent, method=method, factor_id=factor.id, first_factor=True)
+                ip_limits.release(rt, conn, ip_limits.FAILED_VERIFY, ip)
+                return VerifyResult(True, method=method, channel=channel, member_id=member_id, factor_id=factor.id,
+                                    attempts_remaining=rt.settings.max_attempts)
+            why = not_moved
         auditing.record(rt, conn, events, audit.VERIFY_FAILED, member_id, outcome=audit.FAILED, channel=channel,
                         ip=ip, user_agent=user_agent, reason=why, first_factor=True, counted=False)
         return VerifyResult(False, reason=why, channel=channel, member_id=member_id)
-
-
-def _consume(rt: Runtime, conn: Connection, channel: str, value: str | None, binding: str | None,
-             now: datetime) -> str | None:
-    """Consume the live member-less challenge ``value`` of ``channel`` issued to ``binding``: None when it was,
-    else why not (``invalid``, ``used``, ``replaced``, ``expired``, ``wrong_browser``)."""
-    if not isinstance(value, str) or not value:
-        return Reason.INVALID
-    mine = (challenges.c.member_id.is_(None), challenges.c.channel == channel,
-            challenges.c.purpose == Purpose.VERIFY, challenges.c.secret_hash.in_(rt.keys.hashes("challenge", value)))
-    binding_hashes = rt.keys.hashes("binding", binding) if binding else []
-    if binding_hashes and conn.execute(update(challenges).where(
-            *mine, challenges.c.binding_hash.in_(binding_hashes), challenges.c.status == ChallengeStatus.ISSUED,
-            challenges.c.consumed_at.is_(None), challenges.c.invalidated_at.is_(None), challenges.c.expires_at > now,
-    ).values(consumed_at=now)).rowcount == 1:
-        return None
-    row = conn.execute(select(challenges.c.consumed_at, challenges.c.invalidated_at, challenges.c.binding_hash)
-                       .where(*mine).limit(1)).first()
-    if row is None:
-        return Reason.INVALID
-    if row.binding_hash not in binding_hashes:
-        return Reason.WRONG_BROWSER
-    if row.consumed_at is not None:
-        return Reason.USED
-    if row.invalidated_at is not None:
-        return Reason.REPLACED
-    return Reason.EXPIRED
