@@ -196,8 +196,9 @@ def _local_hostname() -> str:
     return _FQDN
 
 
-class _Client(smtplib.SMTP):
-    """``smtplib.SMTP`` that reports its socket as soon as it is connected (a deadline can then shut it)."""
+class _ReportsSocket:
+    """Mixed into an ``smtplib`` client: reports its socket as soon as it is connected (a deadline can then
+    shut it)."""
 
     on_socket: Callable[[Any], None] | None = None
 
@@ -208,16 +209,12 @@ class _Client(smtplib.SMTP):
         return sock
 
 
-class _TlsClient(smtplib.SMTP_SSL):
-    """``smtplib.SMTP_SSL`` (implicit TLS) that reports its socket as soon as it is connected."""
+class _Client(_ReportsSocket, smtplib.SMTP):
+    """``smtplib.SMTP`` that reports its socket."""
 
-    on_socket: Callable[[Any], None] | None = None
 
-    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        if self.on_socket is not None:
-            self.on_socket(sock)
-        return sock
+class _TlsClient(_ReportsSocket, smtplib.SMTP_SSL):
+    """``smtplib.SMTP_SSL`` (implicit TLS) that reports its socket."""
 
 
 def new_client(host: str, timeout: float, tls: ssl.SSLContext | None,
