@@ -17,31 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otp_pro import Member
+from otp_pro.testing.strategies import codes
 
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-ASCII_DIGITS = "0123456789"
-FULL_WIDTH = "".join(chr(0xFF10 + i) for i in range(10))
-ARABIC_INDIC = "".join(chr(0x0660 + i) for i in range(10))
-EXTENDED_ARABIC = "".join(chr(0x06F0 + i) for i in range(10))
-DEVANAGARI = "".join(chr(0x0966 + i) for i in range(10))
-SEPARATORS = " -\t\u00a0\u2010\u2013\u2014\u3000"
-
-#: What a member (or an attacker) can put where a code goes.
-codes = st.one_of(
-    st.text(alphabet=ASCII_DIGITS + FULL_WIDTH + ARABIC_INDIC + EXTENDED_ARABIC + DEVANAGARI + SEPARATORS,
-            max_size=24),
-    st.text(max_size=80),
-    st.text(alphabet="abcdefghjkmnpqrstuvwxyz23456789-", min_size=10, max_size=12),  # backup-code look-alikes
-    st.text(min_size=65, max_size=5000),
-    st.binary(max_size=80),
-    st.none(),
-    st.integers(),
-    st.booleans(),
-    st.floats(),
-    st.lists(st.integers(), max_size=3),
-    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-)
 
 
 # ------------------------------------------------------------------ the Flask extension
