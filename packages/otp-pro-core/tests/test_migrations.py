@@ -98,3 +98,38 @@ def test_postgresql_pool_is_sized_by_the_settings(pg_url):
         otp.close()
     with pytest.raises(ConfigurationError, match="database_pool_size"):
         OtpPro({**base_settings(pg_url), "database_pool_size": 0})
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_migration_0006_only_adds_so_the_release_before_keeps_running(database, tmp_path, pg_url):
+    """docs/deployment.md: 0006 removes nothing and tightens nothing, so instances of the release before (which
+    only know the 0005 schema) keep running beside it during a rolling deploy."""
+    if database == "postgresql" and pg_url is None:
+        pytest.skip(f"PostgreSQL tests skipped: set {PG_ENV} (CI sets it) to run them")
+
+    def columns(engine) -> dict[tuple[str, str], tuple[str, bool]]:
+        found = inspect(engine)
+        return {(table, c["name"]): (str(c["type"]), bool(c["nullable"]))
+                for table in found.get_table_names() if table.startswith("otp_")
+                for c in found.get_columns(table)}
+
+    def check(url: str) -> None:
+        engine = create_engine(url)
+        try:
+            migrate.upgrade(engine, "0005")
+            before = columns(engine)
+            migrate.upgrade(engine, "0006")
+            after = columns(engine)
+        finally:
+            engine.dispose()
+        assert before.keys() <= after.keys(), f"0006 removed {sorted(before.keys() - after.keys())}"
+        for name, (kind, nullable) in before.items():
+            assert after[name][0] == kind, f"0006 changed the type of {name}"
+            assert after[name][1] or not nullable, f"0006 made {name} NOT NULL"
+        assert after[("otp_challenges", "member_id")][1], "a first factor's challenge has no member"
+
+    if database == "sqlite":
+        check(f"sqlite:///{tmp_path}/rolling.sqlite3")
+    else:
+        with temporary_pg_database(pg_url, "otp_pro_mig6") as url:
+            check(url)
