@@ -20,6 +20,9 @@ Django settings, so ``OTP_PRO`` stays a copy of a settings file:
                                 for a page (``"/"``)
 ``OTP_PRO_GATE_ALLOW``          more paths the gate never blocks (the static and media URLs,
                                 the logout view and the pages are allowed already)
+``OTP_PRO_LOGIN_BACKEND``       the authentication backend ``auth.login`` records when a
+                                passkey signs a user in without a password (the first of
+                                ``AUTHENTICATION_BACKENDS``)
 ==============================  ============================================================
 """
 
@@ -137,4 +140,13 @@ def home_url() -> str:
     value = getattr(settings, "OTP_PRO_HOME_URL", "/")
     if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
         raise ImproperlyConfigured(f"OTP_PRO_HOME_URL must be a path on this site such as '/', got {value!r}")
+    return value
+
+
+def login_backend() -> str:
+    """``OTP_PRO_LOGIN_BACKEND``: the backend recorded for a passwordless login (the first configured one)."""
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", ()))
+    value = getattr(settings, "OTP_PRO_LOGIN_BACKEND", None) or (backends[0] if backends else None)
+    if not isinstance(value, str) or value not in backends:
+        raise ImproperlyConfigured(f"OTP_PRO_LOGIN_BACKEND must name one of AUTHENTICATION_BACKENDS, got {value!r}")
     return value
