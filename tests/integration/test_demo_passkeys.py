@@ -3,9 +3,7 @@
 Debian's Chromium (``/usr/bin/chromium``) is driven by Playwright (never ``playwright install``), as in the
 Flask adapter's browser tests, whose fixtures and helpers this module uses. The demo runs on
 ``http://localhost:<port>``: WebAuthn needs a secure context, which plain http is on ``localhost`` only,
-and a relying-party id that is a domain, not an IP address. A CDP session adds a virtual authenticator
-(``WebAuthn.enable``, ``WebAuthn.addVirtualAuthenticator``: CTAP2, internal, discoverable credentials, user
-verification) to the page; it answers ``navigator.credentials.create/get`` as a platform authenticator would.
+and a relying-party id that is a domain, not an IP address. The virtual authenticator is :mod:`passkeys`'.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from passkeys import credentials, with_authenticator
 from test_browser import FAST, code_from_mailbox, fill_password, sign_out, visible
 
 from otp_pro_flask.demo_site import DemoSite
@@ -40,21 +39,6 @@ def demo() -> Iterator[tuple[str, DemoSite]]:
             thread.join(10)
             server.server_close()
             site.close()
-
-
-def with_authenticator(context: Any) -> tuple[Any, Any, str]:
-    """A new page with a virtual authenticator: (page, its CDP session, the authenticator's id)."""
-    page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
-        "isUserVerified": True, "automaticPresenceSimulation": True}})
-    return page, cdp, added["authenticatorId"]
-
-
-def credentials(cdp: Any, authenticator: str) -> list[dict[str, Any]]:
-    return list(cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"])
 
 
 def sign_in_with_password(page: Any, base: str, account: tuple[str, str]) -> None:
