@@ -31,3 +31,30 @@ def credentials(cdp: Any, authenticator: str) -> list[dict[str, Any]]:
 def relying_party(origin: str) -> dict[str, Any]:
     """``providers.webauthn`` for a site served at ``origin`` (``http://localhost:<port>``), passwordless on."""
     return {"rp_id": "localhost", "origins": [origin], "passwordless": True}
+
+
+def register_passkey(page: Any, name: str | None = None) -> None:
+    """On the setup page: choose a passkey, name it, create it with the authenticator, see the backup codes."""
+    page.get_by_label("Passkey or security key").check()
+    if name:
+        page.get_by_label("Name (optional)").fill(name)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name=f"Create {name or 'Passkey or security key'}").click()
+
+
+def sign_in_with_passkey(page: Any, login_page: str, lands_on: str) -> None:
+    """From ``login_page``, "Sign in with a passkey", no password, and wait to land on ``lands_on``."""
+    page.goto(login_page)
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    page.wait_for_url(lands_on)
+
+
+def refused_without_the_credential(page: Any, cdp: Any, authenticator: str, login_page: str) -> None:
+    """The authenticator removed, the button on ``login_page`` says why in the page, which stays there."""
+    from test_browser import visible
+
+    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
+    page.goto(login_page)
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    visible(page.locator("[id^=first-factor-] [data-otp-ceremony-status]").first)
+    assert page.url == login_page

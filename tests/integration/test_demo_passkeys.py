@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from passkeys import credentials, with_authenticator
+from passkeys import credentials, refused_without_the_credential, register_passkey, with_authenticator
 from test_browser import FAST, code_from_mailbox, fill_password, sign_out, visible
 
 from otp_pro_flask.demo_site import DemoSite
@@ -54,11 +54,7 @@ def test_a_passkey_member_registers_at_first_sign_in_then_signs_in_with_it(
     page, cdp, authenticator = with_authenticator(context)
     sign_in_with_password(page, base, PASSKEY)
     page.wait_for_url(f"{base}/otp/setup")
-    page.get_by_label("Passkey or security key").check()
-    page.get_by_label("Name (optional)").fill("This laptop")
-    page.get_by_role("button", name="Continue").click()
-    shots(page, "register")
-    page.get_by_role("button", name="Create This laptop").click()
+    register_passkey(page, "This laptop")
     visible(page.get_by_role("link", name="I saved them, continue"))
     shots(page, "backup-codes")
     [credential] = credentials(cdp, authenticator)
@@ -100,10 +96,7 @@ def test_an_editor_adds_a_passkey_in_settings_and_signs_in_with_it(
     page.get_by_role("button", name="Confirm").click()
     visible(page.locator("#reauth-ok"))
     page.locator("#add-factor").click()
-    page.get_by_label("Passkey or security key").check()
-    page.get_by_label("Name (optional)").fill("Work laptop")
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_role("button", name="Create Work laptop").click()
+    register_passkey(page, "Work laptop")
     page.wait_for_url(f"{base}/otp/settings")
     row = page.locator("tr[data-kind=webauthn]")
     visible(row.locator(".factor-label", has_text="Work laptop"))
@@ -146,9 +139,7 @@ def test_sign_in_with_a_passkey_button_without_a_password(
     page, cdp, authenticator = with_authenticator(context)
     sign_in_with_password(page, base, account)
     page.wait_for_url(f"{base}/otp/setup")
-    page.get_by_label("Passkey or security key").check()
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_role("button", name="Create Passkey or security key").click()
+    register_passkey(page)
     page.get_by_role("link", name="I saved them, continue").click()
     page.wait_for_url(f"{base}/protected")
     sign_out(page, base)
@@ -165,9 +156,4 @@ def test_sign_in_with_a_passkey_button_without_a_password(
 
     # Another browser without the credential cannot: the authenticator has none for the site.
     sign_out(page, base)
-    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
-    page.goto(f"{base}/login")
-    page.get_by_role("button", name="Sign in with a passkey").click()
-    status = page.locator("#first-factor-webauthn [data-otp-ceremony-status]")
-    visible(status)
-    assert page.url.startswith(f"{base}/login")
+    refused_without_the_credential(page, cdp, authenticator, f"{base}/login")

@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from passkeys import credentials, relying_party, with_authenticator
+from passkeys import (
+    credentials,
+    refused_without_the_credential,
+    register_passkey,
+    relying_party,
+    sign_in_with_passkey,
+    with_authenticator,
+)
 from startproject import ADMIN_PASSWORD, PROJECT, Project, base_env, make_project, serve, stop
 from test_browser import visible
 
@@ -93,10 +100,7 @@ def test_a_passkey_registered_at_setup_verifies_then_signs_in_to_django_without_
     page, cdp, authenticator = with_authenticator(context)
     admin_password_step(page, base)
     page.wait_for_url(re.compile(re.escape(f"{base}/mfa/setup")))
-    page.get_by_label("Passkey or security key").check()
-    page.get_by_label("Name (optional)").fill("This laptop")
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_role("button", name="Create This laptop").click()
+    register_passkey(page, "This laptop")
     page.get_by_role("link", name="I saved them, continue").click()
     page.wait_for_url(f"{base}/admin/")
     shown = json.loads(site.manage("otp_pro", "members", "show", "1", "--json").stdout)
@@ -111,10 +115,7 @@ def test_a_passkey_registered_at_setup_verifies_then_signs_in_to_django_without_
 
     # No password: the site's login page has the button; the admin opens, so Django's login happened too.
     sign_out(page, base)
-    page.goto(f"{base}/accounts/login/?next=/admin/")
-    shots(page, "django-login")
-    page.get_by_role("button", name="Sign in with a passkey").click()
-    page.wait_for_url(f"{base}/admin/")
+    sign_in_with_passkey(page, f"{base}/accounts/login/?next=/admin/", f"{base}/admin/")
     assert page.get_by_text("Site administration").is_visible()
     [first] = [e for e in audit(site, "--kind", "verify_ok") if e["details"].get("first_factor")]
     assert first["channel"] == "webauthn"
@@ -125,9 +126,7 @@ def test_a_passkey_registered_at_setup_verifies_then_signs_in_to_django_without_
 
     # Signed out, with no credential for the site left: refused in the browser, Django's login not made.
     sign_out(page, base)
-    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
-    page.goto(f"{base}/accounts/login/?next=/admin/")
-    page.get_by_role("button", name="Sign in with a passkey").click()
-    visible(page.locator("#first-factor-webauthn [data-otp-ceremony-status]"))
+    shots(page, "django-login")
+    refused_without_the_credential(page, cdp, authenticator, f"{base}/accounts/login/?next=/admin/")
     page.goto(f"{base}/admin/")
     page.wait_for_url(re.compile(re.escape(f"{base}/admin/login/")))

@@ -16,7 +16,14 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from passkeys import credentials, relying_party, with_authenticator
+from passkeys import (
+    credentials,
+    refused_without_the_credential,
+    register_passkey,
+    relying_party,
+    sign_in_with_passkey,
+    with_authenticator,
+)
 from starlette.middleware.sessions import SessionMiddleware
 from test_browser import visible
 
@@ -128,10 +135,7 @@ def test_a_passkey_registered_at_setup_verifies_then_signs_in_without_a_password
     page, cdp, authenticator = with_authenticator(context)
     password_step(page, base)
     page.wait_for_url(re.compile(re.escape(f"{base}/otp/setup")))
-    page.get_by_label("Passkey or security key").check()
-    page.get_by_label("Name (optional)").fill("This laptop")
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_role("button", name="Create This laptop").click()
+    register_passkey(page, "This laptop")
     page.get_by_role("link", name="I saved them, continue").click()
     page.wait_for_url(f"{base}/protected")
     [factor] = site.otp.factors(PIA)
@@ -148,8 +152,7 @@ def test_a_passkey_registered_at_setup_verifies_then_signs_in_without_a_password
     # No password: the site's login page carries the button, the flow signs Pia in and hands her over.
     sign_out(page, base)
     shots(page, "starlette-login")
-    page.get_by_role("button", name="Sign in with a passkey").click()
-    page.wait_for_url(f"{base}/protected")
+    sign_in_with_passkey(page, f"{base}/login", f"{base}/protected")
     assert page.locator("#protected-title").inner_text() == "Protected page of Pia Passkey"
     assert site.handed == [PIA.id]
     assert any(e.details.get("first_factor") for e in site.otp.events(PIA, kinds=["verify_ok"]))
@@ -161,8 +164,5 @@ def test_a_passkey_registered_at_setup_verifies_then_signs_in_without_a_password
 
     # Without the credential the authenticator has nothing for the site: refused in the browser, still out.
     sign_out(page, base)
-    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
-    page.get_by_role("button", name="Sign in with a passkey").click()
-    visible(page.locator("#first-factor-webauthn [data-otp-ceremony-status]"))
-    assert page.url.startswith(f"{base}/login")
+    refused_without_the_credential(page, cdp, authenticator, f"{base}/login")
     assert site.handed == [PIA.id]
