@@ -7,7 +7,8 @@
 
    The one kind known here is "webauthn", the web standard (navigator.credentials.create/get)
    that every browser and every adapter share: binary fields travel as base64url strings.
-   Without WebAuthn the button is disabled and the page says so. No CDN, no inline script. */
+   The page renders the button disabled; it is enabled once wired here. Without WebAuthn it stays
+   disabled and the page says so. No CDN, no inline script. */
 (function () {
   "use strict";
 
@@ -133,6 +134,7 @@
           (error && error.message) || "That did not work. Try again.");
       });
     });
+    button.disabled = false;  // the page renders it disabled until now
     box.setAttribute("data-otp-ceremony-state", "ready");
   }
 
