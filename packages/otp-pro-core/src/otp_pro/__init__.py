@@ -75,6 +75,7 @@ if TYPE_CHECKING:
         Purpose,
         Reason,
         SetupInfo,
+        Standing,
         TrustedDevice,
         VerifyResult,
     )
@@ -109,7 +110,8 @@ _LAZY_MODULES = {
     "member": ("InvalidMember", "Member"),
     "results": (
         "Challenge", "ChallengeStatus", "ChannelInfo", "DeliveryStatus", "FactorInfo", "IssuedChallenge",
-        "MemberStatus", "Method", "PluginInfo", "Purpose", "Reason", "SetupInfo", "TrustedDevice", "VerifyResult",
+        "MemberStatus", "Method", "PluginInfo", "Purpose", "Reason", "SetupInfo", "Standing", "TrustedDevice",
+        "VerifyResult",
     ),
     "secret": ("REDACTED", "Secret"),
     "settings": ("Setting", "Settings"),
@@ -190,6 +192,7 @@ __all__ = [
     "SetupBegunElsewhere",
     "SetupError",
     "SetupInfo",
+    "Standing",
     "StorageError",
     "ThrottledError",
     "TransientDeliveryError",

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 from ...core import OtpPro
 from ...member import Member
-from ...results import MemberStatus
+from ...results import MemberStatus, Standing
 from ...settings import is_loopback_host
 from ..gate import SessionFacts
 from . import security, state
@@ -167,10 +167,17 @@ class Visit:
         return member is not None and bool(token) and self.core.is_trusted(member, str(token))
 
     def facts(self) -> SessionFacts:
-        """The gate's facts for this request."""
-        status = self.status()
-        if status is None:
+        """The gate's facts for this request.
+
+        From :meth:`OtpPro.standing` (one read statement, every request: a reset elsewhere counts on the
+        next one) unless this request has read the full status already.
+        """
+        member = self.member()
+        if member is None:
             return SessionFacts()
+        status: MemberStatus | Standing | None = self._status if self._status_loaded else None
+        if status is None:
+            status = self.core.standing(member)
         verified = self.is_verified()
         trusted = not verified and status.verification_needed and self.is_trusted_device()
         return SessionFacts.from_status(status, verified=verified, trusted_device=trusted)
