@@ -47,6 +47,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from delivery import delivery_checks, delivery_table, run_delivery  # noqa: E402 - the bench folder is not a package
+from web_verify import run_web, web_checks, web_table  # noqa: E402 - the bench folder is not a package
 from sides import (  # noqa: E402 - the bench folder is not a package
     DjangoOtpSide,
     OtpProSide,
@@ -59,7 +60,7 @@ from sides import (  # noqa: E402 - the bench folder is not a package
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 SENT = RawSentSide.name
-ALL_PARTS = ("email", "totp", "concurrency", "delivery", "cold", "memory")
+ALL_PARTS = ("email", "totp", "concurrency", "delivery", "web", "cold", "memory")
 
 
 @dataclass
@@ -182,10 +183,13 @@ def measure(sides: Sequence[Any], kind: str, members: int, repeats: int, warmup:
 
     def batch(side: Any, start: int, count: int) -> list[float]:
         op = side.totp_op if kind == "totp" else side.email_op
+        prepare = getattr(side, "prepare", None)  # what a side needs in place before the clock starts
         side_keys = keys[side.name]
         latencies = []
         clock = time.perf_counter
         for i in range(start, start + count):
+            if prepare is not None:
+                prepare(i)
             if kind == "totp":
                 code = totp_code(side_keys[i])
                 t0 = clock()
@@ -434,8 +438,9 @@ def run_memory(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 def targets(rows: list[Row], conc: list[dict[str, Any]] | None, cold: dict[str, Any] | None,
-            delivery: list[Row] | None = None) -> list[Target_]:
+            delivery: list[Row] | None = None, web: list[Row] | None = None) -> list[Target_]:
     out = [Target_(*check) for check in delivery_checks(delivery or [])]
+    out += [Target_(*check) for check in web_checks(web or [])]
 
     def find(scenario: str, database: str) -> Row | None:
         return next((r for r in rows if r.scenario.startswith(scenario) and r.database.startswith(database)), None)
@@ -507,7 +512,7 @@ LOAD_START, LOAD_END = "<!-- load-test:start -->", "<!-- load-test:end -->"
 
 def report(args: argparse.Namespace, info: dict[str, str], rows: list[Row], conc: list[dict[str, Any]] | None,
            cold: dict[str, Any] | None, memory: dict[str, Any] | None, checks: list[Target_],
-           delivery: list[Row] | None = None) -> str:
+           delivery: list[Row] | None = None, web: list[Row] | None = None) -> str:
     out = [
         "# Benchmarks",
         "",
@@ -562,6 +567,18 @@ def report(args: argparse.Namespace, info: dict[str, str], rows: list[Row], conc
             "side) in this one run; the machine is shared, so read the ratios, not the absolute times.",
             "",
             *delivery_table(delivery),
+            "",
+        ]
+    if web:
+        out += [
+            "### The web verify request",
+            "",
+            "A TOTP code POSTed to `/otp/verify` through the Flask adapter (Flask's test client: the whole WSGI",
+            "app, the signed cookie session, the CSRF check, the gate, the view, the session rotation, the 303)",
+            "against `OtpPro.verify` alone, on one instance, the sides taking turns batch by batch; the session",
+            "signed in with the password only is put in place before the clock starts.",
+            "",
+            *web_table(web),
             "",
         ]
     if cold:
@@ -629,10 +646,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("otp-pro benchmarks: " + "; ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     rows: list[Row] = []
     delivery: list[Row] = []
+    web: list[Row] = []
     conc = cold = memory = None
     with tempfile.TemporaryDirectory(prefix="otp-pro-bench-", dir=str(ROOT / "bench")) as tmp:
         folder = Path(tmp)
-        scratch = ScratchDatabase(args.pg) if args.pg and parts & {"email", "totp", "concurrency", "delivery"} \
+        scratch = ScratchDatabase(args.pg) if args.pg and parts & {"email", "totp", "concurrency", "delivery", "web"} \
             else None
         try:
             if parts & {"email", "totp"}:
@@ -645,6 +663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("delivery through a real SMTP server:", flush=True)
                 ensure_django(folder, scratch)
                 delivery = run_delivery(args, folder, scratch, measure, Row)
+            if "web" in parts:
+                print("the web verify request:", flush=True)
+                web = run_web(args, folder, scratch, measure, Row)
         finally:
             if scratch is not None:
                 from django.conf import settings as django_settings
@@ -660,18 +681,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "memory" in parts:
             print("memory:", flush=True)
             memory = run_memory(args, folder)
-    checks = targets(rows, conc, cold, delivery)
+    checks = targets(rows, conc, cold, delivery, web)
     if rows:
         print()
         print("\n".join(table(rows)))
     if delivery:
         print()
         print("\n".join(delivery_table(delivery)))
+    if web:
+        print()
+        print("\n".join(web_table(web)))
     print()
     for t in checks:
         print(f"  [{'ok' if t.passed else 'MISSED'}] {t.name}: {t.detail}")
     if not args.no_write:
-        text = report(args, info, rows, conc, cold, memory, checks, delivery)
+        text = report(args, info, rows, conc, cold, memory, checks, delivery, web)
         previous = Path(args.output).read_text(encoding="utf-8") if Path(args.output).exists() else ""
         if LOAD_START in previous and LOAD_END in previous:  # bench/load.py's section is its own to rewrite
             text = text.rstrip("\n") + "\n\n" + LOAD_START + previous.split(LOAD_START, 1)[1].split(LOAD_END, 1)[0] \

@@ -97,17 +97,20 @@ def verify(v: Visit) -> Answer:
     member = need_member(v)
     if isinstance(member, Redirect):
         return member
-    status = current_status(v)
+    # Where the member stands decides the redirects and whether a code is checked; the page (and a refusal)
+    # needs the full status, a POST with the right code does not.
+    standing = v.standing()
+    assert standing is not None
     if v.request.args.get("next"):
         v.session[K_NEXT] = safe_next(v.request.args.get("next"), v.flow.home_url)
-    if status.must_setup:
+    if standing.must_setup:
         return Redirect(location=v.url("setup"))
     # A step-up asks a verified login for a fresh code (a trusted device does not skip it either).
-    stepping_up = state.step_up_pending(v.session) and status.enrolled
-    if not stepping_up and (v.is_verified() or not status.verification_needed):
+    stepping_up = state.step_up_pending(v.session) and standing.enrolled
+    if not stepping_up and (v.is_verified() or not standing.verification_needed):
         return Redirect(location=v.next_url())
     if v.request.method == "GET":
-        return page("otp_pro/verify.html", **_verify_context(v, status))
+        return page("otp_pro/verify.html", **_verify_context(v, current_status(v)))
     answer = ceremonies.posted_answer(v)
     outcome, token = codes.verify_code(v, answer if answer is not None else v.request.form.get("code", ""),
                                        trust_device=bool(v.request.form.get("trust")), answer=answer is not None)
@@ -117,7 +120,7 @@ def verify(v: Visit) -> Answer:
             response.cookies.append(v.device_cookie(token))
         return response
     # The refusal may have started a lockout: read the status again.
-    status = v.reload_status() or status
+    status = v.reload_status() or current_status(v)
     return with_retry_after(page("otp_pro/verify.html", outcome.status, error=outcome.message,
                                  **_verify_context(v, status)), outcome)
 
