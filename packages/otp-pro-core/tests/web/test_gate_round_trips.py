@@ -119,3 +119,44 @@ def test_the_cheap_read_agrees_with_the_full_status(
             full.requirement, full.enrolled, full.must_setup, full.in_grace, full.verification_needed), step
         seen.append((light.enrolled, light.in_grace, light.must_setup))
     assert seen == [(False, True, False), (False, True, False), (True, False, False), (False, False, True)]
+
+
+def test_a_right_code_posted_to_the_verify_page_costs_what_verify_costs(
+        make_otp: Callable[..., OtpPro], member: Member, clock: Clock) -> None:
+    """The verify page checks a posted code first: a right one needs no read of the member's standing or status
+    (the gate lets the page through on its path), so the request sends exactly the library call's statements."""
+    from otp_pro.web.flow import state as flow_state
+
+    otp = make_otp(roles=REQUIRED)
+    enrol(otp, member)
+    clock.advance(60)
+    client = flow_client(otp, member)
+    assert client.get("/login").headers["Location"] == "/otp/verify"  # a code sent
+    token = page_csrf(client.get("/otp/verify").text)
+    with statements(otp) as posted:
+        done = client.post("/otp/verify", data={"code": outbox_code(otp), "csrf_token": token})
+    assert done.status_code == 303 and done.headers["Location"] == "/home"
+    clock.advance(60)
+    binding = client.session[flow_state.K_BINDING]
+    otp.send_challenge(member, binding=binding)
+    with statements(otp) as direct:
+        assert otp.verify(member, outbox_code(otp), binding=binding, ip="127.0.0.1").ok
+    assert len(posted) == len(direct), (posted, direct)
+    assert not any("otp_backup_codes" in s for s in posted)
+
+
+def test_a_code_posted_by_a_member_who_must_set_up_is_sent_to_setup_uncounted(
+        make_otp: Callable[..., OtpPro], member: Member, clock: Clock) -> None:
+    """Checked first, a code from a member with nothing to check it against is no guess: no failure is counted,
+    and the answer is the redirect to set up that a GET gets."""
+    otp = make_otp(roles=REQUIRED)
+    client = flow_client(otp, member)
+    assert client.get("/login").headers["Location"].startswith("/otp/setup")
+    from otp_pro.web.flow import security
+
+    with client.session_transaction() as session:  # the form's token, as the setup page would have made it
+        token = security.csrf_token(session)
+    answer = client.post("/otp/verify", data={"code": "123456", "csrf_token": token})
+    assert answer.status_code == 303 and answer.headers["Location"].startswith("/otp/setup")
+    assert otp.status(member).locked_until is None
+    assert not otp.events(member, kinds=["verify_failed"])
