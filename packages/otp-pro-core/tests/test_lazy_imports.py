@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import otp_pro
 
 
-def _fresh(code: str) -> dict[str, object]:
+def _fresh(code: str) -> Any:
+    """What ``code`` printed last, as JSON, run in a new interpreter."""
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_import_otp_pro_loads_no_submodule_and_no_dependency() -> None:
@@ -46,6 +47,11 @@ def test_every_public_name_resolves_to_its_module_object() -> None:
     star = _fresh("import json\nfrom otp_pro import *\nprint(json.dumps([OtpPro.__name__, Member.__name__, "
                   "hookimpl.__class__.__name__, str(type(__version__).__name__)]))")
     assert star == ["OtpPro", "Member", "HookimplMarker", "str"]
+
+
+def test_dir_lists_the_public_names_before_their_first_use() -> None:
+    listed = _fresh("import json, otp_pro\nprint(json.dumps(dir(otp_pro)))")
+    assert {"OtpPro", "Member", "hookimpl", "Standing", "__version__"} <= set(listed)
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

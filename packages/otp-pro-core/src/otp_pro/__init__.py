@@ -144,6 +144,11 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    # The public names before their first use too (tab completion, help()).
+    return sorted({*globals(), *__all__})
+
+
 __all__ = [
     "HARD_LOCK",
     "REDACTED",
