@@ -151,8 +151,10 @@ def test_demo_without_a_demo_site_says_what_to_install(monkeypatch: pytest.Monke
 
     import otp_pro.cli.demo as demo
 
-    monkeypatch.setattr(demo.metadata, "entry_points", lambda group: [] if group == demo.DEMO_SITE_GROUP
-                        else metadata.entry_points(group=group))
+    every = metadata.entry_points
+    # The command imports importlib.metadata when it runs: the module's own function is what it calls.
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [] if group == demo.DEMO_SITE_GROUP
+                        else every(group=group))
     result = CliRunner().invoke(cli, ["demo", "--port", "0"])
     assert result.exit_code == 2 and "pip install otp-pro-flask" in result.output and "--script" in result.output
     assert "Traceback" not in result.output
@@ -165,7 +167,7 @@ def test_demo_serves_the_installed_demo_site(monkeypatch: pytest.MonkeyPatch, tm
     import otp_pro.cli.demo as demo
 
     site = metadata.EntryPoint("test_site", f"{__name__}:serve_for_test", demo.DEMO_SITE_GROUP)
-    monkeypatch.setattr(demo.metadata, "entry_points", lambda group: [site])
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [site])
     SERVED.clear()
     result = CliRunner().invoke(cli, ["demo", "--port", "0", "--database", str(tmp_path / "d.sqlite3")])
     assert result.exit_code == 0, result.output

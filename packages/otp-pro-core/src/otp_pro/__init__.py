@@ -24,75 +24,105 @@ The map of the package:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from .builtins.rendering import format_template
-from .codes import normalize_code
-from .dispatch import Dispatcher
-from .errors import (
-    ChannelUnavailable,
-    ConfigurationError,
-    DeliveryError,
-    FactorNeedsReconfirming,
-    FactorNotEnrolled,
-    InvalidCode,
-    InvalidFactorLabel,
-    LockedOut,
-    NotEnrolled,
-    NotFound,
-    OtpProError,
-    PermanentDeliveryError,
-    PluginError,
-    PolicyError,
-    RecipientUnavailable,
-    SetupBegunElsewhere,
-    SetupError,
-    StorageError,
-    ThrottledError,
-    TransientDeliveryError,
-    UnknownFactor,
-    UnknownMember,
-)
-from .hookspecs import hookimpl
-from .member import InvalidMember, Member
-from .results import (
-    Challenge,
-    ChallengeStatus,
-    ChannelInfo,
-    DeliveryStatus,
-    FactorInfo,
-    IssuedChallenge,
-    MemberStatus,
-    Method,
-    PluginInfo,
-    Purpose,
-    Reason,
-    SetupInfo,
-    TrustedDevice,
-    VerifyResult,
-)
-from .secret import REDACTED, Secret
-from .settings import Setting, Settings
-from .transports import (
-    TOTP,
-    Message,
-    Payload,
-    PayloadContext,
-    PayloadValue,
-    ProviderConfig,
-    ProviderTestResult,
-    Receipt,
-    Transport,
-)
+# ``typing`` itself costs as much as the rest of ``import otp_pro``: the constant that type checkers know.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     __version__: str
     from .audit import AuditEvent
+    from .builtins.rendering import format_template
+    from .codes import normalize_code
     from .core import HARD_LOCK, OtpPro
+    from .dispatch import Dispatcher
+    from .errors import (
+        ChannelUnavailable,
+        ConfigurationError,
+        DeliveryError,
+        FactorNeedsReconfirming,
+        FactorNotEnrolled,
+        InvalidCode,
+        InvalidFactorLabel,
+        LockedOut,
+        NotEnrolled,
+        NotFound,
+        OtpProError,
+        PermanentDeliveryError,
+        PluginError,
+        PolicyError,
+        RecipientUnavailable,
+        SetupBegunElsewhere,
+        SetupError,
+        StorageError,
+        ThrottledError,
+        TransientDeliveryError,
+        UnknownFactor,
+        UnknownMember,
+    )
+    from .hookspecs import hookimpl
+    from .member import InvalidMember, Member
+    from .results import (
+        Challenge,
+        ChallengeStatus,
+        ChannelInfo,
+        DeliveryStatus,
+        FactorInfo,
+        IssuedChallenge,
+        MemberStatus,
+        Method,
+        PluginInfo,
+        Purpose,
+        Reason,
+        SetupInfo,
+        Standing,
+        TrustedDevice,
+        VerifyResult,
+    )
+    from .secret import REDACTED, Secret
+    from .settings import Setting, Settings
+    from .transports import (
+        TOTP,
+        Message,
+        Payload,
+        PayloadContext,
+        PayloadValue,
+        ProviderConfig,
+        ProviderTestResult,
+        Receipt,
+        Transport,
+    )
 
-# Imported on first use: they need SQLAlchemy, which a plugin module or a CLI listing
-# (``otp-pro providers list``) that imports ``otp_pro`` for its base classes does not.
-_LAZY = {"AuditEvent": "audit", "HARD_LOCK": "core", "OtpPro": "core"}
+# Every public name is imported on first use (PEP 562): ``import otp_pro`` costs a few
+# dictionary entries, a plugin module that takes ``hookimpl`` and ``Transport`` loads
+# only those modules, and only ``OtpPro`` (the core: SQLAlchemy) pays for the storage.
+_LAZY_MODULES = {
+    "builtins.rendering": ("format_template",),
+    "codes": ("normalize_code",),
+    "dispatch": ("Dispatcher",),
+    "errors": (
+        "ChannelUnavailable", "ConfigurationError", "DeliveryError", "FactorNeedsReconfirming", "FactorNotEnrolled",
+        "InvalidCode", "InvalidFactorLabel", "LockedOut", "NotEnrolled", "NotFound", "OtpProError",
+        "PermanentDeliveryError", "PluginError", "PolicyError", "RecipientUnavailable", "SetupBegunElsewhere",
+        "SetupError", "StorageError", "ThrottledError", "TransientDeliveryError", "UnknownFactor", "UnknownMember",
+    ),
+    "hookspecs": ("hookimpl",),
+    "member": ("InvalidMember", "Member"),
+    "results": (
+        "Challenge", "ChallengeStatus", "ChannelInfo", "DeliveryStatus", "FactorInfo", "IssuedChallenge",
+        "MemberStatus", "Method", "PluginInfo", "Purpose", "Reason", "SetupInfo", "Standing", "TrustedDevice",
+        "VerifyResult",
+    ),
+    "secret": ("REDACTED", "Secret"),
+    "settings": ("Setting", "Settings"),
+    "transports": (
+        "TOTP", "Message", "Payload", "PayloadContext", "PayloadValue", "ProviderConfig", "ProviderTestResult",
+        "Receipt", "Transport",
+    ),
+    "audit": ("AuditEvent",),
+    "core": ("HARD_LOCK", "OtpPro"),
+}
+_LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
@@ -107,11 +137,16 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'otp_pro' has no attribute {name!r}")
-    import importlib
+    from importlib import import_module
 
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    # The public names before their first use too (tab completion, help()).
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [
@@ -162,6 +197,7 @@ __all__ = [
     "SetupBegunElsewhere",
     "SetupError",
     "SetupInfo",
+    "Standing",
     "StorageError",
     "ThrottledError",
     "TransientDeliveryError",

@@ -50,6 +50,7 @@ from .results import (
     MemberStatus,
     PluginInfo,
     SetupInfo,
+    Standing,
     TrustedDevice,
     VerifyResult,
 )
@@ -246,6 +247,15 @@ class OtpPro:
         period that has not started is shown as if it started now.
         """
         return status.status(self._rt, member, start_grace=start_grace)
+
+    def standing(self, member: Member) -> Standing:
+        """What the web gate decides from (requirement, enrolment, grace period), in one read statement.
+
+        The part of :meth:`status` that a request to a gated page needs, read from the database on
+        every call (no cache: a reset elsewhere takes effect on the next request), without the
+        channel availability, the factor listing and the backup-code count.
+        """
+        return status.standing(self._rt, member)
 
     def fallback_channels(self, member: Member, failed_channel: str | None = None) -> tuple[str, ...]:
         """The member's channels to fall back to after a failed delivery on ``failed_channel``.

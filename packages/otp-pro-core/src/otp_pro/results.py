@@ -141,6 +141,26 @@ class MemberStatus:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """What the web gate decides from: the part of :class:`MemberStatus` read in one statement.
+
+    :meth:`OtpPro.standing` returns it; the fields mean what they mean on
+    :class:`MemberStatus` (``must_setup``: required, not set up, grace period over).
+    """
+
+    member_id: str
+    requirement: str
+    enrolled: bool
+    must_setup: bool
+    in_grace: bool
+
+    @property
+    def verification_needed(self) -> bool:
+        """Whether the member must pass the second step at sign-in."""
+        return self.enrolled and self.requirement != "not_required"
+
+
+@dataclass(frozen=True)
 class Challenge:
     """A code or link that was sent. ``id`` identifies it; the secret itself is never kept."""
 

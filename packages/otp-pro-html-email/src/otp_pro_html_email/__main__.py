@@ -13,7 +13,7 @@ import click
 from otp_pro import ConfigurationError, Settings
 
 from .preview import FORMATS, preview
-from .renderer import KINDS
+from .settings import KINDS
 
 CONFIG_ENV = "OTP_PRO_CONFIG"  # the same variable and default file as the otp-pro command
 DEFAULT_CONFIG = "otp-pro.toml"

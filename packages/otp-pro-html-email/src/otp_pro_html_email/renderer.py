@@ -22,11 +22,9 @@ from typing import Any
 
 import jinja2
 
-from .settings import KEY
+from .settings import KEY, KINDS
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "templates"
-#: What a message can be about; each has ``<kind>.subject.txt``, ``<kind>.txt`` and ``<kind>.html``.
-KINDS = ("code", "magic_link", "notification", "test")
 _EXTENDS = re.compile(r"\{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%\}")
 
 

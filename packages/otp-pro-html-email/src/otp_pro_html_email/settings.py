@@ -8,6 +8,9 @@ from otp_pro import Setting
 
 SECTION = "html_email"
 KEY = f"providers.{SECTION}"
+#: What a message can be about; each has ``<kind>.subject.txt``, ``<kind>.txt`` and ``<kind>.html``.
+#: Here rather than beside Jinja in .renderer, so that ``otp-pro --help`` (the preview command's choices) is fast.
+KINDS = ("code", "magic_link", "notification", "test")
 
 _COLOUR = re.compile(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?|[a-zA-Z]{3,20}")
 

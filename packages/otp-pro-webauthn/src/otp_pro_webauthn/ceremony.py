@@ -30,6 +30,7 @@ from webauthn.helpers import (
     parse_client_data_json,
     parse_registration_credential_json,
 )
+from webauthn.helpers.cose import COSEAlgorithmIdentifier
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticationCredential,
@@ -161,7 +162,7 @@ def register(party: RelyingParty, challenge: bytes, answer: Any) -> Registered:
         verified = verify_registration_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=party.rp_id,
             expected_origin=list(party.origins), require_user_verification=party.requires_verification,
-            supported_pub_key_algs=list(party.algorithms))
+            supported_pub_key_algs=[COSEAlgorithmIdentifier(a) for a in party.algorithms])
     except WebAuthnException as exc:
         log.info("webauthn registration refused: %s", exc)
         raise AnswerRefused(BAD_ATTESTATION, "the registration's attestation does not verify") from exc

@@ -19,23 +19,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from webauthn import generate_authentication_options, generate_registration_options
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, options_to_json_dict
-from webauthn.helpers.structs import (
-    AttestationConveyancePreference,
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
-
 from otp_pro import Member
 from otp_pro.errors import ConfigurationError
 from otp_pro.factor_types import Confirmed, Description, Enrolment, FactorType, Issued, StoredFactor
 
-from . import ceremony
 from .options import CHALLENGE_SECONDS, SECTION, RelyingParty, relying_party
+
+# py_webauthn (with cryptography, pyOpenSSL and pyasn1) and .ceremony, which uses it, are imported by the
+# methods that make or judge a ceremony: plugin discovery (``otp-pro --help``, every OtpPro) does not need them.
 
 #: Bytes of randomness in each challenge (WebAuthn asks for at least 16).
 CHALLENGE_BYTES = 32
@@ -72,6 +63,16 @@ class WebAuthnFactor(FactorType):
             from otp_pro import SetupError
 
             raise SetupError("a passkey cannot be imported: it is made by the member's authenticator")
+        from webauthn import generate_registration_options
+        from webauthn.helpers import bytes_to_base64url, options_to_json_dict
+        from webauthn.helpers.cose import COSEAlgorithmIdentifier
+        from webauthn.helpers.structs import (
+            AttestationConveyancePreference,
+            AuthenticatorSelectionCriteria,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
         party = self.party
         challenge = secrets.token_bytes(CHALLENGE_BYTES)
         options = generate_registration_options(
@@ -83,11 +84,15 @@ class WebAuthnFactor(FactorType):
                 resident_key=ResidentKeyRequirement(party.resident_key),
                 require_resident_key=party.resident_key == "required",
                 user_verification=UserVerificationRequirement(party.user_verification)),
-            supported_pub_key_algs=list(party.algorithms))
+            supported_pub_key_algs=[COSEAlgorithmIdentifier(a) for a in party.algorithms])
         pending = json.dumps({"challenge": bytes_to_base64url(challenge)})
         return Enrolment(pending, {"ceremony": "create", "publicKey": options_to_json_dict(options)})
 
     def confirm(self, member: Member, secret: str, answer: Any, now: datetime) -> Confirmed:
+        from webauthn.helpers import base64url_to_bytes
+
+        from . import ceremony
+
         challenge = base64url_to_bytes(json.loads(secret)["challenge"])
         made = ceremony.register(self.party, challenge, answer)
         return Confirmed(counter=made.sign_count, secret=made.kept(), handle=made.credential_id)
@@ -100,6 +105,14 @@ class WebAuthnFactor(FactorType):
     def issue_for(self, credentials: Sequence[dict[str, Any]], *, verify_user: bool = False) -> Issued:
         """A challenge for any of ``credentials`` (kept JSON); none: a discoverable credential answers.
         ``verify_user``: ask the authenticator to verify the user whatever the site's setting."""
+        from webauthn import generate_authentication_options
+        from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, options_to_json_dict
+        from webauthn.helpers.structs import (
+            AuthenticatorTransport,
+            PublicKeyCredentialDescriptor,
+            UserVerificationRequirement,
+        )
+
         party = self.party
         challenge = secrets.token_bytes(CHALLENGE_BYTES)
         allowed = [PublicKeyCredentialDescriptor(
@@ -114,10 +127,14 @@ class WebAuthnFactor(FactorType):
         return Issued(value, {"ceremony": "get", "publicKey": options_to_json_dict(options)})
 
     def challenge_of(self, answer: Any) -> str | None:
+        from . import ceremony
+
         parsed = ceremony.loads(answer)
         return ceremony.challenge_of(parsed) if parsed is not None else None
 
     def check(self, member: Member, secret: str, counter: int | None, answer: Any, now: datetime) -> int | None:
+        from . import ceremony
+
         parsed = ceremony.loads(answer)
         kept = json.loads(secret)
         if parsed is None or not ceremony.is_assertion(parsed) or parsed["id"] != kept["credential_id"]:
@@ -137,10 +154,14 @@ class WebAuthnFactor(FactorType):
         return self.issue_for([], verify_user=True)
 
     def handle_of(self, answer: Any) -> str | None:
+        from . import ceremony
+
         parsed = ceremony.loads(answer)
         return parsed["id"] if parsed is not None and ceremony.is_assertion(parsed) else None
 
     def check_first(self, member: Member, secret: str, counter: int | None, answer: Any, now: datetime) -> int | None:
+        from . import ceremony
+
         parsed = ceremony.loads(answer)
         kept = json.loads(secret)
         if parsed is None or not ceremony.is_assertion(parsed) or parsed["id"] != kept["credential_id"]:
@@ -149,6 +170,8 @@ class WebAuthnFactor(FactorType):
         return ceremony.authenticate(replace(self.party, user_verification="required"), kept, counter, parsed)
 
     def accepts(self, answer: Any) -> bool:
+        from . import ceremony
+
         return ceremony.loads(answer) is not None
 
     # ------------------------------------------------------------------ pages
@@ -158,6 +181,8 @@ class WebAuthnFactor(FactorType):
 
 
 def _transport(value: Any) -> bool:
+    from webauthn.helpers.structs import AuthenticatorTransport
+
     try:
         AuthenticatorTransport(value)
     except ValueError:

@@ -16,20 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from webauthn.helpers.cose import COSEAlgorithmIdentifier
-
 from otp_pro.settings import Setting, is_loopback_host
 
 #: The settings section (``providers.webauthn``) and the factor type's name (the channel ``webauthn``).
 SECTION = "webauthn"
 
-#: Algorithm names a site may list, as COSE registers them (the three every browser offers come first).
-ALGORITHMS: dict[str, COSEAlgorithmIdentifier] = {
-    "ES256": COSEAlgorithmIdentifier.ECDSA_SHA_256,
-    "EdDSA": COSEAlgorithmIdentifier.EDDSA,
-    "RS256": COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
-    "PS256": COSEAlgorithmIdentifier.RSASSA_PSS_SHA_256,
-    "ES512": COSEAlgorithmIdentifier.ECDSA_SHA_512,
+#: Algorithm names a site may list, with their COSE identifiers (IANA; the values of py_webauthn's
+#: ``COSEAlgorithmIdentifier``, kept as numbers so that reading the settings does not import the library).
+#: The three every browser offers come first.
+ALGORITHMS: dict[str, int] = {
+    "ES256": -7,  # ECDSA_SHA_256
+    "EdDSA": -8,  # EDDSA
+    "RS256": -257,  # RSASSA_PKCS1_v1_5_SHA_256
+    "PS256": -37,  # RSASSA_PSS_SHA_256
+    "ES512": -36,  # ECDSA_SHA_512
 }
 #: How long a challenge can be answered: the browser's longest timeout, and a minute for the round trip.
 CHALLENGE_SECONDS = 300
@@ -90,7 +90,7 @@ class RelyingParty:
     resident_key: str
     attestation: str
     timeout_seconds: int
-    algorithms: tuple[COSEAlgorithmIdentifier, ...]
+    algorithms: tuple[int, ...]
     passwordless: bool
 
     @property

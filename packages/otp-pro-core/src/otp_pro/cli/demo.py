@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ NO_DEMO_SITE_TEXT = ("the demo site needs a web adapter: pip install otp-pro-fla
 
 def _demo_site() -> Callable[..., Any]:
     """The installed demo site's ``serve`` (the first by name), or a :class:`CliError` saying what to install."""
+    from importlib import metadata  # a tenth of ``otp-pro --help``'s start: imported by the command alone
+
     found = sorted(metadata.entry_points(group=DEMO_SITE_GROUP), key=lambda ep: ep.name)
     if not found:
         raise CliError(NO_DEMO_SITE_TEXT, exit_code=2)

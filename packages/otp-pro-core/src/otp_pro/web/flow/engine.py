@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from ...core import OtpPro
 from ...errors import StorageError
 from ...member import Member
-from ..gate import GateConfig, decide, default_allow
+from ..gate import GateConfig, decide, default_allow, is_allowed
 from . import ceremonies, state
 from . import routes as route_table
 from .interface import Answer, Json, Page, Redirect, Renderer, Request, Route, Session
@@ -188,6 +188,8 @@ class Flow:
         The JSON body is ``{"error": "verification_required" | "setup_required", "location"}`` in every
         adapter. The decision's notice (grace period) is kept on ``v.notice`` for the base template.
         """
+        if is_allowed(v.request.path, self.gate_config):
+            return None  # decided by the path alone: the member's standing is not read
         decision = decide(v.facts(), v.request.path, self.gate_config, query=v.request.query_string)
         v.notice = decision.notice
         if not (decision.redirects and decision.location):

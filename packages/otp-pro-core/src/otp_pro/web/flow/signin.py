@@ -97,29 +97,41 @@ def verify(v: Visit) -> Answer:
     member = need_member(v)
     if isinstance(member, Redirect):
         return member
-    status = current_status(v)
     if v.request.args.get("next"):
         v.session[K_NEXT] = safe_next(v.request.args.get("next"), v.flow.home_url)
+    # A step-up asks a verified login for a fresh code (a trusted device does not skip it either).
+    if v.request.method == "POST" and (not v.is_verified() or state.step_up_pending(v.session)):
+        # The code is checked first: a right one proves the member has the factor it matched, so nothing else is
+        # read; the core refuses without counting a guess when there is nothing to check against (no factor, or
+        # none the role offers). Anything but a success is then decided from the full status, as a GET is.
+        answer = ceremonies.posted_answer(v)
+        outcome, token = codes.verify_code(v, answer if answer is not None else v.request.form.get("code", ""),
+                                           trust_device=bool(v.request.form.get("trust")),
+                                           answer=answer is not None)
+        if outcome.ok:
+            response = Redirect(location=outcome.location or v.flow.home_url)
+            if token:
+                response.cookies.append(v.device_cookie(token))
+            return response
+        # The refusal may have started a lockout: read the status again.
+        status = v.reload_status() or current_status(v)
+        away = _not_for_verify(v, status)
+        if away is not None:
+            return away
+        return with_retry_after(page("otp_pro/verify.html", outcome.status, error=outcome.message,
+                                     **_verify_context(v, status)), outcome)
+    status = current_status(v)
+    return _not_for_verify(v, status) or page("otp_pro/verify.html", **_verify_context(v, status))
+
+
+def _not_for_verify(v: Visit, status: MemberStatus) -> Redirect | None:
+    """Where a member who has no code to enter here goes: to set one up, or on (verified, nothing to verify)."""
     if status.must_setup:
         return Redirect(location=v.url("setup"))
-    # A step-up asks a verified login for a fresh code (a trusted device does not skip it either).
     stepping_up = state.step_up_pending(v.session) and status.enrolled
     if not stepping_up and (v.is_verified() or not status.verification_needed):
         return Redirect(location=v.next_url())
-    if v.request.method == "GET":
-        return page("otp_pro/verify.html", **_verify_context(v, status))
-    answer = ceremonies.posted_answer(v)
-    outcome, token = codes.verify_code(v, answer if answer is not None else v.request.form.get("code", ""),
-                                       trust_device=bool(v.request.form.get("trust")), answer=answer is not None)
-    if outcome.ok:
-        response = Redirect(location=outcome.location or v.flow.home_url)
-        if token:
-            response.cookies.append(v.device_cookie(token))
-        return response
-    # The refusal may have started a lockout: read the status again.
-    status = v.reload_status() or status
-    return with_retry_after(page("otp_pro/verify.html", outcome.status, error=outcome.message,
-                                 **_verify_context(v, status)), outcome)
+    return None
 
 
 def send(v: Visit) -> Answer:

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 from ...core import OtpPro
 from ...member import Member
-from ...results import MemberStatus
+from ...results import MemberStatus, Standing
 from ...settings import is_loopback_host
 from ..gate import SessionFacts
 from . import security, state
@@ -43,6 +43,8 @@ class Visit:
         self._member_loaded = False
         self._status: MemberStatus | None = None
         self._status_loaded = False
+        self._standing: Standing | None = None
+        self._standing_loaded = False
         #: Cookies to set on whatever the adapter answers (the trusted-device cookie after a login).
         self.cookies: list[Cookie] = []
         #: The gate's notice for this request ("set up soon"), shown by the base template.
@@ -66,8 +68,8 @@ class Visit:
 
     def forget(self) -> None:
         """Drop the per-request lookups (after the session changed hands)."""
-        self._member_loaded = self._status_loaded = False
-        self._member = self._status = None
+        self._member_loaded = self._status_loaded = self._standing_loaded = False
+        self._member = self._status = self._standing = None
 
     def url(self, name: str, /, **params: Any) -> str:
         """The address of the flow's route ``name`` (path parameters filled, the others as a query string)."""
@@ -113,6 +115,7 @@ class Visit:
         """Use ``member`` for this request (just signed in: no lookup)."""
         self._member, self._member_loaded = member, True
         self._status, self._status_loaded = None, False
+        self._standing, self._standing_loaded = None, False
 
     def status(self) -> MemberStatus | None:
         """The signed-in member's :class:`~otp_pro.MemberStatus` (once per request)."""
@@ -124,8 +127,19 @@ class Visit:
 
     def reload_status(self) -> MemberStatus | None:
         """The status read again (a refusal may have started a lockout)."""
-        self._status_loaded = False
+        self._status_loaded = self._standing_loaded = False
         return self.status()
+
+    def standing(self) -> MemberStatus | Standing | None:
+        """What the gate and a code check decide from (:meth:`OtpPro.standing`: one read statement, once per
+        request), or the full status when this request has read it already; None when nobody is signed in."""
+        if self._status_loaded:
+            return self._status
+        if not self._standing_loaded:
+            member = self.member()
+            self._standing = self.core.standing(member) if member is not None else None
+            self._standing_loaded = True
+        return self._standing
 
     def is_verified(self) -> bool:
         """Whether this login passed the second step (in this session)."""
@@ -167,8 +181,11 @@ class Visit:
         return member is not None and bool(token) and self.core.is_trusted(member, str(token))
 
     def facts(self) -> SessionFacts:
-        """The gate's facts for this request."""
-        status = self.status()
+        """The gate's facts for this request.
+
+        From :meth:`standing` (one read statement, every request: a reset elsewhere counts on the next one).
+        """
+        status = self.standing()
         if status is None:
             return SessionFacts()
         verified = self.is_verified()
