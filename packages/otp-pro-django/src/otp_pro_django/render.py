@@ -27,7 +27,8 @@ from . import conf
 SHELL = """\
 {%- block head %}{% endblock -%}
 {% if otp_pro_notice %}
-<div class="notice" role="status">{{ otp_pro_notice }} <a href="{{ url_for('otp_pro.setup') }}">Set up now</a></div>
+<div class="notice" role="status">{{ otp_pro_notice }}
+  <a href="{{ url_for('otp_pro.setup') }}">{{ _("Set up now") }}</a></div>
 {% endif %}
 {% with messages = get_flashed_messages(with_categories=true) %}
 {% for category, message in messages %}
@@ -69,6 +70,9 @@ class DjangoRenderer:
             "otp_pro_settings_url": v.url("settings"),
             "otp_pro_logout_url": v.request.root + v.flow.logout_url,
             "site_name": context.get("site_name"),
+            # The page's language, for the app's fallback base template's <html lang> (a site's own base
+            # template has its own, from Django's LANGUAGE_CODE).
+            "otp_pro_lang": context.get("otp_pro_lang"),
         }, request=request)
 
 
