@@ -200,3 +200,14 @@ def test_a_factor_change_notice_is_written_in_the_members_language(enrolled: Otp
     text = notice.get_body(("plain",)).get_content()
     assert text.startswith("Hallo Anna,") and "Für Ihr Konto wurden neue Backup-Codes erstellt" in text
     assert re.search(r"Wann: \d\d\.\d\d\.\d{4}, \d\d:\d\d:\d\d UTC", text)  # the German way
+
+
+def test_channel_names_are_translated_where_they_are_shown(enrolled: OtpPro, member: Member) -> None:
+    with i18n.using(Language("de")):
+        assert i18n.label("Email") == "E-Mail"
+        assert i18n.label("Authenticator app") == "Authenticator-App"
+        assert i18n.label("Email (one-time code)") == "E-Mail (Einmalcode)"  # a channel's name, part by part
+        assert i18n.label("Carrier pigeon") == "Carrier pigeon"  # a name no catalog has stays as it is
+    assert i18n.label("Email") == "Email"
+    page = _verify_page(enrolled, member, **{"Accept-Language": "fr"})
+    assert "Boîte d\u2019envoi de développement" in page  # the outbox channel's name, in the sentence about the code

@@ -18,6 +18,7 @@ holding ``<lang>/LC_MESSAGES/<domain>.mo`` is searched before the shipped catalo
 from __future__ import annotations
 
 import gettext as _gettext
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -52,6 +53,8 @@ class Language:
 
 
 _ENGLISH = Language()
+#: Every domain made so far (the core's first): :func:`label` looks a name up in each.
+_DOMAINS: list[Domain] = []
 _current: ContextVar[Language | None] = ContextVar("otp_pro_language", default=None)
 
 
@@ -91,6 +94,8 @@ class Domain:
     def __init__(self, name: str, directory: Path) -> None:
         self.name = name
         self.directory = directory
+        # Known to label(): a transport's or factor type's name is a message of its own distribution's domain.
+        _DOMAINS.append(self)
 
     def translations(self, language: Language | None = None) -> _gettext.NullTranslations:
         """The catalog for ``language`` (default: the current one); an empty one for English."""
@@ -163,6 +168,22 @@ def gettext(message: str, **variables: Any) -> str:
 def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
     """The right plural form for ``num`` in the current language (``%(num)d`` is ``num``)."""
     return CORE.ngettext(singular, plural, num, **variables)
+
+
+def label(text: str) -> str:
+    """A transport's, payload's or factor type's name (``Email``, ``SMS (Twilio)``) in the current language.
+
+    The name is a message of the domain of the distribution that registers it (marked with ``N_``);
+    a channel's ``Transport (payload)`` name is translated part by part. A name no catalog has stays as it is.
+    """
+    for domain in _DOMAINS:
+        translated = domain.translations().gettext(text)
+        if translated != text:
+            return translated
+    whole = re.fullmatch(r"(.+) \((.+)\)", text)
+    if whole and current().locale != "en":
+        return f"{label(whole.group(1))} ({label(whole.group(2))})"
+    return text
 
 
 def format_datetime(value: datetime | None, format: str = "medium") -> str:

@@ -29,7 +29,7 @@ from otp_pro import (
 from . import checks, errors, wording
 from .phone import is_assigned, parse_number, sms_recipient
 from .segments import GSM7, count_segments, is_gsm7
-from .wording import DEFAULT_TEMPLATE
+from .wording import DEFAULT_TEMPLATE, N_
 
 if TYPE_CHECKING:
     from twilio.rest import Client
@@ -67,7 +67,7 @@ class TwilioSmsTransport(Transport):
     """
 
     name = NAME
-    label = "SMS (Twilio)"
+    label = N_("SMS (Twilio)")  # translated where it is shown (otp_pro.i18n.label)
     message_format = "text"
     settings = (
         Setting("account_sid", str, None, "Twilio Account SID (AC...)", check=checks.account_sid),

@@ -18,6 +18,8 @@ from otp_pro.i18n import N_
 DOMAIN = i18n.Domain("otp_pro_sms_twilio", Path(__file__).parent / "locale")
 
 #: The default ``message_template`` (English; translated per member when the site keeps it).
+__all__ = ["DEFAULT_TEMPLATE", "DOMAIN", "N_", "languages", "template"]
+
 DEFAULT_TEMPLATE = N_("{payload} is your {site_name} verification code. It expires in {expiry_minutes} min.")
 
 

@@ -147,7 +147,7 @@ def notice_variables(otp: OtpPro, event: AuditEvent) -> dict[str, Any]:
             wording = _RECONFIRMED
         elif int(event.details.get("factors") or 1) > 1:
             wording = _ANOTHER_FACTOR
-    method = definition.label if definition is not None else (event.channel or "unknown")
+    method = i18n.label(definition.label) if definition is not None else (event.channel or "unknown")
     if event.kind == DEVICE_TRUSTED:
         days = otp.settings.trusted_device_days
         notice = i18n.ngettext(

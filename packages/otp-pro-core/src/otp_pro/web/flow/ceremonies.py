@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ... import i18n
 from ...core import OtpPro
 from ...errors import ChannelUnavailable, FactorNotEnrolled, LockedOut
 from ...i18n import gettext as _
@@ -64,7 +65,8 @@ def offered(core: OtpPro, status: MemberStatus) -> list[dict[str, Any]]:
             factor_type = core.channels[factor.kind].factor_type
             assert factor_type is not None
             found[factor.kind] = {"channel": factor.kind, "input": input_kind(core, factor.kind),
-                                  "label": core.channels[factor.kind].label, "hint": factor_type.describe().hint}
+                                  "label": i18n.label(core.channels[factor.kind].label),
+                                  "hint": factor_type.describe().hint}
     return list(found.values())
 
 

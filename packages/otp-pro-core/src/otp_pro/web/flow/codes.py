@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ... import i18n
 from ...core import OtpPro
 from ...errors import (
     ChannelUnavailable,
@@ -81,9 +82,10 @@ def send_code(v: Visit, channel: str | None = None) -> Outcome:
         return Outcome(False, channel_refused_text(reason or exc), 400, error="channel")
     except DeliveryError as exc:
         return _delivery_failed(v, member, exc, channel)
-    label = core.channels[challenge.channel].label
+    label = core.channels[challenge.channel].label  # kept in English: state.last_sent translates it when shown
     v.session[K_SENT] = {"at": time.time(), "hint": challenge.recipient_hint, "channel": challenge.channel,
                        "label": label, "challenge": challenge.id}
+    label = i18n.label(label)
     link = challenge.channel.endswith(":magic_link")
     queued = challenge.status == ChallengeStatus.QUEUED
     return Outcome(True, sent_text(link, label, challenge.recipient_hint, queued=queued),
@@ -98,12 +100,12 @@ def _factor_label(v: Visit, factor_id: int | None, channel: str | None) -> str:
         if factor.id == factor_id:
             return factor.label
     core = v.core
-    return core.channels[channel].label if channel in core.channels else "this method"
+    return i18n.label(core.channels[channel].label) if channel in core.channels else "this method"
 
 
 def fallback_options(core: OtpPro, member: Member, failed_channel: str | None) -> tuple[dict[str, str], ...]:
     """The member's other channels after a failed send on ``failed_channel``, in policy order."""
-    return tuple({"channel": name, "label": core.channels[name].label}
+    return tuple({"channel": name, "label": i18n.label(core.channels[name].label)}
                  for name in core.fallback_channels(member, failed_channel))
 
 
@@ -115,6 +117,7 @@ def _delivery_failed(v: Visit, member: Member, exc: DeliveryError, channel: str 
     label = core.channels[failed].label if failed in core.channels else "this method"
     v.session[K_SENT] = {"at": 0, "hint": None, "channel": failed, "label": label,
                        "challenge": exc.challenge_id, "failed": True}
+    label = i18n.label(label)
     options = fallback_options(core, member, failed)
     return Outcome(False, delivery_failed_text(label, [o["label"] for o in options]), 502, error="delivery",
                    fallback=options)
@@ -184,7 +187,8 @@ def delivery(v: Visit) -> dict[str, Any] | None:
         in_flight = (ChallengeStatus.QUEUED, ChallengeStatus.SENDING)
         state_name = ChallengeStatus.SENDING if found.status in in_flight else found.status
         error_code, done = found.error_code, found.done
-        fallback = tuple({"channel": name, "label": core.channels[name].label} for name in found.fallback_channels)
+        fallback = tuple({"channel": name, "label": i18n.label(core.channels[name].label)}
+                         for name in found.fallback_channels)
     label = str(sent.get("label") or "")
     text = DELIVERY_TEXT.get(state_name)
     message = _(text, label=label, hint=sent.get("hint")) if text else ""

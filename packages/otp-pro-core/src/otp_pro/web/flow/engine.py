@@ -103,8 +103,8 @@ class Flow:
         """The login page's "Sign in with a passkey" buttons: ``{"channel", "input", "label"}`` of each channel
         that signs members in on its own on this site (none unless a factor type's settings turn it on)."""
         core = self.core
-        return [{"channel": name, "input": ceremonies.input_kind(core, name), "label": core.channels[name].label}
-                for name in core.first_factor_channels()]
+        return [{"channel": name, "input": ceremonies.input_kind(core, name),
+                 "label": i18n.label(core.channels[name].label)} for name in core.first_factor_channels()]
 
     # ------------------------------------------------------------ requests
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ... import i18n
 from ...errors import InvalidFactorLabel, NotEnrolled, NotFound, PolicyError, UnknownFactor
 from ...i18n import gettext as _
 from ...member import Member
@@ -89,7 +90,8 @@ def settings(v: Visit) -> Answer:
     channels = core.channels
     return page(
         "otp_pro/settings.html", status=status, factors=status.factors,
-        kind_labels={f.kind: channels[f.kind].label if f.kind in channels else f.kind for f in status.factors},
+        kind_labels={f.kind: i18n.label(channels[f.kind].label) if f.kind in channels else f.kind
+                     for f in status.factors},
         devices=core.trusted_devices(member) if status.enrolled else [],
         reauth=v.reauth_ok(), send_options=_send_options(status), sent=v.session.get(K_SENT),
         resend_in=v.resend_in(), code_length=core.settings.code_length,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ... import i18n
 from ...errors import (
     ChannelUnavailable,
     DeliveryError,
@@ -69,9 +70,10 @@ def _choose(v: Visit, status: MemberStatus, http_status: int = 200, error: str |
         # same address is refused by the core.
         have = [f.label + (f" ({f.recipient_hint})" if f.recipient_hint else "")
                 for f in status.factors if f.kind == name]
-        options.append({"channel": name, "label": channels[name].label, "have": have})
+        options.append({"channel": name, "label": i18n.label(channels[name].label), "have": have})
     return page("otp_pro/setup_choose.html", http_status, status=status, options=options, adding=status.enrolled,
-                unavailable=[(channels[n].label, why) for n, why in status.unavailable.items() if n in channels],
+                unavailable=[(i18n.label(channels[n].label), why) for n, why in status.unavailable.items()
+                             if n in channels],
                 error=error, name=v.form_field("label") if v.request.method == "POST" else "")
 
 
@@ -116,11 +118,11 @@ def start(v: Visit, member: Member, channel: str, *, label: str | None, reconfir
     except DeliveryError:
         return refused(502, _("The code could not be sent just now. Try again in a moment."))
     v.session[K_SETUP] = channel
-    channel_label = core.channels[channel].label
+    channel_label = i18n.label(core.channels[channel].label)
     v.session[K_SETUP_FACTOR] = {"label": label or channel_label, "reconfirm": reconfirm}
     if info.challenge is not None:
         v.session[K_SENT] = {"at": time.time(), "hint": info.challenge.recipient_hint, "channel": channel,
-                           "label": channel_label}
+                           "label": core.channels[channel].label}
     return page("otp_pro/setup_confirm.html", info=info, channel=channel, label=label or channel_label,
                 is_link=channel.endswith(":magic_link"), code_length=core.settings.code_length,
                 hint=info.challenge.recipient_hint if info.challenge else None, is_totp=channel == TOTP,
@@ -135,7 +137,7 @@ def setup_confirm(v: Visit) -> Answer:
         return member
     core = v.core
     channel = v.session.get(K_SETUP) if isinstance(v.session.get(K_SETUP), str) else None
-    label = _pending_label(v) or (core.channels[channel].label if channel in core.channels else "")
+    label = _pending_label(v) or (i18n.label(core.channels[channel].label) if channel in core.channels else "")
     answer = ceremonies.posted_answer(v)
     code = answer if answer is not None else v.request.form.get("code", "")
     common = {"info": None, "channel": channel, "label": label, "code_length": core.settings.code_length,

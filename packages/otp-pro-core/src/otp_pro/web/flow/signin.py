@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ... import i18n
 from ...core import TOTP
 from ...i18n import gettext as _
 from ...results import ChallengeStatus, FactorInfo, MemberStatus, Purpose, Reason
@@ -67,7 +68,7 @@ def _verify_context(v: Visit, status: MemberStatus) -> dict[str, Any]:
         "status": status,
         "channel": channel,
         "channel_label": default.label if default is not None else
-        core.channels[channel].label if channel in core.channels else channel,
+        i18n.label(core.channels[channel].label) if channel in core.channels else channel,
         # The app's page, unless this login asked for a code by another of the member's factors.
         "is_totp": shown == TOTP,
         "is_link": bool(sent and str(sent.get("channel", "")).endswith(":magic_link")),
