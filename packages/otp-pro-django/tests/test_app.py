@@ -233,3 +233,13 @@ def test_a_trusted_browser_skips_the_second_step_at_the_next_login(project, mail
     admin_logout(c)
     admin_login(c, user)
     assert c.get("/admin/").status_code == 303  # without the cookie the step is asked again
+
+
+def test_a_german_browser_gets_the_page_and_the_fallback_layout_in_german(project):
+    c = client()
+    admin_login(c, make_user("sprache"))
+    page = c.get("/mfa/setup", HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9,en;q=0.5").content.decode()
+    # The app's own base template (the project has no base.html): its lang and words follow the page's.
+    assert '<html lang="de">' in page
+    assert "Zwei-Schritt-Verifizierung einrichten" in page and ">Sicherheitseinstellungen</a>" in page
+    assert ">Abmelden</button>" in page
