@@ -2,8 +2,8 @@
 
 ``python -m nox`` runs every package's tests, each in its own environment;
 ``python -m nox -s demo`` runs the demo site; ``python -m nox -s build`` builds
-every distribution's wheel and sdist into ``dist/``; ``python -m nox -l`` lists
-the sessions.
+every distribution's wheel and sdist into ``dist/``; ``python -m nox -s i18n``
+extracts and checks the translations; ``python -m nox -l`` lists the sessions.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ PASSTHROUGH_ENV = ("OTP_PRO_TEST_POSTGRES_URL", "OTP_PRO_LOAD_REDIS_URL")
 # dependency dropped from a pyproject must then be missing from the next
 # environment too, so a package that still imports it fails here as it would
 # for a user. Pass -r / --reuse-existing-virtualenvs for a fast local rerun.
-nox.options.sessions = ["tests", "authoring", "integration", "load", "build"]
+nox.options.sessions = ["tests", "authoring", "integration", "load", "build", "i18n"]
 nox.options.error_on_external_run = True
 
 
@@ -183,6 +183,58 @@ def authoring(session: nox.Session) -> None:
         with session.chdir(plugin):  # its pytest settings; its src/ is not on the path, the wheel is tested
             session.run(python, "-m", "pytest", "tests", "-p", "no:cacheprovider", "--strict-markers",
                         "--strict-config", "-q", *session.posargs, env=passthrough_env(), external=True)
+
+
+# Packages with member-facing texts in gettext catalogs: each has a babel.cfg (what to extract from
+# which files) and src/<import name>/locale/ (the .pot template, and .po + compiled .mo per language).
+TRANSLATED = [name for name in PACKAGES if (ROOT / "packages" / name / "babel.cfg").is_file()]
+
+
+def catalog_sources(package: str) -> tuple[Path, list[Path]]:
+    """``package``'s import folder and the folders pybabel extract reads (it does not walk into "_" folders)."""
+    src = ROOT / "packages" / package / "src"
+    [folder] = [p for p in src.iterdir() if p.is_dir() and (p / "__init__.py").is_file()]
+    hidden = [p for p in folder.rglob("_*") if p.is_dir() and not p.name.startswith("__")]
+    return folder, [folder, *hidden]
+
+
+@nox.session
+def i18n(session: nox.Session) -> None:
+    """Extract each translated package's texts, compare them with its catalogs, and run the translation tests.
+
+    For every package with a ``babel.cfg``, ``pybabel extract`` writes the messages of its code and
+    templates into a temporary ``.pot``; a message the code has and the committed ``locale/<domain>.pot``
+    lacks (or the other way round) fails the session. ``-- --update`` instead rewrites the ``.pot``,
+    merges it into every language's ``.po`` (``pybabel update``: new messages arrive untranslated) and
+    compiles the ``.mo`` files the wheel ships. Then the packages' ``test_translations.py`` run: a shipped
+    language that misses a message or a placeholder, or a ``.mo`` older than its ``.po``, fails.
+    """
+    update = "--update" in session.posargs
+    install_packages(session, *TRANSLATED)
+    tmp = Path(session.create_tmp()).resolve()
+    for package in TRANSLATED:
+        folder, sources = catalog_sources(package)
+        domain = folder.name
+        locale = folder / "locale"
+        template = locale / f"{domain}.pot"
+        fresh = tmp / f"{domain}.pot"
+        session.run("pybabel", "-q", "extract", "-F", f"packages/{package}/babel.cfg", "-k", "N_", "--no-location",
+                    "--sort-output", "--omit-header", "-o", str(fresh), *map(str, sources))
+        if not update:
+            # Sorted, without locations or a header: the same code gives the same bytes.
+            if not template.is_file() or fresh.read_bytes() != template.read_bytes():
+                session.error(f"{template.relative_to(ROOT)} is not what the code holds: run nox -s i18n -- --update "
+                              "and translate the new messages")
+            continue
+        shutil.copy(fresh, template)
+        session.run("pybabel", "-q", "update", "-D", domain, "-i", str(template), "-d", str(locale),
+                    "--no-fuzzy-matching", "--ignore-obsolete", "--width", "100")
+        session.run("pybabel", "compile", "-D", domain, "-d", str(locale), "--statistics")
+    for package in TRANSLATED:
+        # One run per package, from its folder: its own pytest settings and conftest (the test files share a name).
+        with session.chdir(ROOT / "packages" / package):
+            session.run("pytest", "tests/test_translations.py", "--strict-markers", "--strict-config", "-q",
+                        "-p", "no:cacheprovider", env=passthrough_env())
 
 
 DIST = ROOT / "dist"

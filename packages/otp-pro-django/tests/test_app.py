@@ -279,3 +279,13 @@ def test_a_signed_out_visitors_passkey_challenge_survives_the_gate(project):
     c.cookies["sessionid"] = session.session_key
     assert c.get("/admin/login/").status_code == 200
     assert c.session.get(K_BINDING) == "challenge-binding"
+
+
+def test_a_german_browser_gets_the_page_and_the_fallback_layout_in_german(project):
+    c = client()
+    admin_login(c, make_user("sprache"))
+    page = c.get("/mfa/setup", HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9,en;q=0.5").content.decode()
+    # The app's own base template (the project has no base.html): its lang and words follow the page's.
+    assert '<html lang="de">' in page
+    assert "Zwei-Schritt-Verifizierung einrichten" in page and ">Sicherheitseinstellungen</a>" in page
+    assert ">Abmelden</button>" in page

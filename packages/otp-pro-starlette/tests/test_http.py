@@ -243,3 +243,14 @@ def test_a_trusted_device_skips_the_sign_in_step_but_not_a_step_up(site: Site) -
         assert not site.mailbox.to(ANN.email or "")
         away = client.get("/account/delete")
         assert away.status_code == 303 and away.headers["location"] == "/otp/verify"  # step-up: a fresh code
+
+
+def test_a_spanish_browser_gets_the_verify_page_and_its_refusal_in_spanish(site: Site) -> None:
+    with site.client() as client:
+        sign_in(client, ANN, next_url="/protected")
+        client.headers["Accept-Language"] = "es-ES,es;q=0.9"
+        page = client.get("/otp/verify")
+        assert '<html lang="es">' in page.text and "Verifica que eres tú" in page.text
+        good = mailed_code(site.mailbox, ANN.email or "")
+        refused = verify(client, "000000" if good != "000000" else "111111")
+        assert "Ese código no es correcto." in refused.text

@@ -20,7 +20,9 @@ class Member:
     otp-pro does not own accounts: the site builds a ``Member`` from its own user
     record for every call. ``id`` is the site's stable user id (a string of at most
     255 characters); ``roles`` drive the policy; ``email`` and ``fields`` (for
-    example ``fields["phone"]``) let transports find the recipient.
+    example ``fields["phone"]``) let transports find the recipient. ``locale`` is the
+    member's language (``de``, ``pt_BR``) when the site knows it: pages and messages
+    are written in it when a catalog exists (see docs/translations.md).
     """
 
     id: str
@@ -28,6 +30,7 @@ class Member:
     email: str | None = None
     name: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    locale: str | None = None
 
     def __init__(
         self,
@@ -36,6 +39,7 @@ class Member:
         email: str | None = None,
         name: str | None = None,
         fields: Mapping[str, Any] | None = None,
+        locale: str | None = None,
     ) -> None:
         if isinstance(id, bool) or not isinstance(id, (str, int)):
             raise InvalidMember(f"member id must be a string or an integer, not {type(id).__name__}")
@@ -62,16 +66,19 @@ class Member:
             raise InvalidMember("member name must be a string or None")
         if fields is not None and not isinstance(fields, Mapping):
             raise InvalidMember("member fields must be a mapping")
+        if locale is not None and not isinstance(locale, str):
+            raise InvalidMember("member locale must be a string or None")
         object.__setattr__(self, "id", sid)
         object.__setattr__(self, "roles", role_tuple)
         object.__setattr__(self, "email", email or None)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "fields", dict(fields or {}))
+        object.__setattr__(self, "locale", locale or None)
 
     def __repr__(self) -> str:
         # Field values are the site's data about the member (phone numbers): the names say enough in a log.
         return (f"Member(id={self.id!r}, roles={self.roles!r}, email={self.email!r}, name={self.name!r}, "
-                f"fields={sorted(self.fields)!r})")
+                f"fields={sorted(self.fields)!r}, locale={self.locale!r})")
 
     @property
     def display_name(self) -> str:

@@ -236,6 +236,14 @@ def _check_database_url(value: str) -> None:
         raise ValueError(f"otp-pro runs on SQLite or PostgreSQL, not {backend}{hint}")
 
 
+def _check_locale(value: str) -> None:
+    # Imported here: settings are read before anything else, and Babel's locale data is only needed to check this.
+    from .i18n import normalize
+
+    if normalize(value) is None:
+        raise ValueError("is not a locale name (en, de, pt_BR)")
+
+
 def _check_previous_keys(values: list[str]) -> None:
     for v in values:
         _check_secret_key(v)
@@ -273,6 +281,10 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             check=_check_previous_keys),
     Setting("site_name", str, "otp-pro", "name used in messages and as TOTP issuer"),
     Setting("support_email", str, None, "address members can write to"),
+    Setting("default_locale", str, "en", "language of pages and messages when neither member nor browser names one",
+            check=_check_locale),
+    Setting("locale_dirs", list, [], "folders of the site's own catalogs (<lang>/LC_MESSAGES/otp_pro.mo), searched "
+            "before the shipped ones"),
     Setting("mode", str, "visible", "site-wide mode", choices=MODES),
     Setting("default_channel", str, "email:code", "channel used when a member has not chosen one"),
     Setting("channels", list, None, "channels offered site-wide (default: every registered channel)"),
@@ -364,6 +376,8 @@ class Settings:
     previous_secret_keys: tuple[Secret, ...] = tuple(_CORE_DEFAULTS["previous_secret_keys"])
     site_name: str = _CORE_DEFAULTS["site_name"]
     support_email: str | None = _CORE_DEFAULTS["support_email"]
+    default_locale: str = _CORE_DEFAULTS["default_locale"]
+    locale_dirs: tuple[str, ...] = tuple(_CORE_DEFAULTS["locale_dirs"])
     mode: str = _CORE_DEFAULTS["mode"]
     default_channel: str = _CORE_DEFAULTS["default_channel"]
     channels: tuple[str, ...] | None = _CORE_DEFAULTS["channels"]
@@ -459,6 +473,8 @@ class Settings:
             previous_secret_keys=tuple(core["previous_secret_keys"]),
             site_name=core["site_name"],
             support_email=core["support_email"],
+            default_locale=core["default_locale"],
+            locale_dirs=tuple(str((base_dir / d) if base_dir is not None else Path(d)) for d in core["locale_dirs"]),
             mode=core["mode"],
             default_channel=core["default_channel"],
             channels=tuple(channels) if channels is not None else None,

@@ -19,6 +19,7 @@ from django.template.loader import get_template, render_to_string
 from django.utils.safestring import mark_safe
 from jinja2 import ChoiceLoader, DictLoader, Environment, PackageLoader, select_autoescape
 
+from otp_pro import i18n
 from otp_pro.web.flow import Visit
 
 from . import conf
@@ -27,7 +28,8 @@ from . import conf
 SHELL = """\
 {%- block head %}{% endblock -%}
 {% if otp_pro_notice %}
-<div class="notice" role="status">{{ otp_pro_notice }} <a href="{{ url_for('otp_pro.setup') }}">Set up now</a></div>
+<div class="notice" role="status">{{ otp_pro_notice }}
+  <a href="{{ url_for('otp_pro.setup') }}">{{ _("Set up now") }}</a></div>
 {% endif %}
 {% with messages = get_flashed_messages(with_categories=true) %}
 {% for category, message in messages %}
@@ -69,6 +71,12 @@ class DjangoRenderer:
             "otp_pro_settings_url": v.url("settings"),
             "otp_pro_logout_url": v.request.root + v.flow.logout_url,
             "site_name": context.get("site_name"),
+            # The page's language, for the app's fallback base template's <html lang> (a site's own base
+            # template has its own, from Django's LANGUAGE_CODE).
+            "otp_pro_lang": context.get("otp_pro_lang"),
+            # The fallback base template's own words, in the page's language (Flow.render set it).
+            "otp_pro_texts": {"account": i18n.gettext("Account"), "settings": i18n.gettext("Security settings"),
+                              "sign_out": i18n.gettext("Sign out")},
         }, request=request)
 
 

@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, g, get_flashed_messages, request
 from werkzeug.wrappers import Response
 
 import otp_pro.web
+from otp_pro import i18n
 from otp_pro.errors import StorageError
 from otp_pro.web.flow import SECURITY_HEADERS, CsrfError, Route
 from otp_pro.web.flow import state as flow_state
@@ -103,6 +104,8 @@ def _context(ext: OtpProFlask) -> dict[str, Any]:
         "otp_pro_member": v.member(),
         "site_name": ext.core.settings.site_name,
         "get_flashed_messages": partial(_flashes, ext),
+        # _, ngettext, format_date, otp_pro_lang: in the language Flow.render chose for the page.
+        **i18n.template_helpers(),
     }
 
 

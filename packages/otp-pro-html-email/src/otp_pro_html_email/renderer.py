@@ -22,6 +22,7 @@ from typing import Any
 
 import jinja2
 
+from . import wording
 from .settings import KEY, KINDS
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "templates"
@@ -108,6 +109,11 @@ class TemplateSet:
                                            **common)
         self.check_env = jinja2.Environment(loader=loader, autoescape=True, **common)
         self.html_env = jinja2.Environment(loader=InliningLoader(loader), autoescape=True, **common)
+        # _() and ngettext() translate into the language the core set for the member being written to
+        # (wording.py); in the HTML templates they escape the values they fill in.
+        self.text_env.globals.update(wording.DOMAIN.template_functions(markup=False))
+        for env in (self.check_env, self.html_env):
+            env.globals.update(wording.DOMAIN.template_functions(markup=True))
         self.templates: dict[str, dict[str, jinja2.Template]] = {}
 
     # ------------------------------------------------------------ start-up

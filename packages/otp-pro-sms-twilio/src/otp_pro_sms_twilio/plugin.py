@@ -12,6 +12,7 @@ from typing import Any
 
 from otp_pro import Message, Transport, format_template, hookimpl
 
+from . import wording
 from .transport import TwilioSmsTransport
 
 
@@ -37,5 +38,6 @@ def otp_pro_render_message(
         return None
     if variables.get("payload_kind") not in (None, "code"):
         return None
-    text = format_template(transport.config["message_template"], variables)
+    # The core renders in the member's language; the default template is translated into it (wording.py).
+    text = format_template(wording.template(transport.config), variables)
     return Message(recipient=str(variables.get("recipient", "")), subject="", text=text, channel=channel, kind=kind)

@@ -23,11 +23,13 @@ from otp_pro import (
     TransientDeliveryError,
     Transport,
     format_template,
+    i18n,
 )
 
-from . import checks, errors
+from . import checks, errors, wording
 from .phone import is_assigned, parse_number, sms_recipient
 from .segments import GSM7, count_segments, is_gsm7
+from .wording import DEFAULT_TEMPLATE, N_
 
 if TYPE_CHECKING:
     from twilio.rest import Client
@@ -38,7 +40,6 @@ log = logging.getLogger("otp_pro.sms_twilio")
 
 NAME = "sms_twilio"
 TWILIO_API = "https://api.twilio.com"
-DEFAULT_TEMPLATE = "{payload} is your {site_name} verification code. It expires in {expiry_minutes} min."
 NOT_SET_UP = "text messages are not set up on this site"
 
 #: The settings that say "this site uses Twilio". With none of them set the
@@ -66,7 +67,7 @@ class TwilioSmsTransport(Transport):
     """
 
     name = NAME
-    label = "SMS (Twilio)"
+    label = N_("SMS (Twilio)")  # translated where it is shown (otp_pro.i18n.label)
     message_format = "text"
     settings = (
         Setting("account_sid", str, None, "Twilio Account SID (AC...)", check=checks.account_sid),
@@ -172,7 +173,8 @@ class TwilioSmsTransport(Transport):
         return None
 
     def sample_text(self) -> str:
-        """``message_template`` rendered with this site's values and a member name of realistic length."""
+        """``message_template`` rendered with this site's values and a member name of realistic length, in the
+        current language (:mod:`.wording`)."""
         s = self.otp.settings
         issued = self.otp.clock()
         variables = {
@@ -188,9 +190,19 @@ class TwilioSmsTransport(Transport):
             "issued_at": issued,
             "expires_at": issued + timedelta(seconds=s.code_ttl_seconds),
         }
-        return format_template(self.config["message_template"], variables)
+        return format_template(wording.template(self.config), variables)
 
     def _template_length_problem(self) -> str | None:
+        s = self.otp.settings
+        # Every language a member may get the message in must fit: a translation can be longer, or need UCS-2.
+        for locale in wording.languages(self.config, s.default_locale, s.locale_dirs):
+            with i18n.using(i18n.Language(locale, s.locale_dirs)):
+                problem = self._length_problem_now()
+            if problem:
+                return problem if locale == s.default_locale else f"in {locale}: {problem}"
+        return None
+
+    def _length_problem_now(self) -> str | None:
         try:
             text = self.sample_text()
         except (ValueError, TypeError, LookupError) as exc:

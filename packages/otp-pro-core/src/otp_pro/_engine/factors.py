@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, case, delete, func, select, update
 
-from .. import audit, policy
+from .. import audit, i18n, policy
 from ..crypto import constant_time_in
 from ..errors import (
     ChannelUnavailable,
@@ -221,7 +221,8 @@ def infos(rt: Runtime, member: Member, state: MemberState | None, conn: Connecti
             reason = "not allowed for this member's role"
         elif stale:
             reason = "the member record shows another address: confirm it again"
-        label = row.label or (definition.label if definition is not None else factor.kind)
+        # The channel's name in the current language (a page's); the member's own name as they wrote it.
+        label = row.label or (i18n.label(definition.label) if definition is not None else factor.kind)
         out.append(FactorInfo(
             id=factor.id, kind=factor.kind, label=label, is_default=default is not None and factor.id == default.id,
             created_at=row.created_at, last_used_at=last, recipient_hint=factor.recipient_hint,

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from .. import audit
+from .. import audit, i18n
 from ..errors import ChannelUnavailable, ConfigurationError, DeliveryError, PluginError, RecipientUnavailable
 from ..hookcall import OnError
 from ..member import Member
@@ -87,7 +87,7 @@ def variables(rt: Runtime, member: Member, channel: str, kind: str, extra: Mappi
     found: dict[str, Any] = {
         "site_name": s.site_name,
         "member_name": member.display_name,
-        "support_email": s.support_email or f"the {s.site_name} team",
+        "support_email": s.support_email or i18n.gettext("the %(site)s team", site=s.site_name),
         "channel": channel,
         "issued_at": issued,
         "expires_at": expires,
@@ -96,6 +96,8 @@ def variables(rt: Runtime, member: Member, channel: str, kind: str, extra: Mappi
         "payload_kind": None,
         "payload_is_link": False,
         "purpose": None,
+        # The language the message is written in (BCP 47, as an HTML template's <html lang> wants it).
+        "locale": i18n.current().tag,
     }
     found.update(extra)
     answers = rt.host.call("otp_pro_message_variables", OnError.SKIP, otp=rt.otp, member=member, channel=channel,
@@ -109,7 +111,15 @@ def variables(rt: Runtime, member: Member, channel: str, kind: str, extra: Mappi
 
 def render(rt: Runtime, transport: Transport, member: Member, channel: str, kind: str,
            extra: Mapping[str, Any]) -> Message:
-    """:meth:`OtpPro.render_message`: the variables, then the first renderer that answers."""
+    """:meth:`OtpPro.render_message`: the variables, then the first renderer that answers, in the member's
+    language (:func:`~otp_pro.i18n.for_member`; the ``locale`` variable names it)."""
+    s = rt.settings
+    with i18n.using(i18n.for_member(member.locale, s.default_locale, s.locale_dirs)):
+        return _render(rt, transport, member, channel, kind, extra)
+
+
+def _render(rt: Runtime, transport: Transport, member: Member, channel: str, kind: str,
+            extra: Mapping[str, Any]) -> Message:
     found = variables(rt, member, channel, kind, extra)
     answers = rt.host.call("otp_pro_render_message", OnError.RAISE, what=f"to render a {kind} message for {channel}",
                            otp=rt.otp, transport=transport, member=member, channel=channel, kind=kind,

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from .. import policy
+from .. import i18n, policy
 from ..errors import ChannelUnavailable, PolicyError, RecipientUnavailable
 from ..hookcall import OnError
 from ..member import Member
@@ -55,7 +55,7 @@ def available_channels(rt: Runtime, member: Member) -> list[ChannelInfo]:
     out = []
     for name in requirement(rt, member).channels:
         reason = unavailable_reason(rt, member, name)
-        label = rt.channels[name].label if name in rt.channels else name
+        label = i18n.label(rt.channels[name].label) if name in rt.channels else name
         out.append(ChannelInfo(name, label, reason is None, reason))
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
+from ..i18n import N_
 from ..transports import Payload, PayloadContext, PayloadValue
 
 
@@ -10,7 +11,7 @@ class CodePayload(Payload):
     """A uniformly random numeric code of ``code_length`` digits."""
 
     name = "code"
-    label = "one-time code"
+    label = N_("one-time code")
     entered_as_code = True
 
     def create(self, context: PayloadContext) -> PayloadValue:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DeliveryError, RecipientUnavailable
 from ..hookspecs import hookimpl
+from ..i18n import N_
 from ..member import Member
 from ..settings import Setting
 from ..transports import Message, Receipt, Transport
@@ -51,7 +52,7 @@ class EmailTransport(Transport):
     """Sends mail over SMTP (``smtplib``): STARTTLS or implicit TLS, optional login."""
 
     name = "email"
-    label = "Email"
+    label = N_("Email")
     message_format = "email"
     settings = (
         Setting("smtp_host", str, "localhost", "SMTP server"),

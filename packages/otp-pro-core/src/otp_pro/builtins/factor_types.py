@@ -16,6 +16,7 @@ from typing import Any
 
 from ..factor_types import Description, Enrolment, FactorType
 from ..hookspecs import hookimpl
+from ..i18n import N_
 from ..member import Member
 
 
@@ -23,7 +24,7 @@ class TotpFactor(FactorType):
     """An authenticator app: a seed shared once through a QR code, a code per time step (RFC 6238)."""
 
     name = "totp"
-    label = "Authenticator app"
+    label = N_("Authenticator app")
 
     def __init__(self, otp: Any) -> None:
         super().__init__(otp)
@@ -62,7 +63,7 @@ class DeliveredCodeFactor(FactorType):
     """A code sent through a transport (email, SMS) to the address confirmed at setup, typed back once."""
 
     name = "code"
-    label = "One-time code"
+    label = N_("One-time code")
     delivers = True
 
     def describe(self) -> Description:
@@ -74,7 +75,7 @@ class DeliveredLinkFactor(FactorType):
     """A sign-in link sent through a transport to the address confirmed at setup, clicked once."""
 
     name = "link"
-    label = "Sign-in link"
+    label = N_("Sign-in link")
     delivers = True
 
     def describe(self) -> Description:

@@ -29,8 +29,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from .. import i18n
 from ..errors import DeliveryError, PluginError, RecipientUnavailable, UnknownMember
 from ..hookspecs import hookimpl
+from ..i18n import N_
 from ..member import Member
 from ..settings import Setting
 from ..transports import TOTP, recipient_hint
@@ -81,22 +83,20 @@ SETTINGS: tuple[Setting, ...] = (
             "reach the member); then the transport of the member's own channel"),
 )
 
+#: What each change says (gettext messages, translated into the member's language when the notice is made).
 _NOTICES: dict[str, str] = {
-    SETUP_COMPLETED: "Two-step verification was set up on your account. Your second step is now: {method}.",
-    FACTOR_REMOVED: "A second step was removed from your account: {method}.",
-    RESET: "Two-step verification on your account was reset: your second step, backup codes and trusted devices "
-           "were removed, and you will be asked to set it up again.",
-    DISABLED: "Two-step verification was switched off on your account: your second step, backup codes and "
-              "trusted devices were removed.",
-    BACKUP_CODES_GENERATED: "New backup codes were made for your account; the previous ones no longer work.",
-    DEVICE_TRUSTED: "A device was added to your trusted devices ({label}): it can sign in without the second "
-                    "step for {days} days.",
-    DEVICE_REVOKED: "A device was removed from your trusted devices.",
+    SETUP_COMPLETED: N_("Two-step verification was set up on your account. Your second step is now: %(method)s."),
+    FACTOR_REMOVED: N_("A second step was removed from your account: %(method)s."),
+    RESET: N_("Two-step verification on your account was reset: your second step, backup codes and trusted "
+              "devices were removed, and you will be asked to set it up again."),
+    DISABLED: N_("Two-step verification was switched off on your account: your second step, backup codes and "
+                 "trusted devices were removed."),
+    BACKUP_CODES_GENERATED: N_("New backup codes were made for your account; the previous ones no longer work."),
+    DEVICE_REVOKED: N_("A device was removed from your trusted devices."),
 }
 #: A setup that added a factor next to others (``factors`` in the event's details), or confirmed a new address.
-_ANOTHER_FACTOR = "Another second step was added to your account: {method}."
-_RECONFIRMED = "The address of a second step of your account was changed: {method}."
-_BY_ADMINISTRATOR = " This was done by a site administrator."
+_ANOTHER_FACTOR = N_("Another second step was added to your account: %(method)s.")
+_RECONFIRMED = N_("The address of a second step of your account was changed: %(method)s.")
 
 # (substring of the user agent, name shown), first match wins: Edge and Opera also say "Chrome",
 # Chrome also says "Safari".
@@ -121,10 +121,13 @@ def describe_browser(user_agent: str | None) -> str:
 
 
 def format_when(at: datetime) -> str:
-    """``24 Nov 2026, 01:40 UTC``: the time of a change as a member reads it."""
+    """``24 Nov 2026, 01:40 UTC``: the time of a change as a member reads it (in their language's way)."""
     if at.tzinfo is None:  # SQLite hands back naive UTC datetimes
         at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(timezone.utc).strftime("%d %b %Y, %H:%M UTC")
+    at = at.astimezone(timezone.utc)
+    if i18n.current().locale == "en":
+        return at.strftime("%d %b %Y, %H:%M UTC")  # day first, 24 hours: read the same way everywhere
+    return i18n.format_datetime(at.replace(tzinfo=None), "medium") + " UTC"
 
 
 def notice_variables(otp: OtpPro, event: AuditEvent) -> dict[str, Any]:
@@ -138,27 +141,33 @@ def notice_variables(otp: OtpPro, event: AuditEvent) -> dict[str, Any]:
     definition = otp.channels.get(event.channel or "")
     label = str(event.details.get("label") or "") if event.details else ""
     label = "".join(ch for ch in label if ch.isprintable())[:60]
-    wording = _NOTICES.get(event.kind, "A security setting of your account changed.")
+    wording = _NOTICES.get(event.kind, N_("A security setting of your account changed."))
     if event.kind == SETUP_COMPLETED and event.details:
         if event.details.get("reconfirmed"):
             wording = _RECONFIRMED
         elif int(event.details.get("factors") or 1) > 1:
             wording = _ANOTHER_FACTOR
-    notice = wording.format(
-        method=definition.label if definition is not None else (event.channel or "unknown"),
-        label=label or "unnamed device",
-        days=otp.settings.trusted_device_days,
-    )
+    method = i18n.label(definition.label) if definition is not None else (event.channel or "unknown")
+    if event.kind == DEVICE_TRUSTED:
+        days = otp.settings.trusted_device_days
+        notice = i18n.ngettext(
+            "A device was added to your trusted devices (%(label)s): it can sign in without the second step "
+            "for %(num)d day.",
+            "A device was added to your trusted devices (%(label)s): it can sign in without the second step "
+            "for %(num)d days.", days, label=label or i18n.gettext("unnamed device"))
+    else:
+        notice = i18n.gettext(wording, method=method) if "%(method)s" in wording else i18n.gettext(wording)
     by_administrator = event.actor is not None and event.actor != event.member_id
     if by_administrator:
-        notice += _BY_ADMINISTRATOR
+        notice += " " + i18n.gettext("This was done by a site administrator.")
     browser = describe_browser(event.user_agent)
     # The address comes from the request (maybe a forwarded header): one printable line, never a paragraph.
     where = "".join(ch for ch in (event.ip or "") if ch.isprintable() and not ch.isspace())[:64]
     if browser:
         where = f"{where} ({browser})" if where else browser
     when = format_when(event.at)
-    details = f"When: {when}\n" + (f"From: {where}\n" if where else "") + "\n"
+    details = (i18n.gettext("When: %(when)s", when=when) + "\n"
+               + (i18n.gettext("From: %(where)s", where=where) + "\n" if where else "") + "\n")
     return {
         "notice": notice,
         "change": event.kind,
@@ -266,8 +275,11 @@ def notify(otp: OtpPro, event: AuditEvent, member: Member | None, transports: Se
     facts: dict[str, Any] = {"change": event.kind, "event_id": event.id, "transport": transport.name,
                              "recipient": recipient_hint(transport, recipient)}
     try:
-        message = otp.render_message(transport, member, channel, "notification",
-                                     {**notice_variables(otp, event), "recipient": recipient})
+        # The notice's own words in the member's language, as render_message writes the rest.
+        s = otp.settings
+        with i18n.using(i18n.for_member(member.locale, s.default_locale, s.locale_dirs)):
+            extra = notice_variables(otp, event)
+        message = otp.render_message(transport, member, channel, "notification", {**extra, "recipient": recipient})
         receipt = transport.send(message)
     except Exception as exc:  # noqa: BLE001 - the change is committed: a failed notice is recorded, not raised
         code = exc.provider_code if isinstance(exc, DeliveryError) else None

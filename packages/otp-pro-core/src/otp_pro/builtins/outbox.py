@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from ..hookspecs import hookimpl
+from ..i18n import N_
 from ..member import Member
 from ..settings import Setting
 from ..transports import Message, Receipt, Transport
@@ -22,7 +23,7 @@ class OutboxTransport(Transport):
     """Development transport: nothing leaves the process."""
 
     name = "outbox"
-    label = "Development outbox"
+    label = N_("Development outbox")
     message_format = "email"
     offered_by_default = False
     settings = (

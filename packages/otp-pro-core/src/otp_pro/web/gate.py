@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ..i18n import N_
+
 PASS = "pass"
 VERIFY = "verify"
 SETUP = "setup"
@@ -189,7 +191,8 @@ class Decision:
         return self.action in (VERIFY, SETUP)
 
 
-GRACE_NOTICE = "Your account needs two-step verification soon: set it up now to keep access."
+#: Translated where it is shown (``Flow.gate``), in the request's language.
+GRACE_NOTICE = N_("Your account needs two-step verification soon: set it up now to keep access.")
 
 
 def normalize_path(path: str) -> str:

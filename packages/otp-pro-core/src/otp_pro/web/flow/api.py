@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...errors import OtpProError
+from ...i18n import gettext as _
 from ...transports import TOTP
 from . import codes, openapi, state
 from .ceremonies import MAX_ANSWER
@@ -88,14 +89,14 @@ def delivery(v: Visit) -> Json:
     "fallback": [{"channel", "label"}]}``; ``{"ok": false, "error": "signed_out"|"nothing_sent"}`` otherwise.
     """
     if v.member() is None:
-        return _json({"ok": False, "error": "signed_out", "message": SIGN_IN_FIRST_TEXT}, 401)
+        return _json({"ok": False, "error": "signed_out", "message": _(SIGN_IN_FIRST_TEXT)}, 401)
     try:
         found = codes.delivery(v)
     except OtpProError:  # a database hiccup: the page keeps polling
         log.warning("otp-pro delivery status could not be read")
-        return _json({"ok": False, "error": "unavailable", "message": "Try again in a moment."}, 503)
+        return _json({"ok": False, "error": "unavailable", "message": _("Try again in a moment.")}, 503)
     if found is None:
-        return _json({"ok": False, "error": "nothing_sent", "message": "No code was sent yet."}, 404)
+        return _json({"ok": False, "error": "nothing_sent", "message": _("No code was sent yet.")}, 404)
     return _json({"ok": True, **found})
 
 
@@ -112,7 +113,7 @@ def verify(v: Visit) -> Json:
     except InputError as exc:
         return _json(exc.as_json(), exc.status)
     if v.member() is not None and v.is_verified() and not state.step_up_pending(v.session):
-        return _json({"ok": True, "message": "Already verified.", "location": v.next_url()})
+        return _json({"ok": True, "message": _("Already verified."), "location": v.next_url()})
     outcome, token = codes.verify_code(v, answer or code, trust_device=trust_device, answer=bool(answer))
     response = _outcome(outcome)
     if token:

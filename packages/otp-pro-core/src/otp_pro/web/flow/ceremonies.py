@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ... import i18n
 from ...core import OtpPro
 from ...errors import ChannelUnavailable, FactorNotEnrolled, LockedOut
+from ...i18n import gettext as _
 from ...results import MemberStatus
 from . import state
 from .inputs import MAX_JSON_BYTES, InputError, string_field
@@ -63,7 +65,8 @@ def offered(core: OtpPro, status: MemberStatus) -> list[dict[str, Any]]:
             factor_type = core.channels[factor.kind].factor_type
             assert factor_type is not None
             found[factor.kind] = {"channel": factor.kind, "input": input_kind(core, factor.kind),
-                                  "label": core.channels[factor.kind].label, "hint": factor_type.describe().hint}
+                                  "label": i18n.label(core.channels[factor.kind].label),
+                                  "hint": factor_type.describe().hint}
     return list(found.values())
 
 
@@ -79,7 +82,7 @@ def posted_answer(v: Visit) -> str | None:
 def answer_refused_text(reason: str | None) -> str:
     """What a member reads when their browser answer was refused (the reason is a short snake_case word)."""
     why = (reason or "invalid").replace("_", " ")
-    return f"That did not work ({why}). Try again, or use another method."
+    return _("That did not work (%(why)s). Try again, or use another method.", why=why)
 
 
 def challenge(v: Visit) -> Json:
@@ -92,11 +95,11 @@ def challenge(v: Visit) -> Json:
         return Json(body=exc.as_json(), status=exc.status)
     member = v.member()
     if member is None:
-        return Json(body={"ok": False, "error": "signed_out", "message": SIGN_IN_FIRST_TEXT}, status=401)
+        return Json(body={"ok": False, "error": "signed_out", "message": _(SIGN_IN_FIRST_TEXT)}, status=401)
     core = v.core
     if not channel or channel not in core.channels or not is_ceremony(core, channel):
         return Json(body={"ok": False, "error": "channel", "field": "channel",
-                          "message": "That method is not answered in the browser."}, status=400)
+                          "message": _("That method is not answered in the browser.")}, status=400)
     try:
         issued = core.begin_challenge(member, channel, binding=state.binding(v.session), **v.client())
     except LockedOut as exc:
@@ -104,7 +107,7 @@ def challenge(v: Visit) -> Json:
         return Json(body={"ok": False, "error": "locked", "message": locked_text(minutes),
                           "locked_minutes": minutes}, status=429)
     except FactorNotEnrolled:
-        return Json(body={"ok": False, "error": "factor_not_enrolled", "message": FACTOR_NOT_ENROLLED_TEXT},
+        return Json(body={"ok": False, "error": "factor_not_enrolled", "message": _(FACTOR_NOT_ENROLLED_TEXT)},
                     status=400)
     except ChannelUnavailable as exc:
         return Json(body={"ok": False, "error": "channel", "message": channel_refused_text(exc.reason or exc)},

@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ... import i18n
 from ...core import OtpPro
 from ...errors import (
     ChannelUnavailable,
@@ -18,6 +19,7 @@ from ...errors import (
     PolicyError,
     ThrottledError,
 )
+from ...i18n import gettext as _
 from ...member import Member
 from ...results import Challenge, ChallengeStatus, Reason, VerifyResult
 from . import state
@@ -51,10 +53,10 @@ def send_code(v: Visit, channel: str | None = None) -> Outcome:
     """Send a code (or link) to the signed-in member; where it went is kept in the session for the pages."""
     member = v.member()
     if member is None:
-        return Outcome(False, SIGN_IN_FIRST_TEXT, 401, error="signed_out")
+        return Outcome(False, _(SIGN_IN_FIRST_TEXT), 401, error="signed_out")
     core = v.core
     if channel is not None and (channel not in core.channels or len(channel) > 100):
-        return Outcome(False, NO_SUCH_CHANNEL_TEXT, 400, error="channel")
+        return Outcome(False, _(NO_SUCH_CHANNEL_TEXT), 400, error="channel")
     try:
         challenge: Challenge = core.send_challenge(member, channel=channel or None, binding=state.binding(v.session),
                                                    **v.client())
@@ -71,7 +73,7 @@ def send_code(v: Visit, channel: str | None = None) -> Outcome:
         return Outcome(False, locked_text(minutes), 429, error="locked", locked_minutes=minutes)
     except FactorNotEnrolled:
         # Only the member's own factors are sent to, whatever the role allows.
-        return Outcome(False, FACTOR_NOT_ENROLLED_TEXT, 400, error="factor_not_enrolled")
+        return Outcome(False, _(FACTOR_NOT_ENROLLED_TEXT), 400, error="factor_not_enrolled")
     except FactorNeedsReconfirming as exc:
         return Outcome(False, factor_needs_reconfirming_text(_factor_label(v, exc.factor_id, exc.channel)), 400,
                        error="needs_reconfirming")
@@ -80,12 +82,13 @@ def send_code(v: Visit, channel: str | None = None) -> Outcome:
         return Outcome(False, channel_refused_text(reason or exc), 400, error="channel")
     except DeliveryError as exc:
         return _delivery_failed(v, member, exc, channel)
-    label = core.channels[challenge.channel].label
+    label = core.channels[challenge.channel].label  # kept in English: state.last_sent translates it when shown
     v.session[K_SENT] = {"at": time.time(), "hint": challenge.recipient_hint, "channel": challenge.channel,
                        "label": label, "challenge": challenge.id}
-    what = "a sign-in link" if challenge.channel.endswith(":magic_link") else "a code"
+    label = i18n.label(label)
+    link = challenge.channel.endswith(":magic_link")
     queued = challenge.status == ChallengeStatus.QUEUED
-    return Outcome(True, sent_text(what, label, challenge.recipient_hint, queued=queued),
+    return Outcome(True, sent_text(link, label, challenge.recipient_hint, queued=queued),
                    retry_after=core.settings.resend_cooldown_seconds,
                    delivery=ChallengeStatus.QUEUED if queued else ChallengeStatus.SENT)
 
@@ -97,12 +100,12 @@ def _factor_label(v: Visit, factor_id: int | None, channel: str | None) -> str:
         if factor.id == factor_id:
             return factor.label
     core = v.core
-    return core.channels[channel].label if channel in core.channels else "this method"
+    return i18n.label(core.channels[channel].label) if channel in core.channels else "this method"
 
 
 def fallback_options(core: OtpPro, member: Member, failed_channel: str | None) -> tuple[dict[str, str], ...]:
     """The member's other channels after a failed send on ``failed_channel``, in policy order."""
-    return tuple({"channel": name, "label": core.channels[name].label}
+    return tuple({"channel": name, "label": i18n.label(core.channels[name].label)}
                  for name in core.fallback_channels(member, failed_channel))
 
 
@@ -114,6 +117,7 @@ def _delivery_failed(v: Visit, member: Member, exc: DeliveryError, channel: str 
     label = core.channels[failed].label if failed in core.channels else "this method"
     v.session[K_SENT] = {"at": 0, "hint": None, "channel": failed, "label": label,
                        "challenge": exc.challenge_id, "failed": True}
+    label = i18n.label(label)
     options = fallback_options(core, member, failed)
     return Outcome(False, delivery_failed_text(label, [o["label"] for o in options]), 502, error="delivery",
                    fallback=options)
@@ -137,9 +141,9 @@ def verify_code(v: Visit, code: object, *, trust_device: bool = False, answer: b
     """
     member = v.member()
     if member is None:
-        return Outcome(False, SIGN_IN_EXPIRED_TEXT, 401, error="signed_out"), None
+        return Outcome(False, _(SIGN_IN_EXPIRED_TEXT), 401, error="signed_out"), None
     if not isinstance(code, str) or not code.strip():
-        return Outcome(False, EMPTY_CODE_TEXT, 400, error="empty"), None
+        return Outcome(False, _(EMPTY_CODE_TEXT), 400, error="empty"), None
     core = v.core
     # A challenge answered in the browser is accepted only with the binding it was issued to.
     result = core.verify(member, code[:MAX_ANSWER if answer else MAX_FIELD],
@@ -153,7 +157,7 @@ def verify_code(v: Visit, code: object, *, trust_device: bool = False, answer: b
     token = None
     if trust_device and core.settings.trusted_device_days > 0:
         token = core.trust_device(member, label=v.device_label(), **v.client())
-    message = VERIFIED_TEXT
+    message = _(VERIFIED_TEXT)
     if result.method == "backup_code" and result.backup_codes_remaining is not None:
         message = backup_code_used_text(result.backup_codes_remaining)
         v.flash(message, "info")
@@ -183,8 +187,10 @@ def delivery(v: Visit) -> dict[str, Any] | None:
         in_flight = (ChallengeStatus.QUEUED, ChallengeStatus.SENDING)
         state_name = ChallengeStatus.SENDING if found.status in in_flight else found.status
         error_code, done = found.error_code, found.done
-        fallback = tuple({"channel": name, "label": core.channels[name].label} for name in found.fallback_channels)
+        fallback = tuple({"channel": name, "label": i18n.label(core.channels[name].label)}
+                         for name in found.fallback_channels)
     label = str(sent.get("label") or "")
-    message = DELIVERY_TEXT.get(state_name, "").format(label=label, hint=sent.get("hint"))
+    text = DELIVERY_TEXT.get(state_name)
+    message = _(text, label=label, hint=sent.get("hint")) if text else ""
     return {"status": state_name, "label": label, "hint": sent.get("hint"), "error_code": error_code, "done": done,
             "message": message, "fallback": [dict(item) for item in fallback]}

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ... import i18n
 from ...core import OtpPro
 from ...errors import StorageError
 from ...member import Member
@@ -86,6 +87,8 @@ class Flow:
         if allow is None:
             allow = default_allow(self.url_prefix or "/", login=login_url, logout=logout_url,
                                   magic_link=self.magic_link_path)
+        # The languages pages are offered in, lower-cased name -> name: shipped catalogs and the site's own.
+        self.locales = {name.lower(): name for name in i18n.CORE.available(otp.settings.locale_dirs)}
         self.gate_config = GateConfig(verify_path=f"{self.url_prefix}/verify", setup_path=f"{self.url_prefix}/setup",
                                       allow=(*allow, *extra_allow))
 
@@ -100,8 +103,8 @@ class Flow:
         """The login page's "Sign in with a passkey" buttons: ``{"channel", "input", "label"}`` of each channel
         that signs members in on its own on this site (none unless a factor type's settings turn it on)."""
         core = self.core
-        return [{"channel": name, "input": ceremonies.input_kind(core, name), "label": core.channels[name].label}
-                for name in core.first_factor_channels()]
+        return [{"channel": name, "input": ceremonies.input_kind(core, name),
+                 "label": i18n.label(core.channels[name].label)} for name in core.first_factor_channels()]
 
     # ------------------------------------------------------------ requests
 
@@ -129,12 +132,30 @@ class Flow:
         query = {k: str(v) for k, v in params.items() if v is not None}
         return root + path + (f"?{urlencode(query, quote_via=quote)}" if query else "")
 
+    def language(self, v: Visit) -> i18n.Language:
+        """The language of ``v``'s pages: the member's ``locale``, else the best of the request's
+        ``Accept-Language``, else ``default_locale``; only a language with a catalog is chosen."""
+        if v.language is None:
+            try:
+                member = v.member()
+            except StorageError:  # the page that says so is still written in the browser's language
+                member = None
+            locale = (i18n.choose(member.locale if member else None, self.locales)
+                      or i18n.negotiate(v.request.header("accept-language"), self.locales.values())
+                      or self.core.settings.default_locale)
+            v.language = i18n.Language(locale, self.core.settings.locale_dirs)
+        return v.language
+
     def dispatch(self, route: Route, v: Visit, **params: str) -> Answer:
         """Answer ``route`` for ``v``: the CSRF check on a POST, the handler, failure pages, security headers.
 
         A POST without the session's token gets a 400 page (JSON on the API), a database failure a 503
-        (nothing was changed: its transaction was rolled back), never a 500.
+        (nothing was changed: its transaction was rolled back), never a 500. Texts are in :meth:`language`.
         """
+        with i18n.using(self.language(v)):
+            return self._dispatch(route, v, **params)
+
+    def _dispatch(self, route: Route, v: Visit, **params: str) -> Answer:
         answer: Answer
         try:
             if route.csrf and v.request.method == "POST" and not csrf_ok(v.request, v.session):
@@ -162,11 +183,14 @@ class Flow:
         such as ``/\\evil.example`` is a link to another site for a browser that reads the backslash as a slash.
         """
         answer: Answer
+        with i18n.using(self.language(v)):
+            # An adapter passes the English text (CSRF_FAILED_TEXT): it is translated here.
+            message, title = i18n.gettext(message), i18n.gettext("Please try again")
         if (route is not None and route.api) or v.request.wants_json:
             answer = Json(body={"ok": False, "error": error, "message": message}, status=status)
         else:
             answer = Page(template="otp_pro/message.html", status=status,
-                          context={"title": "Please try again", "message": message, "link": self._back_link(v, route)})
+                          context={"title": title, "message": message, "link": self._back_link(v, route)})
         secure(answer)
         return answer
 
@@ -191,7 +215,9 @@ class Flow:
         if is_allowed(v.request.path, self.gate_config):
             return None  # decided by the path alone: the member's standing is not read
         decision = decide(v.facts(), v.request.path, self.gate_config, query=v.request.query_string)
-        v.notice = decision.notice
+        if decision.notice:
+            with i18n.using(self.language(v)):
+                v.notice = i18n.gettext(decision.notice)
         if not (decision.redirects and decision.location):
             return None
         location = v.request.root + decision.location
@@ -238,8 +264,10 @@ class Flow:
     # ------------------------------------------------------------- pages
 
     def render(self, page: Page, v: Visit) -> str:
-        """``page`` as HTML, through the renderer (the default one adds :meth:`template_context`)."""
-        return self.renderer(page.template, page.context, v)
+        """``page`` as HTML, through the renderer (the default one adds :meth:`template_context`), in
+        :meth:`language`."""
+        with i18n.using(self.language(v)):
+            return self.renderer(page.template, page.context, v)
 
     def template_context(self, v: Visit) -> dict[str, Any]:
         """What every template of the core reads besides its page's context (``csrf_token``, ``url_for``, ...).
@@ -256,6 +284,7 @@ class Flow:
             "request": v.request,
             "url_for": lambda name, **params: self.template_url(v, name, **params),
             "get_flashed_messages": lambda with_categories=False: _flashes(v, with_categories),
+            **i18n.template_helpers(),
         }
 
     def template_url(self, v: Visit, endpoint: str, **params: Any) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...errors import ChannelUnavailable, ThrottledError
+from ...i18n import N_
+from ...i18n import gettext as _
 from ...member import Member
 from . import state
 from .ceremonies import MAX_CHANNEL, answer_refused_text, input_kind, posted_answer
@@ -30,8 +32,8 @@ from .texts import locked_text, network_limit_text
 if TYPE_CHECKING:
     from .visit import Visit
 
-NOT_OFFERED_TEXT = "Signing in this way is not offered here."
-NOT_ALLOWED_TEXT = "This passkey cannot sign you in: sign in with your password."
+NOT_OFFERED_TEXT = N_("Signing in this way is not offered here.")
+NOT_ALLOWED_TEXT = N_("This passkey cannot sign you in: sign in with your password.")
 
 
 def challenge(v: Visit) -> Json:
@@ -43,7 +45,7 @@ def challenge(v: Visit) -> Json:
         return Json(body=exc.as_json(), status=exc.status)
     core = v.core
     if not channel or channel not in core.first_factor_channels():
-        return Json(body={"ok": False, "error": "channel", "field": "channel", "message": NOT_OFFERED_TEXT},
+        return Json(body={"ok": False, "error": "channel", "field": "channel", "message": _(NOT_OFFERED_TEXT)},
                     status=400)
     try:
         issued = core.begin_first_factor_challenge(channel, binding=state.binding(v.session), **v.client())
@@ -52,7 +54,7 @@ def challenge(v: Visit) -> Json:
                                                                                           sends=True),
                           "retry_after": exc.retry_after}, status=429, headers=[("Retry-After", str(exc.retry_after))])
     except ChannelUnavailable:
-        return Json(body={"ok": False, "error": "channel", "message": NOT_OFFERED_TEXT}, status=400)
+        return Json(body={"ok": False, "error": "channel", "message": _(NOT_OFFERED_TEXT)}, status=400)
     return Json(body={"ok": True, "channel": channel, "input": input_kind(core, channel), "show": issued.show,
                       "expires_at": issued.expires_at.isoformat()})
 
@@ -63,7 +65,7 @@ def sign_in(v: Visit, channel: str, answer: str, *, next: str | None = None) -> 
     ``on_first_factor``. The outcome's ``location`` is where to go next."""
     core = v.core
     if channel not in core.first_factor_channels():
-        return Outcome(False, NOT_OFFERED_TEXT, 400, error="channel"), None
+        return Outcome(False, _(NOT_OFFERED_TEXT), 400, error="channel"), None
     result = core.verify_first_factor(channel, answer, binding=state.current_binding(v.session), **v.client())
     if not result.ok:
         if result.reason == "locked":
@@ -79,14 +81,14 @@ def sign_in(v: Visit, channel: str, answer: str, *, next: str | None = None) -> 
     policy = core.status(member) if member is not None else None
     if member is None or policy is None or not any(f.id == result.factor_id and f.usable for f in policy.factors):
         # The site no longer knows the member, or their role no longer counts this factor.
-        return Outcome(False, NOT_ALLOWED_TEXT, 403, result, error="not_allowed"), None
+        return Outcome(False, _(NOT_ALLOWED_TEXT), 403, result, error="not_allowed"), None
     target = login(v, member, next=next, send=False)
     if target != v.url("setup"):
         state.mark_verified(v)  # the factor answered both steps: something held, the user verified
         target = v.next_url()
     if v.flow.on_first_factor is not None:
         v.flow.on_first_factor(v, member)
-    return Outcome(True, "Signed in.", 200, result, location=target), member
+    return Outcome(True, _("Signed in."), 200, result, location=target), member
 
 
 def buttons_html(v: Visit, *, next: str | None = None, messages: bool = True) -> str:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ...core import HARD_LOCK
+from ...i18n import gettext as _
 from ...results import Reason, VerifyResult
 from .interface import Json, Page, Redirect
 from .texts import OTHER_REASON_TEXT, REASON_TEXT, attempts_left_text, locked_text, network_limit_text
@@ -63,7 +64,7 @@ def refusal(result: VerifyResult, clock: Callable[[], datetime]) -> Outcome:
         wait = result.retry_after or 3600
         return Outcome(False, network_limit_text(wait, sends=False), 429, result, error="rate_limited",
                        retry_after=wait)
-    text = REASON_TEXT.get(result.reason or "", OTHER_REASON_TEXT)
+    text = _(REASON_TEXT.get(result.reason or "", OTHER_REASON_TEXT))
     if result.attempts_remaining is not None:
         text += attempts_left_text(result.attempts_remaining)
     status = 400 if result.reason == Reason.MALFORMED else 200

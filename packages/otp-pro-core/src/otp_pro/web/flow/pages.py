@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...i18n import gettext as _
 from ...member import Member
 from ...results import MemberStatus
 from .interface import Page, Redirect
@@ -22,7 +23,7 @@ def need_member(v: Visit) -> Member | Redirect:
     """The signed-in member, or a redirect to the site's login page."""
     member = v.member()
     if member is None:
-        v.flash(SIGN_IN_FIRST_TEXT, "error")
+        v.flash(_(SIGN_IN_FIRST_TEXT), "error")
         return Redirect(location=v.login_redirect())
     return member
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ... import i18n
 from ...errors import InvalidFactorLabel, NotEnrolled, NotFound, PolicyError, UnknownFactor
+from ...i18n import gettext as _
 from ...member import Member
 from ...results import FactorInfo, MemberStatus, Reason
 from ...transports import TOTP
@@ -64,7 +66,7 @@ def _change_guard(v: Visit) -> Member | Answer:
     if not isinstance(member, Member):
         return member
     if not v.reauth_ok():
-        return back_to_settings(v, CONFIRM_FIRST_TEXT, "error")
+        return back_to_settings(v, _(CONFIRM_FIRST_TEXT), "error")
     return member
 
 
@@ -88,7 +90,8 @@ def settings(v: Visit) -> Answer:
     channels = core.channels
     return page(
         "otp_pro/settings.html", status=status, factors=status.factors,
-        kind_labels={f.kind: channels[f.kind].label if f.kind in channels else f.kind for f in status.factors},
+        kind_labels={f.kind: i18n.label(channels[f.kind].label) if f.kind in channels else f.kind
+                     for f in status.factors},
         devices=core.trusted_devices(member) if status.enrolled else [],
         reauth=v.reauth_ok(), send_options=_send_options(status), sent=v.session.get(K_SENT),
         resend_in=v.resend_in(), code_length=core.settings.code_length,
@@ -115,13 +118,13 @@ def reauth(v: Visit) -> Answer:
         return back_to_settings(v, locked_text(minutes), "error")
     password, code = v.request.form.get("password", ""), v.request.form.get("code", "")
     if not password or not isinstance(password, str):
-        return back_to_settings(v, "Enter your current password.", "error")
+        return back_to_settings(v, _("Enter your current password."), "error")
     if not v.flow.check_password(member, password[:1024]):
         return _wrong_password(v, member)
     if status.enrolled:
         answer = ceremonies.posted_answer(v)
         if answer is None and (not isinstance(code, str) or not code.strip()):
-            return back_to_settings(v, "Enter a fresh one-time code as well.", "error")
+            return back_to_settings(v, _("Enter a fresh one-time code as well."), "error")
         result = core.verify(member, answer if answer is not None else code[:MAX_FIELD],
                              binding=state.current_binding(v.session), **v.client())
         if not result.ok:
@@ -140,7 +143,7 @@ def _wrong_password(v: Visit, member: Member) -> Answer:
     if result.reason == Reason.LOCKED:
         return back_to_settings(v, locked_text(lock_minutes(result.locked_until, core.clock())), "error")
     left = attempts_left_text(result.attempts_remaining) if result.attempts_remaining is not None else ""
-    return back_to_settings(v, WRONG_PASSWORD_TEXT + left, "error")
+    return back_to_settings(v, _(WRONG_PASSWORD_TEXT) + left, "error")
 
 
 def backup_codes(v: Visit) -> Answer:
@@ -151,7 +154,7 @@ def backup_codes(v: Visit) -> Answer:
     try:
         codes = v.core.regenerate_backup_codes(member, actor=member.id, **v.client())
     except NotEnrolled:
-        return back_to_settings(v, "Set up two-step verification first.", "error")
+        return back_to_settings(v, _("Set up two-step verification first."), "error")
     return page("otp_pro/backup_codes.html", codes=codes, fresh_setup=False, next=v.url("settings"))
 
 
@@ -159,7 +162,7 @@ def revoke(v: Visit, device_id: str) -> Answer:
     """``POST``: revoke one trusted device of the member (404 for a path segment that is no device id)."""
     number = inputs.device_id(device_id)
     if number is None:
-        return page("otp_pro/message.html", 404, title="No such device", message=NO_SUCH_DEVICE_TEXT,
+        return page("otp_pro/message.html", 404, title=_("No such device"), message=_(NO_SUCH_DEVICE_TEXT),
                     link=v.url("settings"))
     member = _change_guard(v)
     if not isinstance(member, Member):
@@ -167,8 +170,9 @@ def revoke(v: Visit, device_id: str) -> Answer:
     try:
         v.core.revoke_device(member, number, actor=member.id, **v.client())
     except NotFound:
-        return back_to_settings(v, NO_SUCH_DEVICE_TEXT, "error")
-    return back_to_settings(v, "The device was removed: it will be asked for a code at the next sign-in.", "info")
+        return back_to_settings(v, _(NO_SUCH_DEVICE_TEXT), "error")
+    return back_to_settings(v, _("The device was removed: it will be asked for a code at the next sign-in."),
+                            "info")
 
 
 def disable(v: Visit) -> Answer:
@@ -193,14 +197,14 @@ def _own_factor(v: Visit, factor_id: str, *, change: bool) -> tuple[Member, Fact
     and a fresh confirmation); a message on the settings page when it is none of theirs."""
     number = inputs.factor_id(factor_id)
     if number is None:
-        return page("otp_pro/message.html", 404, title="No such sign-in method", message=NO_SUCH_FACTOR_TEXT,
+        return page("otp_pro/message.html", 404, title=_("No such sign-in method"), message=_(NO_SUCH_FACTOR_TEXT),
                     link=v.url("settings"))
     member = _change_guard(v) if change else _settings_guard(v)
     if not isinstance(member, Member):
         return member
     found = next((f for f in current_status(v).factors if f.id == number), None)
     if found is None:
-        return back_to_settings(v, NO_SUCH_FACTOR_TEXT, "error")
+        return back_to_settings(v, _(NO_SUCH_FACTOR_TEXT), "error")
     return member, found
 
 
@@ -216,7 +220,7 @@ def factor_rename(v: Visit, factor_id: str) -> Answer:
     except InvalidFactorLabel as exc:
         return back_to_settings(v, invalid_label_text(exc), "error")
     except UnknownFactor:
-        return back_to_settings(v, NO_SUCH_FACTOR_TEXT, "error")
+        return back_to_settings(v, _(NO_SUCH_FACTOR_TEXT), "error")
     new = next((f.label for f in v.core.factors(member) if f.id == factor.id), label or factor.kind)
     return back_to_settings(v, factor_renamed_text(new), "info")
 
@@ -230,7 +234,7 @@ def factor_default(v: Visit, factor_id: str) -> Answer:
     try:
         v.core.set_default_factor(member, factor.id, actor=member.id, **v.client())
     except UnknownFactor:
-        return back_to_settings(v, NO_SUCH_FACTOR_TEXT, "error")
+        return back_to_settings(v, _(NO_SUCH_FACTOR_TEXT), "error")
     return back_to_settings(v, factor_default_text(factor.label), "info")
 
 
@@ -243,9 +247,9 @@ def factor_remove(v: Visit, factor_id: str) -> Answer:
     try:
         v.core.remove_factor(member, factor.id, actor=member.id, **v.client())
     except PolicyError:
-        return back_to_settings(v, LAST_FACTOR_TEXT, "error")
+        return back_to_settings(v, _(LAST_FACTOR_TEXT), "error")
     except UnknownFactor:
-        return back_to_settings(v, NO_SUCH_FACTOR_TEXT, "error")
+        return back_to_settings(v, _(NO_SUCH_FACTOR_TEXT), "error")
     return back_to_settings(v, factor_removed_text(factor.label, any_left=bool(v.core.factors(member))), "info")
 
 
@@ -256,6 +260,6 @@ def factor_reconfirm(v: Visit, factor_id: str) -> Answer:
         return owned
     member, factor = owned
     if factor.kind == TOTP:
-        return back_to_settings(v, NO_ADDRESS_TO_CONFIRM_TEXT, "error")
+        return back_to_settings(v, _(NO_ADDRESS_TO_CONFIRM_TEXT), "error")
     return setup_pages.start(v, member, factor.kind, label=factor.own_label, reconfirm=factor.id,
                              refused=lambda _status, text: back_to_settings(v, text, "error"))

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ... import i18n
 from ...errors import (
     ChannelUnavailable,
     DeliveryError,
@@ -26,6 +27,7 @@ from ...errors import (
     ThrottledError,
     UnknownFactor,
 )
+from ...i18n import gettext as _
 from ...member import Member
 from ...results import MemberStatus, Reason, VerifyResult
 from ...transports import TOTP
@@ -51,12 +53,12 @@ if TYPE_CHECKING:
 
 def _setup_allowed(v: Visit, status: MemberStatus) -> Answer | None:
     if status.requirement == "not_required":
-        v.flash("Two-step verification is not offered for your account.", "error")
+        v.flash(_("Two-step verification is not offered for your account."), "error")
         return Redirect(location=v.flow.home_url)
     if status.enrolled and status.verification_needed and not v.is_verified():
         return Redirect(location=v.url("verify"))
     if status.enrolled and not v.reauth_ok():
-        return back_to_settings(v, CONFIRM_TO_ADD_TEXT, "error")
+        return back_to_settings(v, _(CONFIRM_TO_ADD_TEXT), "error")
     return None
 
 
@@ -68,9 +70,10 @@ def _choose(v: Visit, status: MemberStatus, http_status: int = 200, error: str |
         # same address is refused by the core.
         have = [f.label + (f" ({f.recipient_hint})" if f.recipient_hint else "")
                 for f in status.factors if f.kind == name]
-        options.append({"channel": name, "label": channels[name].label, "have": have})
+        options.append({"channel": name, "label": i18n.label(channels[name].label), "have": have})
     return page("otp_pro/setup_choose.html", http_status, status=status, options=options, adding=status.enrolled,
-                unavailable=[(channels[n].label, why) for n, why in status.unavailable.items() if n in channels],
+                unavailable=[(i18n.label(channels[n].label), why) for n, why in status.unavailable.items()
+                             if n in channels],
                 error=error, name=v.form_field("label") if v.request.method == "POST" else "")
 
 
@@ -87,7 +90,7 @@ def setup(v: Visit) -> Answer:
         return _choose(v, status)
     channel = v.form_field("channel")
     if channel not in status.channels:
-        return _choose(v, status, 400, "Choose one of the methods listed.")
+        return _choose(v, status, 400, _("Choose one of the methods listed."))
     return start(v, member, channel, label=v.form_field("label") or None,
                  refused=lambda code, text: _choose(v, status, code, text))
 
@@ -109,17 +112,17 @@ def start(v: Visit, member: Member, channel: str, *, label: str | None, reconfir
     except InvalidFactorLabel as exc:
         return refused(400, invalid_label_text(exc))
     except UnknownFactor:
-        return refused(400, NO_SUCH_FACTOR_TEXT)
+        return refused(400, _(NO_SUCH_FACTOR_TEXT))
     except (ChannelUnavailable, PolicyError, SetupError) as exc:
-        return refused(400, f"That method cannot be set up: {getattr(exc, 'reason', None) or exc}.")
+        return refused(400, _("That method cannot be set up: %(reason)s.", reason=getattr(exc, "reason", None) or exc))
     except DeliveryError:
-        return refused(502, "The code could not be sent just now. Try again in a moment.")
+        return refused(502, _("The code could not be sent just now. Try again in a moment."))
     v.session[K_SETUP] = channel
-    channel_label = core.channels[channel].label
+    channel_label = i18n.label(core.channels[channel].label)
     v.session[K_SETUP_FACTOR] = {"label": label or channel_label, "reconfirm": reconfirm}
     if info.challenge is not None:
         v.session[K_SENT] = {"at": time.time(), "hint": info.challenge.recipient_hint, "channel": channel,
-                           "label": channel_label}
+                           "label": core.channels[channel].label}
     return page("otp_pro/setup_confirm.html", info=info, channel=channel, label=label or channel_label,
                 is_link=channel.endswith(":magic_link"), code_length=core.settings.code_length,
                 hint=info.challenge.recipient_hint if info.challenge else None, is_totp=channel == TOTP,
@@ -134,23 +137,23 @@ def setup_confirm(v: Visit) -> Answer:
         return member
     core = v.core
     channel = v.session.get(K_SETUP) if isinstance(v.session.get(K_SETUP), str) else None
-    label = _pending_label(v) or (core.channels[channel].label if channel in core.channels else "")
+    label = _pending_label(v) or (i18n.label(core.channels[channel].label) if channel in core.channels else "")
     answer = ceremonies.posted_answer(v)
     code = answer if answer is not None else v.request.form.get("code", "")
     common = {"info": None, "channel": channel, "label": label, "code_length": core.settings.code_length,
               "is_link": False, "hint": (v.session.get(K_SENT) or {}).get("hint"),
               "ceremony": ceremonies.input_kind(core, channel) if ceremonies.is_ceremony(core, channel) else None}
     if not isinstance(code, str) or not code.strip():
-        return page("otp_pro/setup_confirm.html", 400, error="Enter the code to confirm.", **common)
+        return page("otp_pro/setup_confirm.html", 400, error=_("Enter the code to confirm."), **common)
     try:
         codes = core.complete_setup(member, code if answer is not None else code[:MAX_FIELD],
                                    binding=state.current_binding(v.session), **v.client())
     except SetupBegunElsewhere:
         # Another login of this member began the pending setup: finishing it here would verify this one.
         v.session.pop(K_SETUP, None)
-        return message(403, "Start the setup again", "This setup was started in another browser or sign-in, "
+        return message(403, _("Start the setup again"), _("This setup was started in another browser or sign-in, "
                        "so it can only be finished there. Start the setup again here if you want to use this "
-                       "browser.", v.url("setup"))
+                       "browser."), v.url("setup"))
     except InvalidCode as exc:
         result = exc.result if isinstance(exc.result, VerifyResult) else VerifyResult(False, reason=Reason.INVALID)
         outcome = refuse(v, result)
@@ -180,7 +183,7 @@ def setup_done(v: Visit, codes: list[str] | tuple[str, ...]) -> Answer:
         # A factor added next to others (or re-confirmed): this login was verified to begin it, and keeps
         # its confirmation for further changes; the backup codes stay the ones the member holds.
         label = (data or {}).get("label") if isinstance(data, dict) else None
-        name = label if isinstance(label, str) and label else "The new method"
+        name = label if isinstance(label, str) and label else _("The new method")
         reconfirmed = isinstance(data, dict) and data.get("reconfirm") is not None
         return back_to_settings(v, factor_reconfirmed_text(name) if reconfirmed else factor_added_text(name), "info")
     state.mark_verified(v)

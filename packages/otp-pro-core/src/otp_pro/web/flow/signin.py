@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ... import i18n
 from ...core import TOTP
+from ...i18n import gettext as _
 from ...results import ChallengeStatus, FactorInfo, MemberStatus, Purpose, Reason
 from . import ceremonies, codes, state
 from .codes import refuse
@@ -66,7 +68,7 @@ def _verify_context(v: Visit, status: MemberStatus) -> dict[str, Any]:
         "status": status,
         "channel": channel,
         "channel_label": default.label if default is not None else
-        core.channels[channel].label if channel in core.channels else channel,
+        i18n.label(core.channels[channel].label) if channel in core.channels else channel,
         # The app's page, unless this login asked for a code by another of the member's factors.
         "is_totp": shown == TOTP,
         "is_link": bool(sent and str(sent.get("channel", "")).endswith(":magic_link")),
@@ -147,7 +149,7 @@ def send(v: Visit) -> Answer:
         status = current_status(v)
         if status.verification_needed and not v.is_verified() and not status.must_setup:
             return page("otp_pro/verify.html", 400, error=outcome.message, **_verify_context(v, status))
-        return message(400, CHANNEL_REFUSED_TITLE, outcome.message, target)
+        return message(400, _(CHANNEL_REFUSED_TITLE), outcome.message, target)
     v.flash(outcome.message, "info" if outcome.ok else "error")
     return Redirect(location=target)
 
@@ -158,22 +160,22 @@ def magic_link(v: Visit) -> Answer:
     if v.request.method == "GET":
         token = v.request.args.get("token", "")
         if not TOKEN.match(token):
-            return message(400, "This sign-in link is incomplete", "The link may have been cut in two by your mail "
-                            "program. Ask for a new link.", v.flow.login_url)
+            return message(400, _("This sign-in link is incomplete"), _("The link may have been cut in two by your "
+                            "mail program. Ask for a new link."), v.flow.login_url)
         return page("otp_pro/magic_link.html", token=token, site=core.settings.site_name)
     token = v.form_field("token")
     if not TOKEN.match(token):
-        return message(400, "This sign-in link is incomplete", "Ask for a new link.", v.flow.login_url)
+        return message(400, _("This sign-in link is incomplete"), _("Ask for a new link."), v.flow.login_url)
     result = core.verify_token("magic_link", token, binding=state.current_binding(v.session), **v.client())
     if not result.ok:
         outcome = refuse(v, result)
         code = LINK_REFUSAL_STATUS.get(result.reason or "", 410)
-        return with_retry_after(message(code, "This sign-in link cannot be used", outcome.message, v.flow.login_url),
+        return with_retry_after(message(code, _("This sign-in link cannot be used"), outcome.message, v.flow.login_url),
                                 outcome)
     member = v.member()
     if member is None or member.id != result.member_id:
         # Only reachable without a binding: the password step of this browser named someone else.
-        return message(403, "Sign in first", "Open the link in the browser where you entered your password.",
+        return message(403, _("Sign in first"), _("Open the link in the browser where you entered your password."),
                         v.flow.login_url)
     if result.backup_codes or result.purpose == Purpose.SETUP:
         # A link that confirmed a setup: the first factor's backup codes, or back to the settings.

@@ -16,6 +16,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ... import i18n
 from ..gate import SessionFacts
 
 if TYPE_CHECKING:
@@ -134,9 +135,15 @@ def current_binding(session: Mapping[str, Any]) -> str | None:
 
 
 def last_sent(session: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Where the last code of this login went (see :data:`K_SENT`), or None."""
+    """Where the last code of this login went (see :data:`K_SENT`), or None; its ``label`` in the current language
+    (the session keeps the channel's English name: the next page may be in another language)."""
     sent = session.get(K_SENT)
-    return dict(sent) if isinstance(sent, Mapping) else None
+    if not isinstance(sent, Mapping):
+        return None
+    found = dict(sent)
+    if isinstance(found.get("label"), str):
+        found["label"] = i18n.label(found["label"])
+    return found
 
 
 def resend_in(session: Mapping[str, Any], cooldown_seconds: int) -> int:

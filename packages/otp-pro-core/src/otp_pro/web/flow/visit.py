@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, urlencode
 
 from ...core import OtpPro
+from ...i18n import Language
 from ...member import Member
 from ...results import MemberStatus, Standing
 from ...settings import is_loopback_host
@@ -49,6 +50,8 @@ class Visit:
         self.cookies: list[Cookie] = []
         #: The gate's notice for this request ("set up soon"), shown by the base template.
         self.notice: str | None = None
+        #: The language of this request's texts, chosen once (:meth:`Flow.language <.engine.Flow.language>`).
+        self.language: Language | None = None
 
     # ------------------------------------------------------------ basics
 
