@@ -21,7 +21,20 @@ from .codes import delivery, send_code, verify_code
 from .engine import Flow
 from .first_factor import sign_in as sign_in_first_factor
 from .inputs import MAX_JSON_BYTES, InputError
-from .interface import MAX_BODY_BYTES, Answer, Cookie, Handler, Json, Page, Redirect, Renderer, Request, Route, Session
+from .interface import (
+    MAX_BODY_BYTES,
+    Answer,
+    Cookie,
+    Download,
+    Handler,
+    Json,
+    Page,
+    Redirect,
+    Renderer,
+    Request,
+    Route,
+    Session,
+)
 from .login import login, logout
 from .outcome import Outcome, lock_minutes
 from .security import CSRF_FIELD, CSRF_HEADER, SECURITY_HEADERS, CsrfError, check_csrf, csrf_ok, csrf_token
@@ -42,6 +55,7 @@ __all__ = [
     "Answer",
     "Cookie",
     "CsrfError",
+    "Download",
     "Flow",
     "Handler",
     "InputError",
