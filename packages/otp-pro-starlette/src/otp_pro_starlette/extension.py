@@ -40,7 +40,9 @@ class OtpProStarlette:
     there), ``secure_cookies``, ``reauth_seconds``, ``device_cookie``, ``session_cookie``; and the
     adapter's: ``csrf_app_wide`` (check the CSRF token on every POST, PUT, PATCH and DELETE of the app,
     not only the flow's), ``csrf_exempt`` (paths, and the paths below them, that it skips: an API with
-    bearer tokens), ``gate`` (gate every HTTP request).
+    bearer tokens), ``gate`` (gate every HTTP request); ``operator(member) -> bool`` (who may use the
+    operator console under ``<url_prefix>/operator``; not mounted without it; called in a worker thread)
+    and ``operator_max_age`` (seconds a second step lets an operator use it before a fresh code).
     """
 
     def __init__(
@@ -63,6 +65,8 @@ class OtpProStarlette:
         csrf_exempt: tuple[str, ...] = (),
         csrf_form_limit: int = CSRF_FORM_LIMIT,
         gate: bool = True,
+        operator: Callable[[Member], bool] | None = None,
+        operator_max_age: int = 3600,
     ) -> None:
         if not url_prefix.strip("/"):
             raise ValueError("url_prefix must name a path under the site (such as /otp): the flow's routes are "
@@ -70,7 +74,8 @@ class OtpProStarlette:
         self.flow = Flow(otp, load_member=load_member, check_password=check_password, url_prefix=url_prefix,
                          login_url=login_url, logout_url=logout_url, home_url=home_url, allow=allow,
                          extra_allow=extra_allow, secure_cookies=secure_cookies, reauth_seconds=reauth_seconds,
-                         device_cookie=device_cookie, session_cookie=session_cookie)
+                         device_cookie=device_cookie, session_cookie=session_cookie, operator=operator,
+                         operator_max_age=operator_max_age)
         self.csrf_app_wide = csrf_app_wide
         self.csrf_exempt = tuple(csrf_exempt)
         self.csrf_form_limit = csrf_form_limit

@@ -49,8 +49,15 @@ def _id(v: Visit) -> str:
 
 
 def _found(v: Visit, member_id: str) -> tuple[Member, bool] | Answer:
+    """The member and whether their roles are known: the core's member lookup, else the site's ``load_member``
+    (which every adapter has: the console knows the members the site's sessions know)."""
     try:
-        return support.find_member(v.core, member_id)
+        member, known = support.find_member(v.core, member_id)
+        if not known:
+            loaded = v.flow.load_member(member.id)
+            if isinstance(loaded, Member):
+                return loaded, True
+        return member, known
     except InvalidMember:
         return message(400, "No such member", "That is not a member id.", v.url("operator_members"))
     except PluginError:
