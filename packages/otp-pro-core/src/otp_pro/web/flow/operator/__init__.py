@@ -1,11 +1,12 @@
-"""The operator console: members, the audit log (and later statistics and provider tests), in the browser.
+"""The operator console: members, the audit log and statistics, in the browser.
 
 The console is part of the flow layer: pages as data, mounted by each adapter in the same loop as the
 member pages, under ``<url_prefix>/operator``. Its routes exist only when the site names its operators
 (``Flow(..., operator=callable)``; the Flask extension's and the Starlette adapter's ``operator`` option);
 :mod:`.access` says who gets in. The modules: :mod:`.access` (the permission and the actor's name),
 :mod:`.members` (search, a member's page, disable / reset / unlock / remove a factor) and :mod:`.audit`
-(filters, keyset paging, the CSV and JSON Lines export). Every figure and action comes from the core
+(filters, keyset paging, the CSV and JSON Lines export), :mod:`.statistics` with :mod:`.charts` (inline SVG
+charts, each with its numbers in a table). Every figure and action comes from the core
 library the ``otp-pro`` CLI calls: :mod:`otp_pro.support`, :mod:`otp_pro.auditlog` and the
 :class:`~otp_pro.OtpPro` support methods.
 """
@@ -13,14 +14,14 @@ library the ``otp-pro`` CLI calls: :mod:`otp_pro.support`, :mod:`otp_pro.auditlo
 from __future__ import annotations
 
 from ..interface import Route
-from . import audit, members
+from . import audit, members, statistics
 from .access import ACTOR_PREFIX, actor, guard, operator_of
 
 #: Where a failure page (CSRF, database) of each console route links back to.
 PAGE_OF_ROUTE = {
     "operator_members": "operator_members", "operator_member": "operator_members",
     "operator_action": "operator_members", "operator_audit": "operator_audit",
-    "operator_audit_export": "operator_audit",
+    "operator_audit_export": "operator_audit", "operator_statistics": "operator_statistics",
 }
 
 ROUTES: tuple[Route, ...] = (
@@ -29,6 +30,7 @@ ROUTES: tuple[Route, ...] = (
     Route("operator_action", "/operator/member/<verb>", ("GET", "POST"), members.action, guard=guard),
     Route("operator_audit", "/operator/audit", ("GET",), audit.audit_log, guard=guard),
     Route("operator_audit_export", "/operator/audit/export", ("GET",), audit.audit_export, guard=guard),
+    Route("operator_statistics", "/operator/statistics", ("GET",), statistics.statistics, guard=guard),
 )
 
 __all__ = ["ACTOR_PREFIX", "PAGE_OF_ROUTE", "ROUTES", "actor", "operator_of"]
