@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,10 @@ FAILURES = (("sms_twilio", "PermanentDeliveryError", "21211"), ("sms_twilio", "T
 
 
 def fill_activity(otp: OtpPro, *, days: int = 30, members: int = 120, per_day: int = 60, seed: int = 29,
-                  prefix: str = "gen-") -> dict[str, int]:
-    """Write ``days`` days of activity of ``members`` generated members (ids ``<prefix><n>``); the row counts."""
+                  prefix: str = "gen-", member_ids: Sequence[str] | None = None) -> dict[str, int]:
+    """Write ``days`` days of activity of ``members`` generated members (ids ``<prefix><n>``, or ``member_ids``:
+    members the site knows, so statistics split them by role; otp-pro must hold nothing for them yet);
+    answer the row counts."""
     from ..storage.schema import audit_events, challenges, factors
     from ..storage.schema import members as member_rows
 
@@ -45,8 +48,8 @@ def fill_activity(otp: OtpPro, *, days: int = 30, members: int = 120, per_day: i
                        "ip": f"192.0.2.{rng.randrange(1, 255)}", "user_agent": "generated", "actor": None,
                        "details": json.dumps(details)})
 
-    for n in range(members):
-        member_id = f"{prefix}{n}"
+    ids = list(member_ids) if member_ids is not None else [f"{prefix}{n}" for n in range(members)]
+    for member_id in ids:
         joined = start + timedelta(seconds=rng.randrange(days * 86400))
         enrolled = rng.random() < 0.75
         kind = rng.choice(kinds)

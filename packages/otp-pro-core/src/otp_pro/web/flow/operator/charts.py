@@ -18,7 +18,7 @@ from markupsafe import Markup
 #: Series colours (Okabe-Ito, darkened for contrast on white).
 PALETTE = ("#0b57d0", "#b3261e", "#146c2e", "#8a4baf", "#a15c00", "#00708a", "#5f6368")
 WIDTH, HEIGHT = 720, 240
-_LEFT, _RIGHT, _TOP, _BOTTOM = 52, 12, 12, 44
+_LEFT, _RIGHT, _TOP, _BOTTOM = 52, 28, 12, 44
 
 
 @dataclass

@@ -51,7 +51,8 @@ def statistics(v: Visit) -> Answer:
         Chart("setups", "Factors set up, by kind (running total over the period)", "line", labels,
               {kind: [float(n) for n in stats_trends.cumulative(counts, labels)]
                for kind, counts in sorted(setups.items())}, unit="factors"),
-        Chart("adoption", "Members enrolled now, by role", "bar", [a.role for a in found.adoption],
+        Chart("adoption", "Members enrolled now, by role", "bar",
+              ["all roles" if a.role == stats.ALL_ROLES else a.role for a in found.adoption],
               {"enrolled": [float(a.enrolled) for a in found.adoption],
                "required, not enrolled": [float(a.required_not_enrolled) for a in found.adoption],
                "disabled": [float(a.disabled) for a in found.adoption]}, unit="members"),
