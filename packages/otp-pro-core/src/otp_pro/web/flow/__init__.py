@@ -11,8 +11,9 @@ CSRF token, messages), :mod:`.routes` (the route table), :mod:`.login` (the logi
 :mod:`.signin` (verify, send, the magic-link landing), :mod:`.setup_pages`, :mod:`.settings_pages`,
 :mod:`.api` (the JSON endpoints) and :mod:`.openapi` (their document), :mod:`.codes` (sending and
 checking codes), :mod:`.outcome`, :mod:`.state` (the session keys), :mod:`.security` (CSRF, security
-headers), :mod:`.inputs` (reading bodies and path segments safely), :mod:`.texts` (what members read)
-and :mod:`.render` (the default Jinja2 renderer).
+headers), :mod:`.inputs` (reading bodies and path segments safely), :mod:`.texts` (what members read),
+:mod:`.render` (the default Jinja2 renderer) and :mod:`.operator` (the operator console, mounted when the
+site names its operators).
 """
 
 from __future__ import annotations
