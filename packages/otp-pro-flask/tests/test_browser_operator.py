@@ -106,5 +106,14 @@ def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoS
         visible(page.locator("#chart-delivery_times svg"))
         assert page.locator("figure.chart svg").count() == 6
         keep("statistics")
+
+        page.get_by_role("link", name="Providers").click()
+        page.get_by_label("Transport").select_option("sms_twilio")
+        page.get_by_label("Recipient").fill("+447400123456")
+        page.get_by_role("button", name="Test").click()
+        visible(page.locator("#provider-result"))
+        assert "Dry run" in page.locator("#provider-result").inner_text()
+        assert "********" in page.locator("#redacted-settings").inner_text()
+        keep("providers")
     finally:
         context.close()

@@ -20,7 +20,8 @@ OPERATOR = Member("op-1", roles=["staff"], email="op@example.com", name="Olive O
 ANN = Member("42", roles=["editor"], email="ann@example.com", name="Ann")
 PEOPLE = {m.id: m for m in (OPERATOR, ANN)}
 PAGES = ("/otp/operator/members?q=42", "/otp/operator/member?id=42", "/otp/operator/member/reset?id=42",
-         "/otp/operator/audit", "/otp/operator/audit/export?format=csv", "/otp/operator/statistics")
+         "/otp/operator/audit", "/otp/operator/audit/export?format=csv", "/otp/operator/statistics",
+         "/otp/operator/providers")
 
 
 class Lookup:

@@ -39,7 +39,8 @@ class Lookup:
 
 #: Every console page an operator can GET, with a query that makes it show something.
 PAGES = ("/otp/operator/members?q=42", "/otp/operator/member?id=42", "/otp/operator/member/reset?id=42",
-         "/otp/operator/audit", "/otp/operator/audit/export?format=csv", "/otp/operator/statistics")
+         "/otp/operator/audit", "/otp/operator/audit/export?format=csv", "/otp/operator/statistics",
+         "/otp/operator/providers")
 
 
 def console(otp: OtpPro, who: Member) -> FlowClient:
@@ -86,7 +87,7 @@ def test_the_console_is_not_mounted_unless_the_site_names_its_operators(otp: Otp
     mounted = Flow(otp, load_member=PEOPLE.get, check_password=lambda _m, _p: True, operator=lambda m: True)
     assert {r.name for r in mounted.routes if r.name.startswith("operator")} == {
         "operator_members", "operator_member", "operator_action", "operator_audit", "operator_audit_export",
-        "operator_statistics"}
+        "operator_statistics", "operator_providers", "operator_provider_test"}
 
 
 def test_a_member_who_is_not_an_operator_gets_404_everywhere(make_otp: Callable[..., OtpPro], clock: Clock) -> None:

@@ -1,4 +1,4 @@
-"""The operator console: members, the audit log and statistics, in the browser.
+"""The operator console: members, the audit log, statistics and provider tests, in the browser.
 
 The console is part of the flow layer: pages as data, mounted by each adapter in the same loop as the
 member pages, under ``<url_prefix>/operator``. Its routes exist only when the site names its operators
@@ -6,7 +6,8 @@ member pages, under ``<url_prefix>/operator``. Its routes exist only when the si
 :mod:`.access` says who gets in. The modules: :mod:`.access` (the permission and the actor's name),
 :mod:`.members` (search, a member's page, disable / reset / unlock / remove a factor) and :mod:`.audit`
 (filters, keyset paging, the CSV and JSON Lines export), :mod:`.statistics` with :mod:`.charts` (inline SVG
-charts, each with its numbers in a table). Every figure and action comes from the core
+charts, each with its numbers in a table) and :mod:`.providers` (the provider test, the redacted settings
+with the configuration check). Every figure and action comes from the core
 library the ``otp-pro`` CLI calls: :mod:`otp_pro.support`, :mod:`otp_pro.auditlog` and the
 :class:`~otp_pro.OtpPro` support methods.
 """
@@ -14,7 +15,7 @@ library the ``otp-pro`` CLI calls: :mod:`otp_pro.support`, :mod:`otp_pro.auditlo
 from __future__ import annotations
 
 from ..interface import Route
-from . import audit, members, statistics
+from . import audit, members, providers, statistics
 from .access import ACTOR_PREFIX, actor, guard, operator_of
 
 #: Where a failure page (CSRF, database) of each console route links back to.
@@ -22,6 +23,7 @@ PAGE_OF_ROUTE = {
     "operator_members": "operator_members", "operator_member": "operator_members",
     "operator_action": "operator_members", "operator_audit": "operator_audit",
     "operator_audit_export": "operator_audit", "operator_statistics": "operator_statistics",
+    "operator_providers": "operator_providers", "operator_provider_test": "operator_providers",
 }
 
 ROUTES: tuple[Route, ...] = (
@@ -31,6 +33,8 @@ ROUTES: tuple[Route, ...] = (
     Route("operator_audit", "/operator/audit", ("GET",), audit.audit_log, guard=guard),
     Route("operator_audit_export", "/operator/audit/export", ("GET",), audit.audit_export, guard=guard),
     Route("operator_statistics", "/operator/statistics", ("GET",), statistics.statistics, guard=guard),
+    Route("operator_providers", "/operator/providers", ("GET",), providers.providers, guard=guard),
+    Route("operator_provider_test", "/operator/providers/test", ("POST",), providers.provider_test, guard=guard),
 )
 
 __all__ = ["ACTOR_PREFIX", "PAGE_OF_ROUTE", "ROUTES", "actor", "operator_of"]
