@@ -275,3 +275,6 @@ def test_the_export_streams_csv_and_json_lines_oldest_first(site: tuple[OtpPro, 
     table = list(csv.DictReader(io.StringIO(text)))
     assert len(table) == len(rows) and table[-1]["user_agent"] == "'=HYPERLINK(1)"
     assert client.get("/otp/operator/audit/export?format=xml").status_code == 400
+    exports = otp.events(kinds=["audit_exported"])
+    assert [(e.actor, e.details["format"], e.details["filters"]) for e in exports] == [
+        ("console:op-1", "csv", {"member": "42"}), ("console:op-1", "jsonl", {"member": "42"})]

@@ -3,7 +3,8 @@
 The filters are :class:`~otp_pro.auditlog.AuditFilter`'s (member, kind, outcome, IP, actor, time); a page
 is :func:`~otp_pro.auditlog.page_events` (``id < before``, newest first, never an ``OFFSET``, never a
 count), and the export is :func:`~otp_pro.auditlog.export_chunks`, CSV or JSON Lines, read in batches as
-the browser takes it: what ``otp-pro audit list`` and ``otp-pro audit export`` do.
+the browser takes it: what ``otp-pro audit list`` and ``otp-pro audit export`` do. An export is itself
+audited (``audit_exported``, with the operator, the format and the filters).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ....auditlog import AuditFilter, export_chunks, page_events, parse_when
 from ....member import Member
 from ..interface import Answer, Download
 from ..pages import page
-from .access import operator_of
+from .access import actor, operator_of
 
 if TYPE_CHECKING:
     from ..visit import Visit
@@ -86,6 +87,9 @@ def audit_export(v: Visit) -> Answer:
                     errors=errors or ["format: choose csv or jsonl"], query={}, events=[], older=None, first=True,
                     outcomes=OUTCOMES, kinds=sorted(kinds.KINDS), exports=tuple(EXPORTS))
     media, suffix = EXPORTS[fmt]
+    # Who took a copy of the log, and of what, is itself in the log (written before the first row is read).
+    v.core.record_event(kinds.AUDIT_EXPORTED, actor=actor(operator), format=fmt,
+                        filters={name: value for name, value in shown.items() if value}, **v.client())
     stamp = v.core.clock().strftime("%Y%m%d-%H%M%S")
     return Download(chunks=export_chunks(v.core.db, fmt, where), content_type=media,
                     filename=f"otp-pro-audit-{stamp}.{suffix}")
