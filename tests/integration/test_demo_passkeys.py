@@ -3,9 +3,7 @@
 Debian's Chromium (``/usr/bin/chromium``) is driven by Playwright (never ``playwright install``), as in the
 Flask adapter's browser tests, whose fixtures and helpers this module uses. The demo runs on
 ``http://localhost:<port>``: WebAuthn needs a secure context, which plain http is on ``localhost`` only,
-and a relying-party id that is a domain, not an IP address. A CDP session adds a virtual authenticator
-(``WebAuthn.enable``, ``WebAuthn.addVirtualAuthenticator``: CTAP2, internal, discoverable credentials, user
-verification) to the page; it answers ``navigator.credentials.create/get`` as a platform authenticator would.
+and a relying-party id that is a domain, not an IP address. The virtual authenticator is :mod:`passkeys`'.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from passkeys import credentials, refused_without_the_credential, register_passkey, with_authenticator
 from test_browser import FAST, code_from_mailbox, fill_password, sign_out, visible
 
 from otp_pro_flask.demo_site import DemoSite
@@ -42,21 +41,6 @@ def demo() -> Iterator[tuple[str, DemoSite]]:
             site.close()
 
 
-def with_authenticator(context: Any) -> tuple[Any, Any, str]:
-    """A new page with a virtual authenticator: (page, its CDP session, the authenticator's id)."""
-    page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
-        "isUserVerified": True, "automaticPresenceSimulation": True}})
-    return page, cdp, added["authenticatorId"]
-
-
-def credentials(cdp: Any, authenticator: str) -> list[dict[str, Any]]:
-    return list(cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"])
-
-
 def sign_in_with_password(page: Any, base: str, account: tuple[str, str]) -> None:
     page.goto(f"{base}/login")
     fill_password(page, *account)
@@ -70,11 +54,7 @@ def test_a_passkey_member_registers_at_first_sign_in_then_signs_in_with_it(
     page, cdp, authenticator = with_authenticator(context)
     sign_in_with_password(page, base, PASSKEY)
     page.wait_for_url(f"{base}/otp/setup")
-    page.get_by_label("Passkey or security key").check()
-    page.get_by_label("Name (optional)").fill("This laptop")
-    page.get_by_role("button", name="Continue").click()
-    shots(page, "register")
-    page.get_by_role("button", name="Create This laptop").click()
+    register_passkey(page, "This laptop")
     visible(page.get_by_role("link", name="I saved them, continue"))
     shots(page, "backup-codes")
     [credential] = credentials(cdp, authenticator)
@@ -116,10 +96,7 @@ def test_an_editor_adds_a_passkey_in_settings_and_signs_in_with_it(
     page.get_by_role("button", name="Confirm").click()
     visible(page.locator("#reauth-ok"))
     page.locator("#add-factor").click()
-    page.get_by_label("Passkey or security key").check()
-    page.get_by_label("Name (optional)").fill("Work laptop")
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_role("button", name="Create Work laptop").click()
+    register_passkey(page, "Work laptop")
     page.wait_for_url(f"{base}/otp/settings")
     row = page.locator("tr[data-kind=webauthn]")
     visible(row.locator(".factor-label", has_text="Work laptop"))
@@ -162,9 +139,7 @@ def test_sign_in_with_a_passkey_button_without_a_password(
     page, cdp, authenticator = with_authenticator(context)
     sign_in_with_password(page, base, account)
     page.wait_for_url(f"{base}/otp/setup")
-    page.get_by_label("Passkey or security key").check()
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_role("button", name="Create Passkey or security key").click()
+    register_passkey(page)
     page.get_by_role("link", name="I saved them, continue").click()
     page.wait_for_url(f"{base}/protected")
     sign_out(page, base)
@@ -181,9 +156,4 @@ def test_sign_in_with_a_passkey_button_without_a_password(
 
     # Another browser without the credential cannot: the authenticator has none for the site.
     sign_out(page, base)
-    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
-    page.goto(f"{base}/login")
-    page.get_by_role("button", name="Sign in with a passkey").click()
-    status = page.locator("#first-factor-webauthn [data-otp-ceremony-status]")
-    visible(status)
-    assert page.url.startswith(f"{base}/login")
+    refused_without_the_credential(page, cdp, authenticator, f"{base}/login")

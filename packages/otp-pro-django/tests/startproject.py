@@ -86,9 +86,10 @@ def make_project(parent: Path, env: dict[str, str], backend: str) -> Project:
     return Project(folder, env, backend)
 
 
-def serve(project: Project, log: Path) -> subprocess.Popen[bytes]:
-    """``manage.py runserver`` on a free port of 127.0.0.1 (no reloader); returns once it answers."""
-    port = free_port()
+def serve(project: Project, log: Path, port: int | None = None) -> subprocess.Popen[bytes]:
+    """``manage.py runserver`` on ``port`` (a free one by default) of 127.0.0.1, without the reloader;
+    returns once it answers."""
+    port = port or free_port()
     out = log.open("wb")
     process = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
                                cwd=project.folder, env=project.env, stdout=out, stderr=subprocess.STDOUT,

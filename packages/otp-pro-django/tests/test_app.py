@@ -233,3 +233,49 @@ def test_a_trusted_browser_skips_the_second_step_at_the_next_login(project, mail
     admin_logout(c)
     admin_login(c, user)
     assert c.get("/admin/").status_code == 303  # without the cookie the step is asked again
+
+
+def test_a_passkey_sign_in_logs_the_user_in_to_django_and_keeps_the_passed_second_step(project):
+    """``first_factor_login`` (the flow's ``on_first_factor``): ``auth.login`` for the proved user, without the
+    new otp-pro login ``user_logged_in`` would start, also when the session held another user's login
+    (which Django flushes). The browser run with a real passkey is tests/integration/test_passkeys_django.py."""
+    from django.contrib.auth import SESSION_KEY, login
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    from otp_pro.web.flow import login as flow_login
+    from otp_pro.web.flow.state import K_LOGIN, K_MEMBER, mark_verified
+    from otp_pro_django import adapter, member_for
+    from otp_pro_django.logins import first_factor_login
+
+    earlier, proved = make_user("earlier"), make_user("proved")
+    for before in (None, earlier):
+        request = RequestFactory(HTTP_HOST="127.0.0.1").post("/mfa/first-factor")
+        request.session = SessionStore()
+        request.user = AnonymousUser()
+        if before is not None:
+            login(request, before, backend="django.contrib.auth.backends.ModelBackend")
+        v = adapter.visit(request)
+        flow_login(v, member_for(proved), send=False)  # what the flow does before the hand-off
+        mark_verified(v)
+        passed = request.session[K_LOGIN]
+        first_factor_login(v, member_for(proved))
+        assert request.user == proved and request.session[SESSION_KEY] == str(proved.pk)
+        assert request.session[K_MEMBER] == str(proved.pk) and request.session[K_LOGIN] == passed
+        adapter.forget_visit(request)
+        assert adapter.visit(request).is_verified()
+
+
+def test_a_signed_out_visitors_passkey_challenge_survives_the_gate(project):
+    """Only an otp-pro login without its Django login is ended: the challenge a signed-out visitor's "Sign in
+    with a passkey" asked for stays in the session for the answer."""
+    from otp_pro.web.flow.state import K_BINDING
+
+    c = client()
+    session = c.session
+    session[K_BINDING] = "challenge-binding"
+    session.save()
+    c.cookies["sessionid"] = session.session_key
+    assert c.get("/admin/login/").status_code == 200
+    assert c.session.get(K_BINDING) == "challenge-binding"

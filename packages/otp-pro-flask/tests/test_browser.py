@@ -128,7 +128,7 @@ def test_each_login_pattern(pattern: str, demo: tuple[str, DemoSite], context: A
         visible(page.locator("dialog#login-dialog"))
     shots(page, "password-step")
     fill_password(page, email, "pw-" + pattern)
-    page.get_by_role("button", name="Continue" if pattern != "two-step" else "Sign in").click()
+    page.get_by_role("button", name="Continue" if pattern != "two-step" else "Sign in", exact=True).click()
     if pattern == "two-step":
         page.wait_for_url(f"{base}/otp/verify")
     visible(page.get_by_text(email[0] + "***@demo.test").first)

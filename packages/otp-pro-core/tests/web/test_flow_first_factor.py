@@ -5,6 +5,7 @@ that names itself: the core's generic first-factor calls, no type named in the f
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import types
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from test_flow_ceremonies import register
 from otp_pro import Member, OtpPro, hookimpl
 from otp_pro.factor_types import Issued
 from otp_pro.testing import page_csrf
-from otp_pro.web.flow import Flow, Redirect, login
+from otp_pro.web.flow import Flow, Redirect, first_factor_html, login
 
 
 class FirstSoftKey(SoftKeyFactor):
@@ -112,3 +113,41 @@ def test_the_challenge_route_refuses_what_is_not_offered(site):
         assert refused.status_code == 400 and refused.json["error"] == "channel"
     bad = client.post("/otp/api/first-factor", json={"channel": 7}, headers={"X-CSRF-Token": token})
     assert bad.status_code == 400 and bad.json["field"] == "channel"
+
+
+def test_the_buttons_for_a_login_page_of_the_sites_own(make_otp, member):
+    """``first_factor_html``: the same forms and script as login.html, ``next`` escaped, the reason of the last
+    refusal above them; nothing at all on a site where no factor signs members in on its own."""
+    otp = make_otp(plugins=[first_plugin], channels=["softkey", "totp"], default_channel="softkey", mode="required")
+    flow = Flow(otp, load_member={member.id: member}.get, check_password=lambda _m, _p: True, secure_cookies=False)
+    client = FlowClient(flow, views={
+        "/login": lambda v: Redirect(location=login(v, member, next="/home")),
+        "/own-login": lambda v: first_factor_html(v, next='/home?"><b>'),
+        "/quiet-login": lambda v: first_factor_html(v, messages=False)})
+    key = SoftKey()
+    register(client, key)
+    client.session.clear()
+    own = client.get("/own-login").text
+    assert own.count("<form") == 1 and 'action="/otp/first-factor"' in own and "otp_pro_ceremony.js" in own
+    assert 'value="/home?&#34;&gt;&lt;b&gt;"' in own and "<b>" not in own
+    token = form_csrf(own)
+    replay_of = key.sign(client.post("/otp/api/first-factor", json={"channel": "softkey"},
+                                     headers={"X-CSRF-Token": token}).json["show"])
+    client.post("/otp/first-factor", data={"channel": "softkey", "answer": replay_of, "csrf_token": token})
+    client.session.clear()
+    token = form_csrf(client.get("/own-login").text)
+    client.post("/otp/first-factor", data={"channel": "softkey", "answer": replay_of, "csrf_token": token})
+    assert "wrong browser" not in client.get("/quiet-login").text  # kept for a page that shows messages
+    shown = client.get("/own-login").text
+    assert shown.index("That did not work (wrong browser)") < shown.index("<form")
+
+    plain = make_otp(channels=["totp"], mode="required")
+    plain_flow = Flow(plain, load_member={member.id: member}.get, check_password=lambda _m, _p: True)
+    assert FlowClient(plain_flow, views={"/own-login": lambda v: first_factor_html(v)}).get("/own-login").text == ""
+
+
+def form_csrf(html: str) -> str:
+    """The CSRF token of a form's ``csrf_token`` field (a fragment has no ``<meta>`` to read it from)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html[:300]
+    return found.group(1)

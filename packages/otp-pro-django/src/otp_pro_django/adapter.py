@@ -58,6 +58,7 @@ def get_flow() -> Flow:
         return current
     with _lock:
         if _flow is None or _flow.core is not otp:
+            from .logins import first_factor_login
             from .render import DjangoRenderer
 
             prefix = conf.url_prefix()
@@ -73,6 +74,7 @@ def get_flow() -> Flow:
                 secure_cookies=not settings.DEBUG,
                 renderer=DjangoRenderer(),
                 session_cookie=settings.SESSION_COOKIE_NAME,
+                on_first_factor=first_factor_login,
                 operator=_is_operator if conf.operator_permission() else None,
             )
         return _flow

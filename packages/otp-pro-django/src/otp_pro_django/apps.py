@@ -1,6 +1,7 @@
 """The app's configuration: what it connects when Django starts.
 
-* ``user_logged_in``: every login, through any view, starts an otp-pro login (:mod:`.logins`);
+* ``user_logged_in``: every login, through any view, starts an otp-pro login (:mod:`.logins`), except
+  the one that follows "Sign in with a passkey" (the passkey answered the second step too);
 * ``post_migrate``: ``manage.py migrate`` brings otp-pro's tables to the core's newest revision
   (:mod:`.schema`);
 * ``setting_changed``: a test that overrides ``OTP_PRO*`` settings gets a fresh ``OtpPro``;
@@ -40,7 +41,10 @@ def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     # A login without a request (a test's or a script's authenticate-and-login) has no session to mark.
     if request is None or not hasattr(request, "session"):
         return
-    from .logins import start_login
+    from .logins import FIRST_FACTOR_LOGIN, start_login
+
+    if request.__dict__.get(FIRST_FACTOR_LOGIN):
+        return  # a passkey signed the member in: the flow's login, second step passed, stands
 
     start_login(request, user, send=True)
 

@@ -20,6 +20,9 @@ Django settings, so ``OTP_PRO`` stays a copy of a settings file:
                                 for a page (``"/"``)
 ``OTP_PRO_GATE_ALLOW``          more paths the gate never blocks (the static and media URLs,
                                 the logout view and the pages are allowed already)
+``OTP_PRO_LOGIN_BACKEND``       the authentication backend ``auth.login`` records when a
+                                passkey signs a user in without a password (the first of
+                                ``AUTHENTICATION_BACKENDS``)
 ==============================  ============================================================
 """
 
@@ -149,4 +152,13 @@ def operator_permission() -> str | None:
     if not isinstance(value, str) or value.count(".") != 1 or not all(value.split(".")):
         raise ImproperlyConfigured(f"OTP_PRO_OPERATOR_PERMISSION must name a permission such as "
                                    f"'admin.view_logentry', got {value!r}")
+    return value
+
+
+def login_backend() -> str:
+    """``OTP_PRO_LOGIN_BACKEND``: the backend recorded for a passwordless login (the first configured one)."""
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", ()))
+    value = getattr(settings, "OTP_PRO_LOGIN_BACKEND", None) or (backends[0] if backends else None)
+    if not isinstance(value, str) or value not in backends:
+        raise ImproperlyConfigured(f"OTP_PRO_LOGIN_BACKEND must name one of AUTHENTICATION_BACKENDS, got {value!r}")
     return value

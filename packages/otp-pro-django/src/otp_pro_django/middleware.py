@@ -5,7 +5,8 @@ For a signed-in user whose second step is owed it answers the flow's gate
 (:meth:`otp_pro.web.flow.Flow.gate`): a ``303`` to the verify page or to forced setup,
 carrying the requested address as ``?next=``; an AJAX/JSON request gets ``401`` with
 ``{"error": "verification_required" | "setup_required", "location": ...}``, the body every
-otp-pro adapter gives. Requests of signed-out visitors pass without a database query.
+otp-pro adapter gives. Requests of signed-out visitors (no Django login, no otp-pro login) pass
+without a database query.
 It also serves the flow's one page outside ``otp_pro_django.urls``: the magic-link landing
 (``providers.magic_links.path``), and puts the request's visit on ``request.otp_pro``.
 """
@@ -20,6 +21,7 @@ from django.utils.functional import SimpleLazyObject
 
 from otp_pro.errors import StorageError
 from otp_pro.web.flow.routes import MAGIC_LINK
+from otp_pro.web.flow.state import K_MEMBER
 
 from . import adapter, logins
 
@@ -43,8 +45,7 @@ class OtpProMiddleware:
 def gate(request: Any) -> Any | None:
     """None to let ``request`` through, else the flow's answer (a redirect, a 401, the magic-link landing)."""
     request.otp_pro = SimpleLazyObject(lambda: adapter.visit(request))
-    if logins.signed_in_user(request) is None and not any(
-            key.startswith(adapter.KEY_PREFIX) for key in request.session.keys()):
+    if logins.signed_in_user(request) is None and request.session.get(K_MEMBER) is None:
         return None
     try:
         logins.ensure_login(request)

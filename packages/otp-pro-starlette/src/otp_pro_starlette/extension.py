@@ -17,7 +17,18 @@ from starlette.routing import Mount, Router
 from otp_pro.core import OtpPro
 from otp_pro.member import Member
 from otp_pro.results import MemberStatus
-from otp_pro.web.flow import DEVICE_COOKIE, Flow, Outcome, Route, Visit, codes, login, logout
+from otp_pro.web.flow import (
+    DEVICE_COOKIE,
+    Flow,
+    Outcome,
+    Route,
+    Visit,
+    codes,
+    first_factor_html,
+    login,
+    logout,
+    sign_in_first_factor,
+)
 
 from . import routing
 from .adapter import mark_changed, run, snapshot
@@ -40,9 +51,12 @@ class OtpProStarlette:
     there), ``secure_cookies``, ``reauth_seconds``, ``device_cookie``, ``session_cookie``; and the
     adapter's: ``csrf_app_wide`` (check the CSRF token on every POST, PUT, PATCH and DELETE of the app,
     not only the flow's), ``csrf_exempt`` (paths, and the paths below them, that it skips: an API with
-    bearer tokens), ``gate`` (gate every HTTP request); ``operator(member) -> bool`` (who may use the
-    operator console under ``<url_prefix>/operator``; not mounted without it; called in a worker thread)
-    and ``operator_max_age`` (seconds a second step lets an operator use it before a fresh code).
+    bearer tokens), ``gate`` (gate every HTTP request); ``on_first_factor(member)`` (called, in a worker
+    thread, when a factor alone signed ``member`` in: "Sign in with a passkey". The flow's session is
+    signed in already, second step passed; a site that keeps a login of its own records it here);
+    ``operator(member) -> bool`` (who may use the operator console under ``<url_prefix>/operator``; not
+    mounted without it; called in a worker thread) and ``operator_max_age`` (seconds a second step lets an
+    operator use it before a fresh code).
     """
 
     def __init__(
@@ -65,6 +79,7 @@ class OtpProStarlette:
         csrf_exempt: tuple[str, ...] = (),
         csrf_form_limit: int = CSRF_FORM_LIMIT,
         gate: bool = True,
+        on_first_factor: Callable[[Member], None] | None = None,
         operator: Callable[[Member], bool] | None = None,
         operator_max_age: int = 3600,
     ) -> None:
@@ -74,8 +89,9 @@ class OtpProStarlette:
         self.flow = Flow(otp, load_member=load_member, check_password=check_password, url_prefix=url_prefix,
                          login_url=login_url, logout_url=logout_url, home_url=home_url, allow=allow,
                          extra_allow=extra_allow, secure_cookies=secure_cookies, reauth_seconds=reauth_seconds,
-                         device_cookie=device_cookie, session_cookie=session_cookie, operator=operator,
-                         operator_max_age=operator_max_age)
+                         device_cookie=device_cookie, session_cookie=session_cookie,
+                         on_first_factor=(lambda _v, member: on_first_factor(member)) if on_first_factor else None,
+                         operator=operator, operator_max_age=operator_max_age)
         self.csrf_app_wide = csrf_app_wide
         self.csrf_exempt = tuple(csrf_exempt)
         self.csrf_form_limit = csrf_form_limit
@@ -160,6 +176,18 @@ class OtpProStarlette:
     async def logout(self, request: HTTPConnection) -> None:
         """End the login: the whole session is cleared and rotated."""
         await self._call(request, logout)
+
+    async def first_factor_html(self, request: HTTPConnection, *, next: str | None = None) -> str:
+        """The "Sign in with a passkey" buttons for the site's login page (HTML, with their script): empty when
+        no factor signs members in on its own. They post to the flow, which signs the member in and calls
+        ``on_first_factor``; a refusal comes back to ``login_url`` with the reason shown above the buttons."""
+        return str(await self._call(request, first_factor_html, next=next))
+
+    async def sign_in_first_factor(self, request: HTTPConnection, channel: str, answer: str, *,
+                                   next: str | None = None) -> tuple[Outcome, Member | None]:
+        """For a login view of the site's own: judge a first factor's ``answer`` (to this session's challenge
+        from ``api_first_factor``) and sign the member it proves in; the member, or None and why."""
+        return await self._call(request, sign_in_first_factor, channel, answer, next=next)
 
     async def send_code(self, request: HTTPConnection, channel: str | None = None) -> Outcome:
         """Send a code (or link) to the signed-in member, for a site's own login page."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from .codes import delivery, send_code, verify_code
 from .engine import Flow
+from .first_factor import buttons_html as first_factor_html
 from .first_factor import sign_in as sign_in_first_factor
 from .inputs import MAX_JSON_BYTES, InputError
 from .interface import (
@@ -73,6 +74,7 @@ __all__ = [
     "csrf_ok",
     "csrf_token",
     "delivery",
+    "first_factor_html",
     "lock_minutes",
     "login",
     "logout",

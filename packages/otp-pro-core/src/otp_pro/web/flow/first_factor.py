@@ -8,7 +8,8 @@ button next to the password form. Its ceremony runs in the browser as on the ver
 the member it proved (``load_member``), checks that their policy still counts that factor, and then hands
 the member to the site: the flow's own login (a new session, the second step passed, since the factor
 answered both) and the site's ``on_first_factor(visit, member)`` for a site with a login of its own
-(Django's ``auth.login``). :func:`sign_in` is that hand-off for an adapter's own view.
+(Django's ``auth.login``). :func:`sign_in` is that hand-off for an adapter's own view, and
+:func:`buttons_html` the buttons for a login page the site renders itself.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .inputs import InputError, string_field
 from .interface import Answer, Json, Redirect
 from .login import login
 from .outcome import Outcome, lock_minutes
+from .render import environment
 from .texts import locked_text, network_limit_text
 
 if TYPE_CHECKING:
@@ -85,6 +87,19 @@ def sign_in(v: Visit, channel: str, answer: str, *, next: str | None = None) -> 
     if v.flow.on_first_factor is not None:
         v.flow.on_first_factor(v, member)
     return Outcome(True, "Signed in.", 200, result, location=target), member
+
+
+def buttons_html(v: Visit, *, next: str | None = None, messages: bool = True) -> str:
+    """The "Sign in with a passkey" forms and their script, as HTML for a login page of the site's own
+    (``otp_pro/_first_factor.html``); empty when no factor signs members in on its own here. ``next`` is
+    where to go once signed in; ``messages`` puts the flow's pending messages first, which say why the last
+    try was refused (the flow sends the browser back to the login page with one)."""
+    options = v.flow.first_factor_options()
+    if not options:
+        return ""
+    context = {**v.flow.template_context(v), "first_factor_options": options, "next": next,
+               "first_factor_messages": messages}
+    return environment().get_template("otp_pro/_first_factor.html").render(context)
 
 
 def page(v: Visit) -> Answer:
