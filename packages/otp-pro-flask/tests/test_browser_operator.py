@@ -1,7 +1,7 @@
 """A real browser uses the demo's operator console: an admin sets up an authenticator app, finds a member by
 email, resets them through the confirmation page, reads the audit log and the statistics of a month of
-generated activity. Each console page is saved to ``docs/img/operator-*.png`` (the docs show them) and as a
-test artefact.
+generated activity. Each console page is saved as a test artefact and, with ``OTP_PRO_DOCS_IMG=1``, to
+``docs/img/operator-*.png`` (the docs show them: regenerated on purpose, not by every run).
 
 Playwright's Python package drives Debian's Chromium (``/usr/bin/chromium``), as in test_browser.py; no
 browser is ever downloaded. Without Chromium the test fails under CI and is skipped elsewhere.
@@ -9,6 +9,7 @@ browser is ever downloaded. Without Chromium the test fails under CI and is skip
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,14 +53,14 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, DemoSite]]:
 
 def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoSite], shots: Any) -> None:
     base, site = demo
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
 
     def keep(name: str) -> None:
         shots(page, name)
-        page.screenshot(path=str(DOCS_IMG / f"operator-{name}.png"), full_page=True)
+        if os.environ.get("OTP_PRO_DOCS_IMG", "") not in ("", "0"):
+            page.screenshot(path=str(DOCS_IMG / f"operator-{name}.png"), full_page=True)
 
     try:
         page.goto(f"{base}/otp/operator/members")
