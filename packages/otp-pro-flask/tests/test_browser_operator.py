@@ -1,7 +1,9 @@
 """A real browser uses the demo's operator console: an admin sets up an authenticator app, finds a member by
 email, resets them through the confirmation page, reads the audit log and the statistics of a month of
-generated activity. Each console page is saved as a test artefact and, with ``OTP_PRO_DOCS_IMG=1``, to
-``docs/img/operator-*.png`` (the docs show them: regenerated on purpose, not by every run).
+generated activity. axe-core checks each page (the console's and the member's own) for serious or critical
+accessibility violations (:mod:`axe_check`). Each console page is saved as a test artefact and, with
+``OTP_PRO_DOCS_IMG=1``, to ``docs/img/operator-*.png`` (the docs show them: regenerated on purpose, not by
+every run).
 
 Playwright's Python package drives Debian's Chromium (``/usr/bin/chromium``), as in test_browser.py; no
 browser is ever downloaded. Without Chromium the test fails under CI and is skipped elsewhere.
@@ -17,6 +19,7 @@ from typing import Any
 
 import pyotp
 import pytest
+from axe_check import blocking_violations
 from test_browser import FAST, TIMEOUT_MS, fill_password, shots, visible
 
 from otp_pro.testing import fill_activity, system_chromium
@@ -53,11 +56,17 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, DemoSite]]:
 
 def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoSite], shots: Any) -> None:
     base, site = demo
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # bypass_csp: axe-core is injected into each page; the pages' own policy allows no inline script.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
 
+    problems: dict[str, list[dict[str, Any]]] = {}
+
     def keep(name: str) -> None:
+        found = blocking_violations(page)
+        if found:
+            problems[name] = found
         shots(page, name)
         if os.environ.get("OTP_PRO_DOCS_IMG", "") not in ("", "0"):
             page.screenshot(path=str(DOCS_IMG / f"operator-{name}.png"), full_page=True)
@@ -77,6 +86,9 @@ def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoS
         page.get_by_role("button", name="Confirm").click()
         visible(page.locator("#backup-codes"))
 
+        keep("setup-done")  # the member pages too: the backup codes after the setup
+        page.goto(f"{base}/otp/settings")
+        keep("settings")
         page.goto(f"{base}/otp/operator/members")
         page.get_by_label("Member id or email address").fill("editor@demo.test")
         page.get_by_role("button", name="Search").click()
@@ -118,3 +130,4 @@ def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoS
         keep("providers")
     finally:
         context.close()
+    assert not problems, f"axe-core: serious or critical violations: {problems}"
