@@ -49,7 +49,9 @@ def test_an_operator_resets_a_member_with_djangos_csrf_token_and_is_audited(proj
         set_up_email(c, user, mailbox)
     page = c.get(f"/mfa/operator/member?id={member.pk}")
     assert page.status_code == 200 and b"on (email:code)" in page.content
-    assert b"Members</a>" in page.content  # the console's navigation, inside the site's base template
+    assert b"Members</a>" in page.content and b'class="breadcrumbs"' in page.content  # inside the admin's layout
+    assert b'id="site-name"' in page.content and b"otp-pro-console" in page.content
+    assert f"<title>Member {member.pk} | ".encode() in page.content
     assert c.post("/mfa/operator/member/reset", {"member_id": str(member.pk)}).status_code == 403
     done = c.post("/mfa/operator/member/reset", {"member_id": str(member.pk), "csrfmiddlewaretoken": csrf(c)})
     assert done.status_code == 303 and done["Location"] == f"/mfa/operator/member?id={member.pk}"
