@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from otp_pro import Member, OtpPro
-from otp_pro.web.flow import Flow, Json, Page, Redirect, Request, Route, Session, login
+from otp_pro.web.flow import Download, Flow, Json, Page, Redirect, Request, Route, Session, login
 
 
 @dataclass
@@ -111,7 +111,7 @@ class FlowClient:
                 return route, found.groupdict()
         return None, {}
 
-    def _reply(self, answer: Page | Redirect | Json, v: Any) -> Reply:
+    def _reply(self, answer: Page | Redirect | Json | Download, v: Any) -> Reply:
         headers = dict(answer.headers)
         for cookie in answer.cookies:
             if cookie.value is None:
@@ -122,6 +122,9 @@ class FlowClient:
             return Reply(answer.status, {**headers, "Location": answer.location})
         if isinstance(answer, Json):
             return Reply(answer.status, headers, jsonlib.dumps(answer.body), answer.body)
+        if isinstance(answer, Download):
+            headers.update({"Content-Type": answer.content_type, "Content-Disposition": answer.disposition()})
+            return Reply(answer.status, headers, "".join(answer.chunks))
         return Reply(answer.status, headers, self.flow.render(answer, v))
 
 

@@ -87,6 +87,17 @@ def test_every_web_endpoint_is_in_the_web_page(tmp_path):
         otp.close()
 
 
+def test_every_operator_console_route_is_in_its_page() -> None:
+    """The console's routes (mounted with ``Flow(operator=...)``) are in docs/operator-console.md, and the page is
+    linked from the index and each adapter's page."""
+    from otp_pro.web.flow.operator import ROUTES
+
+    page = (DOCS / "operator-console.md").read_text()
+    assert not {r.name for r in ROUTES if f"`otp_pro.{r.name}`" not in page}
+    for linking in ("index.md", "web-flask.md", "web-starlette.md", "web-django.md", "web.md"):
+        assert "(operator-console.md)" in (DOCS / linking).read_text(), linking
+
+
 # A recipe's verified check must not read "no markers at all" as verified: ``None == None``. Code compares
 # with the marker's name right beside the operator (``session["otp_pro_verified"] == ...``).
 _MARKER_COMPARISON = re.compile(r"verified\S*\s*(?:==|!=)|(?:==|!=)\s*\S*verified")

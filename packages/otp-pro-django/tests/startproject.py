@@ -30,6 +30,8 @@ SETTINGS_LINES = (
     '           "resend_cooldown_seconds": 0, "providers": {"email": {',
     '               "smtp_host": "127.0.0.1", "smtp_port": {"env": "TEST_SMTP_PORT"},',
     '               "from_address": "otp@example.com"}}}',
+    # The operator console, for staff who may view the admin's own log.
+    'OTP_PRO_OPERATOR_PERMISSION = "admin.view_logentry"',
 )
 #: Everything otp-pro needs in urls.py.
 URLS_LINES = (

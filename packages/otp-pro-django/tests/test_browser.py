@@ -96,3 +96,25 @@ def test_authenticator_sign_in_settings_page_and_step_up(context, live_server, s
     page.click("button:has-text('Verify')")
     page.wait_for_url(live_server + "/payout/")
     assert "payout sent" in page.content()
+
+
+def test_the_operator_console_inside_the_admin(context, live_server, mailbox, shots):
+    """A superuser (OTP_PRO_OPERATOR_PERMISSION is held by every superuser) opens the console: the admin's layout
+    around it, and no serious or critical accessibility violation found by axe-core (when npm can install it)."""
+    user = make_user("consoleop")
+    page = context.new_page()
+    sign_in(page, live_server, user, path="/mfa/operator/members")
+    page.wait_for_url(re.compile(r"/mfa/setup\?next="))
+    page.check("input[value='totp']")
+    page.click("button:has-text('Continue')")
+    seed = totp_seed(page.content())
+    page.fill("#otp-code", totp_now(seed))
+    page.click("button:has-text('Confirm')")
+    page.wait_for_selector("text=backup codes")
+    page.goto(live_server + f"/mfa/operator/member?id={user.pk}")
+    page.wait_for_selector("#factors")
+    assert page.locator(".breadcrumbs").is_visible() and page.locator("#site-name").is_visible()
+    shots(page, "operator-member-in-admin")
+    page.goto(live_server + "/mfa/operator/statistics")
+    page.wait_for_selector("#chart-setups")
+    shots(page, "operator-statistics-in-admin")

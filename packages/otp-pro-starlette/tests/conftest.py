@@ -107,13 +107,14 @@ def make_otp(tmp_path: Path, smtp_server: tuple[str, int, Mailbox], enrolled_dat
 @pytest.fixture
 def make_site(make_otp: Callable[..., OtpPro], enrolled_database: tuple[Path, str], mailbox: Mailbox,
               clock: Clock) -> Iterator[Callable[..., Site]]:
-    """``make_site(session_store=None, smtp=None, **settings)``: the test site served by uvicorn."""
+    """``make_site(session_store=None, smtp=None, operator=None, **settings)``: the test site served by uvicorn."""
     with ExitStack() as servers:
 
         def factory(*, session_store: str | None = None, smtp: tuple[str, int, Mailbox] | None = None,
-                    **overrides: Any) -> Site:
+                    operator: Callable[[Member], bool] | None = None, **overrides: Any) -> Site:
             otp = make_otp(smtp=smtp, **overrides)
-            served = servers.enter_context(serve(build_app(otp, MEMBERS, session_store=session_store)))
+            served = servers.enter_context(serve(build_app(otp, MEMBERS, session_store=session_store,
+                                                           operator=operator)))
             return Site(served.base, otp, smtp[2] if smtp else mailbox, enrolled_database[1], clock)
 
         yield factory

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -34,15 +34,17 @@ PASSWORD = "correct horse"
 SESSION_SECRET = "starlette-test-session-" + "s" * 32
 
 
-def build_app(otp: OtpPro, members: Mapping[str, Member], *, session_store: str | None = None) -> FastAPI:
+def build_app(otp: OtpPro, members: Mapping[str, Member], *, session_store: str | None = None,
+              operator: Callable[[Member], bool] | None = None) -> FastAPI:
     """The site: members signed in by email and :data:`PASSWORD`; ``session_store`` (a SQLite path) gives
-    it server-side sessions instead of Starlette's signed cookie."""
+    it server-side sessions instead of Starlette's signed cookie; ``operator`` names who may use the
+    operator console (not mounted without it)."""
     by_email = {m.email: m for m in members.values()}
 
     # glue
     app = FastAPI()
     otp_web = OtpProStarlette(otp, load_member=members.get, check_password=lambda _m, p: p == PASSWORD,
-                              secure_cookies=False)
+                              secure_cookies=False, operator=operator)
     otp_web.install(app)
     # glue end
     if session_store:

@@ -9,6 +9,7 @@ cursor) and written as they come, so memory stays flat on millions of rows.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -73,7 +74,10 @@ def parse_when(text: str, now: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """Which events: every given criterion must hold (``kinds`` is any-of; ``since`` inclusive, ``until`` not)."""
+    """Which events: every given criterion must hold (``kinds`` is any-of; ``since`` inclusive, ``until`` not).
+
+    ``ip`` and ``actor`` are exact matches (the address a request came from; the operator who acted).
+    """
 
     member_id: str | None = None
     kinds: Sequence[str] = ()
@@ -81,6 +85,8 @@ class AuditFilter:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    ip: str | None = None
+    actor: str | None = None
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         c = audit_events.c
@@ -96,6 +102,10 @@ class AuditFilter:
             query = query.where(c.at >= self.since)
         if self.until is not None:
             query = query.where(c.at < self.until)
+        if self.ip is not None:
+            query = query.where(c.ip == self.ip)
+        if self.actor is not None:
+            query = query.where(c.actor == self.actor)
         return query
 
 
@@ -122,6 +132,34 @@ def list_events(db: Database, where: AuditFilter = AuditFilter(), *, limit: int 
     query = where.apply(select(audit_events)).order_by(audit_events.c.id.desc()).limit(limit)
     with db.read() as conn:
         return [audit.from_row(r) for r in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of :func:`page_events`: ``events`` newest first, and ``older`` (the ``before`` of the next page,
+    None on the last one)."""
+
+    events: list[AuditEvent]
+    older: int | None
+
+
+def page_events(db: Database, where: AuditFilter = AuditFilter(), *, before: int | None = None,
+                limit: int = 50) -> EventPage:
+    """The newest ``limit`` events matching ``where`` with an id below ``before``: keyset paging.
+
+    Each page is ``WHERE id < :before ORDER BY id DESC LIMIT :limit + 1`` on the primary key, so page 10,000
+    costs what page 1 costs: no ``OFFSET`` walks the rows before it, nothing is counted, and the table is
+    never loaded. The extra row only says whether an older page exists.
+    """
+    query = where.apply(select(audit_events))
+    if before is not None:
+        query = query.where(audit_events.c.id < before)
+    query = query.order_by(audit_events.c.id.desc()).limit(limit + 1)
+    with db.read() as conn:
+        events = [audit.from_row(r) for r in conn.execute(query)]
+    more = len(events) > limit
+    events = events[:limit]
+    return EventPage(events, events[-1].id if more else None)
 
 
 def count_events(db: Database, where: AuditFilter = AuditFilter()) -> int:
@@ -153,33 +191,78 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def write_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO,
-               progress: Callable[[int], None] | None = None) -> int:
-    """Write ``rows`` to ``out`` as ``csv``, ``jsonl`` or ``json``; return how many. Streams: nothing is kept."""
+def rows_as_text(rows: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:
+    """``rows`` as ``csv``, ``jsonl`` or ``json`` text, one piece per row (the header and brackets apart)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    count = 0
-    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n") if fmt == "csv" else None
     if writer is not None:
         writer.writerow(COLUMNS)
+        yield _take(buffer)
     elif fmt == "json":
-        out.write("[")
+        yield "["
+    count = 0
     for row in rows:
         if writer is not None:
             row["details"] = json.dumps(row["details"], sort_keys=True)
             writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
+            yield _take(buffer)
         elif fmt == "jsonl":
-            out.write(json.dumps(row, default=str) + "\n")
+            yield json.dumps(row, default=str) + "\n"
         else:
-            out.write(("\n" if count == 0 else ",\n") + json.dumps(row, default=str))
+            yield ("\n" if count == 0 else ",\n") + json.dumps(row, default=str)
         count += 1
-        if progress is not None and count % 1000 == 0:
-            progress(1000)
     if fmt == "json":
-        out.write("\n]\n" if count else "]\n")
+        yield "\n]\n" if count else "]\n"
+
+
+def _take(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+def write_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO,
+               progress: Callable[[int], None] | None = None) -> int:
+    """Write ``rows`` to ``out`` as ``csv``, ``jsonl`` or ``json``; return how many. Streams: nothing is kept."""
+    count = 0
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        for row in rows:
+            yield row
+            count += 1
+            if progress is not None and count % 1000 == 0:
+                progress(1000)
+
+    for piece in rows_as_text(counted(), fmt):
+        out.write(piece)
     if progress is not None and count % 1000:
         progress(count % 1000)
     return count
+
+
+def export_chunks(db: Database, fmt: str, where: AuditFilter = AuditFilter(), *, batch_size: int = BATCH_SIZE,
+                  chunk_chars: int = 64 * 1024) -> Iterator[str]:
+    """The events matching ``where`` in ``fmt``, oldest first, as text chunks of about ``chunk_chars``.
+
+    For a web response that streams: rows are read in batches as the chunks are taken, so memory stays flat
+    however many events match. Closing the iterator early closes the database cursor.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    pending: list[str] = []
+    size = 0
+    for piece in rows_as_text(iter_rows(db, where, batch_size=batch_size), fmt):
+        pending.append(piece)
+        size += len(piece)
+        if size >= chunk_chars:
+            yield "".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield "".join(pending)
 
 
 def export(db: Database, out: TextIO, fmt: str, where: AuditFilter = AuditFilter(), *,
@@ -210,6 +293,6 @@ def prune(otp: OtpPro, older_than: timedelta, *, actor: str | None = None, batch
 
 
 __all__ = [
-    "FORMATS", "AuditFilter", "count_events", "export", "iter_rows", "list_events", "parse_age", "parse_when",
-    "prune", "write_rows",
+    "FORMATS", "AuditFilter", "EventPage", "count_events", "export", "export_chunks", "iter_rows", "list_events",
+    "page_events", "parse_age", "parse_when", "prune", "rows_as_text", "write_rows",
 ]

@@ -21,14 +21,14 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, get_script_prefix, reverse
 
 from otp_pro.member import Member
-from otp_pro.web.flow import MAX_BODY_BYTES, Answer, Flow, Json, Page, Redirect, Request, Session, Visit
-from otp_pro.web.flow.security import CSRF_FIELD, CSRF_HEADER
+from otp_pro.web.flow import MAX_BODY_BYTES, Answer, Download, Flow, Json, Page, Redirect, Request, Session, Visit
+from otp_pro.web.flow.security import CSRF_FIELD, CSRF_HEADER, secure
 from otp_pro.web.flow.texts import CSRF_FAILED_TEXT
 
 from . import conf
@@ -75,8 +75,16 @@ def get_flow() -> Flow:
                 renderer=DjangoRenderer(),
                 session_cookie=settings.SESSION_COOKIE_NAME,
                 on_first_factor=first_factor_login,
+                operator=_is_operator if conf.operator_permission() else None,
             )
         return _flow
+
+
+def _is_operator(member: Member) -> bool:
+    # An active staff user holding OTP_PRO_OPERATOR_PERMISSION (a superuser holds every permission).
+    permission = conf.operator_permission()
+    user = user_for(member.id)
+    return bool(permission and user is not None and user.is_active and user.is_staff and user.has_perm(permission))
 
 
 def _check_password(member: Member, password: str) -> bool:
@@ -242,7 +250,7 @@ def _no_response(request: Any) -> None:  # pragma: no cover - never called: proc
 # ------------------------------------------------------------------ answers
 
 
-def dispatch(request: Any, name: str, params: dict[str, str]) -> HttpResponse:
+def dispatch(request: Any, name: str, params: dict[str, str]) -> HttpResponseBase:
     """Answer the flow's route ``name`` for ``request`` (Django's CSRF check first, on a POST)."""
     flow = get_flow()
     v = visit(request)
@@ -251,14 +259,18 @@ def dispatch(request: Any, name: str, params: dict[str, str]) -> HttpResponse:
         response = HttpResponse(status=405)
         response["Allow"] = ", ".join(route.methods)
         return response
+    refused = route.guard(v) if route.guard is not None else None
+    if refused is not None:  # the console's 404 for a non-operator, before any CSRF check, as in every adapter
+        secure(refused)
+        return to_response(refused, v)
     if csrf_refusal(request):
         return to_response(flow.failure(v, 403, "csrf", CSRF_FAILED_TEXT, route=route), v)
     return to_response(flow.dispatch(dataclasses.replace(route, csrf=False), v, **params), v)
 
 
-def to_response(answer: Answer, v: Visit) -> HttpResponse:
+def to_response(answer: Answer, v: Visit) -> HttpResponseBase:
     """A flow answer as Django's response, with its headers and cookies."""
-    response: HttpResponse
+    response: HttpResponseBase
     if isinstance(answer, Page):
         response = HttpResponse(v.flow.render(answer, v), status=answer.status,
                                 content_type="text/html; charset=utf-8")
@@ -266,7 +278,12 @@ def to_response(answer: Answer, v: Visit) -> HttpResponse:
         response = HttpResponseRedirect(answer.location, status=answer.status)
     elif isinstance(answer, Json):
         response = JsonResponse(answer.body, status=answer.status)
-    else:  # pragma: no cover - the Answer union has three members
+    elif isinstance(answer, Download):
+        # Streamed: the audit export reads its rows in batches as the response is sent.
+        response = StreamingHttpResponse((chunk.encode("utf-8") for chunk in answer.chunks), status=answer.status,
+                                         content_type=answer.content_type)
+        response["Content-Disposition"] = answer.disposition()
+    else:  # pragma: no cover - the flow answers nothing else
         raise TypeError(f"not a flow answer: {type(answer).__name__}")
     for name, value in answer.headers:
         response[name] = value

@@ -143,6 +143,18 @@ def home_url() -> str:
     return value
 
 
+def operator_permission() -> str | None:
+    """``OTP_PRO_OPERATOR_PERMISSION``: the Django permission (``"app_label.codename"``) that opens the operator
+    console to an active staff user (superusers hold every permission); None (the default): not mounted."""
+    value = getattr(settings, "OTP_PRO_OPERATOR_PERMISSION", None)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.count(".") != 1 or not all(value.split(".")):
+        raise ImproperlyConfigured(f"OTP_PRO_OPERATOR_PERMISSION must name a permission such as "
+                                   f"'admin.view_logentry', got {value!r}")
+    return value
+
+
 def login_backend() -> str:
     """``OTP_PRO_LOGIN_BACKEND``: the backend recorded for a passwordless login (the first configured one)."""
     backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", ()))

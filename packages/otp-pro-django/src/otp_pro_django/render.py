@@ -6,7 +6,8 @@ notice, the messages, the ``content`` block); the ``title`` and ``head`` blocks 
 on their own. The Django template ``otp_pro_django/page.html`` then puts them into the
 template ``OTP_PRO_BASE_TEMPLATE`` names (``base.html`` by default), through its
 ``title`` and ``content`` blocks, or into the app's own ``otp_pro_django/base.html`` when
-the site has no such template.
+the site has no such template. The operator console's pages are put in the admin site's layout instead
+(``otp_pro_django/admin_page.html``, extending ``admin/base_site.html``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ SHELL = """\
 
 FALLBACK_BASE = "otp_pro_django/base.html"
 PAGE = "otp_pro_django/page.html"
+#: The operator console's pages sit inside the admin site's layout (``admin/base_site.html``).
+ADMIN_PAGE = "otp_pro_django/admin_page.html"
+CONSOLE_TEMPLATES = "otp_pro/operator/"
 
 
 @cache
@@ -58,9 +62,18 @@ class DjangoRenderer:
         context = {**v.flow.template_context(v), **context}
         page = environment().get_template(template)
         body = page.render(context)
-        title_block = page.blocks.get("title")
+        # A console page names itself in console_title, which its layout's title block holds.
+        title_block = page.blocks.get("title") or page.blocks.get("console_title")
         title = "".join(title_block(page.new_context(context))).strip() if title_block else ""
         request = getattr(v, "django_request", None)
+        if template.startswith(CONSOLE_TEMPLATES) and request is not None:
+            return render_to_string(ADMIN_PAGE, {
+                **admin_context(request),
+                "otp_pro_title": title,
+                "otp_pro_body": mark_safe(body),
+                "otp_pro_css": v.flow.url("static", root=v.request.root, filename="otp_pro.css"),
+                "otp_pro_csrf": v.csrf_token(),
+            }, request=request)
         return render_to_string(PAGE, {
             "otp_pro_base": base_template(),
             "otp_pro_title": title,
@@ -78,6 +91,13 @@ class DjangoRenderer:
             "otp_pro_texts": {"account": i18n.gettext("Account"), "settings": i18n.gettext("Security settings"),
                               "sign_out": i18n.gettext("Sign out")},
         }, request=request)
+
+
+def admin_context(request: Any) -> dict[str, Any]:
+    """What every admin page reads (site header, the user's tools), from the default admin site."""
+    from django.contrib import admin
+
+    return dict(admin.site.each_context(request))
 
 
 def base_template() -> Any:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app, g, jsonify, make_response, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
-from otp_pro.web.flow import MAX_BODY_BYTES, Answer, Cookie, Json, Page, Redirect, Request, Session, Visit
+from otp_pro.web.flow import MAX_BODY_BYTES, Answer, Cookie, Download, Json, Page, Redirect, Request, Session, Visit
 
 if TYPE_CHECKING:
     from .extension import OtpProFlask
@@ -80,6 +80,11 @@ def to_response(ext: OtpProFlask, answer: Answer, v: Visit) -> Response:
         response = redirect(answer.location, answer.status)
     elif isinstance(answer, Json):
         response = make_response(jsonify(answer.body), answer.status)
+    elif isinstance(answer, Download):
+        # A generator body: Werkzeug sends each chunk as it is made (the audit export reads rows in batches).
+        response = Response((chunk.encode("utf-8") for chunk in answer.chunks), status=answer.status,
+                            content_type=answer.content_type)
+        response.headers["Content-Disposition"] = answer.disposition()
     else:  # pragma: no cover - the flow answers nothing else
         raise TypeError(f"not an answer of the flow: {answer!r}")
     for name, value in answer.headers:

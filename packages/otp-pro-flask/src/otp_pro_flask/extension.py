@@ -44,7 +44,9 @@ class OtpProFlask:
     ``security_headers_app_wide``; ``gate`` (install the gate as a
     ``before_request`` hook); ``on_first_factor(member)`` (called, in the request, when a factor alone
     signed ``member`` in: "Sign in with a passkey"; the flow has signed them in already, a site with a
-    login of its own, Flask-Login's ``login_user``, does it here).
+    login of its own, Flask-Login's ``login_user``, does it here); ``operator(member) -> bool`` (who may use
+    the operator console under ``<url_prefix>/operator``: members, audit log; not mounted without it) and
+    ``operator_max_age`` (seconds a second step lets an operator use it before a fresh code).
     """
 
     def __init__(
@@ -67,6 +69,8 @@ class OtpProFlask:
         gate: bool = True,
         device_cookie: str = DEVICE_COOKIE,
         on_first_factor: Callable[[Member], None] | None = None,
+        operator: Callable[[Member], bool] | None = None,
+        operator_max_age: int = 3600,
     ) -> None:
         self.otp = otp
         self.load_member = load_member
@@ -84,6 +88,8 @@ class OtpProFlask:
         self.gate_enabled = gate
         self._device_cookie = device_cookie
         self.on_first_factor = on_first_factor
+        self.operator = operator
+        self.operator_max_age = operator_max_age
         self._flow: Flow | None = None
         if app is not None:
             self.init_app(app, otp)
@@ -132,7 +138,8 @@ class OtpProFlask:
             home_url=self.home_url, allow=allow, extra_allow=self._extra_allow, secure_cookies=self.secure_cookies,
             reauth_seconds=self.reauth_seconds, device_cookie=self._device_cookie, renderer=adapter.render,
             session_cookie=app.config.get("SESSION_COOKIE_NAME") or "session",
-            on_first_factor=self._first_factor_signed_in,
+            on_first_factor=self._first_factor_signed_in, operator=self.operator,
+            operator_max_age=self.operator_max_age,
         )
         wiring.install(self, app)
 

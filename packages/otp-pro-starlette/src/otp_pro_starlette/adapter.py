@@ -18,10 +18,10 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from starlette.requests import cookie_parser
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope
 
-from otp_pro.web.flow import Answer, Cookie, Flow, Json, Page, Redirect, Request, Session, Visit
+from otp_pro.web.flow import Answer, Cookie, Download, Flow, Json, Page, Redirect, Request, Session, Visit
 
 T = TypeVar("T")
 
@@ -217,6 +217,11 @@ async def to_response(flow: Flow, answer: Answer, v: Visit) -> Response:
         response = RedirectResponse(answer.location, status_code=answer.status)
     elif isinstance(answer, Json):
         response = JSONResponse(answer.body, status_code=answer.status)
+    elif isinstance(answer, Download):
+        # A plain iterator: Starlette takes each chunk in a worker thread (the rows are read as it goes).
+        response = StreamingResponse((chunk.encode("utf-8") for chunk in answer.chunks),
+                                     status_code=answer.status, media_type=answer.content_type)
+        response.headers["Content-Disposition"] = answer.disposition()
     else:  # pragma: no cover - the flow answers nothing else
         raise TypeError(f"not an answer of the flow: {answer!r}")
     for name, value in answer.headers:

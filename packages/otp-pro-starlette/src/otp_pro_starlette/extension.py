@@ -53,7 +53,10 @@ class OtpProStarlette:
     not only the flow's), ``csrf_exempt`` (paths, and the paths below them, that it skips: an API with
     bearer tokens), ``gate`` (gate every HTTP request); ``on_first_factor(member)`` (called, in a worker
     thread, when a factor alone signed ``member`` in: "Sign in with a passkey". The flow's session is
-    signed in already, second step passed; a site that keeps a login of its own records it here).
+    signed in already, second step passed; a site that keeps a login of its own records it here);
+    ``operator(member) -> bool`` (who may use the operator console under ``<url_prefix>/operator``; not
+    mounted without it; called in a worker thread) and ``operator_max_age`` (seconds a second step lets an
+    operator use it before a fresh code).
     """
 
     def __init__(
@@ -77,6 +80,8 @@ class OtpProStarlette:
         csrf_form_limit: int = CSRF_FORM_LIMIT,
         gate: bool = True,
         on_first_factor: Callable[[Member], None] | None = None,
+        operator: Callable[[Member], bool] | None = None,
+        operator_max_age: int = 3600,
     ) -> None:
         if not url_prefix.strip("/"):
             raise ValueError("url_prefix must name a path under the site (such as /otp): the flow's routes are "
@@ -85,7 +90,8 @@ class OtpProStarlette:
                          login_url=login_url, logout_url=logout_url, home_url=home_url, allow=allow,
                          extra_allow=extra_allow, secure_cookies=secure_cookies, reauth_seconds=reauth_seconds,
                          device_cookie=device_cookie, session_cookie=session_cookie,
-                         on_first_factor=(lambda _v, member: on_first_factor(member)) if on_first_factor else None)
+                         on_first_factor=(lambda _v, member: on_first_factor(member)) if on_first_factor else None,
+                         operator=operator, operator_max_age=operator_max_age)
         self.csrf_app_wide = csrf_app_wide
         self.csrf_exempt = tuple(csrf_exempt)
         self.csrf_form_limit = csrf_form_limit

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .common import CliError, actor_option, event_dict, event_line, load_otp, os_user
+from .common import CliError, actor_option, event_line, load_otp, os_user
 
 
 class _Parsed(click.ParamType):
@@ -99,6 +99,7 @@ def audit_group() -> None:
 def audit_list(ctx: click.Context, limit: int, as_json: bool, **filters: Any) -> None:
     """The newest matching events, newest first."""
     from ..auditlog import list_events
+    from ..support import event_dict
 
     otp = load_otp(ctx)
     _refuse_unknown_kinds(ctx, otp, filters["kinds"])

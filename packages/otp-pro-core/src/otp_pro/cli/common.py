@@ -145,19 +145,8 @@ def os_user() -> str:
         return "unknown"
 
 
-def iso(value: Any) -> str | None:
-    """A date-time in ISO 8601, or ``None``."""
-    return value.isoformat() if value is not None else None
-
-
 #: ``--actor NAME``: the operator named in the audit log.
 actor_option = click.option("--actor", default=None, help="operator named in the audit log (default: OS user)")
-
-
-def event_dict(e: Any) -> dict[str, Any]:
-    """An audit event as JSON-ready data."""
-    return {"id": e.id, "at": iso(e.at), "kind": e.kind, "outcome": e.outcome, "member_id": e.member_id,
-            "channel": e.channel, "ip": e.ip, "user_agent": e.user_agent, "actor": e.actor, "details": dict(e.details)}
 
 
 _OUTCOME_COLOURS = {"ok": "green", "failed": "red"}

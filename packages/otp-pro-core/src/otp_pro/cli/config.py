@@ -18,18 +18,17 @@ def config() -> None:
 @click.pass_context
 def config_check(ctx: click.Context) -> None:
     """Validate the settings and every provider's settings; list every problem."""
-    from .. import policy
+    from ..config_report import config_report
 
     otp = load_otp(ctx, migrate_database=False)
-    broken = [p for p in otp.plugins() if p.error]
-    for plugin in broken:
-        click.echo(f"plugin {plugin.name}: {plugin.error}", err=True)
-    warnings = policy.conflicts(otp.settings, otp.registered_channels)
-    for warning in warnings:
+    report = config_report(otp)
+    for name, error in report.broken:
+        click.echo(f"plugin {name}: {error}", err=True)
+    for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if broken:
-        raise CliError(f"{len(broken)} plugin(s) failed to load")
-    click.echo(f"settings OK: {len(otp.transports)} transports, channels {', '.join(otp.registered_channels)}")
+    if not report.ok:
+        raise CliError(report.summary())
+    click.echo(report.summary())
 
 
 @config.command("show")

@@ -3,57 +3,51 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import click
 
-from .common import CliError, actor_option, event_dict, event_line, iso, load_otp, os_user
+from .common import CliError, actor_option, event_line, load_otp, os_user
 
 #: ``--strict``: refuse an id that no member lookup knows instead of going on without roles and addresses.
 _strict_option = click.option("--strict", is_flag=True,
                               help="fail when no member lookup knows the id (default: warn; roles and "
                                    "addresses unknown)")
 
-#: What the operator is told when no member lookup is set up at all.
-NO_LOOKUP = ("no member lookup is set up (set member_lookup = \"package.module:function\" in the settings, "
-             "or install an otp_pro_member_lookup plugin)")
-
 
 def _member_arg(otp: Any, member_id: str, strict: bool, *, warn: bool = True) -> tuple[Any, bool]:
-    """The member from the member lookup, else a bare ``Member(id)`` (with a warning) unless ``strict``.
+    """:func:`otp_pro.support.find_member` for a command: ``(member, known)``, or a usage error.
 
-    Returns ``(member, known)``: without ``known`` the member's roles and addresses are unknown, so
-    the policy cannot be judged and nothing can be sent to them; callers say so instead of guessing.
+    Without ``known`` the member's roles and addresses are unknown, so the policy cannot be judged and
+    nothing can be sent to them; callers say so instead of guessing. ``strict`` refuses such an id;
     ``warn=False`` leaves the warning (:func:`_unknown_warning`) to the caller.
     """
-    from ..errors import PluginError, UnknownMember
-    from ..member import InvalidMember, Member
+    from ..errors import PluginError
+    from ..member import InvalidMember
+    from ..support import find_member, unknown_reason
 
     try:
-        bare = Member(member_id)
+        member, known = find_member(otp, member_id)
     except InvalidMember as exc:
         raise CliError(f"bad member id {member_id[:40]!r}: {exc}") from None
-    if not otp.has_member_lookup:
-        if strict:
-            raise CliError(f"{NO_LOOKUP} (--strict)")
-        if warn:
-            _unknown_warning(otp, bare.id)
-        return bare, False
-    try:
-        return otp.member(bare.id), True
     except PluginError as exc:
         raise CliError(str(exc)) from None
-    except UnknownMember:
+    if not known:
         if strict:
-            raise CliError(f"the member lookup does not know member {bare.id!r} (--strict)") from None
-    if warn:
-        _unknown_warning(otp, bare.id)
-    return bare, False
+            if not otp.has_member_lookup:
+                raise CliError(f"{unknown_reason(otp)} (--strict)")
+            raise CliError(f"the member lookup does not know member {member.id!r} (--strict)")
+        if warn:
+            _unknown_warning(otp, member.id)
+    return member, known
 
 
 def _unknown_warning(otp: Any, member_id: str) -> None:
-    why = NO_LOOKUP if not otp.has_member_lookup else "the member lookup does not know the id"
-    click.echo(f"warning: {why}: roles and addresses of {member_id!r} unknown", err=True)
+    from ..support import unknown_reason
+
+    click.echo(f"warning: {unknown_reason(otp)}: roles and addresses of {member_id!r} unknown", err=True)
 
 
 @click.group()
@@ -68,78 +62,41 @@ def members() -> None:
 @click.pass_context
 def members_show(ctx: click.Context, member_id: str, as_json: bool, strict: bool) -> None:
     """Requirement, factors, backup codes left, trusted devices, lockout and the last 20 events."""
+    from ..support import member_report
+
     otp = load_otp(ctx)
     member, known = _member_arg(otp, member_id, strict, warn=False)
-    status = otp.status(member, start_grace=False)  # looking must not start a grace period
+    data = member_report(otp, member, known)
     if not known:
-        if not status.seen:
+        if not data["seen"]:
             # Nobody knows the id and otp-pro holds nothing for it: a typo, not a member who is "not enrolled".
             raise CliError(f"no such member {member.id!r}: no member lookup knows the id and otp-pro holds no "
                            "state for it", exit_code=1)
         _unknown_warning(otp, member.id)
-    devices = otp.trusted_devices(member)
-    events = otp.events(member, limit=20)
-    # Without the member's roles the policy's answer (requirement, grace, channels) would be the site
-    # default dressed up as fact, and without the addresses every delivered channel would look unavailable:
-    # those fields are null and the table says they are unknown.
-    data = {
-        "member": {"id": member.id, "roles": list(member.roles) if known else None, "roles_known": known,
-                   "email": member.email, "name": member.name},
-        "requirement": status.requirement if known else None,
-        "enrolled": status.enrolled,
-        "channel": status.channel,
-        "disabled": status.disabled,
-        "channels": list(status.channels) if known else None,
-        "unavailable": dict(status.unavailable) if known else None,
-        "in_grace": status.in_grace if known else None,
-        "grace_ends_at": iso(status.grace_ends_at) if known else None,
-        "must_setup": status.must_setup if known else None,
-        "locked_until": iso(status.locked_until),
-        "factors": [_factor_dict(f, known) for f in status.factors],
-        "backup_codes_remaining": status.backup_codes_remaining,
-        "trusted_devices": [
-            {"id": d.id, "label": d.label, "created_at": iso(d.created_at), "expires_at": iso(d.expires_at),
-             "last_used_at": iso(d.last_used_at)} for d in devices
-        ],
-        "events": [event_dict(e) for e in events],
-    }
+    del data["seen"]  # the JSON printed stays as it was
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     roles = (", ".join(member.roles) or "-") if known else "unknown"
     click.echo(f"member        {member.id}  ({member.display_name}; roles: {roles})")
     if known:
-        grace = f", grace until {data['grace_ends_at']}" if status.in_grace else ""
-        click.echo(f"requirement   {status.requirement}{grace}{'  MUST SET UP' if status.must_setup else ''}")
+        grace = f", grace until {data['grace_ends_at']}" if data["in_grace"] else ""
+        click.echo(f"requirement   {data['requirement']}{grace}{'  MUST SET UP' if data['must_setup'] else ''}")
     else:
         click.echo("requirement   unknown (roles and addresses unknown: set member_lookup in the settings)")
-    enrolled = status.channel if status.enrolled else ("disabled" if status.disabled else "not enrolled")
+    enrolled = data["channel"] if data["enrolled"] else ("disabled" if data["disabled"] else "not enrolled")
     click.echo(f"enrolled      {enrolled}")
-    click.echo(f"factors       {len(status.factors)}")
+    click.echo(f"factors       {len(data['factors'])}")
     for f in data["factors"]:
         click.echo("  " + _factor_line(f))
-    click.echo(f"backup codes  {status.backup_codes_remaining} left")
-    click.echo(f"lockout       {'locked until ' + str(data['locked_until']) if status.locked_until else 'none'}")
-    click.echo(f"devices       {len(devices)} trusted")
+    click.echo(f"backup codes  {data['backup_codes_remaining']} left")
+    click.echo(f"lockout       {'locked until ' + str(data['locked_until']) if data['locked_until'] else 'none'}")
+    click.echo(f"devices       {len(data['trusted_devices'])} trusted")
     for d in data["trusted_devices"]:
         click.echo(f"  #{d['id']} {d['label']}  until {d['expires_at']}  last used {d['last_used_at'] or 'never'}")
-    click.echo(f"events        last {len(events)}")
-    for e in events:
-        click.echo("  " + event_line(e))
-
-
-def _factor_dict(info: Any, known: bool) -> dict[str, Any]:
-    """A factor as JSON-ready data; without the member's roles and addresses, whether it counts is unknown (null)."""
-    return {
-        "id": info.id, "kind": info.kind, "label": info.label, "own_label": info.own_label,
-        "default": info.is_default, "created_at": iso(info.created_at), "last_used_at": iso(info.last_used_at),
-        "recipient_hint": info.recipient_hint,
-        # Judged against the member record (its address) and the role: a bare id has neither.
-        "needs_reconfirming": info.needs_reconfirming if known else None,
-        "usable": info.usable if known else None,
-        "reason": info.reason if known else None,
-    }
-
+    click.echo(f"events        last {len(data['events'])}")
+    for e in data["events"]:
+        click.echo("  " + event_line(SimpleNamespace(**{**e, "at": datetime.fromisoformat(e["at"])})))
 
 def _quoted(label: str) -> str:
     """A member's label in double quotes, anything unprintable (a bidi override, DEL) escaped as repr() writes it."""

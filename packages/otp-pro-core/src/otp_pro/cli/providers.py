@@ -108,12 +108,13 @@ def _no_such_transport(ctx: click.Context, otp: Any, name: str) -> click.BadPara
 @click.pass_context
 def providers_test(ctx: click.Context, transport: str, to: str, dry_run: bool | None, actor: str | None) -> None:
     """Provider test: send (or render) a test message through TRANSPORT."""
+    from ..config_report import default_dry_run
+
     otp = load_otp(ctx)
     if transport not in otp.transports:
         raise _no_such_transport(ctx, otp, transport)
     if dry_run is None:
-        chosen = otp.transports.get(transport)
-        dry_run = bool(chosen.config.get("dry_run_in_provider_test", True)) if chosen is not None else True
+        dry_run = default_dry_run(otp, transport)
     result = otp.provider_test(transport, to, dry_run=dry_run, actor=actor or os_user())
     done = "dry run" if result.dry_run else "send failed" if result.error else "sent"
     click.echo(f"{done} via {result.transport} to {result.recipient}")

@@ -25,7 +25,8 @@ of the kit is imported here. Its fixtures:
 Helpers for a test's steps: :func:`outbox_code` (the code the ``outbox``
 transport holds), :func:`enrol` (set up ``outbox:code`` or ``totp`` for a
 member), :func:`mailed_text` and :func:`mailed_code` (what the loopback SMTP
-server received), :func:`page_csrf` (the CSRF token of an otp-pro page),
+server received), :func:`page_csrf` (the CSRF token of an otp-pro page), :func:`fill_activity` (days of
+generated sign-ins, deliveries and failures, for statistics),
 :func:`settings_toml` (settings as a file for the CLI), :func:`free_port` and
 :func:`tls_server_context` (for a fake provider), and :func:`system_chromium`,
 which opens the system's Chromium (Debian's ``chromium``) through Playwright for
@@ -54,6 +55,7 @@ CLI, the migrations) is imported inside the function that needs it.
 
 from __future__ import annotations
 
+from ._activity import fill_activity
 from ._browser import CHROMIUM_ARGS, in_ci, system_chromium, unavailable
 from ._clock import Clock, clock
 from ._databases import PG_ENV, PG_SKIP_REASON, backend, pg_url, sqlite_url, temporary_pg_database, truncate_all
@@ -110,6 +112,7 @@ __all__ = [
     "backend",
     "clock",
     "enrol",
+    "fill_activity",
     "free_port",
     "in_ci",
     "mailbox",

@@ -44,6 +44,7 @@ def make_app(site: DemoSite) -> tuple[Flask, OtpProFlask]:
         app, site.otp, load_member=site.store.member, check_password=site.store.check_password,
         secure_cookies=False,  # plain http on 127.0.0.1; honoured for loopback requests only
         security_headers_app_wide=True, home_url=logins.HOME, extra_allow=("/", "/mailbox"),
+        operator=lambda member: "admin" in member.roles,  # the operator console, for Ada Admin
     )
 
     @app.get("/")

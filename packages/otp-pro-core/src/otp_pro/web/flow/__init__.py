@@ -11,8 +11,9 @@ CSRF token, messages), :mod:`.routes` (the route table), :mod:`.login` (the logi
 :mod:`.signin` (verify, send, the magic-link landing), :mod:`.setup_pages`, :mod:`.settings_pages`,
 :mod:`.api` (the JSON endpoints) and :mod:`.openapi` (their document), :mod:`.codes` (sending and
 checking codes), :mod:`.outcome`, :mod:`.state` (the session keys), :mod:`.security` (CSRF, security
-headers), :mod:`.inputs` (reading bodies and path segments safely), :mod:`.texts` (what members read)
-and :mod:`.render` (the default Jinja2 renderer).
+headers), :mod:`.inputs` (reading bodies and path segments safely), :mod:`.texts` (what members read),
+:mod:`.render` (the default Jinja2 renderer) and :mod:`.operator` (the operator console, mounted when the
+site names its operators).
 """
 
 from __future__ import annotations
@@ -22,7 +23,20 @@ from .engine import Flow
 from .first_factor import buttons_html as first_factor_html
 from .first_factor import sign_in as sign_in_first_factor
 from .inputs import MAX_JSON_BYTES, InputError
-from .interface import MAX_BODY_BYTES, Answer, Cookie, Handler, Json, Page, Redirect, Renderer, Request, Route, Session
+from .interface import (
+    MAX_BODY_BYTES,
+    Answer,
+    Cookie,
+    Download,
+    Handler,
+    Json,
+    Page,
+    Redirect,
+    Renderer,
+    Request,
+    Route,
+    Session,
+)
 from .login import login, logout
 from .outcome import Outcome, lock_minutes
 from .security import CSRF_FIELD, CSRF_HEADER, SECURITY_HEADERS, CsrfError, check_csrf, csrf_ok, csrf_token
@@ -43,6 +57,7 @@ __all__ = [
     "Answer",
     "Cookie",
     "CsrfError",
+    "Download",
     "Flow",
     "Handler",
     "InputError",

@@ -45,7 +45,9 @@ class Flow:
     HTML, default the core's Jinja2 environment over ``otp_pro/web/templates``); ``session_cookie`` (the
     name of the site's session cookie, as the OpenAPI document names it); ``on_first_factor(visit, member)``
     (called when a factor alone signed ``member`` in, a passkey without a password, after the flow's own login:
-    a site with a login of its own signs the member in there too).
+    a site with a login of its own signs the member in there too); ``operator(member) -> bool`` (who may use
+    the operator console: its routes are mounted only when given, see :mod:`.operator`) and
+    ``operator_max_age`` (how many seconds a second step lets an operator use the console before a fresh one).
     """
 
     def __init__(
@@ -67,6 +69,8 @@ class Flow:
         renderer: Renderer | None = None,
         session_cookie: str = "session",
         on_first_factor: Callable[[Visit, Member], None] | None = None,
+        operator: Callable[[Member], bool] | None = None,
+        operator_max_age: int = 3600,
     ) -> None:
         self.core = otp
         self.load_member = load_member
@@ -82,7 +86,9 @@ class Flow:
         self.renderer: Renderer = renderer or default_renderer()
         self.session_cookie = session_cookie
         self.on_first_factor = on_first_factor
-        self.routes: tuple[Route, ...] = route_table.routes(self.magic_link_path)
+        self.operator = operator
+        self.operator_max_age = operator_max_age
+        self.routes: tuple[Route, ...] = route_table.routes(self.magic_link_path, operator=operator is not None)
         self._by_name = {route.name: route for route in self.routes}
         if allow is None:
             allow = default_allow(self.url_prefix or "/", login=login_url, logout=logout_url,
@@ -147,7 +153,8 @@ class Flow:
         return v.language
 
     def dispatch(self, route: Route, v: Visit, **params: str) -> Answer:
-        """Answer ``route`` for ``v``: the CSRF check on a POST, the handler, failure pages, security headers.
+        """Answer ``route`` for ``v``: its guard, the CSRF check on a POST, the handler, failure pages, security
+        headers.
 
         A POST without the session's token gets a 400 page (JSON on the API), a database failure a 503
         (nothing was changed: its transaction was rolled back), never a 500. Texts are in :meth:`language`.
@@ -158,9 +165,13 @@ class Flow:
     def _dispatch(self, route: Route, v: Visit, **params: str) -> Answer:
         answer: Answer
         try:
-            if route.csrf and v.request.method == "POST" and not csrf_ok(v.request, v.session):
-                raise CsrfError("the form's security token is missing or out of date")
-            answer = route.handler(v, **params)
+            refused = route.guard(v) if route.guard is not None else None
+            if refused is not None:
+                answer = refused
+            else:
+                if route.csrf and v.request.method == "POST" and not csrf_ok(v.request, v.session):
+                    raise CsrfError("the form's security token is missing or out of date")
+                answer = route.handler(v, **params)
         except CsrfError:
             answer = self.failure(v, 400, "csrf", CSRF_FAILED_TEXT, route=route)
         except StorageError as error:

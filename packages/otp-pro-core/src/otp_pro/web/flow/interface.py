@@ -36,7 +36,7 @@ decorated view, :meth:`Flow.step_up <otp_pro.web.flow.Flow.step_up>`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -183,8 +183,24 @@ class Json(_Answer):
     body: dict[str, Any]
 
 
+@dataclass(kw_only=True)
+class Download(_Answer):
+    """A file streamed to the browser: ``chunks`` (text, UTF-8 encoded and sent as they come, never joined),
+    ``content_type`` and the ``filename`` it is saved as. Only the operator console answers one (the audit
+    export); an adapter that mounts it sends the chunks as its framework's streaming response."""
+
+    chunks: Iterable[str]
+    content_type: str
+    filename: str
+
+    def disposition(self) -> str:
+        """The ``Content-Disposition`` header: an attachment named ``filename`` (ASCII, quotes dropped)."""
+        name = "".join(ch for ch in self.filename if ch.isascii() and ch.isprintable() and ch not in '"\\')
+        return f'attachment; filename="{name}"'
+
+
 #: What a handler answers.
-Answer = Page | Redirect | Json
+Answer = Page | Redirect | Json | Download
 
 #: A route's handler: the visit, and the route's path parameters as keywords (strings, unchecked).
 Handler = Callable[..., Answer]
@@ -199,7 +215,9 @@ class Route:
     magic-link landing, at the path the payload sets), its parameters written ``<name>``; ``methods``
     the HTTP methods; ``handler(visit, **params)`` answers it; ``api``: a JSON endpoint (its failures
     are JSON whatever the client accepts); ``csrf``: its POSTs carry the CSRF token (an adapter with its
-    own CSRF protection, such as Django's, may check that one instead of the flow's).
+    own CSRF protection, such as Django's, may check that one instead of the flow's); ``guard(visit)``: asked
+    before anything else, even the CSRF check, and its answer (when not None) is the route's (the operator
+    console's routes answer a 404 to anyone but an operator, whatever they send).
     """
 
     name: str
@@ -209,10 +227,11 @@ class Route:
     api: bool = False
     csrf: bool = True
     prefixed: bool = True
+    guard: Callable[[Visit], Answer | None] | None = None
 
 
 #: Renders a page: ``(template, context, visit) -> HTML``; the default is the core's Jinja2 environment.
 Renderer = Callable[[str, dict[str, Any], "Visit"], str]
 
-__all__ = ["MAX_BODY_BYTES", "Answer", "Cookie", "Handler", "Json", "Page", "Redirect", "Renderer", "Request",
-           "Route", "Session"]
+__all__ = ["MAX_BODY_BYTES", "Answer", "Cookie", "Download", "Handler", "Json", "Page", "Redirect", "Renderer",
+           "Request", "Route", "Session"]

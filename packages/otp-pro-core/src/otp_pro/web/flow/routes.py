@@ -8,6 +8,7 @@ the ``magic_link`` payload sets (``providers.magic_links.path``).
 from __future__ import annotations
 
 from . import api, ceremonies, first_factor, settings_pages, setup_pages, signin
+from . import operator as console
 from .interface import Route
 
 #: The page behind each page route: where a failure page (CSRF, database) links back to.
@@ -15,7 +16,7 @@ PAGE_OF_ROUTE = {
     "verify": "verify", "send": "verify", "setup": "setup", "setup_confirm": "setup", "settings": "settings",
     "reauth": "settings", "backup_codes": "settings", "revoke_device": "settings", "disable": "settings",
     "factor_rename": "settings", "factor_default": "settings", "factor_remove": "settings",
-    "factor_reconfirm": "settings",
+    "factor_reconfirm": "settings", **console.PAGE_OF_ROUTE,
 }
 
 #: The name of the magic-link landing's route.
@@ -48,8 +49,10 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def routes(magic_link_path: str | None) -> tuple[Route, ...]:
-    """The routes of a site: :data:`ROUTES`, and the magic-link landing at ``magic_link_path`` when given."""
+def routes(magic_link_path: str | None, *, operator: bool = False) -> tuple[Route, ...]:
+    """The routes of a site: :data:`ROUTES`, the operator console's with ``operator`` (the site names its
+    operators), and the magic-link landing at ``magic_link_path`` when given."""
+    table = (*ROUTES, *console.ROUTES) if operator else ROUTES
     if not magic_link_path:
-        return ROUTES
-    return (*ROUTES, Route(MAGIC_LINK, magic_link_path, _BOTH, signin.magic_link, prefixed=False))
+        return table
+    return (*table, Route(MAGIC_LINK, magic_link_path, _BOTH, signin.magic_link, prefixed=False))

@@ -1,0 +1,71 @@
+"""The console's statistics page: adoption, verification, lockouts, deliveries, delivery times, as charts.
+
+The figures are :func:`otp_pro.stats.collect`'s (what ``otp-pro stats`` prints) and
+:mod:`otp_pro.stats_trends`' (factors set up per day, delivery-time percentiles); :mod:`.charts` draws
+them as inline SVG and the template writes each chart's numbers in a table beside it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from .... import stats, stats_trends
+from ....member import Member
+from ..interface import Answer
+from ..pages import page
+from .access import operator_of
+from .charts import Chart, svg
+
+if TYPE_CHECKING:
+    from ..visit import Visit
+
+#: The periods the page offers, in days; the first is the default.
+PERIODS = (30, 7, 90, 365)
+
+
+def _period(v: Visit) -> int:
+    raw = v.request.args.get("days", "")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() and int(raw) in PERIODS else PERIODS[0]
+
+
+def statistics(v: Visit) -> Answer:
+    """``GET ?days=30``: the charts of the last ``days`` days, each with its numbers."""
+    operator = operator_of(v)
+    if not isinstance(operator, Member):
+        return operator
+    days = _period(v)
+    core = v.core
+    until = core.clock()
+    start = until - timedelta(days=days)
+    found = stats.collect(core, start, until=until)
+    labels = stats_trends.days_between(start, until)
+    setups = stats_trends.setups_per_day(core, start, until)
+    times = stats_trends.delivery_times(core, start, until)
+    daily = {row["day"]: row for row in found.daily}
+
+    def per_day(name: str) -> list[float]:
+        return [daily.get(day, {}).get(name, 0) for day in labels]
+
+    charts = [
+        Chart("setups", "Factors set up, by kind (running total over the period)", "line", labels,
+              {kind: [float(n) for n in stats_trends.cumulative(counts, labels)]
+               for kind, counts in sorted(setups.items())}, unit="factors"),
+        Chart("adoption", "Members enrolled now, by role", "bar",
+              ["all roles" if a.role == stats.ALL_ROLES else a.role for a in found.adoption],
+              {"enrolled": [float(a.enrolled) for a in found.adoption],
+               "required, not enrolled": [float(a.required_not_enrolled) for a in found.adoption],
+               "disabled": [float(a.disabled) for a in found.adoption]}, unit="members"),
+        Chart("verifications", "Verifications by factor kind", "bar", [c.channel for c in found.channels],
+              {"succeeded": [float(c.verify_ok) for c in found.channels],
+               "failed": [float(c.verify_failed) for c in found.channels]}, unit="attempts"),
+        Chart("daily", "Verifications and lockouts per day", "line", labels,
+              {"succeeded": per_day("verify_ok"), "failed": per_day("verify_failed"),
+               "lockouts": per_day("lockouts")}, unit="events"),
+        Chart("deliveries", "Deliveries per day", "line", labels,
+              {"sent": per_day("challenges_sent"), "failed": per_day("delivery_failures")}, unit="messages"),
+        Chart("delivery_times", "Delivery time by channel (percentiles)", "bar", [t.channel for t in times],
+              {f"p{p}": [t.percentiles[p] for t in times] for p in stats_trends.PERCENTILES}, unit="ms"),
+    ]
+    return page("otp_pro/operator/statistics.html", charts=charts, stats=found, days=days, periods=PERIODS,
+                failures=found.delivery_failures, times=times, chart_svg=svg)
