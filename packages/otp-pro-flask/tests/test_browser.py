@@ -24,10 +24,10 @@ import pyotp
 import pytest
 
 from otp_pro.testing import system_chromium
-from otp_pro_flask.demo_site import DemoSite, start
+from otp_pro_flask.demo_site import DemoSite, running
 
 TIMEOUT_MS = 15_000
-REPO = Path(__file__).resolve().parents[4]
+REPO = Path(__file__).resolve().parents[3]  # the repository (tests, otp-pro-flask, packages, root)
 FAST = {"resend_cooldown_seconds": 0}
 
 
@@ -42,14 +42,8 @@ def browser() -> Iterator[Any]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, DemoSite]]:
     """The demo site on a free port of 127.0.0.1, served by werkzeug in a thread."""
     database = tmp_path_factory.mktemp("browser") / "demo.sqlite3"
-    server, site, thread = start("127.0.0.1", 0, str(database), overrides=FAST)
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", site
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-        site.close()
+    with running("127.0.0.1", str(database), overrides=FAST) as served:
+        yield served
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from axe_check import blocking_violations
 from test_browser import FAST, TIMEOUT_MS, fill_password, shots, visible
 
 from otp_pro.testing import fill_activity, system_chromium
-from otp_pro_flask.demo_site import DemoSite, start
+from otp_pro_flask.demo_site import DemoSite, running
 
 #: Where the docs' screenshots of the console live: the repository's docs/img.
 DOCS_IMG = Path(__file__).resolve().parents[3] / "docs" / "img"
@@ -40,19 +40,13 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[str, DemoSite]]:
     """The demo site with a month of generated activity of 150 members it knows (editors and members)."""
-    server, site, thread = start("127.0.0.1", 0, str(tmp_path / "demo.sqlite3"), overrides=FAST)
-    try:
+    with running("127.0.0.1", str(tmp_path / "demo.sqlite3"), overrides=FAST) as (base, site):
         people = [*site.store.add_members([(f"editor{n}@demo.test", f"Editor {n}") for n in range(90)], "pw",
                                           ("editor",)),
                   *site.store.add_members([(f"member{n}@demo.test", f"Member {n}") for n in range(60)], "pw",
                                           ("member",))]
         fill_activity(site.otp, days=30, per_day=80, member_ids=[m.id for m in people])
-        yield f"http://127.0.0.1:{server.server_port}", site
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-        site.close()
+        yield base, site
 
 
 def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoSite], shots: Any) -> None:

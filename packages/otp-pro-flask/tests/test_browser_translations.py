@@ -16,7 +16,7 @@ import pytest
 from test_browser import code_from_mailbox, fill_password, visible
 
 from otp_pro.testing import system_chromium
-from otp_pro_flask.demo_site import DemoSite, start
+from otp_pro_flask.demo_site import DemoSite, running
 
 TIMEOUT_MS = 15_000
 REPO = Path(__file__).resolve().parents[3]
@@ -41,14 +41,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, DemoSite]]:
     database = tmp_path_factory.mktemp("i18n") / "demo.sqlite3"
-    server, site, thread = start("127.0.0.1", 0, str(database), overrides={"resend_cooldown_seconds": 0})
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", site
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-        site.close()
+    with running("127.0.0.1", str(database), overrides={"resend_cooldown_seconds": 0}) as served:
+        yield served
 
 
 def save(page: Any, name: str) -> None:

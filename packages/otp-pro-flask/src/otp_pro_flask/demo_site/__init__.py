@@ -11,7 +11,7 @@ ever leaves the machine.
 ``serve(host, port, database)`` runs it on a real HTTP server and prints the URL
 and the demo logins.
 
-The modules: :mod:`.site` (``DemoSite``), :mod:`.server` (``start``, ``serve``),
+The modules: :mod:`.site` (``DemoSite``), :mod:`.server` (``start``, ``running``, ``serve``),
 :mod:`.accounts` (the demo logins), :mod:`.otp` (the demo's OtpPro),
 :mod:`.store` (members and keys), :mod:`.sessions` (server-side sessions),
 :mod:`.pages` (the app and its pages) and :mod:`.logins` (the login patterns).
@@ -20,7 +20,7 @@ The modules: :mod:`.site` (``DemoSite``), :mod:`.server` (``start``, ``serve``),
 from __future__ import annotations
 
 from .accounts import ACCOUNTS, DemoAccount
-from .server import serve, start
+from .server import running, serve, start
 from .site import DemoSite, create_app
 
-__all__ = ["ACCOUNTS", "DemoAccount", "DemoSite", "create_app", "serve", "start"]
+__all__ = ["ACCOUNTS", "DemoAccount", "DemoSite", "create_app", "running", "serve", "start"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -32,6 +33,21 @@ def start(host: str = "127.0.0.1", port: int = 0, database: str | None = None, *
     thread = threading.Thread(target=server.serve_forever, name="otp-pro-demo", daemon=True)
     thread.start()
     return server, site, thread
+
+
+@contextmanager
+def running(host: str = "127.0.0.1", database: str | None = None, *,
+            overrides: Mapping[str, Any] | None = None) -> Iterator[tuple[str, DemoSite]]:
+    """The demo on a free port of ``host`` for the block (:func:`start`): ``(base URL, site)``; then the server
+    is shut down and the site closed."""
+    server, site, thread = start(host, 0, database, overrides=overrides)
+    try:
+        yield f"http://{host}:{server.server_port}", site
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+        site.close()
 
 
 def serve(host: str = "127.0.0.1", port: int = 5000, database: str | None = None,
