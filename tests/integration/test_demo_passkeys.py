@@ -16,7 +16,7 @@ from passkeys import credentials, refused_without_the_credential, register_passk
 from test_browser import FAST, code_from_mailbox, fill_password, sign_out, visible
 
 from otp_pro_flask.demo_site import DemoSite
-from otp_pro_flask.demo_site.server import start
+from otp_pro_flask.demo_site.server import running
 
 PASSKEY = ("passkey@demo.test", "passkey-demo")
 EDITOR = ("editor@demo.test", "editor-demo")
@@ -31,14 +31,8 @@ def demo() -> Iterator[tuple[str, DemoSite]]:
     from pathlib import Path
 
     with tempfile.TemporaryDirectory(prefix="otp-pro-passkeys-") as folder:
-        server, site, thread = start("localhost", 0, str(Path(folder) / "demo.sqlite3"), overrides=FAST)
-        try:
-            yield f"http://localhost:{server.server_port}", site
-        finally:
-            server.shutdown()
-            thread.join(10)
-            server.server_close()
-            site.close()
+        with running("localhost", str(Path(folder) / "demo.sqlite3"), overrides=FAST) as served:
+            yield served
 
 
 def sign_in_with_password(page: Any, base: str, account: tuple[str, str]) -> None:
@@ -113,19 +107,26 @@ def test_an_editor_adds_a_passkey_in_settings_and_signs_in_with_it(
     assert len(credentials(cdp, authenticator)) == 1
 
 
-def test_a_browser_without_webauthn_is_told_so(demo: tuple[str, DemoSite], browser: Any) -> None:
+@pytest.mark.parametrize(("locale", "told"), [("en-US", "This browser cannot use passkeys"),
+                                               ("de-DE", "Dieser Browser kann keine Passkeys")])
+def test_a_browser_without_webauthn_is_told_so_in_its_language(
+        demo: tuple[str, DemoSite], browser: Any, locale: str, told: str) -> None:
     base, _site = demo
-    context = browser.new_context()
+    context = browser.new_context(locale=locale)  # and its Accept-Language
     try:
-        # A browser without the API (an old one, or WebAuthn switched off): the page says so.
+        # A browser without the API (an old one, or WebAuthn switched off): the page says so, in the words the
+        # page gave the script (data-texts), so in the member's language.
         context.add_init_script("delete window.PublicKeyCredential;")
         page = context.new_page()
-        sign_in_with_password(page, base, PASSKEY)
+        page.goto(f"{base}/login")
+        page.fill("#email", PASSKEY[0])
+        page.fill("#password", PASSKEY[1])
+        page.click("form:not(.first-factor) button[type=submit]")
         page.wait_for_url(f"{base}/otp/verify")
         status = page.locator("[data-otp-ceremony-status]").first
         visible(status)
-        assert "cannot use passkeys" in status.inner_text()
-        assert page.get_by_role("button", name="Use your passkey or security key").is_disabled()
+        assert status.inner_text().startswith(told)
+        assert page.locator("[data-otp-ceremony-start]").first.is_disabled()
     finally:
         context.close()
 

@@ -8,12 +8,27 @@
    The one kind known here is "webauthn", the web standard (navigator.credentials.create/get)
    that every browser and every adapter share: binary fields travel as base64url strings.
    The page renders the button disabled; it is enabled once wired here. Without WebAuthn it stays
-   disabled and the page says so. No CDN, no inline script. */
+   disabled and the page says so. What it says comes from the page's data-texts (in the member's
+   language), else from FALLBACK. No CDN, no inline script. */
 (function () {
   "use strict";
 
-  var NO_WEBAUTHN = "This browser cannot use passkeys or security keys (it has no WebAuthn). " +
-    "Use another method, or another browser.";
+  /* The texts come from the page (data-texts, in the member's language); these are for a page without. */
+  var FALLBACK = {
+    unavailable_webauthn: "This browser cannot use passkeys or security keys (it has no WebAuthn). " +
+      "Use another method, or another browser.",
+    unavailable: "This browser cannot answer this method. Use another method.",
+    prompt: "Follow your browser's prompt...",
+    cancelled: "Cancelled, or no passkey answered. Try again.",
+    failed: "That did not work. Try again.",
+    not_started: "The sign-in could not start."
+  };
+
+  function textsOf(box) {
+    var given = {};
+    try { given = JSON.parse(box.getAttribute("data-texts") || "{}"); } catch (ignored) { given = {}; }
+    return function (key) { return given[key] || FALLBACK[key]; };
+  }
 
   function toBytes(text) {
     var b64 = text.replace(/-/g, "+").replace(/_/g, "/");
@@ -74,11 +89,14 @@
         var asked = show.ceremony === "create" ? navigator.credentials.create({publicKey: publicKey})
           : navigator.credentials.get({publicKey: publicKey, mediation: show.mediation || "optional"});
         return asked.then(function (credential) {
-          if (!credential) { throw new Error("no credential"); }
+          if (!credential) {  // no authenticator answered: said as a cancel
+            var none = new Error("no credential");
+            none.name = "NotAllowedError";
+            throw none;
+          }
           return credentialJson(credential);
         });
-      },
-      unavailable: NO_WEBAUTHN
+      }
     }
   };
 
@@ -96,7 +114,7 @@
       body: JSON.stringify({channel: box.getAttribute("data-channel")})
     }).then(function (response) {
       return response.json().then(function (data) {
-        if (!data.ok) { throw new Error(data.message || "The sign-in could not start."); }
+        if (!data.ok) { throw new Error(data.message || textsOf(box)("not_started")); }
         return data.show;
       });
     });
@@ -108,16 +126,17 @@
     var status = box.querySelector("[data-otp-ceremony-status]");
     var form = box.closest("form");
     if (!button || !form) { return; }
-    function say(text) { if (status) { status.textContent = text; } }
+    var text = textsOf(box), name = box.getAttribute("data-otp-ceremony");
+    function say(words) { if (status) { status.textContent = words; } }
     if (!kind || !kind.available()) {
       button.disabled = true;
-      say(kind ? kind.unavailable : "This browser cannot answer this method. Use another method.");
+      say(kind ? text("unavailable_" + name) : text("unavailable"));
       box.setAttribute("data-otp-ceremony-state", "unavailable");
       return;
     }
     button.addEventListener("click", function () {
       button.disabled = true;
-      say("Follow your browser's prompt...");
+      say(text("prompt"));
       var options = box.getAttribute("data-options");
       var shown = options ? Promise.resolve(JSON.parse(options)) : challenge(box, form);
       shown.then(kind.run).then(function (answer) {
@@ -130,8 +149,7 @@
         button.disabled = false;
         box.setAttribute("data-otp-ceremony-state", "failed");
         // NotAllowedError: the member cancelled, or the browser timed out, or no authenticator answered.
-        say(error && error.name === "NotAllowedError" ? "Cancelled, or no passkey answered. Try again." :
-          (error && error.message) || "That did not work. Try again.");
+        say(error && error.name === "NotAllowedError" ? text("cancelled") : (error && error.message) || text("failed"));
       });
     });
     button.disabled = false;  // the page renders it disabled until now
