@@ -211,3 +211,15 @@ def test_channel_names_are_translated_where_they_are_shown(enrolled: OtpPro, mem
     assert i18n.label("Email") == "Email"
     page = _verify_page(enrolled, member, **{"Accept-Language": "fr"})
     assert "Boîte d\u2019envoi de développement" in page  # the outbox channel's name, in the sentence about the code
+
+
+@pytest.mark.parametrize(("locale", "name", "written"), [
+    ("en", "Authenticator app", "authenticator app"),
+    ("en", "SMS (Twilio)", "SMS (Twilio)"),  # an acronym keeps its capitals
+    ("fr", "Clé d’accès ou clé de sécurité", "clé d’accès ou clé de sécurité"),
+    ("de", "Authenticator-App", "Authenticator-App"),  # German nouns keep their capital
+    ("de_AT", "E-Mail", "E-Mail"),
+])
+def test_a_methods_name_inside_a_sentence(locale: str, name: str, written: str) -> None:
+    with i18n.using(Language(locale)):
+        assert i18n.in_sentence(name) == written

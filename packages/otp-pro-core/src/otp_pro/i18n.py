@@ -256,11 +256,26 @@ def for_member(member_locale: str | None, default_locale: str, site_dirs: tuple[
     return Language(chosen, site_dirs)
 
 
+#: Languages that write every noun with a capital: a method's name keeps it inside a sentence.
+_NOUNS_CAPITALISED = frozenset({"de", "lb"})
+
+
+def in_sentence(name: str) -> str:
+    """A method's name (translated already) as written inside a sentence, "Use your authenticator app": its first
+    word lower-cased, except an acronym ("SMS (Twilio)") and in a language that capitalises nouns (German)."""
+    first, space, rest = name.partition(" ")
+    if not first or first.isupper() or current().locale.split("_", 1)[0] in _NOUNS_CAPITALISED:
+        return name
+    return first[0].lower() + first[1:] + space + rest
+
+
 def template_helpers() -> dict[str, Any]:
-    """What a page template reads to translate: ``_``, ``gettext``, ``ngettext``, dates, ``otp_pro_lang``."""
+    """What a page template reads to translate: ``_``, ``gettext``, ``ngettext``, dates, ``in_sentence``,
+    ``otp_pro_lang``."""
     return {
         **CORE.template_functions(markup=True),
         "format_datetime": format_datetime,
         "format_date": format_date,
+        "in_sentence": in_sentence,
         "otp_pro_lang": current().tag,
     }

@@ -151,3 +151,12 @@ def form_csrf(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, html[:300]
     return found.group(1)
+
+
+def test_the_buttons_are_in_the_browsers_language(site):
+    """``first_factor_html`` outside a page render chooses the language as a page would (Accept-Language)."""
+    _otp, client, _handed = site
+    client.views["/own-login"] = lambda v: first_factor_html(v)
+    german = client.get("/own-login", headers={"Accept-Language": "de-DE,de;q=0.9"}).text
+    assert "anmelden</button>" in german and "Dafür ist JavaScript nötig" in german
+    assert "Sign in with your" not in german

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ... import i18n
 from ...errors import ChannelUnavailable, ThrottledError
 from ...i18n import N_
 from ...i18n import gettext as _
@@ -99,9 +100,10 @@ def buttons_html(v: Visit, *, next: str | None = None, messages: bool = True) ->
     options = v.flow.first_factor_options()
     if not options:
         return ""
-    context = {**v.flow.template_context(v), "first_factor_options": options, "next": next,
-               "first_factor_messages": messages}
-    return environment().get_template("otp_pro/_first_factor.html").render(context)
+    with i18n.using(v.flow.language(v)):  # the page's language, as Flow.render chooses it
+        context = {**v.flow.template_context(v), "first_factor_options": options, "next": next,
+                   "first_factor_messages": messages}
+        return environment().get_template("otp_pro/_first_factor.html").render(context)
 
 
 def page(v: Visit) -> Answer:
