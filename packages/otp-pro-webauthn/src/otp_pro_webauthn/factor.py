@@ -23,6 +23,7 @@ from otp_pro import Member
 from otp_pro.errors import ConfigurationError
 from otp_pro.factor_types import Confirmed, Description, Enrolment, FactorType, Issued, StoredFactor
 
+from . import wording
 from .options import CHALLENGE_SECONDS, SECTION, RelyingParty, relying_party
 
 # py_webauthn (with cryptography, pyOpenSSL and pyasn1) and .ceremony, which uses it, are imported by the
@@ -36,7 +37,7 @@ class WebAuthnFactor(FactorType):
     """Passkeys and security keys (WebAuthn level 2), verified with py_webauthn."""
 
     name = SECTION
-    label = "Passkey or security key"
+    label = wording.LABEL
     answer_is_code = False
     issues_challenge = True
     # Many authenticators (every synced passkey) keep the sign count at 0: the challenge is what is used once.
@@ -177,7 +178,7 @@ class WebAuthnFactor(FactorType):
     # ------------------------------------------------------------------ pages
 
     def describe(self) -> Description:
-        return Description("webauthn", "Use your passkey or security key when your browser asks.")
+        return Description("webauthn", wording.hint())
 
 
 def _transport(value: Any) -> bool:
