@@ -456,7 +456,7 @@ def test_member_and_payload_context_reprs_leave_out_field_values_and_the_binding
     shown = repr(member)
     assert "+447911123456" not in shown and "+441632960000" not in shown
     assert shown == ("Member(id='42', roles=('editor',), email='ann@example.com', name='Ann', "
-                     "fields=['fax', 'phone'])")
+                     "fields=['fax', 'phone'], locale=None)")
     now = datetime(2026, 12, 7, tzinfo=timezone.utc)
     context = PayloadContext(member, "email:magic_link", "email", "verify", now, now,
                              binding="browser-cookie-value-" + "b" * 32)
