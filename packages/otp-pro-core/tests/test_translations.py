@@ -223,3 +223,12 @@ def test_channel_names_are_translated_where_they_are_shown(enrolled: OtpPro, mem
 def test_a_methods_name_inside_a_sentence(locale: str, name: str, written: str) -> None:
     with i18n.using(Language(locale)):
         assert i18n.in_sentence(name) == written
+
+
+def test_the_builtin_factor_types_hints_follow_the_language(enrolled: OtpPro) -> None:
+    app = enrolled.channels["totp"].factor_type
+    assert app is not None
+    with i18n.using(Language("de")):
+        assert app.describe().hint == "Geben Sie den 6-stelligen Code aus Ihrer Authenticator-App ein."
+    with i18n.using(Language("en")):
+        assert app.describe().hint == "Enter the 6-digit code from your authenticator app."

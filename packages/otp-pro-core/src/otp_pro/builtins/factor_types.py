@@ -17,6 +17,7 @@ from typing import Any
 from ..factor_types import Description, Enrolment, FactorType
 from ..hookspecs import hookimpl
 from ..i18n import N_
+from ..i18n import gettext as _
 from ..member import Member
 
 
@@ -56,7 +57,8 @@ class TotpFactor(FactorType):
 
     def describe(self) -> Description:
         digits = self.otp.settings.totp.digits
-        return Description("code", f"Enter the {digits}-digit code from your authenticator app.", digits=digits)
+        hint = _("Enter the %(digits)s-digit code from your authenticator app.", digits=digits)
+        return Description("code", hint, digits=digits)
 
 
 class DeliveredCodeFactor(FactorType):
@@ -68,7 +70,8 @@ class DeliveredCodeFactor(FactorType):
 
     def describe(self) -> Description:
         digits = self.otp.settings.code_length
-        return Description("code", f"Enter the {digits}-digit code we sent you.", digits=digits)
+        return Description("code", _("Enter the %(digits)s-digit code we sent you.", digits=digits),
+                           digits=digits)
 
 
 class DeliveredLinkFactor(FactorType):
@@ -79,7 +82,7 @@ class DeliveredLinkFactor(FactorType):
     delivers = True
 
     def describe(self) -> Description:
-        return Description("link", "Open the link we sent you, in this browser.")
+        return Description("link", _("Open the link we sent you, in this browser."))
 
 
 @hookimpl
