@@ -78,6 +78,10 @@ def test_system_checks_catch_a_missing_or_misplaced_middleware_and_bad_settings(
         assert "mode" in text and "code_length" in text
     with override_settings(OTP_PRO_PHONE_ATTRIBUTE="no spaces"):
         assert [e.id for e in check_settings()] == ["otp_pro_django.E004"]
+    # Checked at start-up, not first met when a passkey signs someone in.
+    with override_settings(OTP_PRO_LOGIN_BACKEND="site.backends.Missing"):
+        errors = check_settings()
+        assert [e.id for e in errors] == ["otp_pro_django.E004"] and "OTP_PRO_LOGIN_BACKEND" in errors[0].msg
     from otp_pro_django.checks import check_urls
 
     assert check_urls() == []

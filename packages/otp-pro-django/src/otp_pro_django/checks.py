@@ -42,6 +42,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         conf.url_prefix()
         conf.extra_allow()
         conf.operator_permission()
+        conf.login_backend()
     except ConfigurationError as exc:
         return [checks.Error(f"OTP_PRO: {problem}", id="otp_pro_django.E003") for problem in exc.problems or
                 [str(exc)]]
