@@ -218,8 +218,8 @@ def i18n(session: nox.Session) -> None:
         locale = folder / "locale"
         template = locale / f"{domain}.pot"
         fresh = tmp / f"{domain}.pot"
-        session.run("pybabel", "-q", "extract", "-F", f"packages/{package}/babel.cfg", "-k", "N_", "--no-location",
-                    "--sort-output", "--omit-header", "-o", str(fresh), *map(str, sources))
+        session.run("pybabel", "-q", "extract", "-F", f"packages/{package}/babel.cfg", "-k", "N_", "-k", "L_",
+                    "--no-location", "--sort-output", "--omit-header", "-o", str(fresh), *map(str, sources))
         if not update:
             # Sorted, without locations or a header: the same code gives the same bytes.
             if not template.is_file() or fresh.read_bytes() != template.read_bytes():

@@ -71,6 +71,10 @@ def soak_settings(url: str) -> dict[str, Any]:
         "channels": [CODE, TOTP], "default_channel": CODE, "max_attempts": MAX_ATTEMPTS, "lockout_seconds": LOCKOUT,
         "code_ttl_seconds": CODE_TTL, "resend_cooldown_seconds": 0, "max_sends_per_hour": SENDS_PER_HOUR,
         "max_sends_per_hour_per_recipient": SENDS_PER_HOUR, "backup_code_count": BACKUP_COUNT,
+        # A worker answers races from its own address, one every RACE_EVERY virtual seconds: at most 72 an hour,
+        # and the loser of each fails. The model does not count per-IP refusals, so the limit sits above that
+        # (at the default 50, a worker that lost more than 50 races in an hour saw ``ip_limited``).
+        "max_failed_verifications_per_hour_per_ip": 3600 // RACE_EVERY + 1,
         "providers": {"outbox": {"max_messages": 10}},
         # Security notices go through the outbox too; their own tests count them. Here every message is a code.
         "disable_plugins": ["otp_pro_notify"],

@@ -78,6 +78,49 @@ def N_(message: str) -> str:
     return message
 
 
+class LazyText(str):
+    """An English text that is translated where it is shown: a reason or an error a member may read.
+
+    It *is* the English text (a ``str``: logs, the CLI, JSON and ``repr`` see it as such) and keeps
+    its ``message`` and ``variables`` so that :func:`translate` can write it in the current language
+    later, in whichever domain has the message. Made by :func:`L_`; the core and companions raise
+    their member-facing reasons with it because the language is known only where they are shown.
+    """
+
+    message: str
+    variables: Mapping[str, Any]
+
+    def __new__(cls, message: str, **variables: Any) -> LazyText:
+        made = super().__new__(cls, _fill(message, variables))
+        made.message, made.variables = message, variables
+        return made
+
+
+def L_(message: str, **variables: Any) -> LazyText:
+    """``message`` with ``variables``, marked for extraction and translated later by :func:`translate`."""
+    return LazyText(message, **variables)
+
+
+def translate(value: object) -> str:
+    """A reason made by the core or a plugin (:func:`L_`, or a constant marked with :func:`N_`), in the current
+    language: its message is looked up in every domain, its variables translated the same way. A text no catalog
+    has stays as it is, so a plugin's untranslated reason still reads."""
+    if isinstance(value, LazyText):
+        variables = {key: translate(v) if isinstance(v, str) else v for key, v in value.variables.items()}
+        return _fill(_any_domain(value.message), variables)
+    if isinstance(value, BaseException) and value.args and isinstance(value.args[0], LazyText):
+        return translate(value.args[0])  # str(exc) would lose the message
+    return _any_domain(str(value))
+
+
+def _any_domain(message: str) -> str:
+    for domain in _DOMAINS:
+        translated = domain.translations().gettext(message)
+        if translated != message:
+            return translated
+    return message
+
+
 def _fill(text: str, variables: Mapping[str, Any]) -> str:
     # A message without variables is left as it is, so a literal "%" needs no doubling there.
     return text % variables if variables else text
@@ -176,10 +219,9 @@ def label(text: str) -> str:
     The name is a message of the domain of the distribution that registers it (marked with ``N_``);
     a channel's ``Transport (payload)`` name is translated part by part. A name no catalog has stays as it is.
     """
-    for domain in _DOMAINS:
-        translated = domain.translations().gettext(text)
-        if translated != text:
-            return translated
+    translated = _any_domain(text)
+    if translated != text:
+        return translated
     whole = re.fullmatch(r"(.+) \((.+)\)", text)
     if whole and current().locale != "en":
         return f"{label(whole.group(1))} ({label(whole.group(2))})"
