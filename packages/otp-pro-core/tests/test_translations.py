@@ -232,3 +232,40 @@ def test_the_builtin_factor_types_hints_follow_the_language(enrolled: OtpPro) ->
         assert app.describe().hint == "Geben Sie den 6-stelligen Code aus Ihrer Authenticator-App ein."
     with i18n.using(Language("en")):
         assert app.describe().hint == "Enter the 6-digit code from your authenticator app."
+
+
+# ------------------------------------------------------------------ reasons made before the language is known
+
+
+def test_a_reason_is_written_in_the_language_of_the_place_it_is_shown() -> None:
+    import pickle
+
+    from otp_pro.errors import SetupError
+
+    made = i18n.L_("hidden by plugin %(plugin)s", plugin="acme_fax")
+    assert made == "hidden by plugin acme_fax"  # the English text for logs, the CLI and JSON
+    raised = SetupError(i18n.L_("the setup expired: start it again"))
+    with i18n.using(Language("de")):
+        assert i18n.translate(made) == "vom Plugin acme_fax ausgeblendet"
+        assert i18n.translate(pickle.loads(pickle.dumps(made))) == "vom Plugin acme_fax ausgeblendet"
+        assert i18n.translate(raised) == "die Einrichtung ist abgelaufen: Beginnen Sie sie erneut"
+        assert i18n.translate(i18n.N_("this channel is not installed")) == "dieser Zustellweg ist nicht installiert"
+        assert i18n.translate("no fax line on file") == "no fax line on file"  # a plugin's own, untranslated
+    with i18n.using(Language("fr")):
+        # A variable that is itself a reason is translated too.
+        nested = i18n.L_("hidden by plugin %(plugin)s", plugin=i18n.L_("this channel is not installed"))
+        assert i18n.translate(nested) == "masqué par l’extension ce moyen d’envoi n’est pas installé"  # noqa: RUF001 - French apostrophes
+
+
+def test_why_a_method_cannot_be_used_is_shown_in_the_pages_language(make_otp: Callable[..., OtpPro],
+                                                                    clock: Clock) -> None:
+    otp = make_otp(mode="required", channels=["email:code", "totp"], default_channel="email:code")
+    no_email = Member("77", roles=["editor"], email=None, name="Bo")
+    client = flow_client(otp, no_email)
+    assert client.get("/login").headers["Location"] == "/otp/setup"
+    page = client.get("/otp/setup", headers={"Accept-Language": "de"}).text
+    assert "keine E-Mail-Adresse hinterlegt" in page and "no email address on file" not in page
+    token = page_csrf(page)
+    refused = client.post("/otp/setup", data={"channel": "email:code", "csrf_token": token},
+                          headers={"Accept-Language": "es"}).text
+    assert "no hay ninguna dirección de correo electrónico registrada" in refused

@@ -313,11 +313,12 @@ def in_sentence(name: str) -> str:
 
 def template_helpers() -> dict[str, Any]:
     """What a page template reads to translate: ``_``, ``gettext``, ``ngettext``, dates, ``in_sentence``,
-    ``otp_pro_lang``."""
+    ``translate`` (a reason the core or a plugin made), ``otp_pro_lang``."""
     return {
         **CORE.template_functions(markup=True),
         "format_datetime": format_datetime,
         "format_date": format_date,
         "in_sentence": in_sentence,
+        "translate": translate,
         "otp_pro_lang": current().tag,
     }

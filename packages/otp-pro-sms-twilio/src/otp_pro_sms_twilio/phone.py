@@ -1,7 +1,8 @@
 """Phone numbers: parsed, checked and normalised to E.164 with ``phonenumbers``.
 
 The reasons raised here are shown to the member in ``status().unavailable``,
-so they are short, say what is wrong and never repeat the number.
+so they are short, say what is wrong and never repeat the number; they are messages of the
+companion's catalog, written in the page's language where they are shown (``otp_pro.i18n.translate``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from otp_pro import RecipientUnavailable
+from otp_pro.i18n import L_, N_
 
 if TYPE_CHECKING:
     import phonenumbers
@@ -23,10 +25,10 @@ if TYPE_CHECKING:
 #: FIXED_LINE_OR_MOBILE for every number there.
 SMS_CAPABLE = frozenset({1, 2})
 
-NO_NUMBER = "no mobile number on file"
-INVALID = "the phone number on file is not valid"
-NO_COUNTRY = "the phone number on file has no country code (write it with + and the country code)"
-NOT_MOBILE = "the phone number on file is not a mobile number"
+NO_NUMBER = N_("no mobile number on file")
+INVALID = N_("the phone number on file is not valid")
+NO_COUNTRY = N_("the phone number on file has no country code (write it with + and the country code)")
+NOT_MOBILE = N_("the phone number on file is not a mobile number")
 
 # Longer than any real number written with spaces and punctuation; a longer value is
 # rejected before it reaches the parser.
@@ -128,4 +130,5 @@ def check_country(number: phonenumbers.PhoneNumber, allowed_countries: Collectio
 
     region = phonenumbers.region_code_for_number(number)
     if region not in allowed_countries:
-        raise RecipientUnavailable(f"text messages are not sent to numbers in this country ({region or 'unknown'})")
+        raise RecipientUnavailable(L_("text messages are not sent to numbers in this country (%(region)s)",
+                                     region=region or "unknown"))

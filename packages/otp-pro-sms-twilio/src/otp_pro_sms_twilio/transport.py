@@ -40,7 +40,7 @@ log = logging.getLogger("otp_pro.sms_twilio")
 
 NAME = "sms_twilio"
 TWILIO_API = "https://api.twilio.com"
-NOT_SET_UP = "text messages are not set up on this site"
+NOT_SET_UP = N_("text messages are not set up on this site")
 
 #: The settings that say "this site uses Twilio". With none of them set the
 #: transport is installed but idle: its channel is not offered and nothing is checked.

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from .. import audit
 from ..errors import ChannelUnavailable, FactorNotEnrolled
 from ..factor_types import AnswerRefused, FactorType, StoredFactor
+from ..i18n import N_
 from ..member import Member
 from ..results import ChallengeStatus, IssuedChallenge, Purpose, Reason, VerifyResult
 from ..storage import statements
@@ -54,7 +55,7 @@ def _challenge_type(rt: Runtime, channel: str) -> FactorType:
     factor_type = definition.factor_type if definition is not None else None
     if factor_type is None or not factor_type.issues_challenge:
         raise ChannelUnavailable(f"channel {channel!r} issues no challenge to answer", channel=channel,
-                                 reason="no challenge")
+                                 reason=N_("it issues no challenge to answer"))
     return factor_type
 
 

@@ -17,6 +17,7 @@ from .. import audit, crypto
 from ..codes import normalize_code
 from ..crypto import BACKUP_CODE_LENGTH, constant_time_in, new_backup_code
 from ..errors import NotEnrolled
+from ..i18n import L_
 from ..member import Member
 from ..storage.schema import backup_codes, members
 from . import auditing
@@ -57,7 +58,7 @@ def regenerate(rt: Runtime, member: Member, *, actor: str | None, ip: str | None
     with auditing.transaction(rt, member) as (conn, events):
         state = rt.state(conn, member.id, for_update=True)
         if state is None or state.channel is None:
-            raise NotEnrolled("backup codes need a configured second factor")
+            raise NotEnrolled(L_("backup codes need a configured second factor"))
         codes = issue(rt, conn, member.id, now)
         auditing.record(rt, conn, events, audit.BACKUP_CODES_GENERATED, member.id, channel=state.channel, ip=ip,
                         user_agent=user_agent, actor=actor, count=len(codes))

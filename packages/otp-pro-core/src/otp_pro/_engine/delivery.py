@@ -19,6 +19,7 @@ from typing import Any
 from .. import audit
 from ..audit import AuditEvent
 from ..errors import ChannelUnavailable, ThrottledError, TransientDeliveryError
+from ..i18n import N_
 from ..member import Member
 from ..results import Challenge, ChallengeStatus, Purpose
 from ..storage import statements
@@ -42,7 +43,7 @@ def send_challenge(rt: Runtime, member: Member, *, channel: str | None, ip: str 
         """``chosen``, if the policy lets a code be sent there to ``member`` (their factors aside)."""
         if chosen == TOTP:
             raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
-                                     reason="nothing to send")
+                                     reason=N_("an authenticator app has nothing to send"))
         status.check_channel(rt, member, req, chosen)
         return chosen
 

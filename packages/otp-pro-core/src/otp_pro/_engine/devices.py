@@ -11,6 +11,7 @@ from sqlalchemy import Connection, CursorResult, or_, select, update
 from .. import audit
 from ..crypto import new_token
 from ..errors import NotFound, PolicyError
+from ..i18n import L_
 from ..member import Member
 from ..results import TrustedDevice
 from ..settings import NIST_MAX_ATTEMPTS
@@ -27,7 +28,7 @@ def trust(rt: Runtime, member: Member, *, label: str, ip: str | None, user_agent
     """:meth:`OtpPro.trust_device`."""
     days = rt.settings.trusted_device_days
     if days <= 0:
-        raise PolicyError("trusted devices are switched off (trusted_device_days = 0)")
+        raise PolicyError(L_("trusted devices are switched off on this site"))
     if not isinstance(label, str):
         raise TypeError("label must be a string")
     label = "".join(ch for ch in label if ch.isprintable())[:MAX_LABEL] or "Unnamed device"

@@ -26,6 +26,7 @@ from ..codes import normalize_code
 from ..crypto import constant_time_in
 from ..errors import InvalidCode, SetupBegunElsewhere, SetupError
 from ..factor_types import AnswerRefused, Confirmed, FactorType
+from ..i18n import L_
 from ..member import Member
 from ..results import Purpose, Reason, SetupInfo, VerifyResult
 from ..storage import statements
@@ -67,7 +68,8 @@ def begin_setup(rt: Runtime, member: Member, channel: str, *, seed: str | None, 
     recipient = factors.current_recipient(rt, member, channel)
     already = factors.existing_on(rt, state, channel, recipient)
     if already is not None and already.id != replaces:
-        raise SetupError(f"the member already has a {channel} factor at this address (factor {already.id})")
+        raise SetupError(L_("this address is already one of the member's methods (factor %(factor)s)",
+                            factor=already.id))
     _pending(rt, member, channel, expires, now, seed=None, label=cleaned,
              recipient=rt.keys.encrypt(recipient) if recipient is not None else None, replaces=replaces,
              binding=binding, ip=ip, user_agent=user_agent)
@@ -116,9 +118,9 @@ def complete_setup(rt: Runtime, member: Member, code: Any, *, binding: str | Non
         # in the transaction that records the attempt: concurrent attempts are judged one at a time.
         state = rt.state(conn, member.id, for_update=True)
         if state is None or state.pending_channel is None:
-            raise SetupError("no setup in progress: call begin_setup first")
+            raise SetupError(L_("no setup in progress: start it first"))
         if state.pending_expires_at is None or state.pending_expires_at <= now:
-            raise SetupError("the setup expired: start it again")
+            raise SetupError(L_("the setup expired: start it again"))
         channel = state.pending_channel
         if not begun_with(rt, state.pending_binding_hash, binding):
             # Refused before the code is looked at: the caller learns nothing about it, so nothing is
@@ -155,7 +157,7 @@ def complete_setup(rt: Runtime, member: Member, code: Any, *, binding: str | Non
     if result is not None:
         raise InvalidCode("the code is not correct", result=result)
     if codes is None:
-        raise SetupBegunElsewhere("this setup was begun by another session: start the setup again")
+        raise SetupBegunElsewhere(L_("this setup was begun by another session: start the setup again"))
     return codes
 
 

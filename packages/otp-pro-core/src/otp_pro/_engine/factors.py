@@ -31,6 +31,7 @@ from ..errors import (
     SetupError,
     UnknownFactor,
 )
+from ..i18n import L_, N_
 from ..member import Member
 from ..results import ChallengeStatus, FactorInfo
 from ..storage.schema import backup_codes, challenges, factors, members
@@ -48,12 +49,13 @@ def clean_label(label: object) -> str | None:
     if label is None:
         return None
     if not isinstance(label, str):
-        raise InvalidFactorLabel(f"a factor's label must be a string, not {type(label).__name__}")
+        raise InvalidFactorLabel(L_("a name must be text, not %(type)s", type=type(label).__name__))
     text = " ".join(label.split())
     if len(text) > MAX_LABEL:
-        raise InvalidFactorLabel(f"a factor's label is at most {MAX_LABEL} characters (got {len(text)})")
+        raise InvalidFactorLabel(L_("a name is at most %(max)d characters (this one has %(length)d)", max=MAX_LABEL,
+                                    length=len(text)))
     if any(ord(ch) < 32 for ch in text):
-        raise InvalidFactorLabel("a factor's label cannot hold control characters")
+        raise InvalidFactorLabel(L_("a name cannot hold control characters"))
     return text or None
 
 
@@ -94,7 +96,7 @@ def bound_recipient(rt: Runtime, member: Member, factor: FactorRow) -> str:
     now_shown = current_recipient(rt, member, factor.kind)
     if now_shown is None:
         raise ChannelUnavailable(f"channel {factor.kind!r} is not available: the member record shows no address",
-                                 channel=factor.kind, reason="no address")
+                                 channel=factor.kind, reason=N_("the member record shows no address"))
     if factor.recipient_hash is None:
         bind_carried_over(rt, member, factor, now_shown)
     elif not _same_address(rt, factor.recipient_hash, now_shown):
@@ -162,22 +164,22 @@ def pick(rt: Runtime, member: Member, state: MemberState | None, channel: str | 
     """
     usable = counted(rt, member, state, req)
     if not usable:
-        raise NotEnrolled("the member has no second factor set up")
+        raise NotEnrolled(L_("the member has no second factor set up"))
     if channel is None:
         default = next((f for f in usable if f.is_default), usable[0])
         if default.kind == TOTP:
             raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
-                                     reason="nothing to send")
+                                     reason=N_("an authenticator app has nothing to send"))
         return default
     if channel == TOTP:
         raise ChannelUnavailable("an authenticator app has nothing to send: ask for its code", channel=TOTP,
-                                 reason="nothing to send")
+                                 reason=N_("an authenticator app has nothing to send"))
     on_channel = [f for f in usable if f.kind == channel]
     if not on_channel:
         assert state is not None
         if any(f.kind == channel for f in state.factors):
             raise ChannelUnavailable(f"channel {channel!r} is not allowed for this member", channel=channel,
-                                     reason="not allowed")
+                                     reason=N_("not allowed for this member's role"))
         raise FactorNotEnrolled(f"the member has no factor on channel {channel!r}: only their own factors are used",
                                 channel=channel, reason="not enrolled")
     # Of several on one channel (a work and a home phone), the one the record's address is bound to;
@@ -216,11 +218,11 @@ def infos(rt: Runtime, member: Member, state: MemberState | None, conn: Connecti
         stale = needs_reconfirming(rt, member, factor)
         reason = None
         if definition is None:
-            reason = "this channel is not installed"
+            reason = N_("this channel is not installed")
         elif factor.kind not in req.channels:
-            reason = "not allowed for this member's role"
+            reason = N_("not allowed for this member's role")
         elif stale:
-            reason = "the member record shows another address: confirm it again"
+            reason = N_("the member record shows another address: confirm it again")
         # The channel's name in the current language (a page's); the member's own name as they wrote it.
         label = row.label or (i18n.label(definition.label) if definition is not None else factor.kind)
         out.append(FactorInfo(

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from .. import audit
 from ..errors import ChannelUnavailable, ThrottledError
 from ..factor_types import AnswerRefused, FactorType
+from ..i18n import N_
 from ..member import Member
 from ..results import IssuedChallenge, Reason, VerifyResult
 from ..storage.schema import factors as factor_table
@@ -45,7 +46,7 @@ def _first_factor_type(rt: Runtime, channel: str) -> FactorType:
     factor_type = definition.factor_type if definition is not None else None
     if factor_type is None or not factor_type.issues_challenge or not factor_type.offers_first_factor():
         raise ChannelUnavailable(f"channel {channel!r} does not sign members in on its own", channel=channel,
-                                 reason="not a first factor")
+                                 reason=N_("it does not sign members in on its own"))
     return factor_type
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import case, delete, or_, select, update
 
 from .. import audit
 from ..errors import PolicyError
+from ..i18n import L_
 from ..member import Member
 from ..results import ChallengeStatus
 from ..storage import statements
@@ -19,7 +20,7 @@ def disable(rt: Runtime, member: Member, *, actor: str | None, force: bool, ip: 
             user_agent: str | None) -> None:
     """:meth:`OtpPro.disable`."""
     if status.requirement(rt, member).is_required and not force:
-        raise PolicyError("two-factor authentication is required for this member and cannot be disabled")
+        raise PolicyError(L_("two-factor authentication is required for this member and cannot be disabled"))
     clear(rt, member, audit.DISABLED, actor=actor, ip=ip, user_agent=user_agent, disabled=True)
 
 

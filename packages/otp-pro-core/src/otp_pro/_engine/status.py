@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from .. import i18n, policy
 from ..errors import ChannelUnavailable, PolicyError, RecipientUnavailable
 from ..hookcall import OnError
+from ..i18n import L_, N_
 from ..member import Member
 from ..results import ChannelInfo, MemberStatus, Standing
 from ..storage.schema import backup_codes, members
@@ -30,7 +31,7 @@ def unavailable_reason(rt: Runtime, member: Member, channel: str) -> str | None:
     """Why ``channel`` cannot be used by ``member`` now, or None when it can."""
     definition = rt.channels.get(channel)
     if definition is None:
-        return "this channel is not installed"
+        return N_("this channel is not installed")
     if definition.payload is not None:
         reason = definition.payload.available(member)
         if reason:
@@ -44,7 +45,7 @@ def unavailable_reason(rt: Runtime, member: Member, channel: str) -> str | None:
     for answer in rt.host.call("otp_pro_channel_available", OnError.SKIP, otp=rt.otp, member=member,
                                channel=channel):
         if answer.value is False:
-            return f"hidden by plugin {answer.plugin}"
+            return L_("hidden by plugin %(plugin)s", plugin=answer.plugin)
         if isinstance(answer.value, str) and answer.value:
             return answer.value
     return None
@@ -74,15 +75,16 @@ def fallback_channels(rt: Runtime, member: Member, failed_channel: str | None = 
 def check_channel(rt: Runtime, member: Member, req: policy.Requirement, channel: str) -> None:
     """Raise why ``member`` may not use ``channel`` now (:class:`PolicyError`, :class:`ChannelUnavailable`)."""
     if req.requirement == policy.NOT_REQUIRED:
-        raise PolicyError("two-factor authentication is not offered to this member")
+        raise PolicyError(L_("two-factor authentication is not offered to this member"))
     if channel not in rt.channels:
-        raise ChannelUnavailable(f"unknown channel {channel!r}", channel=channel, reason="unknown")
+        raise ChannelUnavailable(f"unknown channel {channel!r}", channel=channel,
+                                 reason=N_("this channel is not installed"))
     if channel not in req.channels:
         allowed = ", ".join(req.channels) or "none"
         raise ChannelUnavailable(
             f"channel {channel!r} is not allowed for this member (allowed: {allowed})",
             channel=channel,
-            reason="not allowed",
+            reason=N_("not allowed for this member's role"),
         )
     reason = unavailable_reason(rt, member, channel)
     if reason:

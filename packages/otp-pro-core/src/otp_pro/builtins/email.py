@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DeliveryError, RecipientUnavailable
 from ..hookspecs import hookimpl
-from ..i18n import N_
+from ..i18n import L_, N_
 from ..member import Member
 from ..settings import Setting
 from ..transports import Message, Receipt, Transport
@@ -88,14 +88,14 @@ class EmailTransport(Transport):
 
     def recipient(self, member: Member) -> str:
         if not member.email:
-            raise RecipientUnavailable("no email address on file")
+            raise RecipientUnavailable(N_("no email address on file"))
         if not _looks_like_address(member.email):
-            raise RecipientUnavailable("the email address on file is not valid")
+            raise RecipientUnavailable(N_("the email address on file is not valid"))
         return member.email
 
     def normalize_recipient(self, recipient: str) -> str:
         if not _looks_like_address(recipient):
-            raise RecipientUnavailable(f"{recipient!r} is not an email address")
+            raise RecipientUnavailable(L_("%(address)s is not an email address", address=repr(recipient)))
         return recipient
 
     def check(self) -> list[str]:

@@ -117,7 +117,7 @@ def extraction_drift(mapping: Path, sources: Iterable[Path], template: Path) -> 
     for folder in sources:
         for _filename, _lineno, message, _comments, _context in extract_from_dir(
                 str(folder), method_map, options_map, keywords={"_": None, "gettext": None, "ngettext": (1, 2),
-                                                                 "N_": None}):
+                                                                 "N_": None, "L_": None}):
             in_code.add(message if isinstance(message, str) else message[0])
     in_template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_catalog(template) if m.id}
     return ([f"not in {template.name} (run nox -s i18n -- --update): {key!r}" for key in sorted(in_code - in_template)]

@@ -183,9 +183,9 @@ def disable(v: Visit) -> Answer:
     try:
         v.core.disable(member, actor=member.id, **v.client())
     except PolicyError:
-        return back_to_settings(v, "Two-step verification is required for your account and cannot be switched off.",
+        return back_to_settings(v, _("Two-step verification is required for your account and cannot be switched off."),
                                 "error")
-    return back_to_settings(v, "Two-step verification is off. Your backup codes and trusted devices were removed.",
+    return back_to_settings(v, _("Two-step verification is off. Your backup codes and trusted devices were removed."),
                             "info")
 
 

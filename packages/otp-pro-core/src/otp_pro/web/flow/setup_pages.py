@@ -72,8 +72,8 @@ def _choose(v: Visit, status: MemberStatus, http_status: int = 200, error: str |
                 for f in status.factors if f.kind == name]
         options.append({"channel": name, "label": i18n.label(channels[name].label), "have": have})
     return page("otp_pro/setup_choose.html", http_status, status=status, options=options, adding=status.enrolled,
-                unavailable=[(i18n.label(channels[n].label), why) for n, why in status.unavailable.items()
-                             if n in channels],
+                unavailable=[(i18n.label(channels[n].label), i18n.translate(why))
+                             for n, why in status.unavailable.items() if n in channels],
                 error=error, name=v.form_field("label") if v.request.method == "POST" else "")
 
 
@@ -114,7 +114,8 @@ def start(v: Visit, member: Member, channel: str, *, label: str | None, reconfir
     except UnknownFactor:
         return refused(400, _(NO_SUCH_FACTOR_TEXT))
     except (ChannelUnavailable, PolicyError, SetupError) as exc:
-        return refused(400, _("That method cannot be set up: %(reason)s.", reason=getattr(exc, "reason", None) or exc))
+        return refused(400, _("That method cannot be set up: %(reason)s.",
+                               reason=i18n.translate(getattr(exc, "reason", None) or exc)))
     except DeliveryError:
         return refused(502, _("The code could not be sent just now. Try again in a moment."))
     v.session[K_SETUP] = channel
@@ -164,7 +165,8 @@ def setup_confirm(v: Visit) -> Answer:
         minutes = lock_minutes(exc.locked_until, core.clock())
         return page("otp_pro/setup_confirm.html", 429, error=locked_text(minutes), **common)
     except SetupError as exc:
-        v.flash(f"{str(exc).capitalize()}.", "error")
+        reason = i18n.translate(exc)
+        v.flash(f"{reason[:1].upper()}{reason[1:]}.", "error")
         return Redirect(location=v.url("setup"))
     return setup_done(v, codes)
 

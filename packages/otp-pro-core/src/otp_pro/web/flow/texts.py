@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from ... import i18n
 from ...i18n import N_, ngettext
 from ...i18n import gettext as _
 from ...results import ChallengeStatus, Reason
@@ -91,8 +92,9 @@ def attempts_left_text(left: int) -> str:
 
 
 def channel_refused_text(reason: object) -> str:
-    """The member's channel cannot be used now (not enrolled, unavailable, not allowed by policy)."""
-    return _("That delivery channel cannot be used: %(reason)s.", reason=reason)
+    """The member's channel cannot be used now (not enrolled, unavailable, not allowed by policy); ``reason``: the
+    core's or a plugin's (:func:`otp_pro.i18n.translate` writes it in the page's language)."""
+    return _("That delivery channel cannot be used: %(reason)s.", reason=i18n.translate(reason))
 
 
 def backup_code_used_text(remaining: int) -> str:
@@ -180,4 +182,4 @@ def factor_default_text(label: str) -> str:
 
 def invalid_label_text(reason: object) -> str:
     """The name given to a factor cannot be used (too long, control characters)."""
-    return _("That name cannot be used: %(reason)s.", reason=reason)
+    return _("That name cannot be used: %(reason)s.", reason=i18n.translate(reason))
