@@ -18,6 +18,7 @@ from otp_pro.errors import ConfigurationError
 from otp_pro.settings import Setting, is_loopback_host
 
 from .errors import BindingRequired
+from .wording import LABEL, NO_BASE_URL
 
 #: Name of the settings section: ``providers.magic_links``.
 SECTION = "magic_links"
@@ -25,7 +26,6 @@ PAYLOAD = "magic_link"
 TOKEN_PARAM = "token"
 #: ``secrets.token_urlsafe(32)``: 256 bits, 43 URL-safe characters.
 TOKEN_BYTES = 32
-NO_BASE_URL = "no base URL configured for sign-in links (providers.magic_links.base_url)"
 
 
 def _check_base_url(value: str) -> str:
@@ -63,7 +63,7 @@ class MagicLinkPayload(Payload):
     """
 
     name = PAYLOAD
-    label = "sign-in link"
+    label = LABEL  # translated where it is shown (otp_pro.i18n.label)
     entered_as_code = False
 
     @property
@@ -93,6 +93,7 @@ class MagicLinkPayload(Payload):
         return transport.message_format == "email"
 
     def available(self, member: Member) -> str | None:
+        # An N_ message: the flow shows it in the member's language (otp_pro.i18n.translate).
         return None if self.base_url else NO_BASE_URL
 
     def url(self, token: str) -> str:

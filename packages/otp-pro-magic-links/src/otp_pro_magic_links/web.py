@@ -11,9 +11,12 @@ The flow, and why it has two steps:
   ``303 See Other`` to the integrator's success page, so the token leaves the
   address bar; on failure a page says why and offers a new link.
 
-Every page is sent with ``Referrer-Policy: no-referrer``, ``Cache-Control:
-no-store`` and ``X-Robots-Tag: noindex``, and a CSP that forbids framing (no
-click-jacking of the button) and posting the form anywhere but this site.
+Every page is written in the member's language (:func:`otp_pro_magic_links.wording.page_language`: the
+``member`` when the caller knows one, else the request's ``Accept-Language``, else the site's
+``default_locale``) and its ``<html lang>`` says which. Every page is sent with
+``Referrer-Policy: no-referrer``, ``Cache-Control: no-store`` and ``X-Robots-Tag:
+noindex``, and a CSP that forbids framing (no click-jacking of the button) and
+posting the form anywhere but this site.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from otp_pro import VerifyResult
+from otp_pro import VerifyResult, i18n
 from otp_pro.errors import PluginError
+from otp_pro.i18n import N_
 
 from .binding import COOKIE_NAME, read_binding
 from .payload import PAYLOAD, TOKEN_PARAM, MagicLinkPayload
+from .wording import DOMAIN, page_language
 
 if TYPE_CHECKING:  # imported for annotations only: OtpPro needs SQLAlchemy, plugin discovery does not
-    from otp_pro import OtpPro
+    from otp_pro import Member, OtpPro
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,512}$")
 #: The POST body holds one short form field; anything bigger is not from our page.
@@ -80,30 +85,30 @@ class Response:
         return None
 
 
-#: reason -> (HTTP status, title, explanation). ``{minutes}`` is the link lifetime.
+#: reason -> (HTTP status, title, explanation): gettext messages, translated when the page is written.
+#: An expired link's explanation starts with the links' lifetime (:func:`_explanation`).
 PAGES: dict[str, tuple[int, str, str]] = {
-    "malformed": (400, "This sign-in link is incomplete",
-                  ("The link may have been cut in two by your mail program. Ask for a new link and open it "
-                   "by clicking it rather than copying it.")),
-    "unknown": (404, "This sign-in link is not valid",
-                "It may come from an old message or have been mistyped. Ask for a new link."),
-    "expired": (410, "This sign-in link has expired",
-                "Sign-in links work for {minutes} minutes. Ask for a new link."),
-    "used": (410, "This sign-in link was already used",
-             "Each link works once. If it was not you who used it, change your password and tell us."),
-    "replaced": (410, "A newer sign-in link was sent",
-                 "Only the newest link works: open the most recent message, or ask for a new link."),
-    "wrong_browser": (403, "Open the link in the browser you are signing in with",
-                      ("For your safety this link works only in the browser where you asked for it. Ask for a new "
-                       "link from the device and browser you want to use.")),
-    "locked": (429, "Too many attempts",
-               "Sign-in is paused for this account after too many failed attempts. Try again later."),
-    "rate_limited": (429, "Too many sign-in links tried",
-                     "Too many links that we never sent were tried from your network. Try again later."),
-    "cross_site": (403, "This request did not come from the sign-in page",
-                   "Open the link from your mail and press the button on the page it shows."),
+    "malformed": (400, N_("This sign-in link is incomplete"),
+                  N_("The link may have been cut in two by your mail program. Ask for a new link and open it "
+                     "by clicking it rather than copying it.")),
+    "unknown": (404, N_("This sign-in link is not valid"),
+                N_("It may come from an old message or have been mistyped. Ask for a new link.")),
+    "expired": (410, N_("This sign-in link has expired"), N_("Ask for a new link.")),
+    "used": (410, N_("This sign-in link was already used"),
+             N_("Each link works once. If it was not you who used it, change your password and tell us.")),
+    "replaced": (410, N_("A newer sign-in link was sent"),
+                 N_("Only the newest link works: open the most recent message, or ask for a new link.")),
+    "wrong_browser": (403, N_("Open the link in the browser you are signing in with"),
+                      N_("For your safety this link works only in the browser where you asked for it. Ask for a "
+                         "new link from the device and browser you want to use.")),
+    "locked": (429, N_("Too many attempts"),
+               N_("Sign-in is paused for this account after too many failed attempts. Try again later.")),
+    "rate_limited": (429, N_("Too many sign-in links tried"),
+                     N_("Too many links that we never sent were tried from your network. Try again later.")),
+    "cross_site": (403, N_("This request did not come from the sign-in page"),
+                   N_("Open the link from your mail and press the button on the page it shows.")),
 }
-_DEFAULT_PAGE = (400, "This sign-in link cannot be used", "Ask for a new link.")
+_DEFAULT_PAGE = (400, N_("This sign-in link cannot be used"), N_("Ask for a new link."))
 
 
 def _payload(otp: OtpPro) -> MagicLinkPayload:
@@ -131,8 +136,10 @@ def parse(query: str | None) -> str | None:
 
 
 def _page(status: int, title: str, body_html: str, site_name: str, extra: Iterable[tuple[str, str]] = ()) -> Response:
+    # ``title`` and ``body_html`` are written in the current language already: <html lang> names it.
     document = (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<!doctype html>\n"
+        f"<html lang=\"{html.escape(i18n.current().tag)}\"><head><meta charset=\"utf-8\">"
         "<meta name=\"referrer\" content=\"no-referrer\">"
         "<meta name=\"robots\" content=\"noindex, nofollow\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -145,47 +152,72 @@ def _page(status: int, title: str, body_html: str, site_name: str, extra: Iterab
     return Response(status, headers, document.encode("utf-8"))
 
 
-def confirm_page(otp: OtpPro, token: str | None, *, action: str | None = None, new_link_url: str = "/") -> Response:
+def confirm_page(otp: OtpPro, token: str | None, *, action: str | None = None, new_link_url: str = "/",
+                 accept_language: str | None = None, member: Member | None = None) -> Response:
     """Answer a GET of the link: a page with one button that POSTs ``token`` to ``action``.
 
     Never consumes the token and never reads the database, so a scanner's GET
     changes nothing and counts no failure. ``action`` defaults to the configured
     ``path`` (no query string: the token travels in the POST body, and the
     address bar no longer shows it after the POST). A missing or malformed
-    token gets the "incomplete link" page.
+    token gets the "incomplete link" page. ``accept_language`` (the request's
+    header) and ``member`` (when the site knows who is signing in) choose the
+    page's language.
     """
     payload = _payload(otp)
     site = otp.settings.site_name
     if token is None or not _TOKEN.match(token):
-        return error_page(otp, "malformed", new_link_url=new_link_url)
-    body = (
-        f"<p>Press the button to finish signing in to {html.escape(site)}.</p>"
-        f"<form method=\"post\" action=\"{html.escape(action or payload.path)}\">"
-        f"<input type=\"hidden\" name=\"{TOKEN_PARAM}\" value=\"{html.escape(token)}\">"
-        "<button type=\"submit\">Continue signing in</button></form>"
-        "<p><small>If you did not ask to sign in, close this page: nothing happens until you press the button."
-        "</small></p>"
-    )
-    return _page(200, f"Sign in to {site}", body, site)
+        return error_page(otp, "malformed", new_link_url=new_link_url, accept_language=accept_language,
+                          member=member)
+    with i18n.using(page_language(otp, accept_language, member)):
+        _ = DOMAIN.gettext
+        # Translated before the f-string: pybabel extract does not look inside one.
+        press = _("Press the button to finish signing in to %(site)s.", site=site)
+        button = _("Continue signing in")
+        not_you = _("If you did not ask to sign in, close this page: nothing happens until you press the button.")
+        body = (
+            f"<p>{html.escape(press)}</p>"
+            f"<form method=\"post\" action=\"{html.escape(action or payload.path)}\">"
+            f"<input type=\"hidden\" name=\"{TOKEN_PARAM}\" value=\"{html.escape(token)}\">"
+            f"<button type=\"submit\">{html.escape(button)}</button></form>"
+            f"<p><small>{html.escape(not_you)}</small></p>"
+        )
+        return _page(200, _("Sign in to %(site)s", site=site), body, site)
 
 
-def error_page(otp: OtpPro, reason: str, *, new_link_url: str = "/", result: VerifyResult | None = None) -> Response:
-    """The page for a refused link: what happened (by ``reason``) and a way to ask for a new link."""
+def _explanation(reason: str, text: str, minutes: int) -> str:
+    """``text`` in the current language; an expired link's page first says how long links last (a plural form)."""
+    explained = DOMAIN.gettext(text)
+    if reason == "expired":
+        lifetime = DOMAIN.ngettext("Sign-in links work for %(num)d minute.", "Sign-in links work for %(num)d minutes.",
+                                   minutes)
+        return f"{lifetime} {explained}"
+    return explained
+
+
+def error_page(otp: OtpPro, reason: str, *, new_link_url: str = "/", result: VerifyResult | None = None,
+               accept_language: str | None = None, member: Member | None = None) -> Response:
+    """The page for a refused link: what happened (by ``reason``) and a way to ask for a new link.
+
+    ``accept_language`` and ``member`` choose its language, as for :func:`confirm_page`.
+    """
     payload = _payload(otp)
     status, title, text = PAGES.get(reason, _DEFAULT_PAGE)
     minutes = max(1, payload.ttl_seconds // 60)
-    body = (
-        f"<p>{html.escape(text.format(minutes=minutes))}</p>"
-        f"<p><a href=\"{html.escape(new_link_url)}\">Ask for a new sign-in link</a></p>"
-    )
-    extra: list[tuple[str, str]] = []
-    if reason == "locked" and result is not None and result.locked_until is not None:
-        seconds = int((result.locked_until - otp.clock()).total_seconds())
-        if 0 < seconds < 10**7:
-            extra.append(("Retry-After", str(seconds)))
-    elif reason == "rate_limited" and result is not None and result.retry_after:
-        extra.append(("Retry-After", str(result.retry_after)))
-    response = _page(status, title, body, otp.settings.site_name, extra)
+    with i18n.using(page_language(otp, accept_language, member)):
+        ask = DOMAIN.gettext("Ask for a new sign-in link")
+        body = (
+            f"<p>{html.escape(_explanation(reason, text, minutes))}</p>"
+            f"<p><a href=\"{html.escape(new_link_url)}\">{html.escape(ask)}</a></p>"
+        )
+        extra: list[tuple[str, str]] = []
+        if reason == "locked" and result is not None and result.locked_until is not None:
+            seconds = int((result.locked_until - otp.clock()).total_seconds())
+            if 0 < seconds < 10**7:
+                extra.append(("Retry-After", str(seconds)))
+        elif reason == "rate_limited" and result is not None and result.retry_after:
+            extra.append(("Retry-After", str(result.retry_after)))
+        response = _page(status, DOMAIN.gettext(title), body, otp.settings.site_name, extra)
     response.result = result
     return response
 
@@ -212,6 +244,8 @@ def consume(
     new_link_url: str = "/",
     origin: str | None = None,
     fetch_site: str | None = None,
+    accept_language: str | None = None,
+    member: Member | None = None,
 ) -> Response:
     """Answer the POST from the confirmation page: verify (and so consume) ``token``.
 
@@ -220,18 +254,24 @@ def consume(
     request's ``Origin`` and ``Sec-Fetch-Site`` headers: a cross-site post is
     refused before the token is touched, so a forged form cannot burn a link
     or count a failure. Success answers ``303 See Other`` to ``success_location``
-    with ``response.result`` set; a refusal answers the page for its reason.
+    with ``response.result`` set; a refusal answers the page for its reason, in the
+    language ``accept_language`` and ``member`` choose (as for :func:`confirm_page`).
     """
     payload = _payload(otp)
     if not _same_site(payload, origin, fetch_site):
-        return error_page(otp, "cross_site", new_link_url=new_link_url)
+        return error_page(otp, "cross_site", new_link_url=new_link_url, accept_language=accept_language,
+                          member=member)
     if token is None or not _TOKEN.match(token):
-        return error_page(otp, "malformed", new_link_url=new_link_url)
+        return error_page(otp, "malformed", new_link_url=new_link_url, accept_language=accept_language,
+                          member=member)
     result = otp.verify_token(PAYLOAD, token, binding=binding, ip=ip, user_agent=user_agent)
     if not result.ok:
-        return error_page(otp, result.reason or "unknown", new_link_url=new_link_url, result=result)
+        return error_page(otp, result.reason or "unknown", new_link_url=new_link_url, result=result,
+                          accept_language=accept_language, member=member)
     headers = [("Location", success_location), ("Content-Type", "text/plain; charset=utf-8"), *SECURITY_HEADERS]
-    return Response(303, headers, b"Signed in.\n", result=result)
+    with i18n.using(page_language(otp, accept_language, member)):
+        signed_in = DOMAIN.gettext("Signed in.")
+    return Response(303, headers, f"{signed_in}\n".encode(), result=result)
 
 
 # ------------------------------------------------------------------ WSGI
@@ -268,7 +308,9 @@ def make_wsgi_app(
     member in there (after checking ``result.member_id`` is the member this
     session's password step named) and return the address to send the browser
     to, a whole :class:`Response` (to set a session cookie), or None for
-    ``success_location``. Other paths answer 404; other methods 405.
+    ``success_location``. Other paths answer 404; other methods 405. Pages are
+    written in the language of the request's ``Accept-Language`` (else the site's
+    ``default_locale``); a site that knows the member calls the handlers with ``member=``.
     """
     route = path or _payload(otp).path
 
@@ -279,16 +321,20 @@ def make_wsgi_app(
 
     def _handle(environ: dict[str, Any]) -> Response:
         site = otp.settings.site_name
-        if environ.get("PATH_INFO", "") != route:
-            return _page(404, "Not found", "", site)
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method in ("GET", "HEAD"):
-            return confirm_page(otp, parse(environ.get("QUERY_STRING")), action=route, new_link_url=new_link_url)
-        if method != "POST":
-            return _page(405, "Method not allowed", "", site, [("Allow", "GET, HEAD, POST")])
-        form = _read_form(environ)
-        if form is None:
-            return _page(413, "Request too large", "", site)
+        accept_language = environ.get("HTTP_ACCEPT_LANGUAGE")
+        with i18n.using(page_language(otp, accept_language)):
+            _ = DOMAIN.gettext
+            if environ.get("PATH_INFO", "") != route:
+                return _page(404, _("Not found"), "", site)
+            method = environ.get("REQUEST_METHOD", "GET")
+            if method in ("GET", "HEAD"):
+                return confirm_page(otp, parse(environ.get("QUERY_STRING")), action=route, new_link_url=new_link_url,
+                                    accept_language=accept_language)
+            if method != "POST":
+                return _page(405, _("Method not allowed"), "", site, [("Allow", "GET, HEAD, POST")])
+            form = _read_form(environ)
+            if form is None:
+                return _page(413, _("Request too large"), "", site)
         values = form.get(TOKEN_PARAM, [])
         response = consume(
             otp,
@@ -300,6 +346,7 @@ def make_wsgi_app(
             new_link_url=new_link_url,
             origin=environ.get("HTTP_ORIGIN"),
             fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
+            accept_language=accept_language,
         )
         if response.status == 303 and on_success is not None and response.result is not None:
             answer = on_success(response.result, environ)
