@@ -154,8 +154,6 @@ def test_the_flow_names_the_channel_it_cannot_offer_in_the_members_language(make
     assert html_lang(page) == "de" and "<li>E-Mail (Anmeldelink): " in page
 
 
-@pytest.mark.xfail(reason="the core's flow shows a channel's unavailable reason as it was given: its setup page "
-                          "does not pass it through i18n.translate yet (otp-pro-core, not this companion)")
 def test_the_flow_gives_the_reason_in_the_members_language(make_otp: Any) -> None:
     page = setup_page(make_otp(base_url=None), Member(id="7", email="bo@example.com", locale="de"))
     assert "<li>E-Mail (Anmeldelink): für Anmeldelinks ist keine Basis-URL konfiguriert" in page
