@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import gettext as _gettext
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
+from functools import cache, wraps
 from pathlib import Path
 from typing import Any
 
@@ -311,14 +311,30 @@ def in_sentence(name: str) -> str:
     return first[0].lower() + first[1:] + space + rest
 
 
-def template_helpers() -> dict[str, Any]:
+def template_helpers(language: Language | None = None) -> dict[str, Any]:
     """What a page template reads to translate: ``_``, ``gettext``, ``ngettext``, dates, ``in_sentence``,
-    ``translate`` (a reason the core or a plugin made), ``otp_pro_lang``."""
-    return {
+    ``translate`` (a reason the core or a plugin made), ``otp_pro_lang``.
+
+    Without ``language`` they write in the current language when called (a flow page is rendered inside
+    :func:`using`); with it, in ``language`` whenever they are called: an adapter gives a site's own
+    templates, rendered outside the flow, the language the flow chose for the request.
+    """
+    helpers: dict[str, Any] = {
         **CORE.template_functions(markup=True),
         "format_datetime": format_datetime,
         "format_date": format_date,
         "in_sentence": in_sentence,
         "translate": translate,
-        "otp_pro_lang": current().tag,
     }
+    if language is not None:
+        helpers = {name: _bound(function, language) for name, function in helpers.items()}
+    helpers["otp_pro_lang"] = (language or current()).tag
+    return helpers
+
+
+def _bound(function: Callable[..., Any], language: Language) -> Callable[..., Any]:
+    @wraps(function)
+    def in_language(*args: Any, **kwargs: Any) -> Any:
+        with using(language):
+            return function(*args, **kwargs)
+    return in_language

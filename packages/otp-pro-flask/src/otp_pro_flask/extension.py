@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 from flask import Flask
 from werkzeug.wrappers import Response
 
+from otp_pro import i18n
 from otp_pro.core import OtpPro
 from otp_pro.member import Member
 from otp_pro.results import MemberStatus
@@ -147,6 +148,11 @@ class OtpProFlask:
         """This request's :class:`~otp_pro.web.flow.Visit` (the flow's view of it)."""
         return adapter.visit(self)
 
+    def language(self) -> i18n.Language:
+        """The language of this request's texts, as the flow chose it (the member's ``locale``, else
+        ``Accept-Language``, else ``default_locale``): wrap a view's own texts in ``with i18n.using(...)``."""
+        return self.flow.language(self.visit())
+
     # ------------------------------------------------------------- CSRF
 
     def csrf_token(self) -> str:
@@ -239,8 +245,10 @@ class OtpProFlask:
         return self.visit().reauth_ok()
 
     def verify_context_sent(self) -> dict[str, Any] | None:
-        """Where the last code of this login went: ``{"hint", "channel", "label", "at"}``, or None."""
-        return flow_state.last_sent(self.visit().session)
+        """Where the last code of this login went: ``{"hint", "channel", "label", "at"}``, or None; ``label`` in
+        :meth:`language`."""
+        with i18n.using(self.language()):
+            return flow_state.last_sent(self.visit().session)
 
     def delivery(self) -> dict[str, Any] | None:
         """The delivery of this login's last code, for the verify page and ``/api/delivery``.

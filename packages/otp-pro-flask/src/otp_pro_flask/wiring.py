@@ -104,8 +104,9 @@ def _context(ext: OtpProFlask) -> dict[str, Any]:
         "otp_pro_member": v.member(),
         "site_name": ext.core.settings.site_name,
         "get_flashed_messages": partial(_flashes, ext),
-        # _, ngettext, format_date, otp_pro_lang: in the language Flow.render chose for the page.
-        **i18n.template_helpers(),
+        # _, ngettext, format_date, otp_pro_lang: in the language the flow chooses for this request, so the
+        # site's own templates (render_template in its views) follow the member and Accept-Language too.
+        **i18n.template_helpers(ext.flow.language(v)),
     }
 
 

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from otp_pro import i18n
 from otp_pro.web.flow.inputs import InputError, string_field
+from otp_pro.web.flow.texts import AUTHENTICATOR_CODE_TEXT, LOGIN_INCOMPLETE_TEXT, LOGIN_WRONG_TEXT
 
 from .. import OtpProFlask, lock_minutes, safe_next
 
@@ -22,23 +24,26 @@ if TYPE_CHECKING:
 
 #: Where a member lands after signing in: the page behind the second step.
 HOME = "/protected"
-MISSING_CREDENTIALS_TEXT = "Enter your email and password."
-WRONG_CREDENTIALS_TEXT = "Email or password is not correct."
 
 
 def register(app: Flask, site: DemoSite, ext: OtpProFlask) -> None:
     """Add the login pattern pages and ``/logout`` to ``app``."""
+
+    def _say(message: str, **variables: Any) -> str:
+        # The core's message, in the language the flow chose for this request (the pages around it use it too).
+        with i18n.using(ext.language()):
+            return i18n.gettext(message, **variables)
 
     def _password_step(template: str, **extra: Any) -> Response:
         email = request.form.get("email", "")[:254]
         password = request.form.get("password", "")
         next_url = safe_next(request.form.get("next") or request.args.get("next"), HOME)
         if not email or not password:
-            return make_response(render_template(template, error=MISSING_CREDENTIALS_TEXT,
+            return make_response(render_template(template, error=_say(LOGIN_INCOMPLETE_TEXT),
                                                  email=email, next=next_url, **extra), 400)
         member = site.store.check_login(email, password)
         if member is None:
-            return make_response(render_template(template, error=WRONG_CREDENTIALS_TEXT,
+            return make_response(render_template(template, error=_say(LOGIN_WRONG_TEXT),
                                                  email=email, next=next_url, **extra), 401)
         return redirect(ext.login(member, next=next_url), 303)
 
@@ -67,8 +72,7 @@ def register(app: Flask, site: DemoSite, ext: OtpProFlask) -> None:
             password = request.form.get("password", "")
             member = site.store.check_login(email, password) if email and password else None
             if member is None:
-                message = MISSING_CREDENTIALS_TEXT if not (email and password) else \
-                    WRONG_CREDENTIALS_TEXT
+                message = _say(LOGIN_INCOMPLETE_TEXT if not (email and password) else LOGIN_WRONG_TEXT)
                 return make_response(render_template(template, step="password", error=message, email=email,
                                                      **common), 400 if not (email and password) else 401)
             target = ext.login(member, next=HOME)
@@ -111,18 +115,18 @@ def register(app: Flask, site: DemoSite, ext: OtpProFlask) -> None:
             return make_response(jsonify(**exc.as_json(), csrf_token=ext.csrf_token()), exc.status)
         if not email or not password:
             return make_response(jsonify(ok=False, error="bad_request",
-                                         message=MISSING_CREDENTIALS_TEXT,
+                                         message=_say(LOGIN_INCOMPLETE_TEXT),
                                          csrf_token=ext.csrf_token()), 400)
         member = site.store.check_login(email, password)
         if member is None:
             return make_response(jsonify(ok=False, error="credentials",
-                                         message=WRONG_CREDENTIALS_TEXT,
+                                         message=_say(LOGIN_WRONG_TEXT),
                                          csrf_token=ext.csrf_token()), 401)
         target = ext.login(member, next=HOME)
         sent = ext.verify_context_sent()
         if target == url_for("otp_pro.verify"):
-            message = (f"We sent a code by {sent['label']} to {sent['hint']}." if sent else
-                       "Enter the code from your authenticator app.")
+            message = _say("We sent a code by %(label)s to %(hint)s.", label=sent["label"], hint=sent["hint"]) \
+                if sent else _say(AUTHENTICATOR_CODE_TEXT)
             return jsonify(ok=True, step="code", message=message, recipient_hint=(sent or {}).get("hint"),
                            csrf_token=ext.csrf_token())
         return jsonify(ok=True, step="done", location=target, csrf_token=ext.csrf_token())

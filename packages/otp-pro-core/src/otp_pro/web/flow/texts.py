@@ -54,6 +54,14 @@ NO_SUCH_CHANNEL_TEXT = N_("That delivery channel is not available.")
 NO_SUCH_DEVICE_TEXT = N_("That device is not in your list (it may have expired already).")
 VERIFIED_TEXT = N_("Verified.")
 
+# The site's password step, as the sample login patterns (``otp_pro/patterns/``) and the demo write it.
+#: The login form was sent without an email or a password.
+LOGIN_INCOMPLETE_TEXT = N_("Enter your email and password.")
+#: The email and password do not match an account (which one is wrong is not said).
+LOGIN_WRONG_TEXT = N_("Email or password is not correct.")
+#: The password step passed and the member's method is an authenticator app: nothing was sent.
+AUTHENTICATOR_CODE_TEXT = N_("Enter the code from your authenticator app.")
+
 
 def locked_text(minutes: int | None) -> str:
     """The lockout message for ``minutes`` left (from :func:`~otp_pro.web.flow.outcome.lock_minutes`; -1: hard lock)."""

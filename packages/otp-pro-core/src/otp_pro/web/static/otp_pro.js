@@ -30,6 +30,8 @@
   var status = root.querySelector("[data-status]");
   var passwordForm = root.querySelector('form[data-step="password"]');
   var codeForm = root.querySelector('form[data-step="code"]');
+  // The page writes this text in the member's language (the script has no catalog of its own).
+  var unreachable = root.getAttribute("data-unreachable") || "The server could not be reached. Try again.";
 
   function show(box, text) {
     box.textContent = text || "";
@@ -62,7 +64,7 @@
       setCsrf(data.csrf_token);
       if (!data.ok) { show(error, data.message); return; }
       if (data.step === "code") { revealCode(data); } else { window.location.assign(data.location); }
-    }).catch(function () { show(error, "The server could not be reached. Try again."); });
+    }).catch(function () { show(error, unreachable); });
   });
 
   codeForm.addEventListener("submit", function (event) {
@@ -74,7 +76,7 @@
       if (data.ok) { window.location.assign(data.location); return; }
       show(error, data.message);
       codeForm.code.select();
-    }).catch(function () { show(error, "The server could not be reached. Try again."); });
+    }).catch(function () { show(error, unreachable); });
   });
 
   root.querySelector("[data-resend]").addEventListener("click", function () {
