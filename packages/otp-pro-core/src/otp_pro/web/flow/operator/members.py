@@ -136,7 +136,7 @@ def _perform(v: Visit, operator: Member, name: str, who: Member, factor_id: int 
             core.reset(who, actor=by, **client)
             done = "Reset: the member sets two-step verification up again at their next sign-in."
         elif name == "unlock":
-            core.unlock(who, actor=by)
+            core.unlock(who, actor=by, **client)
             done = "The lockout is lifted."
         else:
             assert factor_id is not None  # action() found the factor
