@@ -265,7 +265,8 @@ def dispatch(request: Any, name: str, params: dict[str, str]) -> HttpResponseBas
         return to_response(refused, v)
     if csrf_refusal(request):
         return to_response(flow.failure(v, 403, "csrf", CSRF_FAILED_TEXT, route=route), v)
-    return to_response(flow.dispatch(dataclasses.replace(route, csrf=False), v, **params), v)
+    # The guard has run (and left the operator on the visit): the flow does not ask a second time.
+    return to_response(flow.dispatch(dataclasses.replace(route, csrf=False, guard=None), v, **params), v)
 
 
 def to_response(answer: Answer, v: Visit) -> HttpResponseBase:
