@@ -32,6 +32,7 @@ from otp_pro.web.flow.security import CSRF_FIELD, CSRF_HEADER, secure
 from otp_pro.web.flow.texts import CSRF_FAILED_TEXT
 
 from . import conf
+from .admin_link import may_open
 from .instance import get_otp
 from .members import lookup_member, user_for
 
@@ -81,10 +82,9 @@ def get_flow() -> Flow:
 
 
 def _is_operator(member: Member) -> bool:
-    # An active staff user holding OTP_PRO_OPERATOR_PERMISSION (a superuser holds every permission).
-    permission = conf.operator_permission()
-    user = user_for(member.id)
-    return bool(permission and user is not None and user.is_active and user.is_staff and user.has_perm(permission))
+    # An active staff user holding OTP_PRO_OPERATOR_PERMISSION (a superuser holds every permission): the same
+    # check decides whether the admin's index links to the console.
+    return may_open(user_for(member.id))
 
 
 def _check_password(member: Member, password: str) -> bool:
