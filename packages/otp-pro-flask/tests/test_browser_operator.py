@@ -122,7 +122,7 @@ def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoS
 
         page.get_by_role("link", name="Statistics").click()
         visible(page.locator("#chart-delivery_times svg"))
-        assert page.locator("figure.chart svg").count() == 6
+        assert page.locator("figure.chart svg").count() == 7
         keep("statistics")
 
         page.get_by_role("link", name="Providers").click()
