@@ -22,6 +22,7 @@ from otp_pro import Member, OtpPro, audit, hookimpl
 from otp_pro.audit import AuditEvent
 from otp_pro.auditlog import AuditFilter, export, parse_age, parse_when
 from otp_pro.cli import cli
+from otp_pro.cli.common import os_user
 from otp_pro.testing import mailed_code, mailed_text, outbox_code
 
 ANN = Member("42", roles=["editor"], email="ann@example.com", name="Ann")
@@ -327,29 +328,54 @@ def test_audit_export_formats(site, tmp_path):
     otp, config = site
     now = datetime.now(timezone.utc)
     seed(otp, _sample(now))
-    for fmt in ("csv", "jsonl", "json"):
+    sample = ["verify_failed", "challenge_sent", "locked_out", "verify_ok"]
+    for done, fmt in enumerate(("csv", "jsonl", "json")):
         out = tmp_path / f"audit.{fmt}"
         result = invoke(otp, config, "audit", "export", "--format", fmt, "-o", str(out), "--since", "30d")
         assert result.exit_code == 0, result.output
-        assert "exported 4 events" in result.output
+        # The sample, then each export's own audit_exported (written before the first row is read).
+        assert f"exported {4 + done + 1} events" in result.output
         assert not (tmp_path / f"audit.{fmt}.partial").exists()
         body = out.read_text()
+        kinds = sample + ["audit_exported"] * (done + 1)
         if fmt == "csv":
             rows = list(csv.DictReader(io.StringIO(body)))
-            assert [r["kind"] for r in rows] == ["verify_failed", "challenge_sent", "locked_out", "verify_ok"]
+            assert [r["kind"] for r in rows] == kinds
             assert json.loads(rows[0]["details"]) == {"reason": "wrong"}
             assert rows[1]["user_agent"].startswith("'=")  # no formula for a spreadsheet to run
         elif fmt == "jsonl":
             rows = [json.loads(line) for line in body.splitlines()]
-            assert [r["kind"] for r in rows] == ["verify_failed", "challenge_sent", "locked_out", "verify_ok"]
+            assert [r["kind"] for r in rows] == kinds
             assert rows[0]["details"] == {"reason": "wrong"} and rows[0]["at"].endswith("+00:00")
         else:
             rows = json.loads(body)
-            assert len(rows) == 4 and rows[2]["kind"] == "locked_out"
+            assert [r["kind"] for r in rows] == kinds and rows[2]["kind"] == "locked_out"
     empty = io.StringIO()
     assert export(otp.db, empty, "json", AuditFilter(member_id="nobody")) == 0 and json.loads(empty.getvalue()) == []
     stdout = invoke(otp, config, "audit", "export", "--format", "jsonl", "-o", "-", "--member", "43")
     assert stdout.exit_code == 0 and stdout.output.count('"member_id": "43"') == 2
+
+
+def test_audit_export_is_itself_audited_with_the_operator_format_and_filters(site, tmp_path):
+    """As the console's download is: who took a copy of the log, and of what, is in the log."""
+    otp, config = site
+    seed(otp, _sample(datetime.now(timezone.utc)))
+    out = tmp_path / "audit.csv"
+    result = invoke(otp, config, "audit", "export", "--format", "csv", "-o", str(out), "--member", "42",
+                    "--kind", "verify_failed", "--kind", "verify_ok", "--since", "2026-01-01", "--actor", "alice")
+    assert result.exit_code == 0, result.output
+    [event] = otp.events(kinds=["audit_exported"])
+    assert (event.actor, event.member_id, event.outcome) == ("alice", None, "info")
+    assert event.details == {"format": "csv", "filters": {
+        "member": "42", "kind": ["verify_failed", "verify_ok"], "since": "2026-01-01T00:00:00+00:00"}}
+    # Without --actor the OS user is named, as for every other CLI action; standard output too.
+    plain = invoke(otp, config, "audit", "export", "--format", "jsonl", "-o", "-", "--outcome", "failed")
+    assert plain.exit_code == 0
+    newest = otp.events(kinds=["audit_exported"])[0]
+    assert newest.actor == os_user() and newest.details == {"format": "jsonl", "filters": {"outcome": "failed"}}
+    # A refused export (an unknown kind) reads nothing and records nothing.
+    refused = invoke(otp, config, "audit", "export", "-o", "-", "--kind", "no_such_kind")
+    assert refused.exit_code == 2 and len(otp.events(kinds=["audit_exported"])) == 2
 
 
 def test_audit_prune(site, tmp_path):
@@ -423,11 +449,11 @@ def test_export_of_a_million_rows_streams_in_constant_memory(site, tmp_path):
     proc.returncode = os.waitstatus_to_exitcode(status)
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.returncode == 0, stderr
-    assert f"exported {ROWS} events" in stderr
+    assert f"exported {ROWS + 1} events" in stderr  # and the export's own audit_exported
     peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
     with out.open("rb") as handle:
         lines = sum(1 for _ in handle)
-    assert lines == ROWS
+    assert lines == ROWS + 1
     print(f"\n[{otp.db.engine.dialect.name}] generated {ROWS:,} rows in {generated:.1f} s; exported in "
           f"{elapsed:.1f} s = {ROWS / elapsed:,.0f} rows/s, peak RSS {peak_mb:.0f} MB, "
           f"{out.stat().st_size / 1e6:.0f} MB written")

@@ -189,10 +189,16 @@ def test_audit_export_with_odd_options(site: Path, tmp_path_factory: pytest.Temp
         args += ["--since", since]
     if kind is not None:
         args += ["--kind", kind]
-    code, _out, _err = check(site, args)
+    before = snapshot(site)
+    code, _out, _err = check(site, args, changes=True)
     if code != 0:
-        # A refused export leaves no file, not even a half-written one.
+        # A refused export leaves no file, not even a half-written one (and no audit row: check() saw none).
         assert not list(folder.rglob("*")), list(folder.rglob("*"))
+    else:  # the export's one change: its own audit_exported row
+        after = snapshot(site)
+        added = after["otp_audit_events"][len(before["otp_audit_events"]):]
+        assert {**after, "otp_audit_events": after["otp_audit_events"][:len(before["otp_audit_events"])]} == before
+        assert [row[2] for row in added] == ["audit_exported"], added
 
 
 @CLI

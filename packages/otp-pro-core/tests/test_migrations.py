@@ -4,6 +4,7 @@ elsewhere, and match the models."""
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from core_support import base_settings
@@ -101,9 +102,11 @@ def test_postgresql_pool_is_sized_by_the_settings(pg_url):
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_migration_0006_only_adds_so_the_release_before_keeps_running(database, tmp_path, pg_url):
-    """docs/deployment.md: 0006 removes nothing and tightens nothing, so instances of the release before (which
-    only know the 0005 schema) keep running beside it during a rolling deploy."""
+@pytest.mark.parametrize("before_rev, after_rev", [("0005", "0006"), ("0006", "0007")])
+def test_a_migration_only_adds_so_the_release_before_keeps_running(database, before_rev, after_rev, tmp_path,
+                                                                    pg_url):
+    """docs/deployment.md: 0006 and 0007 remove nothing and tighten nothing, so instances of the release before
+    (which only know the schema before) keep running beside them during a rolling deploy."""
     if database == "postgresql" and pg_url is None:
         pytest.skip(f"PostgreSQL tests skipped: set {PG_ENV} (CI sets it) to run them")
 
@@ -113,20 +116,34 @@ def test_migration_0006_only_adds_so_the_release_before_keeps_running(database, 
                 for table in found.get_table_names() if table.startswith("otp_")
                 for c in found.get_columns(table)}
 
+    def audit_indexes(engine) -> set[str]:
+        return {index["name"] for index in inspect(engine).get_indexes("otp_audit_events")}
+
     def check(url: str) -> None:
         engine = create_engine(url)
         try:
-            migrate.upgrade(engine, "0005")
+            migrate.upgrade(engine, before_rev)
             before = columns(engine)
-            migrate.upgrade(engine, "0006")
+            migrate.upgrade(engine, after_rev)
             after = columns(engine)
+            indexes = audit_indexes(engine)
+            if after_rev == "0007":  # and back: the index goes, nothing else changes
+                cfg = migrate.alembic_config()
+                with engine.connect() as conn:
+                    cfg.attributes["connection"] = conn
+                    command.downgrade(cfg, before_rev)
+                    conn.commit()
+                assert columns(engine) == before and "ix_otp_audit_events_ip_id" not in audit_indexes(engine)
         finally:
             engine.dispose()
-        assert before.keys() <= after.keys(), f"0006 removed {sorted(before.keys() - after.keys())}"
+        assert before.keys() <= after.keys(), f"{after_rev} removed {sorted(before.keys() - after.keys())}"
         for name, (kind, nullable) in before.items():
-            assert after[name][0] == kind, f"0006 changed the type of {name}"
-            assert after[name][1] or not nullable, f"0006 made {name} NOT NULL"
-        assert after[("otp_challenges", "member_id")][1], "a first factor's challenge has no member"
+            assert after[name][0] == kind, f"{after_rev} changed the type of {name}"
+            assert after[name][1] or not nullable, f"{after_rev} made {name} NOT NULL"
+        if after_rev == "0006":
+            assert after[("otp_challenges", "member_id")][1], "a first factor's challenge has no member"
+        else:
+            assert "ix_otp_audit_events_ip_id" in indexes, "the console's IP filter has its index"
 
     if database == "sqlite":
         check(f"sqlite:///{tmp_path}/rolling.sqlite3")

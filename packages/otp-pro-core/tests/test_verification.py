@@ -155,9 +155,10 @@ def test_nist_ceiling_hard_locks_after_100_consecutive_failures(make_otp, member
     clock.advance(days=365)
     assert otp.status(member).locked_until == HARD_LOCK
     assert otp.verify(member, "000000").reason == "locked"
-    otp.unlock(member, actor="support")
+    otp.unlock(member, actor="support", ip="192.0.2.7", user_agent="Support Browser/2")
     assert otp.status(member).locked_until is None
-    assert [e.actor for e in otp.events(member, kinds=["unlocked"])] == ["support"]
+    [event] = otp.events(member, kinds=["unlocked"])
+    assert (event.actor, event.ip, event.user_agent) == ("support", "192.0.2.7", "Support Browser/2")
 
 
 @pytest.mark.parametrize(

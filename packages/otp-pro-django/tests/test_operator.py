@@ -38,6 +38,37 @@ def test_staff_without_the_permission_get_404(project, mailbox):
     assert fresh.get("/mfa/operator/members").status_code == 200
 
 
+def test_the_admin_index_links_to_the_console_only_for_staff_holding_the_permission(project, mailbox):
+    link = b'<a href="/mfa/operator/members">Operator console</a>'
+    user = make_user("indexstaff", superuser=False)
+    c = client()
+    admin_login(c, user)
+    set_up_email(c, user, mailbox)
+    index = c.get("/admin/")
+    assert index.status_code == 200 and link not in index.content and b"Operator console" not in index.content
+    _grant(user)
+    fresh = client()
+    admin_login(fresh, user)
+    post(fresh, "/mfa/verify", {"code": _last_code(mailbox, user.email)})
+    index = fresh.get("/admin/")
+    assert index.status_code == 200 and link in index.content
+    assert b"otp-pro two-step verification</a>" in index.content  # its own section, as an app's
+    # The console's own pages (in the admin's layout) show it in the sidebar, marked as the current page.
+    console = fresh.get("/mfa/operator/members")
+    assert console.status_code == 200 and b'aria-current="page">Operator console</a>' in console.content
+    # Without OTP_PRO_OPERATOR_PERMISSION nobody may open the console, so nobody sees the link.
+    from django.test import override_settings
+
+    with override_settings(OTP_PRO_OPERATOR_PERMISSION=None):
+        assert link not in fresh.get("/admin/").content
+    # A superuser holds every permission.
+    admin = make_user("indexadmin")
+    su = client()
+    admin_login(su, admin)
+    set_up_email(su, admin, mailbox)
+    assert link in su.get("/admin/").content
+
+
 def test_an_operator_resets_a_member_with_djangos_csrf_token_and_is_audited(project, mailbox):
     from otp_pro_django import get_otp
 

@@ -1,9 +1,9 @@
 """A real browser uses the demo's operator console: an admin sets up an authenticator app, finds a member by
 email, resets them through the confirmation page, reads the audit log and the statistics of a month of
 generated activity. axe-core checks each page (the console's and the member's own) for serious or critical
-accessibility violations (:mod:`axe_check`). Each console page is saved as a test artefact and, with
-``OTP_PRO_DOCS_IMG=1``, to ``docs/img/operator-*.png`` (the docs show them: regenerated on purpose, not by
-every run).
+accessibility violations (``otp_pro.testing.blocking_violations``, shared by every adapter's browser tests).
+Each console page is saved as a test artefact and, with ``OTP_PRO_DOCS_IMG=1``, to ``docs/img/operator-*.png``
+(the docs show them: regenerated on purpose, not by every run).
 
 Playwright's Python package drives Debian's Chromium (``/usr/bin/chromium``), as in test_browser.py; no
 browser is ever downloaded. Without Chromium the test fails under CI and is skipped elsewhere.
@@ -20,10 +20,9 @@ from typing import Any
 
 import pyotp
 import pytest
-from axe_check import blocking_violations
 from test_browser import FAST, TIMEOUT_MS, fill_password, shots, visible
 
-from otp_pro.testing import fill_activity, system_chromium
+from otp_pro.testing import blocking_violations, fill_activity, system_chromium
 from otp_pro_flask.demo_site import DemoSite, running
 
 #: Where the docs' screenshots of the console live: the repository's docs/img.
@@ -123,7 +122,7 @@ def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoS
 
         page.get_by_role("link", name="Statistics").click()
         visible(page.locator("#chart-delivery_times svg"))
-        assert page.locator("figure.chart svg").count() == 6
+        assert page.locator("figure.chart svg").count() == 7
         keep("statistics")
 
         page.get_by_role("link", name="Providers").click()

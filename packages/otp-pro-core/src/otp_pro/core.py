@@ -527,9 +527,14 @@ class OtpPro:
         """Force the member to set up again: factor, backup codes, trusted devices and lockout are cleared."""
         member_admin.clear(self._rt, member, audit.RESET, actor=actor, ip=ip, user_agent=user_agent, disabled=False)
 
-    def unlock(self, member: Member, *, actor: str | None = None) -> None:
-        """Lift a lockout (including the hard lock after 100 consecutive failures)."""
-        member_admin.unlock(self._rt, member, actor=actor)
+    def unlock(self, member: Member, *, actor: str | None = None, ip: str | None = None,
+               user_agent: str | None = None) -> None:
+        """Lift a lockout (including the hard lock after 100 consecutive failures).
+
+        ``ip`` and ``user_agent``: the operator's request, recorded in the ``unlocked`` audit row (the console
+        passes them, as for the other support actions).
+        """
+        member_admin.unlock(self._rt, member, actor=actor, ip=ip, user_agent=user_agent)
 
     # -------------------------------------------------------- trusted devices
 

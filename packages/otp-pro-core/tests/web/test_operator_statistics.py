@@ -30,8 +30,9 @@ def test_the_statistics_page_draws_each_chart_with_its_numbers(make_otp: Callabl
     assert reply.status_code == 200
     page = reply.text
     figures = re.findall(r'<figure class="chart" id="chart-(\w+)">', page)
-    assert figures == ["setups", "adoption", "verifications", "daily", "deliveries", "delivery_times"]
-    assert page.count("<svg") == 6 and page.count('<table class="visually-hidden">') == 6
+    assert figures == ["setups", "adoption", "adoption_over_time", "verifications", "daily", "deliveries",
+                       "delivery_times"]
+    assert page.count("<svg") == 7 and page.count('<table class="visually-hidden">') == 7
     assert "<script" not in page and " style=" not in page  # nothing the Content-Security-Policy would block
     found = stats.collect(otp, otp.clock() - timedelta(days=30), until=otp.clock())
     email = next(c for c in found.channels if c.channel == "email:code")

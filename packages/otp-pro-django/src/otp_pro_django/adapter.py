@@ -32,6 +32,7 @@ from otp_pro.web.flow.security import CSRF_FIELD, CSRF_HEADER, secure
 from otp_pro.web.flow.texts import CSRF_FAILED_TEXT
 
 from . import conf
+from .admin_link import may_open
 from .instance import get_otp
 from .members import lookup_member, user_for
 
@@ -81,10 +82,9 @@ def get_flow() -> Flow:
 
 
 def _is_operator(member: Member) -> bool:
-    # An active staff user holding OTP_PRO_OPERATOR_PERMISSION (a superuser holds every permission).
-    permission = conf.operator_permission()
-    user = user_for(member.id)
-    return bool(permission and user is not None and user.is_active and user.is_staff and user.has_perm(permission))
+    # An active staff user holding OTP_PRO_OPERATOR_PERMISSION (a superuser holds every permission): the same
+    # check decides whether the admin's index links to the console.
+    return may_open(user_for(member.id))
 
 
 def _check_password(member: Member, password: str) -> bool:
@@ -265,7 +265,8 @@ def dispatch(request: Any, name: str, params: dict[str, str]) -> HttpResponseBas
         return to_response(refused, v)
     if csrf_refusal(request):
         return to_response(flow.failure(v, 403, "csrf", CSRF_FAILED_TEXT, route=route), v)
-    return to_response(flow.dispatch(dataclasses.replace(route, csrf=False), v, **params), v)
+    # The guard has run (and left the operator on the visit): the flow does not ask a second time.
+    return to_response(flow.dispatch(dataclasses.replace(route, csrf=False, guard=None), v, **params), v)
 
 
 def to_response(answer: Answer, v: Visit) -> HttpResponseBase:

@@ -5,7 +5,8 @@
 * ``post_migrate``: ``manage.py migrate`` brings otp-pro's tables to the core's newest revision
   (:mod:`.schema`);
 * ``setting_changed``: a test that overrides ``OTP_PRO*`` settings gets a fresh ``OtpPro``;
-* the system checks of :mod:`.checks`.
+* the system checks of :mod:`.checks`;
+* the admin's index and sidebar list the operator console for the staff who may open it (:mod:`.admin_link`).
 
 Nothing here touches the database or builds the ``OtpPro``: that waits for the first use.
 """
@@ -35,6 +36,14 @@ class OtpProDjangoConfig(AppConfig):
         user_logged_in.connect(_logged_in, dispatch_uid="otp_pro_django.logged_in")
         post_migrate.connect(_migrated, sender=self, dispatch_uid="otp_pro_django.migrated")
         setting_changed.connect(_setting_changed, dispatch_uid="otp_pro_django.setting_changed")
+        from django.apps import apps
+
+        if apps.is_installed("django.contrib.admin"):
+            from django.contrib import admin
+
+            from .admin_link import link_console
+
+            link_console(admin.site)
 
 
 def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

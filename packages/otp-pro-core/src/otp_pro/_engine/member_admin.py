@@ -51,12 +51,13 @@ def clear(rt: Runtime, member: Member, kind: str, *, actor: str | None, ip: str 
                         factors_removed=len(state.factors) if state else 0)
 
 
-def unlock(rt: Runtime, member: Member, *, actor: str | None) -> None:
+def unlock(rt: Runtime, member: Member, *, actor: str | None, ip: str | None,
+           user_agent: str | None) -> None:
     """:meth:`OtpPro.unlock`."""
     with auditing.transaction(rt, member) as (conn, events):
         conn.execute(update(members).where(members.c.member_id == member.id).values(
             updated_at=rt.clock(), **statements.FAILURES_CLEARED))
-        auditing.record(rt, conn, events, audit.UNLOCKED, member.id, actor=actor)
+        auditing.record(rt, conn, events, audit.UNLOCKED, member.id, actor=actor, ip=ip, user_agent=user_agent)
 
 
 def rotate_keys(rt: Runtime, *, actor: str | None) -> int:

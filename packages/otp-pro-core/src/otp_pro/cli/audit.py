@@ -74,6 +74,20 @@ def _filter(member_id: str | None, kinds: tuple[str, ...], channel: str | None, 
     return AuditFilter(member_id=member_id, kinds=kinds, channel=channel, outcome=outcome, since=since, until=until)
 
 
+def _given(filters: dict[str, Any]) -> dict[str, Any]:
+    """The filters given, as the ``audit_exported`` event records them (the console's names: ``member``,
+    ``kind``, ...; times in ISO 8601)."""
+    names = {"member_id": "member", "kinds": "kind"}
+    given: dict[str, Any] = {}
+    for name, value in filters.items():
+        if value is None or value == ():
+            continue
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()
+        given[names.get(name, name)] = list(value) if isinstance(value, tuple) else value
+    return given
+
+
 def _refuse_unknown_kinds(ctx: click.Context, otp: Any, kinds: tuple[str, ...]) -> None:
     """A ``--kind`` nobody writes would match nothing, silently: refuse it as a usage error and list the kinds."""
     from .. import audit
@@ -117,19 +131,34 @@ def audit_list(ctx: click.Context, limit: int, as_json: bool, **filters: Any) ->
 @_audit_filters
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "json"]), default="jsonl", show_default=True)
 @click.option("--output", "-o", required=True, metavar="FILE", help="file to write ('-' for standard output)")
+@actor_option
 @click.pass_context
-def audit_export(ctx: click.Context, fmt: str, output: str, **filters: Any) -> None:
-    """Stream matching events, oldest first, to FILE (constant memory; a progress bar on a terminal)."""
+def audit_export(ctx: click.Context, fmt: str, output: str, actor: str | None, **filters: Any) -> None:
+    """Stream matching events, oldest first, to FILE (constant memory; a progress bar on a terminal).
+
+    The export is itself audited (``audit_exported``, with the operator, the format and the filters), as the
+    operator console's is.
+    """
+    from .. import audit
     from ..auditlog import count_events, export
 
     otp = load_otp(ctx)
     _refuse_unknown_kinds(ctx, otp, filters["kinds"])
     where = _filter(**filters)
+
+    def record() -> None:
+        # Who took a copy of the log, and of what, is in the log before the first row is read (an export
+        # that is interrupted was still asked for); an export refused before that records nothing.
+        otp.record_event(audit.AUDIT_EXPORTED, actor=actor or os_user(), format=fmt, filters=_given(filters))
+
     if output == "-":
+        record()
         count = export(otp.db, sys.stdout, fmt, where)
         click.echo(f"exported {count} events", err=True)
         return
     target = Path(output)
+    if target.is_dir():  # refused before anything is read (the rename at the end would fail)
+        raise CliError(f"cannot write {target}: it is a folder")
     partial = target.with_name(target.name + ".partial")
     try:
         handle = partial.open("w", encoding="utf-8", newline="")
@@ -137,6 +166,7 @@ def audit_export(ctx: click.Context, fmt: str, output: str, **filters: Any) -> N
         raise CliError(f"cannot write {target}: {exc.strerror}") from None
     try:
         with handle:
+            record()
             if sys.stderr.isatty():
                 total = count_events(otp.db, where)
                 with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:

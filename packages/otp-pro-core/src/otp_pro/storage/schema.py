@@ -189,6 +189,8 @@ audit_events = Table(
     Column("user_agent", String(512), nullable=True),
     Column("actor", String(255), nullable=True),
     Column("details", Text, nullable=False, server_default="{}"),
+    # The console's IP filter, newest first and paged by id (``WHERE ip = ? AND id < ? ORDER BY id DESC``).
+    Index("ix_otp_audit_events_ip_id", "ip", "id"),
 )
 
 __all__ = [

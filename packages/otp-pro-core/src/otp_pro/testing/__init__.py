@@ -28,9 +28,11 @@ member), :func:`mailed_text` and :func:`mailed_code` (what the loopback SMTP
 server received), :func:`page_csrf` (the CSRF token of an otp-pro page), :func:`fill_activity` (days of
 generated sign-ins, deliveries and failures, for statistics),
 :func:`settings_toml` (settings as a file for the CLI), :func:`free_port` and
-:func:`tls_server_context` (for a fake provider), and :func:`system_chromium`,
+:func:`tls_server_context` (for a fake provider), :func:`system_chromium`,
 which opens the system's Chromium (Debian's ``chromium``) through Playwright for
-browser tests, failing under CI and skipping elsewhere without it.
+browser tests, failing under CI and skipping elsewhere without it, and
+:func:`blocking_violations`, the accessibility check every adapter's browser tests
+run: axe-core's serious and critical violations on a page.
 
 ``DiscoveryContract`` checks that an installed distribution is found through
 the ``otp_pro`` entry-point group and loaded by the core's plugin manager, that
@@ -56,6 +58,7 @@ CLI, the migrations) is imported inside the function that needs it.
 from __future__ import annotations
 
 from ._activity import fill_activity
+from ._axe import axe_source, blocking_violations
 from ._browser import CHROMIUM_ARGS, in_ci, system_chromium, unavailable
 from ._clock import Clock, clock
 from ._databases import PG_ENV, PG_SKIP_REASON, backend, pg_url, sqlite_url, temporary_pg_database, truncate_all
@@ -109,7 +112,9 @@ __all__ = [
     "PluginRegistrar",
     "Received",
     "TransportContract",
+    "axe_source",
     "backend",
+    "blocking_violations",
     "clock",
     "enrol",
     "fill_activity",

@@ -52,6 +52,9 @@ class Visit:
         self.notice: str | None = None
         #: The language of this request's texts, chosen once (:meth:`Flow.language <.engine.Flow.language>`).
         self.language: Language | None = None
+        #: The operator the console's route guard let in: its handlers read it instead of asking again
+        #: (the operator check and the step-up run once a request).
+        self.operator: Member | None = None
 
     # ------------------------------------------------------------ basics
 

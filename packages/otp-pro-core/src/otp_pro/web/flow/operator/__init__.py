@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..interface import Route
 from . import audit, members, providers, statistics
-from .access import ACTOR_PREFIX, actor, guard, operator_of
+from .access import ACTOR_PREFIX, actor, current, guard, operator_of
 
 #: Where a failure page (CSRF, database) of each console route links back to.
 PAGE_OF_ROUTE = {
@@ -37,4 +37,4 @@ ROUTES: tuple[Route, ...] = (
     Route("operator_provider_test", "/operator/providers/test", ("POST",), providers.provider_test, guard=guard),
 )
 
-__all__ = ["ACTOR_PREFIX", "PAGE_OF_ROUTE", "ROUTES", "actor", "operator_of"]
+__all__ = ["ACTOR_PREFIX", "PAGE_OF_ROUTE", "ROUTES", "actor", "current", "operator_of"]

@@ -1,8 +1,9 @@
 """Who may use the operator console: the site's operator check, a second step passed recently, the actor's name.
 
 The site names its operators with a callable (``operator(member) -> bool``) its adapter passes to the
-:class:`~otp_pro.web.flow.Flow`; the console's routes exist only when it does. Every operator page and
-action then asks :func:`operator_of`:
+:class:`~otp_pro.web.flow.Flow`; the console's routes exist only when it does. Every console route's
+:func:`guard` asks :func:`operator_of`, once a request, and leaves the operator on the visit, where the
+handler reads it with :func:`current`:
 
 =========================================  =================================================
 the request                                the answer
@@ -54,9 +55,20 @@ def operator_of(v: Visit) -> Member | Answer:
 
 def guard(v: Visit) -> Answer | None:
     """The console routes' :attr:`Route.guard <otp_pro.web.flow.Route.guard>`: :func:`operator_of`'s refusal,
-    before the CSRF check, so a non-operator's POST is a 404 like their GET."""
+    before the CSRF check, so a non-operator's POST is a 404 like their GET; an operator is left on
+    :attr:`Visit.operator <otp_pro.web.flow.visit.Visit.operator>` for the handler."""
     found = operator_of(v)
-    return None if isinstance(found, Member) else found
+    if isinstance(found, Member):
+        v.operator = found
+        return None
+    return found
+
+
+def current(v: Visit) -> Member:
+    """The operator :func:`guard` let in: every console handler runs behind it."""
+    if v.operator is None:  # a handler reached without its guard is a wiring mistake, not a request to serve
+        raise RuntimeError("an operator console handler ran without the console's route guard")
+    return v.operator
 
 
 def actor(operator: Member) -> str:

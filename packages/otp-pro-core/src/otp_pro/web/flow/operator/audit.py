@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from .... import audit as kinds
 from ....auditlog import AuditFilter, export_chunks, page_events, parse_when
-from ....member import Member
 from ..interface import Answer, Download
 from ..pages import page
-from .access import actor, operator_of
+from .access import actor, current
 
 if TYPE_CHECKING:
     from ..visit import Visit
@@ -63,9 +62,6 @@ def _before(v: Visit) -> int | None:
 
 def audit_log(v: Visit) -> Answer:
     """``GET``: the newest matching events, :data:`PAGE_SIZE` a page, with a link to the older ones."""
-    operator = operator_of(v)
-    if not isinstance(operator, Member):
-        return operator
     where, shown, errors = read_filter(v)
     before = _before(v)
     found = page_events(v.core.db, where, before=before, limit=PAGE_SIZE) if not errors else None
@@ -77,9 +73,7 @@ def audit_log(v: Visit) -> Answer:
 
 def audit_export(v: Visit) -> Answer:
     """``GET ?format=csv|jsonl`` and the filters: the matching events, oldest first, streamed as a file."""
-    operator = operator_of(v)
-    if not isinstance(operator, Member):
-        return operator
+    operator = current(v)
     fmt = _arg(v, "format", 10) or "csv"
     where, shown, errors = read_filter(v)
     if fmt not in EXPORTS or errors:

@@ -32,6 +32,8 @@ class Chart:
     series: dict[str, list[float]] = field(default_factory=dict)
     #: The unit the numbers are in, said in the table's header ("ms", "members").
     unit: str = ""
+    #: What a reader must know to read it right (shown under the title).
+    note: str = ""
 
     @property
     def empty(self) -> bool:

@@ -17,7 +17,7 @@ from ....errors import PluginError, PolicyError, UnknownFactor
 from ....member import InvalidMember, Member
 from ..interface import Answer, Redirect
 from ..pages import message, page
-from .access import actor, operator_of
+from .access import actor, current
 
 if TYPE_CHECKING:
     from ..visit import Visit
@@ -67,9 +67,6 @@ def _found(v: Visit, member_id: str) -> tuple[Member, bool] | Answer:
 
 def members(v: Visit) -> Answer:
     """``GET ?q=``: search members by id (exact or prefix) or by the email a factor was confirmed at."""
-    operator = operator_of(v)
-    if not isinstance(operator, Member):
-        return operator
     query = v.request.args.get("q", "")
     query = query.strip()[:255] if isinstance(query, str) else ""
     matches = support.search(v.core, query) if query else []
@@ -78,9 +75,6 @@ def members(v: Visit) -> Answer:
 
 def member(v: Visit) -> Answer:
     """``GET ?id=``: the member's requirement, grace, lock, factors, trusted devices and recent events."""
-    operator = operator_of(v)
-    if not isinstance(operator, Member):
-        return operator
     found = _found(v, _id(v))
     if not isinstance(found, tuple):
         return found
@@ -96,9 +90,7 @@ def member(v: Visit) -> Answer:
 def action(v: Visit, verb: str) -> Answer:
     """``GET``: the confirmation page of action ``verb``; ``POST`` (confirmed, CSRF-checked): do it."""
     name = verb
-    operator = operator_of(v)
-    if not isinstance(operator, Member):
-        return operator
+    operator = current(v)
     spec = ACTIONS.get(name)
     if spec is None:
         return message(404, "Page not found", "There is no such action.", v.url("operator_members"))
@@ -136,7 +128,7 @@ def _perform(v: Visit, operator: Member, name: str, who: Member, factor_id: int 
             core.reset(who, actor=by, **client)
             done = "Reset: the member sets two-step verification up again at their next sign-in."
         elif name == "unlock":
-            core.unlock(who, actor=by)
+            core.unlock(who, actor=by, **client)
             done = "The lockout is lifted."
         else:
             assert factor_id is not None  # action() found the factor

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from ....config_report import config_report
 from ....errors import RecipientUnavailable
-from ....member import Member
 from ..interface import Answer
 from ..pages import page
-from .access import actor, operator_of
+from .access import actor, current
 
 if TYPE_CHECKING:
     from ..visit import Visit
@@ -33,17 +32,12 @@ def _page(v: Visit, status: int = 200, **extra: Any) -> Answer:
 
 def providers(v: Visit) -> Answer:
     """``GET``: the provider test form, the config check's result and the redacted settings."""
-    operator = operator_of(v)
-    if not isinstance(operator, Member):
-        return operator
     return _page(v)
 
 
 def provider_test(v: Visit) -> Answer:
     """``POST`` (``transport``, ``to``, ``send``): render (or, with ``send=yes``, send) a test message."""
-    operator = operator_of(v)
-    if not isinstance(operator, Member):
-        return operator
+    operator = current(v)
     core = v.core
     name, to = v.form_field("transport"), v.form_field("to").strip()
     if name not in core.transports or not to:

@@ -1,7 +1,8 @@
 """The console's statistics page: adoption, verification, lockouts, deliveries, delivery times, as charts.
 
-The figures are :func:`otp_pro.stats.collect`'s (what ``otp-pro stats`` prints) and
-:mod:`otp_pro.stats_trends`' (factors set up per day, delivery-time percentiles); :mod:`.charts` draws
+The figures are :func:`otp_pro.stats.collect`'s (what ``otp-pro stats`` prints),
+:mod:`otp_pro.stats_trends`' (factors set up per day, delivery-time percentiles) and
+:mod:`otp_pro.stats_adoption`'s (members enrolled per day, by current role); :mod:`.charts` draws
 them as inline SVG and the template writes each chart's numbers in a table beside it.
 """
 
@@ -10,11 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from .... import stats, stats_trends
-from ....member import Member
+from .... import stats, stats_adoption, stats_trends
 from ..interface import Answer
 from ..pages import page
-from .access import operator_of
 from .charts import Chart, svg
 
 if TYPE_CHECKING:
@@ -22,6 +21,11 @@ if TYPE_CHECKING:
 
 #: The periods the page offers, in days; the first is the default.
 PERIODS = (30, 7, 90, 365)
+#: Roles are not stored over time (the site's member lookup says a member's roles now): the chart says so.
+ROLES_NOTE = ("Each member counts under the roles they have now: otp-pro does not store past roles. Enrolment "
+              "is read from the audit log (set-ups, disables, resets, a last factor removed).")
+NO_ROLES_NOTE = ("Every member otp-pro recorded (no member lookup, so no roles). Enrolment is read from the audit "
+                 "log (set-ups, disables, resets, a last factor removed).")
 
 
 def _period(v: Visit) -> int:
@@ -31,9 +35,6 @@ def _period(v: Visit) -> int:
 
 def statistics(v: Visit) -> Answer:
     """``GET ?days=30``: the charts of the last ``days`` days, each with its numbers."""
-    operator = operator_of(v)
-    if not isinstance(operator, Member):
-        return operator
     days = _period(v)
     core = v.core
     until = core.clock()
@@ -43,6 +44,7 @@ def statistics(v: Visit) -> Answer:
     setups = stats_trends.setups_per_day(core, start, until)
     times = stats_trends.delivery_times(core, start, until)
     daily = {row["day"]: row for row in found.daily}
+    enrolled = stats_adoption.enrolled_per_day(core, start, until)
 
     def per_day(name: str) -> list[float]:
         return [daily.get(day, {}).get(name, 0) for day in labels]
@@ -56,6 +58,10 @@ def statistics(v: Visit) -> Answer:
               {"enrolled": [float(a.enrolled) for a in found.adoption],
                "required, not enrolled": [float(a.required_not_enrolled) for a in found.adoption],
                "disabled": [float(a.disabled) for a in found.adoption]}, unit="members"),
+        Chart("adoption_over_time", "Members enrolled over time, by current role", "line", labels,
+              {("all members" if role == stats.ALL_ROLES else role): [float(n) for n in counts]
+               for role, counts in sorted(enrolled.items(), key=lambda item: item[0] != stats.ALL_ROLES)},
+              unit="members", note=ROLES_NOTE if found.roles_known else NO_ROLES_NOTE),
         Chart("verifications", "Verifications by factor kind", "bar", [c.channel for c in found.channels],
               {"succeeded": [float(c.verify_ok) for c in found.channels],
                "failed": [float(c.verify_failed) for c in found.channels]}, unit="attempts"),
