@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from otp_pro.errors import StorageError
 from otp_pro.web.flow import CSRF_FIELD, MAX_BODY_BYTES, Answer, csrf_ok
 from otp_pro.web.flow.state import K_MEMBER
-from otp_pro.web.flow.texts import CSRF_FAILED_TEXT
+from otp_pro.web.flow.texts import CSRF_FAILED_TEXT, TOO_LARGE_TEXT
 
 from .adapter import (
     MAX_FORM_BYTES,
@@ -56,8 +56,6 @@ if TYPE_CHECKING:
 #: Methods that change nothing, so carry no CSRF token.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 FORM_TYPE = "application/x-www-form-urlencoded"
-#: The 413 page's text: a form of the flow that is larger than any of its forms can be.
-TOO_LARGE_TEXT = "This form is too large. Reload the page and try again."
 
 
 class OtpProMiddleware:

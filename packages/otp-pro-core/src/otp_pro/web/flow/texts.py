@@ -44,6 +44,8 @@ STORAGE_FAILED_TEXT = N_("Something went wrong on our side and nothing was chang
                          "unused). Try again in a moment.")
 #: Shown (HTTP 400) for a POST without the session's CSRF token.
 CSRF_FAILED_TEXT = N_("This form has expired or did not come from this site. Reload the page and try again.")
+#: Shown (HTTP 413) for a form larger than any of the flow's forms can be (refused before it is read whole).
+TOO_LARGE_TEXT = N_("This form is too large. Reload the page and try again.")
 
 SIGN_IN_FIRST_TEXT = N_("Sign in first.")
 #: The password asked again before a change of settings is wrong (the attempts left may follow).
