@@ -14,7 +14,7 @@ from typing import Any
 
 from django_steps import PASSWORD, make_user, totp_now, totp_seed
 
-from otp_pro.testing import blocking_violations, mailed_code
+from otp_pro.testing import AxeReport, mailed_code
 
 
 def sign_in(page: Any, base: str, user: Any, path: str = "/admin/") -> None:
@@ -107,50 +107,45 @@ def test_the_operator_console_inside_the_admin(browser, live_server, mailbox, sh
     context = browser.new_context(bypass_csp=True)
     context.set_default_timeout(15_000)
     page = context.new_page()
-    problems: dict[str, list[dict[str, Any]]] = {}
-
-    def check(name: str) -> None:
-        found = blocking_violations(page)
-        if found:
-            problems[name] = found
+    axe = AxeReport(page)
 
     try:
         sign_in(page, live_server, user, path="/mfa/operator/members")
         page.wait_for_url(re.compile(r"/mfa/setup\?next="))
-        check("setup")
+        axe.check("setup")
         page.check("input[value='totp']")
         page.click("button:has-text('Continue')")
         seed = totp_seed(page.content())
-        check("setup-totp")
+        axe.check("setup-totp")
         page.fill("#otp-code", totp_now(seed))
         page.click("button:has-text('Confirm')")
         page.wait_for_selector("text=backup codes")
-        check("backup-codes")
+        axe.check("backup-codes")
         page.goto(live_server + "/mfa/settings")
         page.wait_for_selector("h1")
-        check("settings")
+        axe.check("settings")
         page.goto(live_server + "/admin/")
-        check("admin-index")
+        axe.check("admin-index")
         page.get_by_role("link", name="Operator console").first.click()  # the admin index's link
         page.wait_for_url(re.compile(r"/mfa/operator/members$"))
-        check("operator-members")
+        axe.check("operator-members")
         page.goto(live_server + f"/mfa/operator/members?q={user.pk}")
-        check("operator-search")
+        axe.check("operator-search")
         page.goto(live_server + f"/mfa/operator/member?id={user.pk}")
         page.wait_for_selector("#factors")
         assert page.locator(".breadcrumbs").is_visible() and page.locator("#site-name").is_visible()
         shots(page, "operator-member-in-admin")
-        check("operator-member")
+        axe.check("operator-member")
         page.goto(live_server + f"/mfa/operator/member/unlock?id={user.pk}")
-        check("operator-confirm")
+        axe.check("operator-confirm")
         page.goto(live_server + "/mfa/operator/audit")
-        check("operator-audit")
+        axe.check("operator-audit")
         page.goto(live_server + "/mfa/operator/statistics")
         page.wait_for_selector("#chart-setups")
         shots(page, "operator-statistics-in-admin")
-        check("operator-statistics")
+        axe.check("operator-statistics")
         page.goto(live_server + "/mfa/operator/providers")
-        check("operator-providers")
+        axe.check("operator-providers")
     finally:
         context.close()
-    assert not problems, f"axe-core: serious or critical violations: {problems}"
+    axe.assert_clean()

@@ -1,7 +1,7 @@
 """A real browser uses the demo's operator console: an admin sets up an authenticator app, finds a member by
 email, resets them through the confirmation page, reads the audit log and the statistics of a month of
 generated activity. axe-core checks each page (the console's and the member's own) for serious or critical
-accessibility violations (``otp_pro.testing.blocking_violations``, shared by every adapter's browser tests).
+accessibility violations (``otp_pro.testing.AxeReport``, shared by every adapter's browser tests).
 Each console page is saved as a test artefact and, with ``OTP_PRO_DOCS_IMG=1``, to ``docs/img/operator-*.png``
 (the docs show them: regenerated on purpose, not by every run).
 
@@ -22,7 +22,7 @@ import pyotp
 import pytest
 from test_browser import FAST, TIMEOUT_MS, fill_password, shots, visible
 
-from otp_pro.testing import blocking_violations, fill_activity, system_chromium
+from otp_pro.testing import AxeReport, fill_activity, system_chromium
 from otp_pro_flask.demo_site import DemoSite, running
 
 #: Where the docs' screenshots of the console live: the repository's docs/img.
@@ -55,12 +55,10 @@ def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoS
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
 
-    problems: dict[str, list[dict[str, Any]]] = {}
+    axe = AxeReport(page)
 
     def keep(name: str) -> None:
-        found = blocking_violations(page)
-        if found:
-            problems[name] = found
+        axe.check(name)
         shots(page, name)
         if os.environ.get("OTP_PRO_DOCS_IMG", "") not in ("", "0"):
             page.screenshot(path=str(DOCS_IMG / f"operator-{name}.png"), full_page=True)
@@ -137,4 +135,4 @@ def test_an_admin_uses_the_operator_console(browser: Any, demo: tuple[str, DemoS
         keep("providers")
     finally:
         context.close()
-    assert not problems, f"axe-core: serious or critical violations: {problems}"
+    axe.assert_clean()

@@ -19,7 +19,7 @@ import pyotp
 import pytest
 from conftest import ANN, NEW, TOM, Site
 
-from otp_pro.testing import blocking_violations, mailed_code, system_chromium
+from otp_pro.testing import AxeReport, mailed_code, system_chromium
 
 TIMEOUT_MS = 15_000
 REPO = Path(__file__).resolve().parents[3]
@@ -107,7 +107,7 @@ def test_forced_totp_setup_in_a_browser(site: Site, page: Any, shot: Callable[[A
 
 def test_no_serious_accessibility_violation_on_the_member_and_console_pages(
         browser: Any, make_site: Callable[..., Site], shot: Callable[[Any, str], None]) -> None:
-    """axe-core (``otp_pro.testing.blocking_violations``, the check every adapter's browser tests share) finds no
+    """axe-core (``otp_pro.testing.AxeReport``, the check every adapter's browser tests share) finds no
     serious or critical violation on the pages as Starlette serves them: the member's (verify, settings, forced
     setup) and the operator console's (Tom is the operator)."""
     site = make_site(operator=lambda member: member.id == TOM.id)
@@ -115,22 +115,17 @@ def test_no_serious_accessibility_violation_on_the_member_and_console_pages(
     context = browser.new_context(bypass_csp=True)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    problems: dict[str, list[dict[str, Any]]] = {}
-
-    def check(name: str) -> None:
-        found = blocking_violations(page)
-        if found:
-            problems[name] = found
+    axe = AxeReport(page)
 
     try:
         password_step(page, site, TOM.email or "")
         page.wait_for_url(f"{site.base}/otp/verify")
-        check("verify")
+        axe.check("verify")
         page.get_by_label("Verification code").fill(site.totp_now())
         page.get_by_role("button", name="Verify").click()
         page.wait_for_url(f"{site.base}/protected")
         page.goto(f"{site.base}/otp/settings")
-        check("settings")
+        axe.check("settings")
         console = {"operator-members": "/otp/operator/members", "operator-search": "/otp/operator/members?q=1",
                    "operator-member": f"/otp/operator/member?id={ANN.id}",
                    "operator-confirm": f"/otp/operator/member/reset?id={ANN.id}",
@@ -139,12 +134,12 @@ def test_no_serious_accessibility_violation_on_the_member_and_console_pages(
         for name, path in console.items():
             page.goto(site.base + path)
             assert page.get_by_role("heading").first.is_visible(), name
-            check(name)
+            axe.check(name)
         shot(page, "operator-providers")
         context.clear_cookies()
         password_step(page, site, NEW.email or "")
         page.wait_for_url(re.compile(r".*/otp/setup.*"))
-        check("setup")
+        axe.check("setup")
     finally:
         context.close()
-    assert not problems, f"axe-core: serious or critical violations: {problems}"
+    axe.assert_clean()

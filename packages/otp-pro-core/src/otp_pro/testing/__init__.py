@@ -58,7 +58,7 @@ CLI, the migrations) is imported inside the function that needs it.
 from __future__ import annotations
 
 from ._activity import fill_activity
-from ._axe import axe_source, blocking_violations
+from ._axe import AxeReport, axe_source, blocking_violations
 from ._browser import CHROMIUM_ARGS, in_ci, system_chromium, unavailable
 from ._clock import Clock, clock
 from ._databases import PG_ENV, PG_SKIP_REASON, backend, pg_url, sqlite_url, temporary_pg_database, truncate_all
@@ -104,6 +104,7 @@ __all__ = [
     "SUCCESS",
     "TEST_SECRET_KEY",
     "TRANSIENT",
+    "AxeReport",
     "Clock",
     "DiscoveryContract",
     "EmailTransportContract",

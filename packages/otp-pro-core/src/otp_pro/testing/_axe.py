@@ -76,3 +76,22 @@ def blocking_violations(page: Any) -> list[dict[str, Any]]:
             id: v.id, impact: v.impact, help: v.help,
             nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))""")
     return [v for v in found if v["impact"] in BLOCKING]
+
+
+class AxeReport:
+    """The violations of several pages of one browser test, reported together at its end: a test walks through
+    its pages calling :meth:`check` on each, then :meth:`assert_clean` (every page's problems in one failure,
+    rather than the first page's alone)."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.problems: dict[str, list[dict[str, Any]]] = {}
+
+    def check(self, name: str) -> None:
+        """Run axe-core on the page as it stands now and keep its blocking violations under ``name``."""
+        found = blocking_violations(self.page)
+        if found:
+            self.problems[name] = found
+
+    def assert_clean(self) -> None:
+        assert not self.problems, f"axe-core: serious or critical violations: {self.problems}"
