@@ -267,7 +267,7 @@ class OtpMachine(RuleBasedStateMachine):
                 self.otp.begin_setup(m.member, CODE)
             return
         if m.has(CODE):  # one code factor per address: nothing begun, nothing sent, the pending setup stays
-            with pytest.raises(SetupError, match="already has"):
+            with pytest.raises(SetupError, match="already one of the member's methods"):
                 self.otp.begin_setup(m.member, CODE)
             return
         info = self.otp.begin_setup(m.member, CODE)
