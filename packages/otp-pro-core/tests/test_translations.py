@@ -251,6 +251,8 @@ def test_a_reason_is_written_in_the_language_of_the_place_it_is_shown() -> None:
         assert i18n.translate(raised) == "die Einrichtung ist abgelaufen: Beginnen Sie sie erneut"
         assert i18n.translate(i18n.N_("this channel is not installed")) == "dieser Zustellweg ist nicht installiert"
         assert i18n.translate("no fax line on file") == "no fax line on file"  # a plugin's own, untranslated
+        # A plain variable is a value, not a message, even when a catalog happens to hold the same words.
+        assert i18n.translate(i18n.L_("hidden by plugin %(plugin)s", plugin="Close")) == "vom Plugin Close ausgeblendet"
     with i18n.using(Language("fr")):
         # A variable that is itself a reason is translated too.
         nested = i18n.L_("hidden by plugin %(plugin)s", plugin=i18n.L_("this channel is not installed"))

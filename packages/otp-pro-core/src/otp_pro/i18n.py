@@ -103,10 +103,11 @@ def L_(message: str, **variables: Any) -> LazyText:
 
 def translate(value: object) -> str:
     """A reason made by the core or a plugin (:func:`L_`, or a constant marked with :func:`N_`), in the current
-    language: its message is looked up in every domain, its variables translated the same way. A text no catalog
+    language: its message is looked up in every domain, and a variable that is a reason itself (a ``LazyText``)
+    is translated the same way; other variables (an address, a plugin's name) stay as they are. A text no catalog
     has stays as it is, so a plugin's untranslated reason still reads."""
     if isinstance(value, LazyText):
-        variables = {key: translate(v) if isinstance(v, str) else v for key, v in value.variables.items()}
+        variables = {key: translate(v) if isinstance(v, LazyText) else v for key, v in value.variables.items()}
         return _fill(_any_domain(value.message), variables)
     if isinstance(value, BaseException) and value.args and isinstance(value.args[0], LazyText):
         return translate(value.args[0])  # str(exc) would lose the message
