@@ -10,7 +10,7 @@ from typing import Any
 import pyotp
 import pytest
 from flask import Flask, redirect, request
-from webkit import csrf_of, last_code, sign_in
+from webkit import built_site, csrf_of, last_code, sign_in
 
 from otp_pro import Member, OtpPro
 from otp_pro_flask import SECURITY_HEADERS, OtpProFlask, safe_next
@@ -25,12 +25,8 @@ FAST = {"resend_cooldown_seconds": 0}
 # module's name (``pytest_plugins = ("test_flask",)``) without a second module named ``conftest``.
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[DemoSite]:
-    demo = DemoSite(str(tmp_path / "demo.sqlite3"), overrides=FAST)
-    demo.app.config["TESTING"] = True
-    try:
+    with built_site(tmp_path / "demo.sqlite3", **FAST) as demo:
         yield demo
-    finally:
-        demo.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyotp
 import pytest
-from webkit import csrf_of, last_code, sign_in
+from webkit import built_site, csrf_of, last_code, sign_in
 
 from otp_pro import Member
 from otp_pro_flask.demo_site import DemoSite
@@ -23,12 +23,8 @@ PASSWORD = "pw-factors"
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[DemoSite]:
-    demo = DemoSite(str(tmp_path / "demo.sqlite3"), overrides=FAST)
-    demo.app.config["TESTING"] = True
-    try:
+    with built_site(tmp_path / "demo.sqlite3", **FAST) as demo:
         yield demo
-    finally:
-        demo.close()
 
 
 @pytest.fixture

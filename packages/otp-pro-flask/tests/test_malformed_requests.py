@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from webkit import csrf_of, last_code, sign_in
+from webkit import built_site, csrf_of, last_code, sign_in
 
 from otp_pro.web.flow import MAX_JSON_BYTES
 from otp_pro_flask.demo_site import DemoSite
@@ -30,13 +30,8 @@ NOT_DEVICE_IDS = ("%0D%0AX-Evil:%201", "1%0A", "99999999999999999999999", "92233
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
     """One demo site for the module (building one takes seconds); each test signs in a member of its own."""
-    demo = DemoSite(str(tmp_path_factory.mktemp("malformed") / "demo.sqlite3"),
-                    overrides={"resend_cooldown_seconds": 0})
-    demo.app.config["TESTING"] = True
-    try:
+    with built_site(tmp_path_factory.mktemp("malformed") / "demo.sqlite3", resend_cooldown_seconds=0) as demo:
         yield demo
-    finally:
-        demo.close()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from webkit import last_code, sign_in
+from webkit import built_site, last_code, sign_in
 
 from otp_pro import OtpPro
 from otp_pro.web.flow import openapi
@@ -42,14 +42,9 @@ METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
-    demo = DemoSite(str(tmp_path_factory.mktemp("openapi") / "demo.sqlite3"),
-                    overrides={"resend_cooldown_seconds": 0})
-    demo.app.config["TESTING"] = True
-    demo.add_member(*MEMBER, enroll_on="email:code")
-    try:
+    with built_site(tmp_path_factory.mktemp("openapi") / "demo.sqlite3", resend_cooldown_seconds=0) as demo:
+        demo.add_member(*MEMBER, enroll_on="email:code")
         yield demo
-    finally:
-        demo.close()
 
 
 def documented(document: dict[str, Any]) -> set[tuple[str, str]]:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from webkit import csrf_of
+from webkit import built_site, csrf_of
 
 from otp_pro import i18n
 from otp_pro_flask.demo_site import DemoSite
@@ -20,13 +20,8 @@ from otp_pro_flask.demo_site import DemoSite
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
-    demo = DemoSite(str(tmp_path_factory.mktemp("patterns") / "demo.sqlite3"),
-                    overrides={"resend_cooldown_seconds": 0})
-    demo.app.config["TESTING"] = True
-    try:
+    with built_site(tmp_path_factory.mktemp("patterns") / "demo.sqlite3", resend_cooldown_seconds=0) as demo:
         yield demo
-    finally:
-        demo.close()
 
 
 @pytest.fixture

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from otp_pro_flask.demo_site import DemoSite
+
+
+@contextmanager
+def built_site(path: str | Path, **overrides: Any) -> Iterator[DemoSite]:
+    """A demo site on the SQLite file ``path`` with ``overrides`` to its settings, in Flask's testing mode (an
+    exception in a view reaches the test instead of a 500 page); closed at the end of the block."""
+    demo = DemoSite(str(path), overrides=overrides)
+    demo.app.config["TESTING"] = True
+    try:
+        yield demo
+    finally:
+        demo.close()
 
 
 def csrf_of(client: Any, path: str = "/login") -> str:
