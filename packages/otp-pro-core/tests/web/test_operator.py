@@ -63,15 +63,21 @@ def verified(otp: OtpPro, client: FlowClient) -> str:
     return page_csrf(client.get("/otp/settings").text)  # the token of the session after it rotated
 
 
+def operator_signed_in(otp: OtpPro, clock: Clock, member: Member = MEMBER) -> tuple[FlowClient, str]:
+    """The operator and ``member`` given codes by the outbox; the operator signed in to the console and verified:
+    the client and the session's CSRF token."""
+    enrol(otp, OPERATOR)
+    enrol(otp, member)
+    clock.advance(60)
+    client = console(otp, OPERATOR)
+    return client, verified(otp, client)
+
+
 @pytest.fixture
 def site(make_otp: Callable[..., OtpPro], clock: Clock) -> tuple[OtpPro, FlowClient, str]:
     """An OtpPro where the operator and member 42 have codes by the outbox; the operator signed in, verified."""
     otp = make_otp(roles=ROLES, plugins=[Lookup()])
-    enrol(otp, OPERATOR)
-    enrol(otp, MEMBER)
-    clock.advance(60)
-    client = console(otp, OPERATOR)
-    return otp, client, verified(otp, client)
+    return (otp, *operator_signed_in(otp, clock))
 
 
 def actions_by(otp: OtpPro, kind: str) -> list[Any]:
@@ -233,11 +239,7 @@ def test_an_operator_acting_on_a_member_nobody_knows_ticks_the_box(
     the roles are unknown, so the policy cannot be checked, as ``otp-pro members disable`` without ``--force``."""
     otp = make_otp(roles=ROLES)
     ghost = Member("ghost", email="ghost@example.com")
-    enrol(otp, OPERATOR)
-    enrol(otp, ghost)
-    clock.advance(60)
-    client = console(otp, OPERATOR)
-    token = verified(otp, client)
+    client, token = operator_signed_in(otp, clock, ghost)
     assert "Roles and addresses unknown" in client.get("/otp/operator/member?id=ghost").text
     back = client.post("/otp/operator/member/disable", data={"member_id": "ghost", "csrf_token": token})
     assert back.status_code == 303 and "roles are unknown" in client.get(back.headers["Location"]).text
@@ -248,12 +250,7 @@ def test_an_operator_acting_on_a_member_nobody_knows_ticks_the_box(
 
 def test_the_sites_load_member_tells_the_console_the_roles(make_otp: Callable[..., OtpPro], clock: Clock) -> None:
     """No member lookup in the core, but the adapter's ``load_member`` knows the member: roles known."""
-    otp = make_otp(roles=ROLES)
-    enrol(otp, OPERATOR)
-    enrol(otp, MEMBER)
-    clock.advance(60)
-    client = console(otp, OPERATOR)
-    verified(otp, client)
+    client, _token = operator_signed_in(make_otp(roles=ROLES), clock)
     page = client.get("/otp/operator/member?id=42").text
     assert "Roles and addresses unknown" not in page and 'id="requirement">optional<' in page
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete
-from test_operator import MEMBER, OPERATOR, OTHER, ROLES, STAFF, Lookup, console, verified
+from test_operator import MEMBER, OPERATOR, OTHER, ROLES, STAFF, Lookup, operator_signed_in
 
 from otp_pro import OtpPro, stats_adoption
 from otp_pro.stats_adoption import _intervals
@@ -64,12 +64,7 @@ def test_intervals_of_odd_histories() -> None:
 
 def test_the_statistics_page_charts_it_labelled_by_current_role(make_otp: Callable[..., OtpPro],
                                                                 clock: Clock) -> None:
-    otp = make_otp(roles=ROLES, plugins=[Lookup()])
-    enrol(otp, OPERATOR)
-    enrol(otp, MEMBER)
-    clock.advance(60)
-    client = console(otp, OPERATOR)
-    verified(otp, client)
+    client, _token = operator_signed_in(make_otp(roles=ROLES, plugins=[Lookup()]), clock)
     page = client.get("/otp/operator/statistics?days=7").text
     assert 'id="chart-adoption_over_time"' in page and "by current role" in page
     assert "otp-pro does not store past roles" in page
