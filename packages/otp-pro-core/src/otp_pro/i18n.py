@@ -172,6 +172,10 @@ class Domain:
         """The locales this domain has a catalog for: shipped ones and those in ``site_dirs``."""
         return _available(self.name, str(self.directory), tuple(site_dirs))
 
+    def offered(self, site_dirs: Iterable[str] = ()) -> dict[str, str]:
+        """:meth:`available` keyed by lower-case name, as :func:`choose` and :func:`for_request` read it."""
+        return {name.lower(): name for name in self.available(site_dirs)}
+
 
 def _markup(text: str, variables: Mapping[str, Any]) -> Markup:
     return Markup(text) % variables if variables else Markup(text)
@@ -288,11 +292,18 @@ def choose(locale: str | None, offered: Mapping[str, str]) -> str | None:
     return offered.get(key) or offered.get(key.split("_", 1)[0])
 
 
+def for_request(member_locale: str | None, accept_language: str | None, offered: Mapping[str, str],
+                default: str) -> str:
+    """The locale of a page: the member's ``locale`` when ``offered`` (:meth:`Domain.offered`) has it, else the
+    best of the request's ``Accept-Language`` that it has, else ``default``. The flow's pages and a companion's
+    own (otp-pro-magic-links' link pages) choose the same way."""
+    return choose(member_locale, offered) or negotiate(accept_language or "", offered.values()) or default
+
+
 def for_member(member_locale: str | None, default_locale: str, site_dirs: tuple[str, ...] = ()) -> Language:
     """The language of a message to a member: their ``locale`` when a catalog has it, else the language of
     the request being answered (a code asked for on a German page is written in German), else the site's."""
-    offered = {name.lower(): name for name in CORE.available(site_dirs)}
-    chosen = choose(member_locale, offered)
+    chosen = choose(member_locale, CORE.offered(site_dirs))
     if chosen is None:
         active = _current.get()
         chosen = active.locale if active is not None else default_locale

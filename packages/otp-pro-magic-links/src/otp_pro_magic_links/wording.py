@@ -34,9 +34,7 @@ def page_language(otp: OtpPro, accept_language: str | None = None, member: Membe
     must be the language its text is in), English when none fits.
     """
     settings = otp.settings
-    offered = {name.lower(): name for name in DOMAIN.available(settings.locale_dirs)}
-    locale = (i18n.choose(member.locale if member is not None else None, offered)
-              or i18n.negotiate(accept_language or "", offered.values())
-              or i18n.choose(settings.default_locale, offered)
-              or "en")
+    offered = DOMAIN.offered(settings.locale_dirs)
+    locale = i18n.for_request(member.locale if member is not None else None, accept_language, offered,
+                              i18n.choose(settings.default_locale, offered) or "en")
     return i18n.Language(locale, settings.locale_dirs)

@@ -94,7 +94,7 @@ class Flow:
             allow = default_allow(self.url_prefix or "/", login=login_url, logout=logout_url,
                                   magic_link=self.magic_link_path)
         # The languages pages are offered in, lower-cased name -> name: shipped catalogs and the site's own.
-        self.locales = {name.lower(): name for name in i18n.CORE.available(otp.settings.locale_dirs)}
+        self.locales = i18n.CORE.offered(otp.settings.locale_dirs)
         self.gate_config = GateConfig(verify_path=f"{self.url_prefix}/verify", setup_path=f"{self.url_prefix}/setup",
                                       allow=(*allow, *extra_allow))
 
@@ -146,9 +146,8 @@ class Flow:
                 member = v.member()
             except StorageError:  # the page that says so is still written in the browser's language
                 member = None
-            locale = (i18n.choose(member.locale if member else None, self.locales)
-                      or i18n.negotiate(v.request.header("accept-language"), self.locales.values())
-                      or self.core.settings.default_locale)
+            locale = i18n.for_request(member.locale if member else None, v.request.header("accept-language"),
+                                      self.locales, self.core.settings.default_locale)
             v.language = i18n.Language(locale, self.core.settings.locale_dirs)
         return v.language
 
