@@ -376,6 +376,10 @@ def test_audit_export_is_itself_audited_with_the_operator_format_and_filters(sit
     # A refused export (an unknown kind) reads nothing and records nothing.
     refused = invoke(otp, config, "audit", "export", "-o", "-", "--kind", "no_such_kind")
     assert refused.exit_code == 2 and len(otp.events(kinds=["audit_exported"])) == 2
+    # Nor does one refused for its target, a folder: one line naming it, before anything is read.
+    folder = invoke(otp, config, "audit", "export", "-o", str(tmp_path))
+    assert folder.exit_code == 2 and f"cannot write {tmp_path}: it is a folder" in folder.output
+    assert len(otp.events(kinds=["audit_exported"])) == 2
 
 
 def test_audit_prune(site, tmp_path):
