@@ -106,6 +106,11 @@ def write(db: Database, conn: Connection, event: AuditEvent) -> AuditEvent:
     return AuditEvent(**{**event.__dict__, "id": event_id})
 
 
+#: Details as sorted JSON, anything not JSON as its str(); one encoder, not one per row (json.dumps builds
+#: a new one whenever it is given options).
+_DETAILS_JSON = json.JSONEncoder(default=str, sort_keys=True)
+
+
 def params(event: AuditEvent) -> dict[str, Any]:
     """The bind values (``a_<column>``) of ``event``'s row in ``otp_audit_events`` (details as sorted JSON)."""
     return {
@@ -117,7 +122,7 @@ def params(event: AuditEvent) -> dict[str, Any]:
         "a_ip": _clip(event.ip, 64),
         "a_user_agent": _clip(event.user_agent, 512),
         "a_actor": _clip(event.actor, 255),
-        "a_details": json.dumps(dict(event.details), default=str, sort_keys=True),
+        "a_details": _DETAILS_JSON.encode(dict(event.details)),
     }
 
 

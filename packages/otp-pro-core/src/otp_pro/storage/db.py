@@ -14,7 +14,7 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy.pool import StaticPool
 from ..errors import ConfigurationError, StorageError
 from ..settings import DATABASE_BACKENDS
 from .fast import FastResult, FastStatements
+from .shelf import Shelf
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SUPPORTED_BACKENDS = DATABASE_BACKENDS
@@ -234,6 +235,21 @@ class Database:
         self.is_postgresql = self.engine.dialect.name == "postgresql"
         self.backend = "SQLite" if self.is_sqlite else "PostgreSQL" if self.is_postgresql else self.engine.dialect.name
         self._fast = FastStatements(self.engine.dialect)
+        # SQLite's begin hook reads these options to choose BEGIN IMMEDIATE, BEGIN or none (_sqlite_setup).
+        self._shelf = Shelf(self.engine, {"write": {"otp_pro_write": True}, "read": {},
+                                          "single": {"otp_pro_single_read": True}}) if self.is_sqlite else None
+
+    def _connection(self, way: str) -> AbstractContextManager[Connection]:
+        """A connection for one of :meth:`write`, :meth:`read` or :meth:`read_once`: on SQLite a kept one
+        (:mod:`otp_pro.storage.shelf`), elsewhere one from the pool."""
+        if self._shelf is not None:
+            return self._shelf.connection(way)
+        return self.engine.connect()
+
+    @property
+    def connections_kept(self) -> int:
+        """How many idle connections the instance keeps open between operations (SQLite only; else 0)."""
+        return len(self._shelf) if self._shelf is not None else 0
 
     def run(self, conn: Connection, statement: Any, params: Mapping[str, Any]) -> FastResult:
         """Run one of the hot paths' module-level statements on ``conn``, in its transaction (see
@@ -267,16 +283,13 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that will write: committed on success, rolled back on any exception."""
-        with self._storage_errors(), self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = conn.execution_options(otp_pro_write=True)
-            with conn.begin():
-                yield conn
+        with self._storage_errors(), self._connection("write") as conn, conn.begin():
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction."""
-        with self._storage_errors(), self.engine.connect() as conn, conn.begin():
+        with self._storage_errors(), self._connection("read") as conn, conn.begin():
             yield conn
 
     @contextmanager
@@ -290,8 +303,8 @@ class Database:
             with self._autocommit() as conn:
                 yield conn
             return
-        with self._storage_errors(), self.engine.connect() as conn:
-            yield conn.execution_options(otp_pro_single_read=True)
+        with self._storage_errors(), self._connection("single") as conn:
+            yield conn
 
     @contextmanager
     def write_once(self) -> Iterator[Connection]:
@@ -335,6 +348,8 @@ class Database:
             raise ConfigurationError(f"cannot connect to the database: {reason}", key="database_url") from None
 
     def dispose(self) -> None:
+        if self._shelf is not None:
+            self._shelf.close()
         self.engine.dispose()
 
     def __repr__(self) -> str:
