@@ -1,6 +1,6 @@
 """otp-pro against django-otp and the raw floor: every scenario in one table, written to docs/benchmarks.md.
 
-    python bench/compare.py [--quick] [--no-write] [--only email,totp,concurrency,cold,memory]
+    python bench/compare.py [--quick] [--no-write] [--only email,totp,budget,concurrency,delivery,web,cold,memory]
 
 (``python -m nox -s bench`` installs the core, every companion, Django and
 django-otp, then runs this.) In one run, for each scenario, the sides
@@ -48,6 +48,7 @@ sys.path.insert(0, str(HERE))
 
 from delivery import delivery_checks, delivery_table, run_delivery  # noqa: E402 - the bench folder is not a package
 from web_verify import run_web, web_checks, web_table  # noqa: E402 - the bench folder is not a package
+from budget import budget_table, run_budget  # noqa: E402 - the bench folder is not a package
 from sides import (  # noqa: E402 - the bench folder is not a package
     DjangoOtpSide,
     OtpProSide,
@@ -60,7 +61,7 @@ from sides import (  # noqa: E402 - the bench folder is not a package
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 SENT = RawSentSide.name
-ALL_PARTS = ("email", "totp", "concurrency", "delivery", "web", "cold", "memory")
+ALL_PARTS = ("email", "totp", "budget", "concurrency", "delivery", "web", "cold", "memory")
 
 
 @dataclass
@@ -523,7 +524,8 @@ LOAD_START, LOAD_END = "<!-- load-test:start -->", "<!-- load-test:end -->"
 
 def report(args: argparse.Namespace, info: dict[str, str], rows: list[Row], conc: list[dict[str, Any]] | None,
            cold: dict[str, Any] | None, memory: dict[str, Any] | None, checks: list[Target_],
-           delivery: list[Row] | None = None, web: list[Row] | None = None) -> str:
+           delivery: list[Row] | None = None, web: list[Row] | None = None,
+           budget: list[Row] | None = None) -> str:
     out = [
         "# Benchmarks",
         "",
@@ -551,6 +553,18 @@ def report(args: argparse.Namespace, info: dict[str, str], rows: list[Row], conc
             "batch in brackets. \"django-otp / otp-pro\" above 1 means otp-pro is faster.",
             "",
             *table(rows),
+            "",
+        ]
+    if budget:
+        out += [
+            "### Where a TOTP verification's time goes (SQLite)",
+            "",
+            "verify() beside its parts, each measured alone on the same instance (`bench/budget.py`), the sides",
+            "taking turns batch by batch: the database work (the write transaction with the state read, the time",
+            "step moved and the audit row, through otp-pro's `Database`), the seed opened from its seal, the code",
+            "checked, the event passed to the listeners. \"The rest\" is verify() less those four.",
+            "",
+            *budget_table(budget),
             "",
         ]
     if conc:
@@ -658,6 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     delivery: list[Row] = []
     web: list[Row] = []
+    budget: list[Row] = []
     conc = cold = memory = None
     with tempfile.TemporaryDirectory(prefix="otp-pro-bench-", dir=str(ROOT / "bench")) as tmp:
         folder = Path(tmp)
@@ -667,6 +682,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if parts & {"email", "totp"}:
                 print("side by side:", flush=True)
                 rows = run_side_by_side(args, folder, scratch, parts)
+            if "budget" in parts:
+                print("where a TOTP verification's time goes (SQLite):", flush=True)
+                budget = run_budget(args, folder, measure, Row)
             if "concurrency" in parts and scratch is not None:
                 print("concurrency (otp-pro, PostgreSQL):", flush=True)
                 conc = run_concurrency(args, scratch)
@@ -702,11 +720,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if web:
         print()
         print("\n".join(web_table(web)))
+    if budget:
+        print()
+        print("\n".join(budget_table(budget)))
     print()
     for t in checks:
         print(f"  [{'ok' if t.passed else 'MISSED'}] {t.name}: {t.detail}")
     if not args.no_write:
-        text = report(args, info, rows, conc, cold, memory, checks, delivery, web)
+        text = report(args, info, rows, conc, cold, memory, checks, delivery, web, budget)
         previous = Path(args.output).read_text(encoding="utf-8") if Path(args.output).exists() else ""
         if LOAD_START in previous and LOAD_END in previous:  # bench/load.py's section is its own to rewrite
             text = text.rstrip("\n") + "\n\n" + LOAD_START + previous.split(LOAD_START, 1)[1].split(LOAD_END, 1)[0] \
