@@ -7,6 +7,10 @@ Sides on one ``OtpPro`` (one SQLite file in WAL mode), taking turns batch by bat
 - **the database work**: what verify sends to SQLite, through otp-pro's own ``Database``
   and fast statements: a write transaction (``BEGIN IMMEDIATE``) that reads the member's
   state, moves the factor's time step and inserts the ``verify_ok`` audit row, and its commit;
+- **the same SQL, sqlite3 alone**: the database work's statements, as otp-pro's fast statements
+  compiled them, sent by the ``sqlite3`` module on a connection of its own to the same file (what
+  SQLite itself costs on otp-pro's schema; the database work less this is otp-pro's ``Database``
+  layer: SQLAlchemy's transaction, the bind and row processing);
 - **the seed opened**: ``KeyRing.decrypt`` of the member's sealed seed (Fernet: HMAC-SHA256 and AES);
 - **the code checked**: ``totp.match`` (base32 decode, HMAC-SHA1 of the three steps in the window,
   compared in constant time);
@@ -26,9 +30,9 @@ from typing import Any
 
 from sides import OtpProSide, RawSide, Target, utcnow
 
-VERIFY, DATABASE, SEED, CHECK, LISTENERS, FLOOR = (
-    "verify(), all of it", "the database work", "the seed opened", "the code checked", "the listeners told",
-    RawSide.name)
+VERIFY, DATABASE, SQLITE, SEED, CHECK, LISTENERS, FLOOR = (
+    "verify(), all of it", "the database work", "the same SQL, sqlite3 alone", "the seed opened",
+    "the code checked", "the listeners told", RawSide.name)
 PARTS = (DATABASE, SEED, CHECK, LISTENERS)
 
 
@@ -88,6 +92,44 @@ class DatabasePart(_Part):
             raise AssertionError("the time step did not move")
 
 
+class SqlitePart(_Part):
+    name, prefix = SQLITE, "sql"
+
+    def __init__(self, core: OtpProSide, path: str) -> None:
+        import sqlite3
+
+        super().__init__(core)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=10000")
+
+    def totp_op(self, i: int, code: str) -> None:
+        from otp_pro import audit
+        from otp_pro.audit import AuditEvent
+        from otp_pro.storage import statements
+
+        fast, member_id, factor_id = self.rt.db._fast, self.ids[i], self.factors[i].id
+        state, counter, insert = (fast.get(statements.STATE), fast.get(statements.factor_counter(True)[0]),
+                                  fast.get(audit.INSERT))
+        now = utcnow()
+        step = int(now.timestamp()) // 30
+        event = AuditEvent(kind=audit.VERIFY_OK, at=now, outcome=audit.OK, member_id=member_id, channel="totp",
+                           details={"method": "totp", "factor_id": factor_id})
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(state.sql, state.parameters({"b_member": member_id})).fetchall()
+        moved = conn.execute(counter.sql, counter.parameters({"b_member": member_id, "b_factor": factor_id,
+                                                              "b_step": step, "b_now": now})).rowcount
+        conn.execute(insert.sql, insert.parameters(audit.params(event))).fetchall()
+        conn.execute("COMMIT")
+        if moved != 1:
+            raise AssertionError("the time step did not move")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class SeedPart(_Part):
     name, prefix = SEED, "seed"
 
@@ -125,16 +167,23 @@ class ListenersPart(_Part):
 
 def run_budget(args: Any, folder: Path, measure: Callable[..., dict[str, Any]], row: Callable[..., Any]) -> list[Any]:
     """The budget rows: each side's figures, on SQLite in WAL mode."""
-    core = OtpProSide(Target("sqlite", sqlite_path=str(folder / "budget.sqlite3"), wal=True))
+    path = str(folder / "budget.sqlite3")
+    core = OtpProSide(Target("sqlite", sqlite_path=path, wal=True))
     floor = RawSide(Target("sqlite", sqlite_path=str(folder / "budget-floor.sqlite3"), wal=True))
+    sides: list[Any] = []
     try:
-        sides = [VerifyPart(core), DatabasePart(core), SeedPart(core), CheckPart(core), ListenersPart(core), floor]
+        sides = [VerifyPart(core), DatabasePart(core), SqlitePart(core, path), SeedPart(core), CheckPart(core),
+                 ListenersPart(core), floor]
         figures = measure(sides, "totp", args.members, args.repeats, args.warmup)
     finally:
+        for side in sides:
+            if side is not floor:
+                side.close()
         core.close()
         floor.close()
     whole = figures[VERIFY].median
-    print("  " + "; ".join(f"{name} {figures[name].median * 1e6:,.0f} us" for name in (VERIFY, *PARTS, FLOOR))
+    print("  " + "; ".join(f"{name} {figures[name].median * 1e6:,.0f} us" for name in (VERIFY, DATABASE, SQLITE,
+                                                                                      *PARTS[1:], FLOOR))
           + f"; the rest {rest(figures) * 1e6:,.0f} us ({rest(figures) / whole:.0%})", flush=True)
     return [row("TOTP verify, its parts", "SQLite, WAL", figures)]
 
@@ -148,9 +197,10 @@ def budget_table(rows: list[Any]) -> list[str]:
     lines = ["| part | us/op (min-max) | share of verify() | / raw floor |", "|---|---|---|---|"]
     for r in rows:
         whole, floor = r.sides[VERIFY].median, r.sides[FLOOR].median
-        for name in (VERIFY, *PARTS):
+        for name in (VERIFY, DATABASE, SQLITE, *PARTS[1:]):
             f = r.sides[name]
-            lines.append(f"| {name} | {f.median * 1e6:,.0f} ({f.spread()}) | {f.median / whole:.0%} "
+            label = f"of which: {name}" if name == SQLITE else name
+            lines.append(f"| {label} | {f.median * 1e6:,.0f} ({f.spread()}) | {f.median / whole:.0%} "
                          f"| {f.median / floor:.2f}x |")
         left = rest(r.sides)
         lines.append(f"| the rest (otp-pro's own Python around the parts) | {left * 1e6:,.0f} | {left / whole:.0%} "
