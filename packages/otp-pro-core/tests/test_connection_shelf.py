@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
-from core_support import base_settings
+from core_support import base_settings, burst
 from sqlalchemy import text
 
 from otp_pro import OtpPro
@@ -77,24 +76,13 @@ def test_a_read_once_block_left_in_a_transaction_is_not_kept(otp):
 
 
 def test_at_most_a_few_idle_connections_are_kept_after_many_threads(otp):
-    barrier = threading.Barrier(12)
-    errors: list[BaseException] = []
+    def work(instance: OtpPro, n: int) -> int:
+        for i in range(10):
+            add_member(instance, f"t{n}-{i}")
+            member_count(instance)
+        return n
 
-    def work(n: int) -> None:
-        try:
-            barrier.wait()
-            for i in range(10):
-                add_member(otp, f"t{n}-{i}")
-                member_count(otp)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert burst([otp], work, threads=12) == list(range(12))  # an exception would stand in its place
     assert member_count(otp) == 120
     assert otp.db.connections_kept <= 3 * shelf.KEPT_PER_WAY
 
