@@ -8,9 +8,10 @@ Sides on one ``OtpPro`` (one SQLite file in WAL mode), taking turns batch by bat
   and fast statements: a write transaction (``BEGIN IMMEDIATE``) that reads the member's
   state, moves the factor's time step and inserts the ``verify_ok`` audit row, and its commit;
 - **the same SQL, sqlite3 alone**: the database work's statements, as otp-pro's fast statements
-  compiled them, sent by the ``sqlite3`` module on a connection of its own to the same file (what
-  SQLite itself costs on otp-pro's schema; the database work less this is otp-pro's ``Database``
-  layer: SQLAlchemy's transaction, the bind and row processing);
+  compiled them and with their bind values processed the same way, sent by the ``sqlite3`` module on a
+  connection of its own to the same file, the rows left raw (what SQLite itself costs on otp-pro's
+  schema, with the values prepared as the floor prepares its own; the database work less this is
+  otp-pro's ``Database`` layer: SQLAlchemy's transaction, the row processing);
 - **the seed opened**: ``KeyRing.decrypt`` of the member's sealed seed (Fernet: HMAC-SHA256 and AES);
 - **the code checked**: ``totp.match`` (base32 decode, HMAC-SHA1 of the three steps in the window,
   compared in constant time);
@@ -57,6 +58,19 @@ class _Part:
             self.factors = [self.rt.state(conn, member_id).factors[0] for member_id in ids]
         return keys
 
+    def ok_event(self, i: int) -> Any:
+        """The ``verify_ok`` event verify writes for member ``i``'s TOTP code (the engine's own builder)."""
+        from otp_pro._engine.verification import ok_event
+        from otp_pro.results import Method
+
+        return ok_event(self.rt, self.ids[i], "totp", Method.TOTP, None, None, self.factors[i].id)
+
+    def step(self, now: Any) -> int:
+        """The TOTP time step at ``now`` (the one a code typed now proves)."""
+        from otp_pro.totp import step_at
+
+        return step_at(now, self.rt.settings.totp)
+
     def close(self) -> None:
         pass
 
@@ -74,20 +88,16 @@ class DatabasePart(_Part):
 
     def totp_op(self, i: int, code: str) -> None:
         from otp_pro import audit
-        from otp_pro.audit import AuditEvent
         from otp_pro.storage import statements
 
         rt, member_id = self.rt, self.ids[i]
         now = utcnow()
-        step = int(now.timestamp()) // 30
         counter = statements.factor_counter(True)[0]
         with rt.db.write() as conn:
-            state = rt.state(conn, member_id, for_update=True)
-            factor = state.factors[0]
-            moved = rt.db.run(conn, counter, {"b_member": member_id, "b_factor": factor.id, "b_step": step,
+            factor = rt.state(conn, member_id, for_update=True).factors[0]
+            moved = rt.db.run(conn, counter, {"b_member": member_id, "b_factor": factor.id, "b_step": self.step(now),
                                               "b_now": now}).rowcount
-            audit.write(rt.db, conn, AuditEvent(kind=audit.VERIFY_OK, at=now, outcome=audit.OK, member_id=member_id,
-                                                channel="totp", details={"method": "totp", "factor_id": factor.id}))
+            audit.write(rt.db, conn, self.ok_event(i))
         if moved != 1:
             raise AssertionError("the time step did not move")
 
@@ -98,30 +108,29 @@ class SqlitePart(_Part):
     def __init__(self, core: OtpProSide, path: str) -> None:
         import sqlite3
 
+        from otp_pro import audit
+        from otp_pro.storage import statements
+
         super().__init__(core)
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=10000")
+        fast = self.rt.db._fast  # the SQL and bind processing otp-pro's fast statements use
+        self.state, self.counter, self.insert = (fast.get(statements.STATE),
+                                                 fast.get(statements.factor_counter(True)[0]), fast.get(audit.INSERT))
 
     def totp_op(self, i: int, code: str) -> None:
         from otp_pro import audit
-        from otp_pro.audit import AuditEvent
-        from otp_pro.storage import statements
 
-        fast, member_id, factor_id = self.rt.db._fast, self.ids[i], self.factors[i].id
-        state, counter, insert = (fast.get(statements.STATE), fast.get(statements.factor_counter(True)[0]),
-                                  fast.get(audit.INSERT))
+        member_id, factor_id = self.ids[i], self.factors[i].id
         now = utcnow()
-        step = int(now.timestamp()) // 30
-        event = AuditEvent(kind=audit.VERIFY_OK, at=now, outcome=audit.OK, member_id=member_id, channel="totp",
-                           details={"method": "totp", "factor_id": factor_id})
-        conn = self.conn
+        conn, state, counter, insert = self.conn, self.state, self.counter, self.insert
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(state.sql, state.parameters({"b_member": member_id})).fetchall()
         moved = conn.execute(counter.sql, counter.parameters({"b_member": member_id, "b_factor": factor_id,
-                                                              "b_step": step, "b_now": now})).rowcount
-        conn.execute(insert.sql, insert.parameters(audit.params(event))).fetchall()
+                                                              "b_step": self.step(now), "b_now": now})).rowcount
+        conn.execute(insert.sql, insert.parameters(audit.params(self.ok_event(i)))).fetchall()
         conn.execute("COMMIT")
         if moved != 1:
             raise AssertionError("the time step did not move")
@@ -156,13 +165,11 @@ class ListenersPart(_Part):
     name, prefix = LISTENERS, "events"
 
     def totp_op(self, i: int, code: str) -> None:
-        from otp_pro import audit
-        from otp_pro._engine import auditing
-        from otp_pro.audit import AuditEvent
+        from dataclasses import replace
 
-        event = AuditEvent(kind=audit.VERIFY_OK, at=utcnow(), outcome=audit.OK, member_id=self.ids[i],
-                           channel="totp", details={"method": "totp", "factor_id": self.factors[i].id}, id=i + 1)
-        auditing.emit(self.rt, [event], self.members[i])
+        from otp_pro._engine import auditing
+
+        auditing.emit(self.rt, [replace(self.ok_event(i), id=i + 1)], self.members[i])
 
 
 def run_budget(args: Any, folder: Path, measure: Callable[..., dict[str, Any]], row: Callable[..., Any]) -> list[Any]:

@@ -198,21 +198,26 @@ def _sqlite_setup(engine: Engine, *, memory: bool) -> None:
         statements.run_sql(conn, "BEGIN IMMEDIATE" if options.get("otp_pro_write", False) else "BEGIN")
 
 
-def _forget_pool_in_forked_children(engine: Engine) -> None:
-    """After a fork, the child drops the parent's pooled connections without closing them.
+def _forget_inherited_connections(engine: Engine, shelf: Shelf | None) -> None:
+    """After a fork, the child drops the parent's pooled and kept connections without closing them.
 
     Pre-fork servers (a Celery prefork worker, gunicorn ``--preload``) build ``OtpPro``
-    in the parent and fork; a socket shared by two processes interleaves their
-    statements. ``dispose(close=False)`` leaves the parent's connections to the parent
-    and gives the child a fresh pool (SQLAlchemy's "using connection pools with
-    multiprocessing" recipe). A weak reference: the hook outlives a closed instance.
+    in the parent and fork; a socket or a SQLite file handle shared by two processes
+    interleaves their statements. ``dispose(close=False)`` leaves the parent's connections
+    to the parent and gives the child a fresh pool (SQLAlchemy's "using connection pools
+    with multiprocessing" recipe); the shelf forgets its kept ones the same way
+    (:meth:`Shelf.forget_inherited`). Weak references: the hook outlives a closed instance.
     """
-    ref = weakref.ref(engine)
+    engine_ref = weakref.ref(engine)
+    shelf_ref = weakref.ref(shelf) if shelf is not None else None
 
     def after_in_child() -> None:
-        alive = ref()
+        alive = engine_ref()
         if alive is not None:
             alive.dispose(close=False)
+        kept = shelf_ref() if shelf_ref is not None else None
+        if kept is not None:
+            kept.forget_inherited()
 
     os.register_at_fork(after_in_child=after_in_child)
 
@@ -230,7 +235,6 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10):
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
-        _forget_pool_in_forked_children(self.engine)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_postgresql = self.engine.dialect.name == "postgresql"
         self.backend = "SQLite" if self.is_sqlite else "PostgreSQL" if self.is_postgresql else self.engine.dialect.name
@@ -238,6 +242,7 @@ class Database:
         # SQLite's begin hook reads these options to choose BEGIN IMMEDIATE, BEGIN or none (_sqlite_setup).
         self._shelf = Shelf(self.engine, {"write": {"otp_pro_write": True}, "read": {},
                                           "single": {"otp_pro_single_read": True}}) if self.is_sqlite else None
+        _forget_inherited_connections(self.engine, self._shelf)
 
     def _connection(self, way: str) -> AbstractContextManager[Connection]:
         """A connection for one of :meth:`write`, :meth:`read` or :meth:`read_once`: on SQLite a kept one

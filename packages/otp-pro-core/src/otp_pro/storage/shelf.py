@@ -22,14 +22,15 @@ What makes a connection unfit to keep, and closed instead (back to the pool):
 Only SQLite's connections are kept: a PostgreSQL connection can die while it
 sits idle (a restart, a proxy's timeout), which the pool's checkout check
 catches and a shelf would not. A forked child never uses its parent's kept
-connections (the file descriptors are shared with the parent); it leaves them
-unclosed, as SQLAlchemy's pool leaves the parent's pooled ones, and starts an
-empty shelf.
+connections (the file descriptors are shared with the parent): the database's
+fork hook calls :meth:`Shelf.forget_inherited`, which leaves them unclosed, as
+SQLAlchemy's pool leaves the parent's pooled ones, and starts an empty shelf. A
+connection borrowed before the fork and handed back in the child (a block that
+forked) is forgotten too, neither closed nor kept.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -48,15 +49,15 @@ class Shelf:
         self._engine = engine
         self._ways = ways
         self._kept: dict[str, list[tuple[Connection, Any]]] = {way: [] for way in ways}
-        self._pid = os.getpid()
+        #: How many forks this process descends from since the shelf was made (see forget_inherited).
+        self._generation = 0
         #: A forked child's inherited connections: referenced, so that they are never closed from the child.
         self._inherited: list[Any] = []
 
     @contextmanager
     def connection(self, way: str) -> Iterator[Connection]:
         """A connection with ``way``'s execution options, kept or new; kept again afterwards if it is fit."""
-        if self._pid != os.getpid():
-            self._forget_inherited()
+        generation = self._generation
         kept = self._kept[way]
         try:
             conn, options = kept.pop()  # list.pop and append are atomic: threads share the lists safely
@@ -68,13 +69,20 @@ class Shelf:
         try:
             yield conn
         except BaseException:
-            conn.close()
+            self._give_back(conn, generation)
             raise
-        if (len(kept) < KEPT_PER_WAY and not conn.invalidated and not conn.in_transaction()
-                and conn.get_execution_options() is options and self._pid == os.getpid()):
+        if (generation == self._generation and len(kept) < KEPT_PER_WAY and not conn.invalidated
+                and not conn.in_transaction() and conn.get_execution_options() is options):
             kept.append((conn, options))
         else:
+            self._give_back(conn, generation)
+
+    def _give_back(self, conn: Connection, generation: int) -> None:
+        """Close ``conn`` into the pool, or, when it was borrowed before a fork (this is the child), forget it."""
+        if generation == self._generation:
             conn.close()
+        else:
+            self._inherited.append(conn)
 
     def __len__(self) -> int:
         """How many idle connections are kept."""
@@ -82,16 +90,15 @@ class Shelf:
 
     def close(self) -> None:
         """Close every kept connection (they go back to the pool, which the caller then disposes)."""
-        if self._pid != os.getpid():
-            self._forget_inherited()
-            return
         for kept in self._kept.values():
             while kept:
                 conn, _options = kept.pop()
                 conn.close()
 
-    def _forget_inherited(self) -> None:
+    def forget_inherited(self) -> None:
+        """In a forked child (the database's fork hook calls it): set the parent's kept connections aside,
+        unclosed, and begin an empty shelf."""
+        self._generation += 1
         for kept in self._kept.values():
             self._inherited.extend(kept)
             kept.clear()
-        self._pid = os.getpid()
